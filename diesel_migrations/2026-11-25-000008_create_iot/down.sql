@@ -1,0 +1,4 @@
+DROP TABLE iot.device_logs;
+
+DROP TRIGGER set_updated_at ON iot.devices;
+DROP TABLE iot.devices;

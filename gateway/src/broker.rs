@@ -1,0 +1,95 @@
+//! The embedded MQTT broker: rumqttd, MQTT 3.1.1, in memory.
+//!
+//! rumqttd keeps sessions in memory only, so end-to-end reliability never rests on it:
+//! readers re-send a scan until its result arrives and the server's scan receipts make
+//! re-sends harmless (reader-protocol.md). Production may use any standard broker.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+/// Largest MQTT payload the broker accepts. A scan is at most 4 KiB (reader protocol); the
+/// margin lets oversized messages reach the gateway, which answers them `malformed`.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// A running embedded broker. It lives until the process exits (rumqttd has no stop).
+#[derive(Debug, Clone)]
+pub struct EmbeddedBroker {
+    addr: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// Starts the broker on `host:port` (0 = a free port; a busy port with `fallback` set
+    /// also takes a free one) and waits until it accepts connections.
+    pub fn start(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<Self> {
+        let port = choose_port(host, port, fallback)?;
+        let addr = SocketAddr::new(host, port);
+        let server = ServerSettings {
+            name: "phoenix-v4".into(),
+            listen: addr,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections: ConnectionSettings {
+                connection_timeout_ms: 60_000,
+                max_payload_size: MAX_PAYLOAD_BYTES,
+                max_inflight_count: 500,
+                auth: None,
+                external_auth: None,
+                dynamic_filters: true,
+            },
+        };
+        let config = Config {
+            id: 0,
+            router: RouterConfig {
+                max_connections: 10_010,
+                max_outgoing_packet_count: 200,
+                max_segment_size: 100 * 1024 * 1024,
+                max_segment_count: 10,
+                custom_segment: None,
+                initialized_filters: None,
+                shared_subscriptions_strategy: Default::default(),
+            },
+            v4: Some(HashMap::from([("1".to_owned(), server)])),
+            ..Default::default()
+        };
+        std::thread::Builder::new().name("mqtt-broker".into()).spawn(move || {
+            let mut broker = Broker::new(config);
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "embedded MQTT broker stopped");
+            }
+        })?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if Instant::now() > deadline {
+                anyhow::bail!("embedded MQTT broker did not start listening on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(Self { addr })
+    }
+
+    /// Where clients connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `mqtt://host:port` for `MQTT_URL`.
+    pub fn url(&self) -> String {
+        format!("mqtt://{}", self.addr)
+    }
+}
+
+fn choose_port(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<u16> {
+    // rumqttd binds by itself and cannot report an ephemeral port back, so pick one here.
+    let probe = |p: u16| TcpListener::bind((host, p)).and_then(|l| l.local_addr()).map(|a| a.port());
+    match probe(port) {
+        Ok(p) => Ok(p),
+        Err(_) if fallback => {
+            tracing::warn!(port, "MQTT port in use; using a free one instead");
+            Ok(probe(0)?)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot listen for MQTT on {host}:{port}: {e}")),
+    }
+}

@@ -1,0 +1,14 @@
+//! `phoenix-gateway`: Phoenix's edge.
+//!
+//! - [`broker`]: the embedded MQTT broker (rumqttd) that `phoenix dev` runs when `MQTT_URL`
+//!   is unset; any standard broker works in its place.
+//! - [`web`]: the browser-facing server — grpc-web (tonic-web) over HTTP/1.1 and HTTP/2.
+//!
+//! Planned (see ARCHITECTURE.md): the MQTT reader bridge (signed scans → `active.v1
+//! ProcessScan` → results), and forwarding of every domain's gRPC API to browsers.
+
+pub mod broker;
+pub mod web;
+
+/// Name under which the gateway reports its own health.
+pub const GATEWAY_HEALTH_NAME: &str = "phoenix.gateway";

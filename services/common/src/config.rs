@@ -1,0 +1,266 @@
+//! Configuration: one typed struct read from environment variables.
+//!
+//! Every variable has a documented default (see the README's configuration table, which
+//! mirrors [`Config::VARIABLES`]); a bad value fails start-up with an error that names the
+//! variable, the value and what was expected.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A configuration value that could not be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{var}: {reason} (got {value:?})")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// The value it held.
+    pub value: String,
+    /// What was expected instead.
+    pub reason: String,
+}
+
+/// Which kind of deployment this is; production refuses unsafe defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local development and tests: generated secrets are allowed.
+    Development,
+    /// Production: secrets must be provided and strong.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, for a terminal.
+    Pretty,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// All settings of a Phoenix process.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: PostgreSQL URL. `None` lets `phoenix dev` start a private cluster.
+    pub database_url: Option<String>,
+    /// `PHOENIX_DB_POOL_SIZE`: maximum pooled connections per process.
+    pub db_pool_size: u32,
+    /// `PHOENIX_DB_POOL_TIMEOUT_MS`: how long a request waits for a connection before `Unavailable`.
+    pub db_pool_timeout: Duration,
+    /// `PHOENIX_LISTEN_HOST`: interface the gRPC services and the gateway listen on.
+    pub listen_host: IpAddr,
+    /// `PHOENIX_GRPC_BASE_PORT`: a domain listens on base + its offset; 0 = ephemeral ports.
+    pub grpc_base_port: u16,
+    /// `PHOENIX_GATEWAY_PORT`: the gateway's port (grpc-web for browsers); 0 = ephemeral.
+    pub gateway_port: u16,
+    /// `PHOENIX_SERVICES`: the domains `serve` runs (`all` or a comma list).
+    pub services: String,
+    /// `MQTT_URL`: external broker (`mqtt://host:port`). `None` = the embedded broker.
+    pub mqtt_url: Option<String>,
+    /// `PHOENIX_MQTT_PORT`: port of the embedded broker; 0 = ephemeral.
+    pub mqtt_port: u16,
+    /// `PHOENIX_MQTT_PREFIX`: topic prefix of the reader protocol.
+    pub mqtt_prefix: String,
+    /// `PHOENIX_ENV`: `development` or `production`.
+    pub environment: Environment,
+    /// `PHOENIX_LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/gRPC collector; unset = no export.
+    pub otlp_endpoint: Option<String>,
+    /// `PHOENIX_SHUTDOWN_GRACE_SECS`: how long in-flight requests get on SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Every variable [`Config`] reads, its default and its meaning (the README mirrors this).
+    pub const VARIABLES: &'static [(&'static str, &'static str, &'static str)] = &[
+        ("DATABASE_URL", "(dev: private cluster)", "PostgreSQL URL, e.g. postgres://phoenix@db:5432/phoenix"),
+        ("PHOENIX_DB_POOL_SIZE", "10", "maximum pooled database connections per process (1–1000)"),
+        ("PHOENIX_DB_POOL_TIMEOUT_MS", "5000", "wait for a pooled connection before answering Unavailable"),
+        ("PHOENIX_LISTEN_HOST", "127.0.0.1", "interface for gRPC services and the gateway (0.0.0.0 in containers)"),
+        ("PHOENIX_GRPC_BASE_PORT", "50051", "domain N listens on base + N (auth 0 … audit 10); 0 = ephemeral"),
+        ("PHOENIX_GATEWAY_PORT", "8080", "gateway port (grpc-web); 0 = ephemeral"),
+        ("PHOENIX_SERVICES", "all", "domains `phoenix serve` runs: `all` or e.g. `auth,users`"),
+        ("MQTT_URL", "(dev: embedded broker)", "external MQTT broker, mqtt://host:port"),
+        ("PHOENIX_MQTT_PORT", "1883", "embedded broker port; 0 = ephemeral"),
+        ("PHOENIX_MQTT_PREFIX", "phoenix", "reader-protocol topic prefix"),
+        ("PHOENIX_ENV", "development", "`production` refuses generated or weak secrets"),
+        ("PHOENIX_LOG_FORMAT", "pretty", "`pretty` or `json`"),
+        ("RUST_LOG", "info", "log filter (tracing EnvFilter syntax)"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "(off)", "OTLP/gRPC collector for traces, e.g. http://otel:4317"),
+        ("PHOENIX_SHUTDOWN_GRACE_SECS", "10", "grace period for in-flight requests on SIGTERM"),
+    ];
+
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `lookup` (tests pass a map instead of the environment).
+    /// An empty value counts as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Ok(Self {
+            database_url: get("DATABASE_URL")
+                .map(|v| parse_url("DATABASE_URL", v, &["postgres", "postgresql"]))
+                .transpose()?,
+            db_pool_size: parse_num("PHOENIX_DB_POOL_SIZE", get("PHOENIX_DB_POOL_SIZE"), 10, 1, 1000)?,
+            db_pool_timeout: Duration::from_millis(parse_num(
+                "PHOENIX_DB_POOL_TIMEOUT_MS",
+                get("PHOENIX_DB_POOL_TIMEOUT_MS"),
+                5000,
+                1,
+                600_000,
+            )?),
+            listen_host: match get("PHOENIX_LISTEN_HOST") {
+                None => IpAddr::from([127, 0, 0, 1]),
+                Some(v) => v.parse().map_err(|_| ConfigError {
+                    var: "PHOENIX_LISTEN_HOST",
+                    reason: "expected an IP address such as 127.0.0.1 or 0.0.0.0".into(),
+                    value: v,
+                })?,
+            },
+            grpc_base_port: parse_num("PHOENIX_GRPC_BASE_PORT", get("PHOENIX_GRPC_BASE_PORT"), 50051, 0, 65_000)?,
+            gateway_port: parse_num("PHOENIX_GATEWAY_PORT", get("PHOENIX_GATEWAY_PORT"), 8080, 0, 65_535)?,
+            services: get("PHOENIX_SERVICES").unwrap_or_else(|| "all".into()),
+            mqtt_url: get("MQTT_URL").map(|v| parse_url("MQTT_URL", v, &["mqtt", "tcp"])).transpose()?,
+            mqtt_port: parse_num("PHOENIX_MQTT_PORT", get("PHOENIX_MQTT_PORT"), 1883, 0, 65_535)?,
+            mqtt_prefix: match get("PHOENIX_MQTT_PREFIX") {
+                None => "phoenix".into(),
+                Some(v) if is_topic_prefix(&v) => v,
+                Some(v) => {
+                    return Err(ConfigError {
+                        var: "PHOENIX_MQTT_PREFIX",
+                        reason: "expected 1–64 characters of [A-Za-z0-9_-/] without wildcards".into(),
+                        value: v,
+                    });
+                }
+            },
+            environment: match get("PHOENIX_ENV").as_deref() {
+                None | Some("development") | Some("dev") => Environment::Development,
+                Some("production") | Some("prod") => Environment::Production,
+                Some(v) => {
+                    return Err(ConfigError {
+                        var: "PHOENIX_ENV",
+                        reason: "expected `development` or `production`".into(),
+                        value: v.into(),
+                    });
+                }
+            },
+            log_format: match get("PHOENIX_LOG_FORMAT").as_deref() {
+                None | Some("pretty") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(v) => {
+                    return Err(ConfigError {
+                        var: "PHOENIX_LOG_FORMAT",
+                        reason: "expected `pretty` or `json`".into(),
+                        value: v.into(),
+                    });
+                }
+            },
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            shutdown_grace: Duration::from_secs(parse_num(
+                "PHOENIX_SHUTDOWN_GRACE_SECS",
+                get("PHOENIX_SHUTDOWN_GRACE_SECS"),
+                10,
+                0,
+                3600,
+            )?),
+        })
+    }
+}
+
+fn parse_num<T>(var: &'static str, value: Option<String>, default: T, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(value) = value else { return Ok(default) };
+    match value.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(ConfigError { var, reason: format!("expected a whole number from {min} to {max}"), value }),
+    }
+}
+
+fn parse_url(var: &'static str, value: String, schemes: &[&str]) -> Result<String, ConfigError> {
+    let ok = value.split_once("://").is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+    if ok {
+        Ok(value)
+    } else {
+        Err(ConfigError {
+            var,
+            reason: format!("expected a URL starting with {}://", schemes.join(":// or ")),
+            // Never echo a URL that may carry a password: keep only its scheme.
+            value: value.split("://").next().unwrap_or_default().chars().take(16).collect(),
+        })
+    }
+}
+
+fn is_topic_prefix(v: &str) -> bool {
+    (1..=64).contains(&v.len())
+        && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '/'))
+        && !v.starts_with('/')
+        && !v.ends_with('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.database_url, None);
+        assert_eq!(c.db_pool_size, 10);
+        assert_eq!(c.grpc_base_port, 50051);
+        assert_eq!(c.gateway_port, 8080);
+        assert_eq!(c.mqtt_prefix, "phoenix");
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.services, "all");
+        assert_eq!(c.otlp_endpoint, None);
+    }
+
+    #[test]
+    fn bad_number_names_the_variable_and_range() {
+        let err = config(&[("PHOENIX_DB_POOL_SIZE", "lots")]).unwrap_err();
+        assert_eq!(err.var, "PHOENIX_DB_POOL_SIZE");
+        assert_eq!(err.to_string(), "PHOENIX_DB_POOL_SIZE: expected a whole number from 1 to 1000 (got \"lots\")");
+        assert_eq!(config(&[("PHOENIX_DB_POOL_SIZE", "0")]).unwrap_err().var, "PHOENIX_DB_POOL_SIZE");
+    }
+
+    #[test]
+    fn bad_database_url_does_not_echo_credentials() {
+        let err = config(&[("DATABASE_URL", "mysql://root:secret@db/x")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn enums_and_hosts_are_validated() {
+        assert_eq!(config(&[("PHOENIX_ENV", "staging")]).unwrap_err().var, "PHOENIX_ENV");
+        assert_eq!(config(&[("PHOENIX_LOG_FORMAT", "xml")]).unwrap_err().var, "PHOENIX_LOG_FORMAT");
+        assert_eq!(config(&[("PHOENIX_LISTEN_HOST", "localhost:1")]).unwrap_err().var, "PHOENIX_LISTEN_HOST");
+        assert_eq!(config(&[("PHOENIX_MQTT_PREFIX", "a/#")]).unwrap_err().var, "PHOENIX_MQTT_PREFIX");
+        let c = config(&[
+            ("PHOENIX_ENV", "production"),
+            ("PHOENIX_LOG_FORMAT", "json"),
+            ("PHOENIX_LISTEN_HOST", "0.0.0.0"),
+        ])
+        .expect("valid");
+        assert_eq!(c.environment, Environment::Production);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.listen_host.to_string(), "0.0.0.0");
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let c = config(&[("DATABASE_URL", "  "), ("MQTT_URL", "")]).expect("valid");
+        assert_eq!(c.database_url, None);
+        assert_eq!(c.mqtt_url, None);
+    }
+}

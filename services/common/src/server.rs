@@ -1,0 +1,117 @@
+//! Serving a domain: the standard health and reflection services, binding its port, and
+//! stopping gracefully (SIGTERM / Ctrl-C → health NOT_SERVING → drain → exit).
+
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// Routes for one process-facing server, pre-filled with `grpc.health.v1.Health` and server
+/// reflection (v1 and v1alpha, so every `grpcurl` version can list and describe).
+pub struct ServiceRoutes {
+    /// Add the domain's own tonic servers here.
+    pub builder: RoutesBuilder,
+    /// Reports the serving status of each named service.
+    pub health: HealthReporter,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for ServiceRoutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRoutes").field("names", &self.names).finish()
+    }
+}
+
+impl ServiceRoutes {
+    /// Health + reflection for a server whose services are `names` (health reports each).
+    pub fn new(names: &[&str]) -> anyhow::Result<Self> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(phoenix_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(phoenix_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let mut builder = RoutesBuilder::default();
+        builder.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+        Ok(Self { builder, health, names: names.iter().map(|n| n.to_string()).collect() })
+    }
+
+    /// Marks every named service SERVING and returns the finished routes.
+    pub async fn into_serving(self) -> (Routes, HealthReporter) {
+        for name in &self.names {
+            self.health.set_service_status(name, ServingStatus::Serving).await;
+        }
+        (self.builder.routes(), self.health)
+    }
+}
+
+/// Binds `host:port`. When `fallback` is set and the port is taken, binds an ephemeral port
+/// instead (for `phoenix dev`, where a busy default port should not stop a demo).
+pub async fn bind(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(SocketAddr::new(host, port)).await {
+        Ok(l) => Ok(l),
+        Err(e) if fallback && port != 0 && e.kind() == std::io::ErrorKind::AddrInUse => {
+            tracing::warn!(port, "port in use; using a free one instead");
+            Ok(TcpListener::bind(SocketAddr::new(host, 0)).await?)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot listen on {host}:{port}: {e}")),
+    }
+}
+
+/// Serves `routes` on `listener` until `shutdown` is cancelled, then finishes in-flight
+/// requests. `health` is flipped to NOT_SERVING first so load balancers stop routing here.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    health: HealthReporter,
+    names: Vec<String>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let drain = async move {
+        shutdown.cancelled().await;
+        for name in &names {
+            health.set_service_status(name, ServingStatus::NotServing).await;
+        }
+    };
+    tonic::transport::Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .await?;
+    Ok(())
+}
+
+/// Cancels `token` on SIGTERM (Kubernetes) or Ctrl-C (a terminal).
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C only");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+}
+
+pub use tokio_util::sync::CancellationToken as ShutdownToken;

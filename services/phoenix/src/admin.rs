@@ -1,0 +1,139 @@
+//! The first admin account. Created by a command (`phoenix create-admin`, or `phoenix dev`),
+//! never by a migration, and never with a built-in default password (data-model rule 7).
+
+use std::path::Path;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use phoenix_common::db::DbPool;
+use phoenix_common::password;
+use phoenix_db::schema::auth::{account_roles, accounts, roles};
+
+/// Login of the admin account `dev` set up.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminCredentials {
+    /// Login email.
+    pub email: String,
+    /// Plain password: generated for dev and kept in the data directory (mode 0600).
+    pub password: String,
+    /// Whether the account was created during this start.
+    pub created: bool,
+}
+
+impl std::fmt::Debug for AdminCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminCredentials").field("email", &self.email).field("password", &"<redacted>").finish()
+    }
+}
+
+/// Default admin login email for `phoenix dev`.
+pub const DEV_ADMIN_EMAIL: &str = "admin@phoenix.local";
+
+/// Normalises and checks an email address (trimmed, lower-case, one `@`, a dot in the domain).
+pub fn normalize_email(email: &str) -> anyhow::Result<String> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.contains(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && !domain.contains('@')
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    anyhow::ensure!(valid, "{email:?} is not a valid email address");
+    Ok(email)
+}
+
+/// Creates an active account with role `admin`, unless an account with that email exists.
+/// Returns whether it was created. Rejects weak passwords (reference §2.1 rules).
+pub async fn create_admin(pool: &DbPool, email: &str, password: &str) -> anyhow::Result<bool> {
+    let email = normalize_email(email)?;
+    anyhow::ensure!(
+        password::is_strong(password),
+        "the admin password must have at least 8 characters with an upper-case letter, a lower-case letter, a digit and a symbol"
+    );
+    let hash = password::hash(password)?;
+    let mut conn = pool.get().await.map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
+    conn.transaction::<bool, anyhow::Error, _>(async move |conn| {
+        let inserted: Option<i64> = diesel::insert_into(accounts::table)
+            .values((accounts::email.eq(&email), accounts::password_hash.eq(Some(&hash)), accounts::active.eq(true)))
+            .on_conflict(accounts::email)
+            .do_nothing()
+            .returning(accounts::id)
+            .get_result(conn)
+            .await
+            .optional()?;
+        let Some(account_id) = inserted else { return Ok(false) };
+        let admin_role: i64 = roles::table
+            .filter(roles::name.eq("admin"))
+            .select(roles::id)
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| anyhow::anyhow!("role `admin` is missing: run the migrations first"))?;
+        diesel::insert_into(account_roles::table)
+            .values((account_roles::account_id.eq(account_id), account_roles::role_id.eq(admin_role)))
+            .execute(conn)
+            .await?;
+        Ok(true)
+    })
+    .await
+}
+
+/// The dev admin: `PHOENIX_ADMIN_EMAIL` / `PHOENIX_ADMIN_PASSWORD` when set, else
+/// `admin@phoenix.local` with a password generated once and kept in `data_dir`.
+pub async fn ensure_dev_admin(pool: &DbPool, data_dir: &Path) -> anyhow::Result<Option<AdminCredentials>> {
+    let email = std::env::var("PHOENIX_ADMIN_EMAIL").unwrap_or_else(|_| DEV_ADMIN_EMAIL.into());
+    let email = normalize_email(&email)?;
+    let password = match std::env::var("PHOENIX_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => read_or_generate_password(&data_dir.join("admin-password"))?,
+    };
+    let created = create_admin(pool, &email, &password).await?;
+    Ok(Some(AdminCredentials { email, password, created }))
+}
+
+fn read_or_generate_password(path: &Path) -> anyhow::Result<String> {
+    if let Ok(saved) = std::fs::read_to_string(path)
+        && !saved.trim().is_empty()
+    {
+        return Ok(saved.trim().to_owned());
+    }
+    let password = generate_password();
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    writeln!(f, "{password}")?;
+    Ok(password)
+}
+
+/// A random password that meets the strength rules (about 107 bits of randomness).
+pub fn generate_password() -> String {
+    use rand::RngExt as _;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    let body: String = (0..18).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+    // Fixed classes appended so the strength rules always hold.
+    format!("{body}-Px7")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_strong_and_distinct() {
+        let a = generate_password();
+        assert!(password::is_strong(&a), "{a}");
+        assert_ne!(a, generate_password());
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(normalize_email("  Admin@School.DE ").expect("valid"), "admin@school.de");
+        for bad in ["", "admin", "a@b", "a b@c.de", "@c.de", "a@.de", "a@@c.de"] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
+    }
+}

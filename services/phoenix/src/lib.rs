@@ -1,0 +1,15 @@
+//! The `phoenix` binary's library: everything its subcommands do, callable from tests.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`services`] | which tonic servers each domain serves, and starting any subset on ports |
+//! | [`dev`] | `phoenix dev`: database, migrations, demo data, broker, all services, gateway |
+//! | [`database`] | the private database for `dev`, and creating a database if missing |
+//! | [`admin`] | creating the first admin account |
+//! | [`demo`] | the demo school loaded by `dev` and `seed-demo` |
+
+pub mod admin;
+pub mod database;
+pub mod demo;
+pub mod dev;
+pub mod services;

@@ -1,0 +1,71 @@
+//! `phoenix dev` end to end (its library entry point): every service and the gateway answer
+//! health SERVING over real gRPC, the demo school and the admin exist, and it stops cleanly.
+
+use diesel::QueryDsl as _;
+use diesel_async::RunQueryDsl;
+use phoenix::dev::{DevOptions, DevStack};
+use phoenix_common::domain::Domain;
+use phoenix_db::schema::{auth, iot, users};
+use phoenix_tests::TestDb;
+use phoenix_tests::app::{health_status, test_config};
+use tonic_health::ServingStatus;
+
+#[tokio::test]
+async fn dev_stack_starts_every_service_healthy_and_stops_cleanly() {
+    let db = TestDb::new().await;
+    let data_dir = std::env::temp_dir().join(format!("phoenix-dev-test-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = test_config(db.url());
+    config.mqtt_url = None; // exercise the embedded broker start path
+    let stack = DevStack::start(DevOptions { config, data_dir: data_dir.clone(), demo: true, port_fallback: false })
+        .await
+        .expect("dev stack starts");
+
+    assert_eq!(stack.services.len(), Domain::ALL.len(), "every domain is started");
+    for (domain, addr) in &stack.services {
+        let status = health_status(*addr, domain.grpc_service()).await.expect("health check answers");
+        assert_eq!(status, ServingStatus::Serving as i32, "{domain} at {addr} is SERVING");
+        // A name the server does not serve is NOT_FOUND, so the check above is meaningful.
+        let other = health_status(*addr, "phoenix.nothing.v1.Nothing").await.unwrap_err();
+        assert_eq!(other.code(), tonic::Code::NotFound);
+    }
+    let gateway = health_status(stack.gateway, phoenix_gateway::GATEWAY_HEALTH_NAME).await.expect("gateway health");
+    assert_eq!(gateway, ServingStatus::Serving as i32);
+    // The broker accepts MQTT connections.
+    let broker = stack.mqtt_url.trim_start_matches("mqtt://").to_owned();
+    std::net::TcpStream::connect(&broker).expect("embedded broker accepts connections");
+
+    let mut conn = db.conn().await;
+    let pupils: i64 = users::students::table.count().get_result(&mut conn).await.expect("count");
+    assert_eq!(pupils as usize, phoenix::demo::DEMO_STUDENTS);
+    assert!(stack.demo_loaded);
+    let readers: i64 = iot::devices::table.count().get_result(&mut conn).await.expect("count");
+    assert!(readers > 10, "demo readers plus the virtual device ({readers})");
+    let admin = stack.admin.clone().expect("admin credentials");
+    assert!(admin.created);
+    let hash: Option<String> = auth::accounts::table
+        .filter(diesel::ExpressionMethods::eq(auth::accounts::email, &admin.email))
+        .select(auth::accounts::password_hash)
+        .first(&mut conn)
+        .await
+        .expect("admin account row");
+    assert!(phoenix_common::password::verify(&admin.password, &hash.expect("password set")));
+
+    let addrs: Vec<_> = stack.services.iter().map(|(_, a)| *a).collect();
+    stack.stop().await.expect("clean shutdown");
+    for addr in addrs {
+        assert!(std::net::TcpStream::connect(addr).is_err(), "{addr} no longer accepts connections");
+    }
+
+    // A second start on the same data finds the demo and admin already there.
+    let mut config = test_config(db.url());
+    config.mqtt_url = Some(phoenix_tests::mqtt_url());
+    let again = DevStack::start(DevOptions { config, data_dir: data_dir.clone(), demo: true, port_fallback: false })
+        .await
+        .expect("second start");
+    assert!(!again.demo_loaded, "demo data is loaded once");
+    let admin_again = again.admin.clone().expect("admin");
+    assert!(!admin_again.created);
+    assert_eq!(admin_again.password, admin.password, "the generated password is kept in the data directory");
+    again.stop().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(data_dir);
+}

@@ -1,0 +1,93 @@
+//! In-process Phoenix services on ephemeral ports, against a test's own database.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use phoenix::services::{self, ServiceContext};
+use phoenix_common::config::Config;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::ShutdownToken;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::TestDb;
+
+/// Configuration for tests: defaults, the test database, ephemeral ports.
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config::from_lookup(|_| None).expect("default config is valid");
+    config.database_url = Some(database_url.to_owned());
+    config.db_pool_size = 4;
+    config.grpc_base_port = 0;
+    config.gateway_port = 0;
+    config.mqtt_port = 0;
+    config
+}
+
+/// Running services with their own database. Stop with [`TestApp::stop`] to assert a clean
+/// shutdown; dropping it also stops them.
+pub struct TestApp {
+    /// The test's database.
+    pub db: TestDb,
+    addrs: HashMap<Domain, SocketAddr>,
+    shutdown: ShutdownToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Serves `domains` on ephemeral ports against a fresh migrated database.
+    pub async fn spawn(domains: &[Domain]) -> Self {
+        let db = TestDb::new().await;
+        let config = test_config(db.url());
+        let ctx = ServiceContext { pool: db.pool().await, config: config.clone() };
+        let shutdown = ShutdownToken::new();
+        let running =
+            services::start(domains, &ctx, config.listen_host, 0, false, &shutdown).await.expect("start services");
+        let mut addrs = HashMap::new();
+        let mut tasks = Vec::new();
+        for r in running {
+            addrs.insert(r.domain, r.addr);
+            tasks.push(r.task);
+        }
+        Self { db, addrs, shutdown, tasks }
+    }
+
+    /// Where `domain` listens.
+    pub fn addr(&self, domain: Domain) -> SocketAddr {
+        *self.addrs.get(&domain).unwrap_or_else(|| panic!("{domain} is not running in this TestApp"))
+    }
+
+    /// A connected gRPC channel to `domain`.
+    pub async fn channel(&self, domain: Domain) -> Channel {
+        connect(self.addr(domain)).await
+    }
+
+    /// Stops every server and waits until they have drained.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            t.await.expect("server task panicked").expect("server failed");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A gRPC channel to `addr` (plaintext HTTP/2).
+pub async fn connect(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// `grpc.health.v1.Health/Check` of `service` at `addr`.
+pub async fn health_status(addr: SocketAddr, service: &str) -> Result<i32, tonic::Status> {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(connect(addr).await);
+    let reply = client.check(tonic_health::pb::HealthCheckRequest { service: service.to_owned() }).await?;
+    Ok(reply.into_inner().status)
+}
