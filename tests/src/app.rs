@@ -12,9 +12,13 @@ use tonic::transport::Channel;
 
 use crate::TestDb;
 
-/// Configuration for tests: defaults, the test database, ephemeral ports.
+/// The fixed `PHOENIX_DEVICE_KEY_SECRET` of the tests (device keys are derivable from it).
+pub const TEST_DEVICE_KEY_SECRET: &str = "phoenix-test-device-key-secret-0123456789abcdef";
+
+/// Configuration for tests: defaults, the test database, ephemeral ports, a fixed device-key secret.
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::from_lookup(|_| None).expect("default config is valid");
+    config.device_key_secret = Some(phoenix_common::config::Secret::new(TEST_DEVICE_KEY_SECRET));
     config.database_url = Some(database_url.to_owned());
     config.db_pool_size = 4;
     config.grpc_base_port = 0;

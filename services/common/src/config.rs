@@ -68,7 +68,48 @@ pub struct Config {
     pub otlp_endpoint: Option<String>,
     /// `PHOENIX_SHUTDOWN_GRACE_SECS`: how long in-flight requests get on SIGTERM.
     pub shutdown_grace: Duration,
+    /// `PHOENIX_DEVICE_KEY_SECRET`: server secret every reader's device key is derived from
+    /// (iot.devices: key = HMAC-SHA256(secret, device_id:key_version)). `None` = not configured
+    /// (`phoenix dev` generates one in its data directory; iot and the gateway refuse to start).
+    pub device_key_secret: Option<Secret>,
+    /// `PHOENIX_SCAN_MAX_AGE`: how old a scan's `scanned_at` may be (offline replay window).
+    pub scan_max_age: Duration,
+    /// `PHOENIX_TIMEZONE`: the school's time zone; business dates are its calendar dates.
+    pub timezone: chrono_tz::Tz,
+    /// `PHOENIX_MQTT_CLIENT_ID`: the gateway's fixed MQTT client id (its persistent session).
+    pub mqtt_client_id: String,
+    /// `PHOENIX_MQTT_SHARED_GROUP`: when set, the gateway subscribes as `$share/{group}/…` so
+    /// several replicas split the readers' messages.
+    pub mqtt_shared_group: Option<String>,
+    /// `PHOENIX_ACTIVE_URL`: where the gateway calls `active.v1 ProcessScan`; `None` = the
+    /// active domain's port on the listen host.
+    pub active_url: Option<String>,
 }
+
+/// A secret configuration value: never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Shortest accepted `PHOENIX_DEVICE_KEY_SECRET` (characters).
+pub const MIN_DEVICE_KEY_SECRET_CHARS: usize = 32;
 
 impl Config {
     /// Every variable [`Config`] reads, its default and its meaning (the README mirrors this).
@@ -88,6 +129,16 @@ impl Config {
         ("RUST_LOG", "info", "log filter (tracing EnvFilter syntax)"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "(off)", "OTLP/gRPC collector for traces, e.g. http://otel:4317"),
         ("PHOENIX_SHUTDOWN_GRACE_SECS", "10", "grace period for in-flight requests on SIGTERM"),
+        (
+            "PHOENIX_DEVICE_KEY_SECRET",
+            "(dev: generated in the data directory)",
+            "server secret (32+ characters) reader device keys are derived from; required by iot and the gateway",
+        ),
+        ("PHOENIX_SCAN_MAX_AGE", "24h", "oldest accepted reader scan (`scanned_at`), e.g. 24h, 90m, 3600s"),
+        ("PHOENIX_TIMEZONE", "Europe/Berlin", "school time zone: business dates (attendance, sessions)"),
+        ("PHOENIX_MQTT_CLIENT_ID", "phoenix-gateway", "the gateway's MQTT client id (persistent session)"),
+        ("PHOENIX_MQTT_SHARED_GROUP", "(off)", "shared-subscription group, so gateway replicas split the scans"),
+        ("PHOENIX_ACTIVE_URL", "(the active port on the listen host)", "where the gateway calls ProcessScan"),
     ];
 
     /// Reads the process environment.
@@ -165,8 +216,97 @@ impl Config {
                 0,
                 3600,
             )?),
+            device_key_secret: match get("PHOENIX_DEVICE_KEY_SECRET") {
+                None => None,
+                Some(v) if v.chars().count() >= MIN_DEVICE_KEY_SECRET_CHARS => Some(Secret(v)),
+                Some(v) => {
+                    return Err(ConfigError {
+                        var: "PHOENIX_DEVICE_KEY_SECRET",
+                        reason: format!("expected at least {MIN_DEVICE_KEY_SECRET_CHARS} characters"),
+                        // Never echo a secret, only its length.
+                        value: format!("<{} characters>", v.chars().count()),
+                    });
+                }
+            },
+            scan_max_age: parse_duration(
+                "PHOENIX_SCAN_MAX_AGE",
+                get("PHOENIX_SCAN_MAX_AGE"),
+                Duration::from_secs(24 * 3600),
+                Duration::from_secs(60),
+                Duration::from_secs(30 * 24 * 3600),
+            )?,
+            timezone: match get("PHOENIX_TIMEZONE") {
+                None => chrono_tz::Europe::Berlin,
+                Some(v) => v.parse().map_err(|_| ConfigError {
+                    var: "PHOENIX_TIMEZONE",
+                    reason: "expected an IANA time zone such as Europe/Berlin".into(),
+                    value: v,
+                })?,
+            },
+            mqtt_client_id: match get("PHOENIX_MQTT_CLIENT_ID") {
+                None => "phoenix-gateway".into(),
+                Some(v) if is_mqtt_name(&v) => v,
+                Some(v) => {
+                    return Err(ConfigError {
+                        var: "PHOENIX_MQTT_CLIENT_ID",
+                        reason: "expected 1–64 characters of [A-Za-z0-9_-]".into(),
+                        value: v,
+                    });
+                }
+            },
+            mqtt_shared_group: match get("PHOENIX_MQTT_SHARED_GROUP") {
+                None => None,
+                Some(v) if is_mqtt_name(&v) => Some(v),
+                Some(v) => {
+                    return Err(ConfigError {
+                        var: "PHOENIX_MQTT_SHARED_GROUP",
+                        reason: "expected 1–64 characters of [A-Za-z0-9_-]".into(),
+                        value: v,
+                    });
+                }
+            },
+            active_url: get("PHOENIX_ACTIVE_URL").map(|v| parse_url("PHOENIX_ACTIVE_URL", v, &["http"])).transpose()?,
         })
     }
+}
+
+/// Parses `90`, `90s`, `15m`, `24h` or `2d` into a duration within `min..=max`.
+fn parse_duration(
+    var: &'static str,
+    value: Option<String>,
+    default: Duration,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(value) = value else { return Ok(default) };
+    let (digits, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value.as_str(), "s"),
+    };
+    let factor = match unit {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
+    };
+    let secs = factor.zip(digits.parse::<u64>().ok()).and_then(|(f, n)| n.checked_mul(f));
+    match secs.map(Duration::from_secs) {
+        Some(d) if d >= min && d <= max => Ok(d),
+        _ => Err(ConfigError {
+            var,
+            reason: format!(
+                "expected a duration such as 24h, 90m or 3600s from {}s to {}s",
+                min.as_secs(),
+                max.as_secs()
+            ),
+            value,
+        }),
+    }
+}
+
+fn is_mqtt_name(v: &str) -> bool {
+    (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
 
 fn parse_num<T>(var: &'static str, value: Option<String>, default: T, min: T, max: T) -> Result<T, ConfigError>
@@ -223,6 +363,48 @@ mod tests {
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert_eq!(c.services, "all");
         assert_eq!(c.otlp_endpoint, None);
+        assert_eq!(c.device_key_secret, None);
+        assert_eq!(c.scan_max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(c.timezone, chrono_tz::Europe::Berlin);
+        assert_eq!(c.mqtt_client_id, "phoenix-gateway");
+        assert_eq!(c.mqtt_shared_group, None);
+        assert_eq!(c.active_url, None);
+    }
+
+    #[test]
+    fn device_key_secret_is_checked_and_never_echoed() {
+        let err = config(&[("PHOENIX_DEVICE_KEY_SECRET", "short-secret")]).unwrap_err();
+        assert_eq!(err.var, "PHOENIX_DEVICE_KEY_SECRET");
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        let long = "s".repeat(40);
+        let c = config(&[("PHOENIX_DEVICE_KEY_SECRET", &long)]).expect("valid");
+        assert_eq!(c.device_key_secret.as_ref().map(Secret::expose), Some(long.as_str()));
+        assert!(!format!("{c:?}").contains(&long), "Debug must not print the secret");
+    }
+
+    #[test]
+    fn reader_settings_are_parsed() {
+        let c = config(&[
+            ("PHOENIX_SCAN_MAX_AGE", "90m"),
+            ("PHOENIX_TIMEZONE", "Europe/Vienna"),
+            ("PHOENIX_MQTT_CLIENT_ID", "gw-1"),
+            ("PHOENIX_MQTT_SHARED_GROUP", "gateways"),
+            ("PHOENIX_ACTIVE_URL", "http://active:50056"),
+        ])
+        .expect("valid");
+        assert_eq!(c.scan_max_age, Duration::from_secs(90 * 60));
+        assert_eq!(c.timezone, chrono_tz::Europe::Vienna);
+        assert_eq!(c.mqtt_client_id, "gw-1");
+        assert_eq!(c.mqtt_shared_group.as_deref(), Some("gateways"));
+        assert_eq!(c.active_url.as_deref(), Some("http://active:50056"));
+        assert_eq!(config(&[("PHOENIX_SCAN_MAX_AGE", "3600")]).expect("secs").scan_max_age.as_secs(), 3600);
+        for bad in ["0", "10s", "1y", "h", "31d", "-5m"] {
+            assert_eq!(config(&[("PHOENIX_SCAN_MAX_AGE", bad)]).unwrap_err().var, "PHOENIX_SCAN_MAX_AGE", "{bad}");
+        }
+        assert_eq!(config(&[("PHOENIX_TIMEZONE", "Mars/Olympus")]).unwrap_err().var, "PHOENIX_TIMEZONE");
+        assert_eq!(config(&[("PHOENIX_MQTT_CLIENT_ID", "a/b")]).unwrap_err().var, "PHOENIX_MQTT_CLIENT_ID");
+        assert_eq!(config(&[("PHOENIX_MQTT_SHARED_GROUP", "a+")]).unwrap_err().var, "PHOENIX_MQTT_SHARED_GROUP");
+        assert_eq!(config(&[("PHOENIX_ACTIVE_URL", "active:1")]).unwrap_err().var, "PHOENIX_ACTIVE_URL");
     }
 
     #[test]

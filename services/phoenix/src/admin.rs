@@ -5,6 +5,7 @@ use std::path::Path;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use phoenix_common::config::Secret;
 use phoenix_common::db::DbPool;
 use phoenix_common::password;
 use phoenix_db::schema::auth::{account_roles, accounts, roles};
@@ -101,11 +102,45 @@ fn read_or_generate_password(path: &Path) -> anyhow::Result<String> {
         return Ok(saved.trim().to_owned());
     }
     let password = generate_password();
+    write_private(path, &password)?;
+    Ok(password)
+}
+
+/// File in the dev data directory holding the generated `PHOENIX_DEVICE_KEY_SECRET`.
+pub const DEVICE_KEY_SECRET_FILE: &str = "device-key-secret";
+
+/// The device-key secret for `phoenix dev`: the configured one, else one generated once and
+/// kept in `data_dir` (mode 0600), so reader keys stay valid across restarts.
+pub fn ensure_dev_device_key_secret(configured: Option<&Secret>, data_dir: &Path) -> anyhow::Result<Secret> {
+    if let Some(secret) = configured {
+        return Ok(secret.clone());
+    }
+    let path = data_dir.join(DEVICE_KEY_SECRET_FILE);
+    if let Ok(saved) = std::fs::read_to_string(&path)
+        && saved.trim().len() >= phoenix_common::config::MIN_DEVICE_KEY_SECRET_CHARS
+    {
+        return Ok(Secret::new(saved.trim()));
+    }
+    use rand::RngExt as _;
+    let bytes: [u8; 32] = rand::rng().random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &secret)?;
+    Ok(Secret::new(secret))
+}
+
+/// Reads the dev device-key secret `phoenix dev` keeps in `data_dir`, if there is one.
+pub fn read_dev_device_key_secret(data_dir: &Path) -> Option<Secret> {
+    let saved = std::fs::read_to_string(data_dir.join(DEVICE_KEY_SECRET_FILE)).ok()?;
+    let saved = saved.trim();
+    (saved.len() >= phoenix_common::config::MIN_DEVICE_KEY_SECRET_CHARS).then(|| Secret::new(saved))
+}
+
+fn write_private(path: &Path, value: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
-    writeln!(f, "{password}")?;
-    Ok(password)
+    writeln!(f, "{value}")?;
+    Ok(())
 }
 
 /// A random password that meets the strength rules (about 107 bits of randomness).
@@ -127,6 +162,20 @@ mod tests {
         let a = generate_password();
         assert!(password::is_strong(&a), "{a}");
         assert_ne!(a, generate_password());
+    }
+
+    #[test]
+    fn dev_device_key_secret_is_generated_once_and_kept() {
+        let dir = std::env::temp_dir().join(format!("phoenix-admin-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let _ = std::fs::remove_file(dir.join(DEVICE_KEY_SECRET_FILE));
+        let first = ensure_dev_device_key_secret(None, &dir).expect("generated");
+        assert_eq!(first.expose().len(), 64);
+        assert_eq!(ensure_dev_device_key_secret(None, &dir).expect("kept"), first);
+        assert_eq!(read_dev_device_key_secret(&dir), Some(first.clone()));
+        let configured = Secret::new("c".repeat(40));
+        assert_eq!(ensure_dev_device_key_secret(Some(&configured), &dir).expect("configured"), configured);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

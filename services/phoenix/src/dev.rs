@@ -75,7 +75,7 @@ pub struct DevStack {
 impl DevStack {
     /// Starts everything; returns once every server accepts connections.
     pub async fn start(options: DevOptions) -> anyhow::Result<Self> {
-        let DevOptions { config, data_dir, demo, port_fallback } = options;
+        let DevOptions { mut config, data_dir, demo, port_fallback } = options;
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
 
@@ -91,6 +91,8 @@ impl DevStack {
 
         let demo_loaded = if demo { crate::demo::seed_if_empty(&pool).await? } else { false };
         let admin = admin::ensure_dev_admin(&pool, &data_dir).await?;
+        config.device_key_secret =
+            Some(admin::ensure_dev_device_key_secret(config.device_key_secret.as_ref(), &data_dir)?);
 
         let mqtt_url = match &config.mqtt_url {
             Some(url) => url.clone(),
