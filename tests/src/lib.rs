@@ -10,6 +10,8 @@
 
 pub mod app;
 pub mod db;
+pub mod fixtures;
+pub mod grpc;
 
 pub use app::TestApp;
 pub use db::TestDb;

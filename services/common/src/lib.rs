@@ -9,13 +9,17 @@
 //! | [`domain`] | the list of Phoenix domains, their gRPC names and port offsets |
 //! | [`server`] | health + reflection wiring, serving a domain on a port, graceful shutdown |
 //! | [`password`] | argon2id hashing with the parameters of the original system |
+//! | [`pagination`] | page sizes and opaque keyset page tokens for List methods |
+//! | [`time`] | protobuf timestamps and the school's business date |
 
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod pagination;
 pub mod password;
 pub mod server;
 pub mod telemetry;
+pub mod time;
 
 pub use error::{Error, FieldViolations, Result};

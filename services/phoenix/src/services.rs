@@ -37,9 +37,15 @@ pub struct RunningService {
 
 /// Routes of one domain: health + reflection, plus the domain's own servers once its issue
 /// lands (add them in the `match`).
-pub fn domain_routes(domain: Domain, _ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
-    let routes = ServiceRoutes::new(&[domain.grpc_service()])?;
+pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
+    let mut routes = ServiceRoutes::new(&[domain.grpc_service()])?;
     match domain {
+        Domain::Iot => {
+            let secret = ctx.config.device_key_secret.clone().ok_or_else(|| {
+                anyhow::anyhow!("PHOENIX_DEVICE_KEY_SECRET is not set: the iot service derives reader keys from it")
+            })?;
+            routes.builder.add_service(phoenix_iot::server(ctx.pool.clone(), secret));
+        }
         // Each domain registers its tonic servers here as it is implemented, e.g.
         // `Domain::Auth => { routes.builder.add_service(auth::server(ctx)); }`.
         Domain::Auth
@@ -49,7 +55,6 @@ pub fn domain_routes(domain: Domain, _ctx: &ServiceContext) -> anyhow::Result<Se
         | Domain::Activities
         | Domain::Active
         | Domain::Schedule
-        | Domain::Iot
         | Domain::Feedback
         | Domain::Config
         | Domain::Audit => {}

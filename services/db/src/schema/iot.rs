@@ -15,6 +15,7 @@ diesel::table! {
         registered_by_id -> Nullable<Int8>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        offline_since -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,0 +1,326 @@
+//! Requests → typed commands, collecting every field violation before any I/O.
+
+use chrono::{DateTime, Utc};
+use phoenix_common::pagination;
+use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_proto::iot::v1 as pb;
+use phoenix_reader_protocol::is_valid_device_id;
+
+use crate::convert;
+use crate::model::{DeviceKind, DeviceStatus, LogEvent, ONLINE_WINDOW};
+use crate::repo::DeviceFilter;
+
+/// Longest device name.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// A valid `RegisterDevice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Register {
+    pub device_id: String,
+    pub kind: DeviceKind,
+    pub room_id: Option<i64>,
+    pub name: Option<String>,
+}
+
+/// How a device is addressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Id(i64),
+    DeviceId(String),
+}
+
+/// A valid `UpdateDevice`: `None` = leave alone; `Some(None)` = clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    pub id: i64,
+    pub status: Option<DeviceStatus>,
+    pub room_id: Option<Option<i64>>,
+    pub name: Option<Option<String>>,
+}
+
+/// A valid `ListDevices`.
+#[derive(Debug, Clone)]
+pub struct List {
+    pub page_size: i64,
+    pub after: Option<i64>,
+    pub filter: DeviceFilter,
+}
+
+/// A valid `ListDeviceLogs`.
+#[derive(Debug, Clone)]
+pub struct ListLogs {
+    pub device: i64,
+    pub page_size: i64,
+    pub before: Option<i64>,
+    pub event: Option<LogEvent>,
+}
+
+fn check_device_id(v: &mut FieldViolations, field: &str, device_id: &str) {
+    if !is_valid_device_id(device_id) {
+        v.add(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'");
+    }
+}
+
+fn check_id(v: &mut FieldViolations, field: &str, id: i64) {
+    if id <= 0 {
+        v.add(field, format!("must be a positive id, got {id}"));
+    }
+}
+
+fn name(v: &mut FieldViolations, field: &str, raw: &str) -> Option<String> {
+    let trimmed = raw.trim();
+    if trimmed.chars().count() > MAX_NAME_CHARS {
+        v.add(field, format!("must have at most {MAX_NAME_CHARS} characters"));
+    } else if trimmed.chars().any(char::is_control) {
+        v.add(field, "must not contain control characters");
+    }
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+fn kind(v: &mut FieldViolations, field: &str, raw: i32) -> Option<DeviceKind> {
+    match convert::kind_from_proto(raw) {
+        Ok(Some(k)) => Some(k),
+        Ok(None) => {
+            v.add(field, "is required: DEVICE_KIND_ROOM or DEVICE_KIND_ENTRANCE");
+            None
+        }
+        Err(convert::UnknownValue) => {
+            v.add(field, format!("unknown value {raw}"));
+            None
+        }
+    }
+}
+
+/// Room binding rule: a room reader needs a room; an entrance reader has none.
+fn check_binding(v: &mut FieldViolations, field: &str, kind: DeviceKind, room_id: Option<i64>) {
+    match (kind, room_id) {
+        (DeviceKind::Room, None) => v.add(field, "is required for a room reader"),
+        (DeviceKind::Entrance, Some(_)) => {
+            v.add(field, "must be unset for an entrance reader (it is bound to no room)")
+        }
+        (_, Some(id)) => check_id(v, field, id),
+        _ => {}
+    }
+}
+
+pub fn register(req: pb::RegisterDeviceRequest) -> Result<Register> {
+    let mut v = FieldViolations::default();
+    check_device_id(&mut v, "device_id", &req.device_id);
+    let kind = kind(&mut v, "kind", req.kind);
+    if let Some(k) = kind {
+        check_binding(&mut v, "room_id", k, req.room_id);
+    }
+    let name = name(&mut v, "name", &req.name);
+    v.into_result()?;
+    let kind = kind.ok_or_else(|| Error::invalid("kind", "is required"))?;
+    Ok(Register { device_id: req.device_id, kind, room_id: req.room_id, name })
+}
+
+pub fn id(field: &str, id: i64) -> Result<i64> {
+    let mut v = FieldViolations::default();
+    check_id(&mut v, field, id);
+    v.into_result().map(|()| id)
+}
+
+pub fn get(req: pb::GetDeviceRequest) -> Result<Lookup> {
+    match req.device {
+        Some(pb::get_device_request::Device::Id(i)) => id("id", i).map(Lookup::Id),
+        Some(pb::get_device_request::Device::DeviceId(d)) => {
+            let mut v = FieldViolations::default();
+            check_device_id(&mut v, "device_id", &d);
+            v.into_result().map(|()| Lookup::DeviceId(d))
+        }
+        None => Err(Error::invalid("device", "set either id or device_id")),
+    }
+}
+
+/// Paths `UpdateDevice` accepts.
+pub const UPDATE_PATHS: [&str; 3] = ["status", "room_id", "name"];
+
+pub fn update(req: pb::UpdateDeviceRequest) -> Result<Update> {
+    let mut v = FieldViolations::default();
+    let Some(device) = req.device else {
+        return Err(Error::invalid("device", "is required"));
+    };
+    check_id(&mut v, "device.id", device.id);
+    let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+    if paths.is_empty() {
+        v.add("update_mask", format!("name at least one of: {}", UPDATE_PATHS.join(", ")));
+    }
+    let mut update = Update { id: device.id, status: None, room_id: None, name: None };
+    for path in &paths {
+        match path.as_str() {
+            "status" => match convert::status_from_proto(device.status) {
+                Ok(Some(s)) => update.status = Some(s),
+                Ok(None) => v.add("device.status", "is required when update_mask names it"),
+                Err(convert::UnknownValue) => v.add("device.status", format!("unknown value {}", device.status)),
+            },
+            "room_id" => {
+                if let Some(r) = device.room_id {
+                    check_id(&mut v, "device.room_id", r);
+                }
+                update.room_id = Some(device.room_id);
+            }
+            "name" => update.name = Some(name(&mut v, "device.name", &device.name)),
+            other => v.add("update_mask", format!("unknown path {other:?}; use {}", UPDATE_PATHS.join(", "))),
+        }
+    }
+    v.into_result().map(|()| update)
+}
+
+/// Checks a device's room binding after an update (the kind is only known from the row).
+pub fn binding_after_update(kind: DeviceKind, room_id: Option<i64>) -> Result<()> {
+    let mut v = FieldViolations::default();
+    check_binding(&mut v, "device.room_id", kind, room_id);
+    v.into_result()
+}
+
+pub fn list(req: pb::ListDevicesRequest, now: DateTime<Utc>) -> Result<List> {
+    let mut v = FieldViolations::default();
+    let page_size = pagination::page_size(req.page_size);
+    let after = pagination::decode_token(&req.page_token);
+    let mut filter = DeviceFilter::default();
+    match convert::status_from_proto(req.status) {
+        Ok(s) => filter.status = s,
+        Err(convert::UnknownValue) => v.add("status", format!("unknown value {}", req.status)),
+    }
+    match convert::kind_from_proto(req.kind) {
+        Ok(k) => filter.kind = k,
+        Err(convert::UnknownValue) => v.add("kind", format!("unknown value {}", req.kind)),
+    }
+    match convert::type_from_proto(req.device_type) {
+        Ok(t) => filter.device_type = t,
+        Err(convert::UnknownValue) => v.add("device_type", format!("unknown value {}", req.device_type)),
+    }
+    if let Some(r) = req.room_id {
+        check_id(&mut v, "room_id", r);
+        filter.room_id = Some(r);
+    }
+    let search = req.search.trim();
+    if search.chars().count() > MAX_NAME_CHARS {
+        v.add("search", format!("must have at most {MAX_NAME_CHARS} characters"));
+    } else if !search.is_empty() {
+        filter.search = Some(search.to_owned());
+    }
+    let window = chrono::Duration::from_std(ONLINE_WINDOW).unwrap_or_default();
+    filter.online = req.online.map(|o| (o, now - window));
+    let (page_size, after) = collect(&mut v, page_size, after);
+    v.into_result()?;
+    Ok(List { page_size: page_size.unwrap_or_default(), after: after.flatten(), filter })
+}
+
+pub fn list_logs(req: pb::ListDeviceLogsRequest) -> Result<ListLogs> {
+    let mut v = FieldViolations::default();
+    check_id(&mut v, "id", req.id);
+    let page_size = pagination::page_size(req.page_size);
+    let before = pagination::decode_token(&req.page_token);
+    let event = match convert::event_from_proto(req.event) {
+        Ok(e) => e,
+        Err(convert::UnknownValue) => {
+            v.add("event", format!("unknown value {}", req.event));
+            None
+        }
+    };
+    let (page_size, before) = collect(&mut v, page_size, before);
+    v.into_result()?;
+    Ok(ListLogs { device: req.id, page_size: page_size.unwrap_or_default(), before: before.flatten(), event })
+}
+
+/// Moves the violations of separately validated parts into `v`.
+fn collect<A, B>(v: &mut FieldViolations, a: Result<A>, b: Result<B>) -> (Option<A>, Option<B>) {
+    (take(v, a), take(v, b))
+}
+
+fn take<T>(v: &mut FieldViolations, r: Result<T>) -> Option<T> {
+    match r {
+        Ok(x) => Some(x),
+        Err(Error::InvalidArgument(inner)) => {
+            for (f, d) in inner.iter() {
+                v.add(f, d);
+            }
+            None
+        }
+        Err(other) => {
+            v.add("request", other.to_string());
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(err: Error) -> Vec<String> {
+        match err {
+            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn register_collects_every_violation() {
+        let err = register(pb::RegisterDeviceRequest {
+            device_id: "bad id/".into(),
+            kind: 0,
+            room_id: None,
+            name: "x".repeat(101),
+        })
+        .unwrap_err();
+        assert_eq!(fields(err), ["device_id", "kind", "name"]);
+    }
+
+    #[test]
+    fn register_enforces_the_room_binding() {
+        let room = pb::DeviceKind::Room as i32;
+        let entrance = pb::DeviceKind::Entrance as i32;
+        let req =
+            |kind, room_id| pb::RegisterDeviceRequest { device_id: "r-1".into(), kind, room_id, name: String::new() };
+        assert_eq!(fields(register(req(room, None)).unwrap_err()), ["room_id"]);
+        assert_eq!(fields(register(req(room, Some(0))).unwrap_err()), ["room_id"]);
+        assert_eq!(fields(register(req(entrance, Some(3))).unwrap_err()), ["room_id"]);
+        assert_eq!(fields(register(req(7, None)).unwrap_err()), ["kind"]);
+        let ok = register(pb::RegisterDeviceRequest { name: "  Leser  ".into(), ..req(room, Some(3)) }).expect("valid");
+        assert_eq!(
+            ok,
+            Register { device_id: "r-1".into(), kind: DeviceKind::Room, room_id: Some(3), name: Some("Leser".into()) }
+        );
+        assert_eq!(register(req(entrance, None)).expect("valid").name, None);
+    }
+
+    #[test]
+    fn update_checks_the_mask_and_the_named_fields() {
+        let device = pb::Device { id: 4, status: pb::DeviceStatus::Inactive as i32, ..Default::default() };
+        let mask =
+            |paths: &[&str]| Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() });
+        let ok =
+            update(pb::UpdateDeviceRequest { device: Some(device.clone()), update_mask: mask(&["status", "name"]) })
+                .expect("valid");
+        assert_eq!(ok, Update { id: 4, status: Some(DeviceStatus::Inactive), room_id: None, name: Some(None) });
+        let err = update(pb::UpdateDeviceRequest {
+            device: Some(pb::Device { status: 0, ..device.clone() }),
+            update_mask: mask(&["status", "kind"]),
+        })
+        .unwrap_err();
+        assert_eq!(fields(err), ["device.status", "update_mask"]);
+        let err = update(pb::UpdateDeviceRequest { device: Some(device), update_mask: None }).unwrap_err();
+        assert_eq!(fields(err), ["update_mask"]);
+    }
+
+    #[test]
+    fn lists_validate_paging_and_filters() {
+        let now = Utc::now();
+        let err = list(
+            pb::ListDevicesRequest { page_size: 501, page_token: "zz".into(), status: 42, ..Default::default() },
+            now,
+        )
+        .unwrap_err();
+        assert_eq!(fields(err), ["status", "page_size", "page_token"]);
+        let ok = list(pb::ListDevicesRequest { online: Some(true), search: " lab ".into(), ..Default::default() }, now)
+            .expect("valid");
+        assert_eq!(ok.page_size, 50);
+        assert_eq!(ok.filter.search.as_deref(), Some("lab"));
+        assert!(matches!(ok.filter.online, Some((true, cutoff)) if cutoff < now));
+        assert_eq!(fields(list_logs(pb::ListDeviceLogsRequest::default()).unwrap_err()), ["id"]);
+    }
+}

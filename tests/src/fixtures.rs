@@ -1,0 +1,97 @@
+//! Test data written straight into a test's database (the users, facilities and activities
+//! services are other issues): rooms, pupils with cards, staff, activities, groups.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_db::schema::{activities, education, facilities, users};
+
+/// A room; `capacity` `None` = unlimited.
+pub async fn room(conn: &mut AsyncPgConnection, name: &str, capacity: Option<i32>) -> i64 {
+    diesel::insert_into(facilities::rooms::table)
+        .values((facilities::rooms::name.eq(name), facilities::rooms::capacity.eq(capacity)))
+        .returning(facilities::rooms::id)
+        .get_result(conn)
+        .await
+        .expect("insert room")
+}
+
+/// An RFID card (`tag` already normalised).
+pub async fn card(conn: &mut AsyncPgConnection, tag: &str, active: bool) {
+    diesel::insert_into(users::rfid_cards::table)
+        .values((users::rfid_cards::id.eq(tag), users::rfid_cards::active.eq(active)))
+        .execute(conn)
+        .await
+        .expect("insert card");
+}
+
+/// A person, optionally holding the card `tag` (which must exist).
+pub async fn person(conn: &mut AsyncPgConnection, first: &str, last: &str, tag: Option<&str>) -> i64 {
+    diesel::insert_into(users::persons::table)
+        .values((
+            users::persons::first_name.eq(first),
+            users::persons::last_name.eq(last),
+            users::persons::tag_id.eq(tag),
+        ))
+        .returning(users::persons::id)
+        .get_result(conn)
+        .await
+        .expect("insert person")
+}
+
+/// A pupil with an active card `tag` (normalised form); returns the student id.
+pub async fn student(conn: &mut AsyncPgConnection, first: &str, last: &str, tag: &str) -> i64 {
+    card(conn, tag, true).await;
+    let person = person(conn, first, last, Some(tag)).await;
+    diesel::insert_into(users::students::table)
+        .values((users::students::person_id.eq(person), users::students::school_class.eq("2a")))
+        .returning(users::students::id)
+        .get_result(conn)
+        .await
+        .expect("insert student")
+}
+
+/// A staff member; returns the staff id.
+pub async fn staff(conn: &mut AsyncPgConnection, first: &str, last: &str) -> i64 {
+    let person = person(conn, first, last, None).await;
+    diesel::insert_into(users::staff::table)
+        .values(users::staff::person_id.eq(person))
+        .returning(users::staff::id)
+        .get_result(conn)
+        .await
+        .expect("insert staff")
+}
+
+/// An activity in the seeded category `Spiele`.
+pub async fn activity(conn: &mut AsyncPgConnection, name: &str, max_participants: i32) -> i64 {
+    let category: i64 = activities::categories::table
+        .filter(activities::categories::name.eq("Spiele"))
+        .select(activities::categories::id)
+        .first(conn)
+        .await
+        .expect("seeded category");
+    diesel::insert_into(activities::activities::table)
+        .values((
+            activities::activities::name.eq(name),
+            activities::activities::max_participants.eq(max_participants),
+            activities::activities::category_id.eq(category),
+        ))
+        .returning(activities::activities::id)
+        .get_result(conn)
+        .await
+        .expect("insert activity")
+}
+
+/// An education (OGS) group.
+pub async fn education_group(conn: &mut AsyncPgConnection, name: &str) -> i64 {
+    diesel::insert_into(education::groups::table)
+        .values(education::groups::name.eq(name))
+        .returning(education::groups::id)
+        .get_result(conn)
+        .await
+        .expect("insert group")
+}
+
+/// A valid, distinct card UID for pupil number `i` of a test (14 hex digits).
+pub fn tag(i: usize) -> String {
+    format!("04{:012X}", 0x00C0_FFEE_0000_u64 + i as u64)
+}
