@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use phoenix_db::schema::{activities, education, facilities, users};
+use phoenix_db::schema::{activities, education, facilities, iot, users};
 
 /// A room; `capacity` `None` = unlimited.
 pub async fn room(conn: &mut AsyncPgConnection, name: &str, capacity: Option<i32>) -> i64 {
@@ -94,4 +94,20 @@ pub async fn education_group(conn: &mut AsyncPgConnection, name: &str) -> i64 {
 /// A valid, distinct card UID for pupil number `i` of a test (14 hex digits).
 pub fn tag(i: usize) -> String {
     format!("04{:012X}", 0x00C0_FFEE_0000_u64 + i as u64)
+}
+
+/// A reader row (`kind` `room` or `entrance`) with key version 1; returns `iot.devices.id`.
+/// Its key is `derive_device_key(TEST_DEVICE_KEY_SECRET, device_id, 1)`.
+pub async fn device(conn: &mut AsyncPgConnection, device_id: &str, kind: &str, room_id: Option<i64>) -> i64 {
+    diesel::insert_into(iot::devices::table)
+        .values((
+            iot::devices::device_id.eq(device_id),
+            iot::devices::device_type.eq("rfid_reader"),
+            iot::devices::kind.eq(kind),
+            iot::devices::room_id.eq(room_id),
+        ))
+        .returning(iot::devices::id)
+        .get_result(conn)
+        .await
+        .expect("insert device")
 }

@@ -46,6 +46,11 @@ pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<Ser
             })?;
             routes.builder.add_service(phoenix_iot::server(ctx.pool.clone(), secret));
         }
+        Domain::Active => {
+            routes
+                .builder
+                .add_service(phoenix_active::server(ctx.pool.clone(), phoenix_active::scan_settings(&ctx.config)));
+        }
         // Each domain registers its tonic servers here as it is implemented, e.g.
         // `Domain::Auth => { routes.builder.add_service(auth::server(ctx)); }`.
         Domain::Auth
@@ -53,7 +58,6 @@ pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<Ser
         | Domain::Education
         | Domain::Facilities
         | Domain::Activities
-        | Domain::Active
         | Domain::Schedule
         | Domain::Feedback
         | Domain::Config

@@ -1,0 +1,299 @@
+//! `ProcessScan`: behaviour.md "One scan, step by step", all in one transaction.
+//!
+//! 1. Idempotency: claim the receipt `(device, scan_id)`; a repeat returns the stored Result
+//!    with `duplicate = true` and changes nothing.
+//! 2. Device unknown → `unknown_device` (no receipt: it needs a device row); not active →
+//!    `device_inactive`.
+//! 3. Freshness window → `stale_scan`.
+//! 4. Tag → `unknown_tag` / `tag_inactive` / `not_a_student`; then the pupil's row is locked
+//!    so that two readers scanning one pupil serialise.
+//! 5. Order: a later state change of this pupil exists → `superseded`, nothing changed.
+//! 6. Room reader: toggle check-in / check-out / transfer, capacity → `room_full`; the first
+//!    scan of the day opens attendance.
+//! 7. Entrance reader: open or close the day's attendance.
+//! 8. `NOTIFY phoenix_presence` with ids only, delivered when the transaction commits.
+//!
+//! Every outcome, rejections included, is stored in the receipt and re-sent on repeats.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use phoenix_common::time::business_date;
+use phoenix_common::{Error, Result};
+use phoenix_reader_protocol::{Code, Outcome, ResultRoom, ResultStudent, ScanResult, display_name, normalize_tag};
+use serde_json::json;
+
+use crate::repo::{self, ReceiptOutcome, ScanDevice};
+
+/// `LISTEN` channel of presence changes (check-in/out, transfer, arrival, departure, session
+/// start/end). Payloads are JSON objects of ids, never names or tags.
+pub const PRESENCE_CHANNEL: &str = "phoenix_presence";
+
+/// How far in the future a reader's clock may be (behaviour.md step 3).
+pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(5 * 60);
+
+/// Settings of scan processing.
+#[derive(Debug, Clone, Copy)]
+pub struct ScanSettings {
+    /// Oldest accepted `scanned_at` (`PHOENIX_SCAN_MAX_AGE`).
+    pub max_age: Duration,
+    /// Latest accepted `scanned_at` ahead of the server clock.
+    pub max_ahead: Duration,
+    /// The school's time zone (business date of attendance).
+    pub timezone: chrono_tz::Tz,
+}
+
+/// A scan whose signature the gateway verified.
+#[derive(Debug, Clone)]
+pub struct ScanCommand {
+    pub device_id: String,
+    pub scan_id: String,
+    pub tag: String,
+    pub scanned_at: DateTime<Utc>,
+}
+
+struct Decision {
+    result: ScanResult,
+    student: Option<i64>,
+    event: Option<serde_json::Value>,
+}
+
+impl Decision {
+    fn rejected(scan_id: &str, code: Code) -> Self {
+        Self { result: ScanResult::rejected(scan_id, code), student: None, event: None }
+    }
+
+    fn with(mut self, student: Option<&ResultStudent>, room: Option<&ResultRoom>) -> Self {
+        self.student = student.map(|s| s.id);
+        self.result.student = student.cloned();
+        self.result.room = room.cloned();
+        self
+    }
+}
+
+fn applied(
+    scan_id: &str,
+    outcome: Outcome,
+    message: String,
+    student: &ResultStudent,
+    room: Option<&ResultRoom>,
+    event: serde_json::Value,
+) -> Decision {
+    Decision {
+        result: ScanResult {
+            scan_id: scan_id.to_owned(),
+            outcome,
+            code: Code::Ok,
+            message,
+            student: Some(student.clone()),
+            room: room.cloned(),
+            duplicate: false,
+        },
+        student: Some(student.id),
+        event: Some(event),
+    }
+}
+
+/// Applies one scan exactly once and returns its Result (see the module docs).
+pub async fn process(
+    conn: &mut AsyncPgConnection,
+    settings: ScanSettings,
+    cmd: ScanCommand,
+    now: DateTime<Utc>,
+) -> Result<ScanResult> {
+    conn.transaction::<_, Error, _>(async move |conn| {
+        let Some(device) = repo::scan_device(conn, &cmd.device_id).await? else {
+            return Ok(ScanResult::rejected(cmd.scan_id.clone(), Code::UnknownDevice));
+        };
+        let Some(receipt) = repo::claim_receipt(conn, device.id, &cmd.scan_id).await? else {
+            let stored = repo::stored_result(conn, device.id, &cmd.scan_id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("receipt of a claimed scan is missing"))?;
+            let mut result: ScanResult =
+                serde_json::from_value(stored).map_err(|e| anyhow::anyhow!("stored scan result is unreadable: {e}"))?;
+            result.duplicate = true;
+            return Ok(result);
+        };
+        let decision = decide(conn, settings, &device, &cmd, now).await?;
+        let result_json = serde_json::to_value(&decision.result).map_err(anyhow::Error::from)?;
+        repo::finish_receipt(
+            conn,
+            receipt,
+            ReceiptOutcome {
+                student_id: decision.student,
+                scanned_at: cmd.scanned_at,
+                outcome: decision.result.outcome.as_str(),
+                code: decision.result.code.as_str(),
+                result: result_json,
+            },
+        )
+        .await?;
+        if let Some(event) = &decision.event {
+            repo::notify(conn, PRESENCE_CHANNEL, &event.to_string()).await?;
+        }
+        Ok(decision.result)
+    })
+    .await
+}
+
+async fn decide(
+    conn: &mut AsyncPgConnection,
+    settings: ScanSettings,
+    device: &ScanDevice,
+    cmd: &ScanCommand,
+    now: DateTime<Utc>,
+) -> Result<Decision> {
+    let scan_id = cmd.scan_id.as_str();
+    if device.status != "active" {
+        return Ok(Decision::rejected(scan_id, Code::DeviceInactive));
+    }
+    let max_age = chrono::Duration::from_std(settings.max_age).map_err(anyhow::Error::from)?;
+    let max_ahead = chrono::Duration::from_std(settings.max_ahead).map_err(anyhow::Error::from)?;
+    if cmd.scanned_at < now - max_age || cmd.scanned_at > now + max_ahead {
+        return Ok(Decision::rejected(scan_id, Code::StaleScan));
+    }
+
+    let Some(tag) = normalize_tag(&cmd.tag) else {
+        return Ok(Decision::rejected(scan_id, Code::UnknownTag));
+    };
+    let Some((card_active, student, first, last)) = repo::card_holder(conn, &tag).await? else {
+        return Ok(Decision::rejected(scan_id, Code::UnknownTag));
+    };
+    if !card_active {
+        return Ok(Decision::rejected(scan_id, Code::TagInactive));
+    }
+    let (student, first, last) = match (student, first, last) {
+        (Some(s), Some(f), Some(l)) => (s, f, l),
+        // A card in the catalogue that nobody holds is not a known card.
+        (_, None, _) => return Ok(Decision::rejected(scan_id, Code::UnknownTag)),
+        _ => return Ok(Decision::rejected(scan_id, Code::NotAStudent)),
+    };
+    let who = ResultStudent { id: student, display_name: display_name(&first, &last) };
+
+    repo::lock_student(conn, student).await?;
+    if repo::newer_state_change(conn, student, cmd.scanned_at).await? {
+        return Ok(Decision::rejected(scan_id, Code::Superseded).with(Some(&who), None));
+    }
+
+    match device.kind.as_str() {
+        "entrance" => entrance_scan(conn, settings, device, cmd, &who).await,
+        _ => room_scan(conn, settings, device, cmd, &who, now).await,
+    }
+}
+
+async fn room_scan(
+    conn: &mut AsyncPgConnection,
+    settings: ScanSettings,
+    device: &ScanDevice,
+    cmd: &ScanCommand,
+    who: &ResultStudent,
+    now: DateTime<Utc>,
+) -> Result<Decision> {
+    let scan_id = cmd.scan_id.as_str();
+    let no_session =
+        |room: Option<&ResultRoom>| Decision::rejected(scan_id, Code::NoActiveSession).with(Some(who), room);
+    let Some(room_id) = device.room_id else { return Ok(no_session(None)) };
+    let Some((room_name, capacity)) = repo::room(conn, room_id).await? else { return Ok(no_session(None)) };
+    let room = ResultRoom { id: room_id, name: room_name };
+    let Some(session) = repo::lock_running_session_for_scan(conn, room_id).await? else {
+        return Ok(no_session(Some(&room)));
+    };
+    let at = cmd.scanned_at;
+    let open = repo::open_visit(conn, who.id).await?;
+
+    if let Some(visit) = open.as_ref().filter(|v| v.session_id == session.id) {
+        repo::close_visit(conn, visit.id, at).await?;
+        repo::touch_session(conn, session.id, now).await?;
+        let event = json!({
+            "event": "checked_out", "student_id": who.id, "room_id": room.id,
+            "session_id": session.id, "device_id": device.id,
+        });
+        return Ok(applied(
+            scan_id,
+            Outcome::CheckedOut,
+            format!("Ausgecheckt: {}", room.name),
+            who,
+            Some(&room),
+            event,
+        ));
+    }
+
+    // Capacity before anything changes (behaviour.md step 6): the room (NULL = unlimited,
+    // 0 = closed) and the session's activity. The session row lock makes the count exact.
+    let inside = repo::count_open_visits(conn, session.id).await?;
+    let full = |message: &str| {
+        let mut d = Decision::rejected(scan_id, Code::RoomFull).with(Some(who), Some(&room));
+        d.result.message = message.to_owned();
+        d
+    };
+    if capacity.is_some_and(|c| inside >= i64::from(c)) {
+        return Ok(full("Raum ist voll"));
+    }
+    if let Some(activity) = session.activity_id
+        && let Some(max) = repo::max_participants(conn, activity).await?
+        && inside >= i64::from(max)
+    {
+        return Ok(full("Aktivität ist voll"));
+    }
+
+    if let Some(previous) = &open {
+        repo::close_visit(conn, previous.id, at).await?;
+    }
+    // A replayed scan older than the session counts from the session's start.
+    let entry = at.max(session.start_time);
+    repo::insert_visit(conn, who.id, session.id, entry).await.map_err(|e| match e {
+        // The pupil lock makes this unreachable for scans; a writer that skipped it lost a race.
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            Error::Aborted("the pupil was checked in concurrently; retry the scan".into())
+        }
+        other => other.into(),
+    })?;
+    repo::open_attendance(conn, who.id, business_date(at, settings.timezone), at, device.id).await?;
+    repo::touch_session(conn, session.id, now).await?;
+
+    let (outcome, verb) = match open {
+        Some(_) => (Outcome::Transferred, "Gewechselt"),
+        None => (Outcome::CheckedIn, "Eingecheckt"),
+    };
+    let event = json!({
+        "event": outcome.as_str(), "student_id": who.id, "room_id": room.id, "session_id": session.id,
+        "device_id": device.id, "from_session_id": open.as_ref().map(|v| v.session_id),
+        "from_room_id": open.as_ref().map(|v| v.room_id),
+    });
+    Ok(applied(scan_id, outcome, format!("{verb}: {}", room.name), who, Some(&room), event))
+}
+
+async fn entrance_scan(
+    conn: &mut AsyncPgConnection,
+    settings: ScanSettings,
+    device: &ScanDevice,
+    cmd: &ScanCommand,
+    who: &ResultStudent,
+) -> Result<Decision> {
+    let scan_id = cmd.scan_id.as_str();
+    let at = cmd.scanned_at;
+    let date = business_date(at, settings.timezone);
+    match repo::attendance_of(conn, who.id, date).await? {
+        Some(present) if present.check_out_time.is_none() => {
+            // Going home: close any open visit and the day's attendance.
+            let open = repo::open_visit(conn, who.id).await?;
+            if let Some(visit) = &open {
+                repo::close_visit(conn, visit.id, at).await?;
+            }
+            repo::close_attendance(conn, present.id, at, device.id).await?;
+            let event = json!({
+                "event": "gone_home", "student_id": who.id, "device_id": device.id,
+                "from_session_id": open.as_ref().map(|v| v.session_id),
+                "from_room_id": open.as_ref().map(|v| v.room_id),
+            });
+            Ok(applied(scan_id, Outcome::CheckedOut, "Auf Wiedersehen!".into(), who, None, event))
+        }
+        _ => {
+            repo::open_attendance(conn, who.id, date, at, device.id).await?;
+            let event = json!({"event": "arrived", "student_id": who.id, "device_id": device.id});
+            Ok(applied(scan_id, Outcome::CheckedIn, "Willkommen!".into(), who, None, event))
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The tonic implementation of `phoenix.active.v1.ActiveService` (this slice): validate →
+//! (authorise, see [`METHOD_PERMISSIONS`]) → one transaction per write → repo → convert.
+
+use chrono::Utc;
+use phoenix_common::db::{DbConn, DbPool};
+use phoenix_common::{Error, Result};
+use phoenix_proto::active::v1 as pb;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+use crate::scan::{self, ScanSettings};
+use crate::{convert, sessions, validate};
+
+/// The permission each RPC needs (`resource:action`, from the seed migration), for the shared
+/// authorization layer to enforce before the handler runs. `ProcessScan` is for the gateway's
+/// service credential only.
+pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
+    ("/phoenix.active.v1.ActiveService/StartSession", "groups:create"),
+    ("/phoenix.active.v1.ActiveService/EndSession", "groups:update"),
+    ("/phoenix.active.v1.ActiveService/GetSession", "groups:read"),
+    ("/phoenix.active.v1.ActiveService/ListSessions", "groups:read"),
+    ("/phoenix.active.v1.ActiveService/ProcessScan", "scans:process"),
+];
+
+/// The active service.
+#[derive(Clone)]
+pub struct ActiveApi {
+    pool: DbPool,
+    settings: ScanSettings,
+}
+
+impl std::fmt::Debug for ActiveApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveApi").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl ActiveApi {
+    /// A service on `pool`.
+    pub fn new(pool: DbPool, settings: ScanSettings) -> Self {
+        Self { pool, settings }
+    }
+
+    async fn conn(&self) -> Result<DbConn<'_>> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// `StartSession`.
+    pub async fn start_session(&self, req: pb::StartSessionRequest) -> Result<pb::StartSessionResponse> {
+        let cmd = validate::start_session(req)?;
+        let mut conn = self.conn().await?;
+        let (view, ended) = sessions::start(&mut conn, cmd, self.settings.timezone, Utc::now()).await?;
+        tracing::info!(session = view.row.id, room = view.row.room_id, ended_session = ended, "session started");
+        Ok(pb::StartSessionResponse { session: Some(convert::session(view)), ended_session_id: ended })
+    }
+
+    /// `EndSession`.
+    pub async fn end_session(&self, req: pb::EndSessionRequest) -> Result<pb::EndSessionResponse> {
+        let id = validate::id("id", req.id)?;
+        let mut conn = self.conn().await?;
+        let (view, closed) = sessions::end(&mut conn, id, self.settings.timezone, Utc::now()).await?;
+        tracing::info!(session = id, closed_visits = closed, "session ended");
+        Ok(pb::EndSessionResponse { session: Some(convert::session(view)), closed_visit_count: closed as i64 })
+    }
+
+    /// `GetSession`.
+    pub async fn get_session(&self, req: pb::GetSessionRequest) -> Result<pb::GetSessionResponse> {
+        let id = validate::id("id", req.id)?;
+        let mut conn = self.conn().await?;
+        Ok(pb::GetSessionResponse { session: Some(convert::session(sessions::get(&mut conn, id).await?)) })
+    }
+
+    /// `ListSessions`.
+    pub async fn list_sessions(&self, req: pb::ListSessionsRequest) -> Result<pb::ListSessionsResponse> {
+        let cmd = validate::list_sessions(req)?;
+        let mut conn = self.conn().await?;
+        let (views, next_page_token, total_size) = sessions::list(&mut conn, cmd).await?;
+        Ok(pb::ListSessionsResponse {
+            sessions: views.into_iter().map(convert::session).collect(),
+            next_page_token,
+            total_size,
+        })
+    }
+
+    /// `ProcessScan`.
+    pub async fn process_scan(&self, req: pb::ProcessScanRequest) -> Result<pb::ProcessScanResponse> {
+        let cmd = validate::process_scan(req)?;
+        let (device, scan_id) = (cmd.device_id.clone(), cmd.scan_id.clone());
+        let mut conn = self.conn().await?;
+        let result = scan::process(&mut conn, self.settings, cmd, Utc::now()).await?;
+        tracing::debug!(
+            %device, %scan_id, outcome = result.outcome.as_str(), code = result.code.as_str(),
+            duplicate = result.duplicate, "scan processed"
+        );
+        Ok(convert::scan_result(result))
+    }
+}
+
+fn status(e: Error) -> Status {
+    e.into()
+}
+
+#[tonic::async_trait]
+impl pb::active_service_server::ActiveService for ActiveApi {
+    #[instrument(skip_all, fields(room = request.get_ref().room_id))]
+    async fn start_session(
+        &self,
+        request: Request<pb::StartSessionRequest>,
+    ) -> Result<Response<pb::StartSessionResponse>, Status> {
+        self.start_session(request.into_inner()).await.map(Response::new).map_err(status)
+    }
+
+    #[instrument(skip_all, fields(session = request.get_ref().id))]
+    async fn end_session(
+        &self,
+        request: Request<pb::EndSessionRequest>,
+    ) -> Result<Response<pb::EndSessionResponse>, Status> {
+        self.end_session(request.into_inner()).await.map(Response::new).map_err(status)
+    }
+
+    #[instrument(skip_all, fields(session = request.get_ref().id))]
+    async fn get_session(
+        &self,
+        request: Request<pb::GetSessionRequest>,
+    ) -> Result<Response<pb::GetSessionResponse>, Status> {
+        self.get_session(request.into_inner()).await.map(Response::new).map_err(status)
+    }
+
+    #[instrument(skip_all)]
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        self.list_sessions(request.into_inner()).await.map(Response::new).map_err(status)
+    }
+
+    #[instrument(skip_all, fields(device = %request.get_ref().device_id))]
+    async fn process_scan(
+        &self,
+        request: Request<pb::ProcessScanRequest>,
+    ) -> Result<Response<pb::ProcessScanResponse>, Status> {
+        self.process_scan(request.into_inner()).await.map(Response::new).map_err(status)
+    }
+}
