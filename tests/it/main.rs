@@ -5,5 +5,6 @@ mod active;
 mod dev_stack;
 mod iot;
 mod migrations;
+mod reader;
 mod schema_drift;
 mod services;

@@ -12,6 +12,7 @@ pub mod app;
 pub mod db;
 pub mod fixtures;
 pub mod grpc;
+pub mod reader;
 pub mod school;
 
 pub use app::TestApp;

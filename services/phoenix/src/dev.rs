@@ -1,16 +1,18 @@
 //! `phoenix dev`: the whole system on one machine with embedded defaults.
 //!
-//! Order matters: database → migrations → demo data → admin → broker → services → gateway,
-//! so that nothing serves before the schema it reads exists.
+//! Order matters: database → migrations → demo data → admin → broker → services → gateway
+//! → MQTT reader bridge, so that nothing serves before the schema it reads exists.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use phoenix_common::config::Config;
 use phoenix_common::db::{self, PoolOptions};
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{self, ShutdownToken};
 use phoenix_db::MigrationCommand;
+use phoenix_gateway::bridge::BridgeStats;
 use phoenix_gateway::broker::EmbeddedBroker;
 use phoenix_localpg::LocalPostgres;
 use tokio::task::JoinHandle;
@@ -68,6 +70,10 @@ pub struct DevStack {
     pub demo_loaded: bool,
     /// The data directory.
     pub data_dir: PathBuf,
+    /// Counters of the MQTT reader bridge.
+    pub bridge_stats: Arc<BridgeStats>,
+    /// Topic prefix of the reader protocol.
+    pub mqtt_prefix: String,
     shutdown: ShutdownToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -103,14 +109,14 @@ impl DevStack {
         };
 
         let shutdown = ShutdownToken::new();
-        let ctx = ServiceContext { pool, config: config.clone() };
+        let ctx = ServiceContext { pool: pool.clone(), config: config.clone() };
         let running =
             services::start(&Domain::ALL, &ctx, config.listen_host, config.grpc_base_port, port_fallback, &shutdown)
                 .await?;
         let gateway_listener = server::bind(config.listen_host, config.gateway_port, port_fallback).await?;
         let gateway = gateway_listener.local_addr()?;
         let mut tasks: Vec<_> = Vec::new();
-        let services = running
+        let services: Vec<(Domain, SocketAddr)> = running
             .into_iter()
             .map(|r| {
                 tasks.push(r.task);
@@ -118,8 +124,32 @@ impl DevStack {
             })
             .collect();
         tasks.push(tokio::spawn(phoenix_gateway::web::serve(gateway_listener, shutdown.clone())));
+        let active = services.iter().find(|(d, _)| *d == Domain::Active).map(|(_, a)| *a);
+        let bridge = crate::edge::start_bridge(
+            &config,
+            pool,
+            &mqtt_url,
+            &crate::edge::active_url(&config, active),
+            None,
+            shutdown.clone(),
+        )?;
+        let bridge_stats = bridge.stats_handle();
+        tasks.push(bridge.into_task());
 
-        Ok(Self { database_url, local_pg, mqtt_url, services, gateway, admin, demo_loaded, data_dir, shutdown, tasks })
+        Ok(Self {
+            database_url,
+            local_pg,
+            mqtt_url,
+            services,
+            gateway,
+            admin,
+            demo_loaded,
+            data_dir,
+            bridge_stats,
+            mqtt_prefix: config.mqtt_prefix.clone(),
+            shutdown,
+            tasks,
+        })
     }
 
     /// A token that stops the stack when cancelled (wire it to signals).

@@ -38,6 +38,42 @@ enum Command {
         #[arg(long, env = "PHOENIX_SERVICES", default_value = "all")]
         services: String,
     },
+    /// Run the edge alone: the grpc-web server and the MQTT reader bridge (as on Kubernetes).
+    /// Needs DATABASE_URL, PHOENIX_DEVICE_KEY_SECRET and the active service
+    /// (PHOENIX_ACTIVE_URL); uses MQTT_URL, or starts the embedded broker when it is unset.
+    Gateway,
+    /// A simulated RFID reader: signs scans with the device key, publishes them, waits for
+    /// each Result (re-sending every 5 s) and prints it.
+    ReaderSim {
+        /// The reader's device id (the demo school has reader-01 … reader-12 and entrance-01).
+        #[arg(long, default_value = "reader-01")]
+        device: String,
+        /// Card UID to scan (repeat for several scans in a row).
+        #[arg(long)]
+        tag: Vec<String>,
+        /// Scan the card of demo pupil N (0–199) instead of giving --tag.
+        #[arg(long)]
+        pupil: Vec<usize>,
+        /// An offline buffer to replay at once: lines `tag` or `tag,scanned_at` (RFC 3339).
+        #[arg(long)]
+        replay: Option<PathBuf>,
+        /// The device key. Default: derived from PHOENIX_DEVICE_KEY_SECRET (or the dev data
+        /// directory's secret) and --key-version, as an operator holding the server secret can.
+        #[arg(long, env = "PHOENIX_DEVICE_KEY", hide_env_values = true)]
+        key: Option<String>,
+        /// Key version to derive the key for (the demo readers have version 1).
+        #[arg(long, default_value_t = 1)]
+        key_version: i32,
+        /// The dev data directory holding the generated device-key secret.
+        #[arg(long, env = "PHOENIX_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Broker URL (default: MQTT_URL, else mqtt://127.0.0.1:PHOENIX_MQTT_PORT).
+        #[arg(long)]
+        broker: Option<String>,
+        /// Seconds to wait for each Result.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
     /// Apply, revert or list database migrations (needs DATABASE_URL).
     Migrate {
         #[command(subcommand)]
@@ -130,6 +166,40 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 r.task.await??;
             }
         }
+        Command::Gateway => run_gateway(config).await?,
+        Command::ReaderSim { device, mut tag, pupil, replay, key, key_version, data_dir, broker, timeout } => {
+            tag.extend(pupil.into_iter().map(phoenix::demo::demo_tag));
+            anyhow::ensure!(!tag.is_empty() || replay.is_some(), "nothing to send: give --tag, --pupil or --replay");
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let data_dir = data_dir.unwrap_or_else(phoenix::dev::default_data_dir);
+                    let secret = config
+                        .device_key_secret
+                        .clone()
+                        .or_else(|| phoenix::admin::read_dev_device_key_secret(&data_dir))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "no --key, no PHOENIX_DEVICE_KEY_SECRET and no dev secret in {}",
+                                data_dir.display()
+                            )
+                        })?;
+                    phoenix_reader_protocol::derive_device_key(secret.expose().as_bytes(), &device, key_version)
+                }
+            };
+            let broker =
+                broker.or(config.mqtt_url.clone()).unwrap_or_else(|| format!("mqtt://127.0.0.1:{}", config.mqtt_port));
+            phoenix::reader_sim::run(phoenix::reader_sim::SimOptions {
+                broker,
+                prefix: config.mqtt_prefix.clone(),
+                device,
+                key,
+                tags: tag,
+                replay,
+                timeout: std::time::Duration::from_secs(timeout),
+            })
+            .await?;
+        }
         Command::Migrate { action } => {
             let url = require_database_url(&config)?;
             let command = match action {
@@ -162,6 +232,30 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn run_gateway(config: Config) -> anyhow::Result<()> {
+    let url = require_database_url(&config)?;
+    let pool = db::connect(url, PoolOptions::from_config(&config)).await?;
+    let mqtt_url = match &config.mqtt_url {
+        Some(url) => url.clone(),
+        None => {
+            let (host, port) = (config.listen_host, config.mqtt_port);
+            tokio::task::spawn_blocking(move || phoenix_gateway::broker::EmbeddedBroker::start(host, port, false))
+                .await??
+                .url()
+        }
+    };
+    let shutdown = ShutdownToken::new();
+    server::cancel_on_signal(shutdown.clone());
+    let listener = server::bind(config.listen_host, config.gateway_port, false).await?;
+    println!("gateway on http://{} (grpc-web), MQTT broker {mqtt_url}", listener.local_addr()?);
+    let web = tokio::spawn(phoenix_gateway::web::serve(listener, shutdown.clone()));
+    let active = phoenix::edge::active_url(&config, None);
+    let bridge = phoenix::edge::start_bridge(&config, pool, &mqtt_url, &active, None, shutdown)?;
+    bridge.join().await?;
+    web.await??;
+    Ok(())
+}
+
 fn print_dev_summary(stack: &DevStack) {
     println!();
     println!("Phoenix is running.");
@@ -185,6 +279,14 @@ fn print_dev_summary(stack: &DevStack) {
         println!("  admin login     {} / {}", admin.email, admin.password);
     }
     println!();
+    println!("  reader bridge   {p}/readers/+/scan → ProcessScan → {p}/readers/<device>/result", p = stack.mqtt_prefix);
+    println!();
     println!("Try: grpcurl -plaintext {} grpc.health.v1.Health/Check", stack.services[0].1);
+    if let Some((_, active)) = stack.services.iter().find(|(d, _)| *d == Domain::Active) {
+        println!(
+            "Open Raum 101:  grpcurl -plaintext -d '{{\"room_id\":1,\"education_group_id\":1,\"supervisor_staff_ids\":[1]}}' {active} phoenix.active.v1.ActiveService/StartSession"
+        );
+        println!("Scan a card:    phoenix reader-sim --device reader-01 --pupil 0   (again: check-out)");
+    }
     println!("Press Ctrl-C to stop.");
 }

@@ -1,0 +1,754 @@
+//! The MQTT reader bridge: signed scans in, `active.v1 ProcessScan`, Results out
+//! (reader-protocol.md).
+//!
+//! ```text
+//! broker ──► event loop ──► shard worker (per device, in order) ──► ProcessScan ──► result topic
+//!                 │                         │
+//!                 └── register ──► acker ◄──┘ done   (PUBACKs in arrival order, per connection)
+//! ```
+//!
+//! - Subscribes `{p}/readers/+/scan` and `{p}/readers/+/status` with QoS 1 on a persistent
+//!   session (clean session off, fixed client id), optionally as `$share/{group}/…`.
+//! - The event loop only routes: it never waits on the database or gRPC. Messages of one
+//!   device go to one shard worker, so a reader's scans are applied in the order it sent
+//!   them; different readers proceed in parallel.
+//! - A scan is acknowledged only after its Result is durable (the ProcessScan transaction has
+//!   committed) and queued for publishing: a crash mid-scan leads to redelivery, and the
+//!   redelivered scan gets the stored Result (`duplicate`), never a second effect. PUBACKs
+//!   are sent in arrival order (MQTT 3.1.1 §4.6; rumqttd disconnects on out-of-order acks),
+//!   and acks of a previous connection are dropped (the broker redelivers those).
+//! - The HMAC is verified before anything is written; only the reader's key version is
+//!   read (cached briefly). Refusals (`malformed`, `bad_signature`, `unknown_device`) are
+//!   answered on the result topic when the topic's device id is valid; anything else is
+//!   dropped and counted. Nothing here panics on input.
+//! - Connection loss: reconnect with exponential backoff; subscriptions are renewed on every
+//!   CONNACK (a restarted in-memory broker forgets them).
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use phoenix_common::config::Secret;
+use phoenix_common::db::DbPool;
+use phoenix_common::server::ShutdownToken;
+use phoenix_iot::model::LogEvent;
+use phoenix_iot::presence::{self, Credentials};
+use phoenix_proto::active::v1 as pb;
+use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
+use phoenix_reader_protocol::{
+    Code, Outcome, ResultRoom, ResultStudent, Scan, ScanResult, decode_scan, derive_device_key, is_valid_device_id,
+    topics, verify_signature,
+};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::auth::{AuthInterceptor, TokenSource};
+
+/// Largest MQTT packet the bridge reads. Larger ones make the client drop the connection, so
+/// brokers should cap payloads below this (the embedded broker caps at 64 KiB); anything
+/// over the contract's 4 KiB is answered `malformed`.
+pub const MAX_INCOMING_PACKET: usize = 1024 * 1024;
+
+/// How the bridge connects and subscribes.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// `mqtt://host:port` (or `tcp://`).
+    pub mqtt_url: String,
+    /// Topic prefix (`PHOENIX_MQTT_PREFIX`).
+    pub prefix: String,
+    /// Fixed client id: the persistent session (`PHOENIX_MQTT_CLIENT_ID`).
+    pub client_id: String,
+    /// Shared-subscription group (`PHOENIX_MQTT_SHARED_GROUP`).
+    pub shared_group: Option<String>,
+    /// Parallel workers (devices are hashed onto them).
+    pub shards: usize,
+    /// How long a reader's key version is cached.
+    pub credential_ttl: Duration,
+    /// How long an unknown device id is remembered as unknown.
+    pub unknown_ttl: Duration,
+    /// `last_seen` is written at most this often per reader (online = seen within 5 min).
+    pub seen_interval: Duration,
+    /// At most one device-log entry per reader and refusal kind in this window.
+    pub log_interval: Duration,
+}
+
+impl BridgeConfig {
+    /// Defaults for a broker URL and prefix.
+    pub fn new(mqtt_url: impl Into<String>, prefix: impl Into<String>, client_id: impl Into<String>) -> Self {
+        Self {
+            mqtt_url: mqtt_url.into(),
+            prefix: prefix.into(),
+            client_id: client_id.into(),
+            shared_group: None,
+            shards: 8,
+            credential_ttl: Duration::from_secs(5),
+            unknown_ttl: Duration::from_secs(2),
+            seen_interval: Duration::from_secs(15),
+            log_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl BridgeConfig {
+    /// The bridge settings of the process configuration, for the broker at `mqtt_url`.
+    pub fn from_config(config: &phoenix_common::config::Config, mqtt_url: &str) -> Self {
+        let mut c = Self::new(mqtt_url, config.mqtt_prefix.clone(), config.mqtt_client_id.clone());
+        c.shared_group = config.mqtt_shared_group.clone();
+        c
+    }
+}
+
+/// `(host, port)` of an `mqtt://host:port` URL (port 1883 when omitted).
+pub fn parse_mqtt_url(url: &str) -> anyhow::Result<(String, u16)> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .or_else(|| url.strip_prefix("tcp://"))
+        .ok_or_else(|| anyhow::anyhow!("MQTT URL must start with mqtt:// or tcp://"))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| anyhow::anyhow!("MQTT URL has a bad port"))?),
+        None => (authority, 1883),
+    };
+    anyhow::ensure!(!host.is_empty(), "MQTT URL has no host");
+    Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
+}
+
+/// The gRPC client the bridge calls `ProcessScan` with; every call passes through the
+/// [`AuthInterceptor`] (the seam for the gateway's service credential).
+pub type ActiveClient = ActiveServiceClient<InterceptedService<Channel, AuthInterceptor>>;
+
+/// A lazily connecting client for the active service at `url` (`http://host:port`).
+pub fn active_client(url: &str, tokens: Arc<dyn TokenSource>) -> anyhow::Result<ActiveClient> {
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .connect_lazy();
+    Ok(ActiveServiceClient::with_interceptor(channel, AuthInterceptor::new(tokens)))
+}
+
+/// Counters of what the bridge did (for tests, logs and later metrics).
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    received: AtomicU64,
+    processed: AtomicU64,
+    results_published: AtomicU64,
+    malformed: AtomicU64,
+    dropped: AtomicU64,
+    bad_signature: AtomicU64,
+    unknown_device: AtomicU64,
+    unanswered: AtomicU64,
+    status_messages: AtomicU64,
+    connections: AtomicU64,
+    connection_errors: AtomicU64,
+}
+
+/// A copy of [`BridgeStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Messages received on the subscribed topics.
+    pub received: u64,
+    /// Scans answered by ProcessScan.
+    pub processed: u64,
+    /// Results published.
+    pub results_published: u64,
+    /// Scans answered `malformed`.
+    pub malformed: u64,
+    /// Messages dropped without an answer (bad topic or device id, bad status payload).
+    pub dropped: u64,
+    /// Scans refused for their signature.
+    pub bad_signature: u64,
+    /// Scans from unknown device ids.
+    pub unknown_device: u64,
+    /// Scans left unanswered after ProcessScan stayed unavailable (the reader re-sends).
+    pub unanswered: u64,
+    /// Status messages handled.
+    pub status_messages: u64,
+    /// Successful (re)connections.
+    pub connections: u64,
+    /// Connection errors (each followed by a backoff and a reconnect).
+    pub connection_errors: u64,
+}
+
+impl BridgeStats {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The current counts.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            received: get(&self.received),
+            processed: get(&self.processed),
+            results_published: get(&self.results_published),
+            malformed: get(&self.malformed),
+            dropped: get(&self.dropped),
+            bad_signature: get(&self.bad_signature),
+            unknown_device: get(&self.unknown_device),
+            unanswered: get(&self.unanswered),
+            status_messages: get(&self.status_messages),
+            connections: get(&self.connections),
+            connection_errors: get(&self.connection_errors),
+        }
+    }
+}
+
+/// What the bridge needs besides its configuration.
+#[derive(Clone)]
+pub struct BridgeDeps {
+    /// Pool for the reader look-ups and writes of the iot domain ([`phoenix_iot::presence`]).
+    pub pool: DbPool,
+    /// `PHOENIX_DEVICE_KEY_SECRET`, to derive each reader's key.
+    pub secret: Secret,
+    /// Where scans are applied.
+    pub active: ActiveClient,
+}
+
+impl std::fmt::Debug for BridgeDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeDeps").finish_non_exhaustive()
+    }
+}
+
+/// A running bridge.
+#[derive(Debug)]
+pub struct Bridge {
+    stats: Arc<BridgeStats>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Bridge {
+    /// Its counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// A shared handle on the counters.
+    pub fn stats_handle(&self) -> Arc<BridgeStats> {
+        self.stats.clone()
+    }
+
+    /// Waits until the bridge has stopped (after its shutdown token was cancelled).
+    pub async fn join(self) -> anyhow::Result<()> {
+        self.task.await?
+    }
+
+    /// The task, for callers that collect join handles.
+    pub fn into_task(self) -> JoinHandle<anyhow::Result<()>> {
+        self.task
+    }
+}
+
+/// Starts the bridge; it runs until `shutdown` is cancelled. Connecting happens in the
+/// background (a broker that is not up yet is retried with backoff).
+pub fn start(config: BridgeConfig, deps: BridgeDeps, shutdown: ShutdownToken) -> anyhow::Result<Bridge> {
+    let (host, port) = parse_mqtt_url(&config.mqtt_url)?;
+    let mut options = MqttOptions::new(config.client_id.clone(), host, port);
+    options
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
+        .set_inflight(200);
+    let (client, eventloop) = AsyncClient::new(options, 1024);
+    let stats = Arc::new(BridgeStats::default());
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        prefix: config.prefix.clone(),
+        deps,
+        stats: stats.clone(),
+        credentials: Mutex::new(HashMap::new()),
+        seen: Mutex::new(HashMap::new()),
+        logged: Mutex::new(HashMap::new()),
+        config: config.clone(),
+    });
+    let task = tokio::spawn(run(config, ctx, client, eventloop, shutdown));
+    Ok(Bridge { stats, task })
+}
+
+struct Context {
+    client: AsyncClient,
+    prefix: String,
+    deps: BridgeDeps,
+    stats: Arc<BridgeStats>,
+    /// device id → (credentials or unknown, fetched at).
+    credentials: Mutex<HashMap<String, (Option<Credentials>, Instant)>>,
+    /// device pk → when `last_seen` was last written.
+    seen: Mutex<HashMap<i64, Instant>>,
+    /// (device pk, event) → when it was last logged.
+    logged: Mutex<HashMap<(i64, &'static str), Instant>>,
+    config: BridgeConfig,
+}
+
+/// Entries kept in each cache before it is cleared (topics carry attacker-chosen ids).
+const MAX_CACHE_ENTRIES: usize = 10_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned cache is still a valid cache: every entry is written whole.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+enum AckMsg {
+    /// A new connection: acks of older ones are void.
+    Epoch(u64),
+    /// A QoS ≥ 1 message arrived and must be acked in this order.
+    Register { epoch: u64, seq: u64, publish: Box<Publish> },
+    /// Its processing finished.
+    Done { epoch: u64, seq: u64 },
+}
+
+struct Job {
+    epoch: u64,
+    seq: Option<u64>,
+    kind: topics::Inbound,
+    device: String,
+    payload: Vec<u8>,
+}
+
+async fn run(
+    config: BridgeConfig,
+    ctx: Arc<Context>,
+    client: AsyncClient,
+    mut eventloop: rumqttc::EventLoop,
+    shutdown: ShutdownToken,
+) -> anyhow::Result<()> {
+    let (ack_tx, ack_rx) = mpsc::unbounded_channel::<AckMsg>();
+    let acker = tokio::spawn(acker(client.clone(), ack_rx));
+    let shards = config.shards.max(1);
+    let mut workers = Vec::with_capacity(shards);
+    let mut shard_txs = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        shard_txs.push(tx);
+        workers.push(tokio::spawn(worker(ctx.clone(), rx, ack_tx.clone())));
+    }
+    let filters = vec![
+        SubscribeFilter::new(topics::scan_filter(&config.prefix, config.shared_group.as_deref()), QoS::AtLeastOnce),
+        SubscribeFilter::new(topics::status_filter(&config.prefix, config.shared_group.as_deref()), QoS::AtLeastOnce),
+    ];
+
+    let mut epoch = 0u64;
+    let mut seq = 0u64;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            event = eventloop.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                epoch += 1;
+                let _ = ack_tx.send(AckMsg::Epoch(epoch));
+                backoff = Duration::from_millis(100);
+                BridgeStats::bump(&ctx.stats.connections);
+                tracing::info!(session_present = ack.session_present, client_id = %config.client_id, "MQTT connected");
+                // Never await the client inside the loop that drains its requests.
+                let (c, f) = (client.clone(), filters.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = c.subscribe_many(f).await {
+                        tracing::warn!(error = %e, "MQTT subscribe could not be queued");
+                    }
+                });
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                BridgeStats::bump(&ctx.stats.received);
+                let ack_seq = (publish.qos != QoS::AtMostOnce).then(|| {
+                    seq += 1;
+                    seq
+                });
+                let routed = topics::parse(&ctx.prefix, &publish.topic)
+                    .filter(|(_, device)| is_valid_device_id(device))
+                    .map(|(kind, device)| (kind, device.to_owned()));
+                if let Some(s) = ack_seq {
+                    let _ = ack_tx.send(AckMsg::Register { epoch, seq: s, publish: Box::new(publish.clone()) });
+                }
+                match routed {
+                    Some((kind, device)) => {
+                        let shard = shard_of(&device, shards);
+                        let job = Job { epoch, seq: ack_seq, kind, device, payload: publish.payload.to_vec() };
+                        if shard_txs[shard].send(job).is_err() {
+                            tracing::error!("bridge worker stopped");
+                        }
+                    }
+                    None => {
+                        // Not a reader topic, or an invalid device id: no one to answer.
+                        BridgeStats::bump(&ctx.stats.dropped);
+                        if let Some(s) = ack_seq {
+                            let _ = ack_tx.send(AckMsg::Done { epoch, seq: s });
+                        }
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                BridgeStats::bump(&ctx.stats.connection_errors);
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+
+    // Stop: finish the work in hand (its acks may no longer reach the broker: those
+    // messages are redelivered to the next session and answered from their receipts).
+    drop(shard_txs);
+    for w in workers {
+        let _ = w.await;
+    }
+    drop(ack_tx);
+    let _ = acker.await;
+    let _ = client.try_disconnect();
+    // Drive the event loop briefly so the DISCONNECT is sent.
+    let _ = tokio::time::timeout(Duration::from_millis(200), async { while eventloop.poll().await.is_ok() {} }).await;
+    tracing::info!("MQTT bridge stopped");
+    Ok(())
+}
+
+fn shard_of(device: &str, shards: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    device.hash(&mut h);
+    (h.finish() % shards as u64) as usize
+}
+
+/// Sends PUBACKs strictly in arrival order, only for the current connection.
+async fn acker(client: AsyncClient, mut rx: mpsc::UnboundedReceiver<AckMsg>) {
+    let mut epoch = 0u64;
+    let mut queue: VecDeque<(u64, Box<Publish>, bool)> = VecDeque::new();
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            AckMsg::Epoch(e) => {
+                epoch = e;
+                queue.clear();
+            }
+            AckMsg::Register { epoch: e, seq, publish } if e == epoch => queue.push_back((seq, publish, false)),
+            AckMsg::Register { .. } => {}
+            AckMsg::Done { epoch: e, seq } if e == epoch => {
+                if let Some(entry) = queue.iter_mut().find(|(s, _, _)| *s == seq) {
+                    entry.2 = true;
+                }
+                while queue.front().is_some_and(|(_, _, done)| *done) {
+                    if let Some((_, publish, _)) = queue.pop_front()
+                        && let Err(e) = client.ack(&publish).await
+                    {
+                        tracing::warn!(error = %e, "MQTT ack could not be queued");
+                    }
+                }
+            }
+            AckMsg::Done { .. } => {}
+        }
+    }
+}
+
+async fn worker(ctx: Arc<Context>, mut rx: mpsc::UnboundedReceiver<Job>, acks: mpsc::UnboundedSender<AckMsg>) {
+    while let Some(job) = rx.recv().await {
+        match job.kind {
+            topics::Inbound::Scan => handle_scan(&ctx, &job.device, &job.payload).await,
+            topics::Inbound::Status => handle_status(&ctx, &job.device, &job.payload).await,
+        }
+        if let Some(seq) = job.seq {
+            let _ = acks.send(AckMsg::Done { epoch: job.epoch, seq });
+        }
+    }
+}
+
+impl Context {
+    async fn publish_result(&self, device: &str, result: &ScanResult) {
+        let topic = topics::result(&self.prefix, device);
+        match self.client.publish(topic, QoS::AtLeastOnce, false, result.to_json()).await {
+            Ok(()) => BridgeStats::bump(&self.stats.results_published),
+            Err(e) => tracing::warn!(%device, error = %e, "result could not be queued for publishing"),
+        }
+    }
+
+    /// The reader's credentials, cached; `refresh` bypasses the cache (after a failed
+    /// signature check, in case the key was just rotated).
+    async fn credentials(&self, device: &str, refresh: bool) -> phoenix_common::Result<Option<Credentials>> {
+        if !refresh && let Some((cached, at)) = lock(&self.credentials).get(device).cloned() {
+            let ttl = if cached.is_some() { self.config.credential_ttl } else { self.config.unknown_ttl };
+            if at.elapsed() < ttl {
+                return Ok(cached);
+            }
+        }
+        let fresh = presence::credentials(&self.deps.pool, device).await?;
+        let mut cache = lock(&self.credentials);
+        if cache.len() >= MAX_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(device.to_owned(), (fresh, Instant::now()));
+        Ok(fresh)
+    }
+
+    fn verifies(&self, device: &str, credentials: Credentials, scan: &Scan) -> bool {
+        let key = derive_device_key(self.deps.secret.expose().as_bytes(), device, credentials.key_version);
+        verify_signature(&key, device, scan)
+    }
+
+    /// Stamps `last_seen` at most every `seen_interval` per reader.
+    async fn seen(&self, device: &str, id: i64) {
+        {
+            let mut seen = lock(&self.seen);
+            if seen.get(&id).is_some_and(|t| t.elapsed() < self.config.seen_interval) {
+                return;
+            }
+            if seen.len() >= MAX_CACHE_ENTRIES {
+                seen.clear();
+            }
+            seen.insert(id, Instant::now());
+        }
+        if let Err(e) = presence::record_seen(&self.deps.pool, id).await {
+            lock(&self.seen).remove(&id);
+            tracing::warn!(%device, error = %e, "could not record last_seen");
+        }
+    }
+
+    /// Appends a device-log entry, at most one per reader and event per `log_interval`.
+    async fn log(&self, device: &str, id: i64, event: LogEvent, detail: serde_json::Value) {
+        {
+            let mut logged = lock(&self.logged);
+            let key = (id, event.as_str());
+            if logged.get(&key).is_some_and(|t| t.elapsed() < self.config.log_interval) {
+                return;
+            }
+            if logged.len() >= MAX_CACHE_ENTRIES {
+                logged.clear();
+            }
+            logged.insert(key, Instant::now());
+        }
+        if let Err(e) = presence::record_event(&self.deps.pool, id, event, detail).await {
+            tracing::warn!(%device, event = event.as_str(), error = %e, "could not write the device log");
+        }
+    }
+
+    /// Calls ProcessScan, retrying briefly while the service is unavailable.
+    async fn process(&self, device: &str, scan: &Scan) -> Result<ScanResult, tonic::Status> {
+        let scanned_at = scan.scanned_at_utc().ok_or_else(|| tonic::Status::invalid_argument("scanned_at"))?;
+        let request = pb::ProcessScanRequest {
+            device_id: device.to_owned(),
+            scan_id: scan.scan_id.clone(),
+            tag: scan.tag.clone(),
+            scanned_at: Some(phoenix_common::time::to_timestamp(scanned_at)),
+        };
+        let mut delay = Duration::from_millis(100);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut client = self.deps.active.clone();
+            match client.process_scan(request.clone()).await {
+                Ok(reply) => {
+                    return result_from_proto(reply.into_inner())
+                        .ok_or_else(|| tonic::Status::internal("ProcessScan returned an unknown outcome or code"));
+                }
+                Err(status) if retryable(&status) && attempt < 4 => {
+                    tracing::debug!(%device, code = ?status.code(), attempt, "ProcessScan unavailable; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 3;
+                }
+                Err(status) => return Err(status),
+            }
+        }
+    }
+}
+
+fn retryable(status: &tonic::Status) -> bool {
+    use tonic::Code as C;
+    matches!(status.code(), C::Unavailable | C::DeadlineExceeded | C::Aborted | C::Unknown | C::ResourceExhausted)
+}
+
+/// The reader-facing Result of a `ProcessScanResponse`; `None` for values this gateway does
+/// not know (a newer service: answered `internal`).
+pub fn result_from_proto(r: pb::ProcessScanResponse) -> Option<ScanResult> {
+    let outcome = match r.outcome() {
+        pb::ScanOutcome::CheckedIn => Outcome::CheckedIn,
+        pb::ScanOutcome::CheckedOut => Outcome::CheckedOut,
+        pb::ScanOutcome::Transferred => Outcome::Transferred,
+        pb::ScanOutcome::Rejected => Outcome::Rejected,
+        pb::ScanOutcome::Unspecified => return None,
+    };
+    Some(ScanResult {
+        scan_id: r.scan_id,
+        outcome,
+        code: Code::parse(&r.code)?,
+        message: r.message,
+        student: r.student.map(|s| ResultStudent { id: s.id, display_name: s.display_name }),
+        room: r.room.map(|r| ResultRoom { id: r.id, name: r.name }),
+        duplicate: r.duplicate,
+    })
+}
+
+async fn handle_scan(ctx: &Context, device: &str, payload: &[u8]) {
+    let scan = match decode_scan(payload) {
+        Ok(scan) => scan,
+        Err(malformed) => {
+            BridgeStats::bump(&ctx.stats.malformed);
+            tracing::debug!(%device, reason = %malformed.error, "malformed scan");
+            ctx.publish_result(device, &ScanResult::rejected(malformed.scan_id.unwrap_or_default(), Code::Malformed))
+                .await;
+            if let Ok(Some(c)) = ctx.credentials(device, false).await {
+                ctx.log(device, c.id, LogEvent::Malformed, serde_json::json!({"reason": malformed.error.to_string()}))
+                    .await;
+            }
+            return;
+        }
+    };
+    let credentials = match ctx.credentials(device, false).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            BridgeStats::bump(&ctx.stats.unknown_device);
+            tracing::info!(%device, scan_id = %scan.scan_id, "scan from an unknown device");
+            ctx.publish_result(device, &ScanResult::rejected(scan.scan_id, Code::UnknownDevice)).await;
+            return;
+        }
+        Err(e) => {
+            // The database is unreachable: leave the scan unanswered; the reader re-sends.
+            BridgeStats::bump(&ctx.stats.unanswered);
+            tracing::warn!(%device, error = %e, "cannot look up the reader; scan left for a re-send");
+            return;
+        }
+    };
+    let verified = ctx.verifies(device, credentials, &scan)
+        || match ctx.credentials(device, true).await {
+            Ok(Some(fresh)) if fresh.key_version != credentials.key_version => ctx.verifies(device, fresh, &scan),
+            _ => false,
+        };
+    if !verified {
+        BridgeStats::bump(&ctx.stats.bad_signature);
+        tracing::warn!(%device, scan_id = %scan.scan_id, "scan with a bad signature refused");
+        ctx.publish_result(device, &ScanResult::rejected(scan.scan_id.clone(), Code::BadSignature)).await;
+        ctx.log(device, credentials.id, LogEvent::BadSignature, serde_json::json!({"scan_id": scan.scan_id})).await;
+        return;
+    }
+    ctx.seen(device, credentials.id).await;
+
+    let result = match ctx.process(device, &scan).await {
+        Ok(result) => result,
+        Err(status) if retryable(&status) => {
+            BridgeStats::bump(&ctx.stats.unanswered);
+            tracing::warn!(%device, scan_id = %scan.scan_id, code = ?status.code(), "ProcessScan unavailable; scan left for a re-send");
+            return;
+        }
+        Err(status) => {
+            tracing::error!(%device, scan_id = %scan.scan_id, code = ?status.code(), message = status.message(), "ProcessScan failed");
+            let code = if status.code() == tonic::Code::InvalidArgument { Code::Malformed } else { Code::Internal };
+            ScanResult::rejected(scan.scan_id.clone(), code)
+        }
+    };
+    BridgeStats::bump(&ctx.stats.processed);
+    if !result.duplicate {
+        let event = match result.code {
+            Code::StaleScan => Some(LogEvent::StaleScan),
+            Code::DeviceInactive => Some(LogEvent::DeviceInactive),
+            _ => None,
+        };
+        if let Some(event) = event {
+            ctx.log(device, credentials.id, event, serde_json::json!({"scan_id": scan.scan_id})).await;
+        }
+    }
+    ctx.publish_result(device, &result).await;
+}
+
+/// `online` / `offline` / a JSON heartbeat (`{"status": "offline"}` counts as offline).
+/// `None`: nothing to do (an empty payload clears a retained message).
+fn parse_status(payload: &[u8]) -> Result<Option<bool>, ()> {
+    if payload.len() > phoenix_reader_protocol::MAX_SCAN_BYTES {
+        return Err(());
+    }
+    let text = std::str::from_utf8(payload).map_err(drop)?.trim();
+    match text {
+        "" => Ok(None),
+        "online" => Ok(Some(true)),
+        "offline" => Ok(Some(false)),
+        json if json.starts_with('{') => {
+            let value: serde_json::Value = serde_json::from_str(json).map_err(drop)?;
+            Ok(Some(value.get("status").and_then(|s| s.as_str()) != Some("offline")))
+        }
+        _ => Err(()),
+    }
+}
+
+/// Status messages are not signed (the contract has no signature for them; a Last Will is
+/// fixed at connect time): they only move `last_seen` and the offline mark, and only for
+/// known readers. Brokers should restrict the topic per device (ACLs).
+async fn handle_status(ctx: &Context, device: &str, payload: &[u8]) {
+    BridgeStats::bump(&ctx.stats.status_messages);
+    let online = match parse_status(payload) {
+        Ok(Some(online)) => online,
+        Ok(None) => return,
+        Err(()) => {
+            BridgeStats::bump(&ctx.stats.dropped);
+            return;
+        }
+    };
+    let Ok(Some(credentials)) = ctx.credentials(device, false).await else {
+        BridgeStats::bump(&ctx.stats.dropped);
+        return;
+    };
+    if online {
+        ctx.seen(device, credentials.id).await;
+    } else {
+        // The next message must stamp `last_seen` again at once.
+        lock(&ctx.seen).remove(&credentials.id);
+        if let Err(e) = presence::record_offline(&ctx.deps.pool, credentials.id).await {
+            tracing::warn!(%device, error = %e, "could not record offline");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mqtt_urls() {
+        assert_eq!(parse_mqtt_url("mqtt://127.0.0.1:1883").expect("ok"), ("127.0.0.1".into(), 1883));
+        assert_eq!(parse_mqtt_url("tcp://broker").expect("ok"), ("broker".into(), 1883));
+        assert_eq!(parse_mqtt_url("mqtt://[::1]:1884").expect("ok"), ("::1".into(), 1884));
+        assert!(parse_mqtt_url("http://x:1").is_err());
+        assert!(parse_mqtt_url("mqtt://:1").is_err());
+        assert!(parse_mqtt_url("mqtt://x:port").is_err());
+    }
+
+    #[test]
+    fn status_payloads() {
+        assert_eq!(parse_status(b"online"), Ok(Some(true)));
+        assert_eq!(parse_status(b" offline\n"), Ok(Some(false)));
+        assert_eq!(parse_status(b""), Ok(None));
+        assert_eq!(parse_status(br#"{"uptime": 12}"#), Ok(Some(true)));
+        assert_eq!(parse_status(br#"{"status": "offline"}"#), Ok(Some(false)));
+        assert_eq!(parse_status(b"maybe"), Err(()));
+        assert_eq!(parse_status(b"{nope"), Err(()));
+        assert_eq!(parse_status(&[0xff, 0xfe]), Err(()));
+    }
+
+    #[test]
+    fn devices_stick_to_one_shard() {
+        assert_eq!(shard_of("reader-01", 8), shard_of("reader-01", 8));
+        assert!(shard_of("reader-01", 8) < 8);
+        assert_eq!(shard_of("anything", 1), 0);
+    }
+
+    #[test]
+    fn results_convert_from_proto_and_reject_unknown_values() {
+        let reply = pb::ProcessScanResponse {
+            scan_id: "s".into(),
+            outcome: pb::ScanOutcome::CheckedIn as i32,
+            code: "ok".into(),
+            message: "Eingecheckt: Raum A".into(),
+            student: Some(pb::ScanStudent { id: 3, display_name: "Emma M.".into() }),
+            room: Some(pb::ScanRoom { id: 4, name: "Raum A".into() }),
+            duplicate: true,
+        };
+        let r = result_from_proto(reply.clone()).expect("known values");
+        assert_eq!((r.outcome, r.code, r.duplicate), (Outcome::CheckedIn, Code::Ok, true));
+        assert!(result_from_proto(pb::ProcessScanResponse { code: "new_code".into(), ..reply.clone() }).is_none());
+        assert!(result_from_proto(pb::ProcessScanResponse { outcome: 0, ..reply }).is_none());
+    }
+}

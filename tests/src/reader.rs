@@ -1,0 +1,111 @@
+//! The reader pipeline end to end: iot + active services, the MQTT bridge on a real broker
+//! ([`crate::mqtt_url`]), the test school, and simulated readers speaking the protocol.
+
+use phoenix_common::domain::Domain;
+use phoenix_common::server::ShutdownToken;
+use phoenix_gateway::bridge::{self, Bridge, BridgeConfig, BridgeDeps};
+use phoenix_gateway::sim::SimReader;
+use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
+use phoenix_proto::iot::v1::iot_service_client::IotServiceClient;
+use phoenix_reader_protocol::derive_device_key;
+use tonic::transport::Channel;
+
+use crate::app::{TEST_DEVICE_KEY_SECRET, test_config};
+use crate::school::School;
+use crate::{TestApp, mqtt_url};
+
+/// A running pipeline with its own database, topic prefix and gateway client id.
+pub struct ReaderStack {
+    pub app: TestApp,
+    pub school: School,
+    pub prefix: String,
+    pub client_id: String,
+    pub active: ActiveServiceClient<Channel>,
+    pub iot: IotServiceClient<Channel>,
+    bridge: Option<(Bridge, ShutdownToken)>,
+}
+
+impl ReaderStack {
+    /// Services, school (with `pupils` pupils) and a running bridge.
+    pub async fn spawn(pupils: usize) -> Self {
+        let app = TestApp::spawn(&[Domain::Iot, Domain::Active]).await;
+        let mut conn = app.db.conn().await;
+        let school = School::create(&mut conn, pupils).await;
+        let tag = uuid::Uuid::new_v4().simple().to_string();
+        let active = ActiveServiceClient::new(app.channel(Domain::Active).await);
+        let iot = IotServiceClient::new(app.channel(Domain::Iot).await);
+        let mut stack = Self {
+            prefix: format!("t{}", &tag[..10]),
+            client_id: format!("gw-{}", &tag[..12]),
+            app,
+            school,
+            active,
+            iot,
+            bridge: None,
+        };
+        stack.start_bridge().await;
+        stack
+    }
+
+    /// Starts the bridge (again, after [`ReaderStack::stop_bridge`]: same client id, so the
+    /// broker resumes its persistent session).
+    pub async fn start_bridge(&mut self) {
+        assert!(self.bridge.is_none(), "bridge already running");
+        let mut config = test_config(self.app.db.url());
+        config.mqtt_prefix = self.prefix.clone();
+        config.mqtt_client_id = self.client_id.clone();
+        let active_url = format!("http://{}", self.app.addr(Domain::Active));
+        let deps = BridgeDeps {
+            pool: self.app.db.pool().await,
+            secret: config.device_key_secret.clone().expect("test secret"),
+            active: bridge::active_client(&active_url, std::sync::Arc::new(phoenix_gateway::auth::NoToken))
+                .expect("client"),
+        };
+        let shutdown = ShutdownToken::new();
+        let bridge =
+            bridge::start(BridgeConfig::from_config(&config, &mqtt_url()), deps, shutdown.clone()).expect("bridge");
+        // Wait until it is connected and subscribed (a SUBACK is not observable here: poll
+        // the connection count, then give the subscription a moment).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while bridge.stats().connections == 0 {
+            assert!(std::time::Instant::now() < deadline, "bridge did not connect");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.bridge = Some((bridge, shutdown));
+    }
+
+    /// Stops the bridge and waits for it.
+    pub async fn stop_bridge(&mut self) {
+        if let Some((bridge, shutdown)) = self.bridge.take() {
+            shutdown.cancel();
+            bridge.join().await.expect("bridge stopped cleanly");
+        }
+    }
+
+    /// Counters of the running bridge.
+    pub fn stats(&self) -> bridge::StatsSnapshot {
+        self.bridge.as_ref().map(|(b, _)| b.stats()).unwrap_or_default()
+    }
+
+    /// The device key of a test reader (key version 1).
+    pub fn key(&self, device: &str) -> String {
+        derive_device_key(TEST_DEVICE_KEY_SECRET.as_bytes(), device, 1)
+    }
+
+    /// A simulated reader for `device` with its own key.
+    pub async fn reader(&self, device: &str) -> SimReader {
+        self.reader_with_key(device, &self.key(device)).await
+    }
+
+    /// A simulated reader for `device` signing with `key`.
+    pub async fn reader_with_key(&self, device: &str, key: &str) -> SimReader {
+        SimReader::connect(&mqtt_url(), &self.prefix, device, key).await.expect("reader connects")
+    }
+
+    /// Stops the bridge and the services.
+    pub async fn stop(mut self) {
+        self.stop_bridge().await;
+        self.app.stop().await;
+    }
+}
