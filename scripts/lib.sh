@@ -49,3 +49,10 @@ ensure_nextest() {
     cargo install cargo-nextest --locked
   fi
 }
+
+# Mosquitto, for the second run of the reader tests against a standard broker.
+ensure_mosquitto() {
+  if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+    apt_install mosquitto
+  fi
+}

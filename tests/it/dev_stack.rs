@@ -69,3 +69,43 @@ async fn dev_stack_starts_every_service_healthy_and_stops_cleanly() {
     again.stop().await.expect("clean shutdown");
     let _ = std::fs::remove_dir_all(data_dir);
 }
+
+/// The walkthrough of the README: `phoenix dev` with the demo school, then a simulated reader
+/// checks a pupil in (Raum 101), transfers them (Raum 102) and checks them out.
+#[tokio::test]
+async fn dev_stack_walkthrough_checks_a_pupil_in_transfers_and_out() {
+    use phoenix_gateway::sim::SimReader;
+    use phoenix_reader_protocol::{Code, Outcome, derive_device_key};
+
+    let db = TestDb::new().await;
+    let data_dir = std::env::temp_dir().join(format!("phoenix-dev-test-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = test_config(db.url());
+    config.mqtt_url = None;
+    let stack = DevStack::start(DevOptions { config, data_dir: data_dir.clone(), demo: true, port_fallback: false })
+        .await
+        .expect("dev stack starts");
+    let key = |device: &str| derive_device_key(phoenix_tests::app::TEST_DEVICE_KEY_SECRET.as_bytes(), device, 1);
+    let tag = phoenix::demo::demo_tag(0);
+    let wait = std::time::Duration::from_secs(20);
+    let mut steps = Vec::new();
+    for (i, device) in ["reader-01", "reader-02", "reader-02"].into_iter().enumerate() {
+        let mut reader =
+            SimReader::connect(&stack.mqtt_url, &stack.mqtt_prefix, device, &key(device)).await.expect("reader");
+        let scan = reader.sign(&format!("walk-{i}"), &tag, chrono::Utc::now());
+        let r = reader.send(&scan, wait).await.expect("result");
+        let r = r.expect_result();
+        steps.push((r.outcome, r.code, r.room.as_ref().map(|r| r.name.clone())));
+        reader.disconnect().await;
+    }
+    assert_eq!(
+        steps,
+        [
+            (Outcome::CheckedIn, Code::Ok, Some("Raum 101".to_owned())),
+            (Outcome::Transferred, Code::Ok, Some("Raum 102".to_owned())),
+            (Outcome::CheckedOut, Code::Ok, Some("Raum 102".to_owned())),
+        ]
+    );
+    assert!(stack.bridge_stats.snapshot().processed >= 3);
+    stack.stop().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(data_dir);
+}

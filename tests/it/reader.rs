@@ -481,3 +481,44 @@ async fn a_gateway_restart_mid_stream_loses_no_scan_and_applies_none_twice() {
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_broker_restart_mid_stream_loses_no_scan_and_applies_none_twice() {
+    let Some(mut broker) = phoenix_tests::reader::Mosquitto::start().await else {
+        // scripts/test installs mosquitto; without it this scenario cannot run here.
+        eprintln!("SKIPPED: mosquitto is not installed");
+        return;
+    };
+    let mut stack = ReaderStack::spawn_on(30, &broker.url()).await;
+    open_rooms(&mut stack).await;
+    let s = stack.school.clone();
+    let mut a = stack.reader(&s.readers[0]).await;
+    let at = Utc::now();
+    let scans: Vec<Scan> = s.pupils.iter().enumerate().map(|(i, p)| a.sign(&format!("br-{i}"), &p.tag, at)).collect();
+    for scan in &scans[..10] {
+        a.send(scan, WAIT).await.expect("answered before the restart");
+    }
+    // Mid-stream: ten more in flight, then the broker dies (losing sessions and queues).
+    for scan in &scans[10..20] {
+        a.publish(scan).await.expect("publish");
+    }
+    broker.kill().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(broker.restart().await, "mosquitto restarts");
+    let before = stack.stats().connections;
+    // Readers re-send until they have a Result; the gateway reconnects and resubscribes.
+    for scan in &scans[10..] {
+        let r = match a.result_for(&scan.scan_id, Duration::from_millis(100)).await {
+            Some(r) => r,
+            None => a.send(scan, Duration::from_secs(40)).await.expect("answered after the restart"),
+        };
+        assert_eq!(r.expect_result().code, Code::Ok, "{}", r.raw);
+    }
+    assert!(stack.stats().connections > before, "the gateway reconnected");
+    let mut conn = stack.app.db.conn().await;
+    for p in &s.pupils {
+        assert_eq!(visit_count(&mut conn, p.id).await, 1, "exactly one effect per scan");
+        assert_eq!(open_visit_room(&mut conn, p.id).await, Some(s.rooms[0]));
+    }
+    stack.stop().await;
+}

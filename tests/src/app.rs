@@ -19,6 +19,10 @@ pub const TEST_DEVICE_KEY_SECRET: &str = "phoenix-test-device-key-secret-0123456
 pub fn test_config(database_url: &str) -> Config {
     let mut config = Config::from_lookup(|_| None).expect("default config is valid");
     config.device_key_secret = Some(phoenix_common::config::Secret::new(TEST_DEVICE_KEY_SECRET));
+    // Tests share one broker (MQTT_URL) in parallel: own topics, own gateway session.
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    config.mqtt_prefix = format!("t{}", &unique[..10]);
+    config.mqtt_client_id = format!("gw-{}", &unique[..12]);
     config.database_url = Some(database_url.to_owned());
     config.db_pool_size = 4;
     config.grpc_base_port = 0;

@@ -17,6 +17,8 @@ use crate::{TestApp, mqtt_url};
 /// A running pipeline with its own database, topic prefix and gateway client id.
 pub struct ReaderStack {
     pub app: TestApp,
+    /// The broker everything connects to.
+    pub mqtt_url: String,
     pub school: School,
     pub prefix: String,
     pub client_id: String,
@@ -26,8 +28,13 @@ pub struct ReaderStack {
 }
 
 impl ReaderStack {
-    /// Services, school (with `pupils` pupils) and a running bridge.
+    /// Services, school (with `pupils` pupils) and a running bridge on the tests' broker.
     pub async fn spawn(pupils: usize) -> Self {
+        Self::spawn_on(pupils, &mqtt_url()).await
+    }
+
+    /// Like [`ReaderStack::spawn`], on the broker at `broker`.
+    pub async fn spawn_on(pupils: usize, broker: &str) -> Self {
         let app = TestApp::spawn(&[Domain::Iot, Domain::Active]).await;
         let mut conn = app.db.conn().await;
         let school = School::create(&mut conn, pupils).await;
@@ -37,6 +44,7 @@ impl ReaderStack {
         let mut stack = Self {
             prefix: format!("t{}", &tag[..10]),
             client_id: format!("gw-{}", &tag[..12]),
+            mqtt_url: broker.to_owned(),
             app,
             school,
             active,
@@ -63,7 +71,7 @@ impl ReaderStack {
         };
         let shutdown = ShutdownToken::new();
         let bridge =
-            bridge::start(BridgeConfig::from_config(&config, &mqtt_url()), deps, shutdown.clone()).expect("bridge");
+            bridge::start(BridgeConfig::from_config(&config, &self.mqtt_url), deps, shutdown.clone()).expect("bridge");
         // Wait until it is connected and subscribed (a SUBACK is not observable here: poll
         // the connection count, then give the subscription a moment).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -100,12 +108,61 @@ impl ReaderStack {
 
     /// A simulated reader for `device` signing with `key`.
     pub async fn reader_with_key(&self, device: &str, key: &str) -> SimReader {
-        SimReader::connect(&mqtt_url(), &self.prefix, device, key).await.expect("reader connects")
+        SimReader::connect(&self.mqtt_url, &self.prefix, device, key).await.expect("reader connects")
     }
 
     /// Stops the bridge and the services.
     pub async fn stop(mut self) {
         self.stop_bridge().await;
         self.app.stop().await;
+    }
+}
+
+/// A Mosquitto broker in a child process (killed on drop), for broker-restart tests.
+pub struct Mosquitto {
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl Mosquitto {
+    /// Starts `mosquitto` on a free port; `None` when the binary is not installed.
+    pub async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let mut m = Self { port, child: None };
+        m.restart().await.then_some(m)
+    }
+
+    /// `mqtt://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (sessions and queued messages are lost: no persistence).
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// (Re)starts the broker on the same port; false when it cannot be started.
+    pub async fn restart(&mut self) -> bool {
+        self.kill().await;
+        let Ok(child) = tokio::process::Command::new("mosquitto")
+            .args(["-p", &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+        else {
+            return false;
+        };
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        false
     }
 }

@@ -96,6 +96,9 @@ impl DevStack {
         let pool = db::connect(&database_url, PoolOptions::from_config(&config)).await?;
 
         let demo_loaded = if demo { crate::demo::seed_if_empty(&pool).await? } else { false };
+        if demo {
+            crate::demo_sessions::open_demo_sessions(&pool, config.timezone).await?;
+        }
         let admin = admin::ensure_dev_admin(&pool, &data_dir).await?;
         config.device_key_secret =
             Some(admin::ensure_dev_device_key_secret(config.device_key_secret.as_ref(), &data_dir)?);

@@ -7,12 +7,14 @@
 //! | [`database`] | the private database for `dev`, and creating a database if missing |
 //! | [`admin`] | creating the first admin account |
 //! | [`demo`] | the demo school loaded by `dev` and `seed-demo` |
+//! | [`demo_sessions`] | running sessions in three demo rooms, for the reader walkthrough |
 //! | [`edge`] | the MQTT reader bridge as `dev` and `gateway` run it |
 //! | [`reader_sim`] | `phoenix reader-sim`: a simulated reader |
 
 pub mod admin;
 pub mod database;
 pub mod demo;
+pub mod demo_sessions;
 pub mod dev;
 pub mod edge;
 pub mod reader_sim;

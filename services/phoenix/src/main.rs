@@ -282,11 +282,11 @@ fn print_dev_summary(stack: &DevStack) {
     println!("  reader bridge   {p}/readers/+/scan → ProcessScan → {p}/readers/<device>/result", p = stack.mqtt_prefix);
     println!();
     println!("Try: grpcurl -plaintext {} grpc.health.v1.Health/Check", stack.services[0].1);
-    if let Some((_, active)) = stack.services.iter().find(|(d, _)| *d == Domain::Active) {
-        println!(
-            "Open Raum 101:  grpcurl -plaintext -d '{{\"room_id\":1,\"education_group_id\":1,\"supervisor_staff_ids\":[1]}}' {active} phoenix.active.v1.ActiveService/StartSession"
-        );
-        println!("Scan a card:    phoenix reader-sim --device reader-01 --pupil 0   (again: check-out)");
+    if stack.demo_loaded || stack.local_pg.is_some() {
+        println!("Readers: sessions run in Raum 101 (reader-01), Raum 102 (reader-02), Turnhalle (reader-07).");
+        println!("  phoenix reader-sim --broker {} --device reader-01 --pupil 0   # checked_in", stack.mqtt_url);
+        println!("  phoenix reader-sim --broker {} --device reader-02 --pupil 0   # transferred", stack.mqtt_url);
+        println!("  phoenix reader-sim --broker {} --device reader-02 --pupil 0   # checked_out", stack.mqtt_url);
     }
     println!("Press Ctrl-C to stop.");
 }
