@@ -256,7 +256,11 @@ pub fn start(config: BridgeConfig, deps: BridgeDeps, shutdown: ShutdownToken) ->
         .set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
         .set_inflight(200);
-    let (client, eventloop) = AsyncClient::new(options, 1024);
+    let (client, mut eventloop) = AsyncClient::new(options, 1024);
+    // Scans and Results are small packets on a request/response path: no Nagle delay.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    eventloop.set_network_options(network);
     let stats = Arc::new(BridgeStats::default());
     let ctx = Arc::new(Context {
         client: client.clone(),

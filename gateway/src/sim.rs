@@ -78,6 +78,10 @@ impl SimReader {
             .set_max_packet_size(1024 * 1024, 1024 * 1024)
             .set_last_will(LastWill::new(status.clone(), "offline", QoS::AtLeastOnce, true));
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
+        // Scans and Results are small packets on a request/response path: no Nagle delay.
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let result_topic = topics::result(prefix, device_id);

@@ -82,9 +82,24 @@ pub async fn serve(
     };
     tonic::transport::Server::builder()
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .serve_with_incoming_shutdown(incoming(listener), drain)
         .await?;
     Ok(())
+}
+
+/// Accepted connections with `TCP_NODELAY`: a unary gRPC response is written in pieces
+/// (headers, data, trailers), and Nagle's algorithm with delayed ACKs would hold the last
+/// piece back ~40 ms (`Server::tcp_nodelay` does not apply to an incoming stream).
+pub fn incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> + Send + 'static {
+    use tokio_stream::StreamExt as _;
+    TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
+        }
+        conn
+    })
 }
 
 /// Cancels `token` on SIGTERM (Kubernetes) or Ctrl-C (a terminal).
