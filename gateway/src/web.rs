@@ -4,7 +4,6 @@
 
 use phoenix_common::server::{ServiceRoutes, ShutdownToken};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
 /// Serves the gateway on `listener` until `shutdown` is cancelled.
@@ -18,7 +17,7 @@ pub async fn serve(listener: TcpListener, shutdown: ShutdownToken) -> anyhow::Re
         .accept_http1(true)
         .layer(tonic_web::GrpcWebLayer::new())
         .add_routes(routes)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .serve_with_incoming_shutdown(phoenix_common::server::incoming(listener), drain)
         .await?;
     Ok(())
 }

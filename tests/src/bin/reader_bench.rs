@@ -271,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
     println!("machine: {}; build: {}", machine(), if cfg!(debug_assertions) { "debug" } else { "release" });
     println!(
         "broker: {}; gateway: {shards} shard workers; DB pool {pool_size}; ~{scans} scans per level, each reader sequential",
-        if std::env::var("MQTT_URL").is_ok() { "MQTT_URL" } else { "embedded rumqttd" }
+        if std::env::var("MQTT_URL").is_ok_and(|u| !u.trim().is_empty()) { "MQTT_URL" } else { "embedded rumqttd" }
     );
     println!();
     println!(
