@@ -423,31 +423,65 @@ fn shard_of(device: &str, shards: usize) -> usize {
     (h.finish() % shards as u64) as usize
 }
 
+/// The order in which PUBACKs may be sent: messages are acked in arrival order, each once its
+/// processing is done, and only on the connection that delivered it (the broker redelivers
+/// the unacked messages of an older connection itself).
+#[derive(Debug, Default)]
+struct AckQueue {
+    epoch: u64,
+    queue: VecDeque<(u64, Box<Publish>, bool)>,
+}
+
+impl AckQueue {
+    /// A new connection: forget the old one's messages.
+    fn new_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.queue.clear();
+    }
+
+    fn register(&mut self, epoch: u64, seq: u64, publish: Box<Publish>) {
+        if epoch == self.epoch {
+            self.queue.push_back((seq, publish, false));
+        }
+    }
+
+    /// Marks `seq` done; returns the messages that may now be acked, in order.
+    fn done(&mut self, epoch: u64, seq: u64) -> Vec<Publish> {
+        if epoch != self.epoch {
+            return Vec::new();
+        }
+        if let Some(entry) = self.queue.iter_mut().find(|(s, _, _)| *s == seq) {
+            entry.2 = true;
+        }
+        let mut ready = Vec::new();
+        while self.queue.front().is_some_and(|(_, _, done)| *done) {
+            if let Some((_, publish, _)) = self.queue.pop_front() {
+                ready.push(*publish);
+            }
+        }
+        ready
+    }
+}
+
 /// Sends PUBACKs strictly in arrival order, only for the current connection.
 async fn acker(client: AsyncClient, mut rx: mpsc::UnboundedReceiver<AckMsg>) {
-    let mut epoch = 0u64;
-    let mut queue: VecDeque<(u64, Box<Publish>, bool)> = VecDeque::new();
+    let mut acks = AckQueue::default();
     while let Some(msg) = rx.recv().await {
-        match msg {
+        let ready = match msg {
             AckMsg::Epoch(e) => {
-                epoch = e;
-                queue.clear();
+                acks.new_epoch(e);
+                continue;
             }
-            AckMsg::Register { epoch: e, seq, publish } if e == epoch => queue.push_back((seq, publish, false)),
-            AckMsg::Register { .. } => {}
-            AckMsg::Done { epoch: e, seq } if e == epoch => {
-                if let Some(entry) = queue.iter_mut().find(|(s, _, _)| *s == seq) {
-                    entry.2 = true;
-                }
-                while queue.front().is_some_and(|(_, _, done)| *done) {
-                    if let Some((_, publish, _)) = queue.pop_front()
-                        && let Err(e) = client.ack(&publish).await
-                    {
-                        tracing::warn!(error = %e, "MQTT ack could not be queued");
-                    }
-                }
+            AckMsg::Register { epoch, seq, publish } => {
+                acks.register(epoch, seq, publish);
+                continue;
             }
-            AckMsg::Done { .. } => {}
+            AckMsg::Done { epoch, seq } => acks.done(epoch, seq),
+        };
+        for publish in ready {
+            if let Err(e) = client.ack(&publish).await {
+                tracing::warn!(error = %e, "MQTT ack could not be queued");
+            }
         }
     }
 }
@@ -730,6 +764,43 @@ mod tests {
         assert_eq!(parse_status(b"maybe"), Err(()));
         assert_eq!(parse_status(b"{nope"), Err(()));
         assert_eq!(parse_status(&[0xff, 0xfe]), Err(()));
+    }
+
+    fn publish(pkid: u16) -> Box<Publish> {
+        let mut p = Publish::new("p/readers/r/scan", QoS::AtLeastOnce, vec![]);
+        p.pkid = pkid;
+        Box::new(p)
+    }
+
+    fn pkids(ready: Vec<Publish>) -> Vec<u16> {
+        ready.into_iter().map(|p| p.pkid).collect()
+    }
+
+    #[test]
+    fn acks_go_out_in_arrival_order_whatever_order_work_finishes() {
+        let mut q = AckQueue::default();
+        q.new_epoch(1);
+        for seq in 1..=4 {
+            q.register(1, seq, publish(seq as u16 + 10));
+        }
+        assert_eq!(pkids(q.done(1, 3)), Vec::<u16>::new(), "3 waits for 1 and 2");
+        assert_eq!(pkids(q.done(1, 2)), Vec::<u16>::new());
+        assert_eq!(pkids(q.done(1, 1)), [11, 12, 13]);
+        assert_eq!(pkids(q.done(1, 4)), [14]);
+        assert_eq!(pkids(q.done(1, 4)), Vec::<u16>::new(), "never twice");
+    }
+
+    #[test]
+    fn acks_of_an_old_connection_are_dropped() {
+        let mut q = AckQueue::default();
+        q.new_epoch(1);
+        q.register(1, 1, publish(1));
+        q.register(1, 2, publish(2));
+        q.new_epoch(2);
+        assert_eq!(pkids(q.done(1, 1)), Vec::<u16>::new(), "the broker redelivers it on the new connection");
+        q.register(1, 3, publish(3));
+        q.register(2, 4, publish(1));
+        assert_eq!(pkids(q.done(2, 4)), [1]);
     }
 
     #[test]

@@ -642,6 +642,45 @@ mod tests {
         assert_eq!(serde_json::to_string(&Outcome::CheckedIn).expect("serialise"), "\"checked_in\"");
     }
 
+    /// Fuzz-style: random and mutated payloads never panic, and whatever decodes satisfies
+    /// the field rules.
+    #[test]
+    fn decoding_never_panics_on_garbage() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let valid = br#"{"scan_id":"s-1","tag":"04A1B2C3","scanned_at":"2026-11-25T07:45:00Z","sig":"ab"}"#;
+        for i in 0..50_000 {
+            let payload: Vec<u8> = if i % 2 == 0 {
+                (0..next() % 200).map(|_| next() as u8).collect()
+            } else {
+                let mut p = valid.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % p.len();
+                    match next() % 3 {
+                        0 => p[at] = next() as u8,
+                        1 => {
+                            p.remove(at);
+                        }
+                        _ => p.insert(at, next() as u8),
+                    }
+                }
+                p
+            };
+            if let Ok(scan) = decode_scan(&payload) {
+                assert!((1..=MAX_SCAN_ID_CHARS).contains(&scan.scan_id.chars().count()));
+                assert!(!scan.tag.trim().is_empty());
+                assert!(scan.scanned_at_utc().is_some());
+                let _ = normalize_tag(&scan.tag);
+                let _ = verify_signature("key", "dev", &scan);
+            }
+        }
+    }
+
     #[test]
     fn display_names_are_first_name_and_last_initial() {
         assert_eq!(display_name("Emma", "Müller"), "Emma M.");
