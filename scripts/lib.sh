@@ -49,3 +49,10 @@ ensure_nextest() {
     cargo install cargo-nextest --locked
   fi
 }
+
+# Node.js + npm, for `buf lint` of proto/ (buf ships through the npm registry).
+ensure_npm() {
+  if ! command -v npx >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+}
