@@ -37,11 +37,14 @@ pub struct RunningService {
 
 /// Routes of one domain: health + reflection, plus the domain's own servers once its issue
 /// lands (add them in the `match`).
-pub fn domain_routes(domain: Domain, _ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
-    let routes = ServiceRoutes::new(&[domain.grpc_service()])?;
+pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
+    let mut routes = ServiceRoutes::new(&[domain.grpc_service()])?;
     match domain {
         // Each domain registers its tonic servers here as it is implemented, e.g.
         // `Domain::Auth => { routes.builder.add_service(auth::server(ctx)); }`.
+        Domain::Config => {
+            routes.builder.add_service(phoenix_config::server(ctx.pool.clone()));
+        }
         Domain::Auth
         | Domain::Users
         | Domain::Education
@@ -51,7 +54,6 @@ pub fn domain_routes(domain: Domain, _ctx: &ServiceContext) -> anyhow::Result<Se
         | Domain::Schedule
         | Domain::Iot
         | Domain::Feedback
-        | Domain::Config
         | Domain::Audit => {}
     }
     Ok(routes)
