@@ -4,6 +4,7 @@
 mod config;
 mod dev_stack;
 mod migrations;
+mod schedule;
 mod schema_drift;
 mod services;
 mod support;

@@ -45,13 +45,15 @@ pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<Ser
         Domain::Config => {
             routes.builder.add_service(phoenix_config::server(ctx.pool.clone()));
         }
+        Domain::Schedule => {
+            routes.builder.add_service(phoenix_schedule::server(ctx.pool.clone()));
+        }
         Domain::Auth
         | Domain::Users
         | Domain::Education
         | Domain::Facilities
         | Domain::Activities
         | Domain::Active
-        | Domain::Schedule
         | Domain::Iot
         | Domain::Feedback
         | Domain::Audit => {}

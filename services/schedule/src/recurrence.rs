@@ -9,7 +9,8 @@
 //!   `weekdays` alone means every such weekday of the month.
 //! - `Yearly`: every `interval` years, in the anchor's month, on `month_days` (default: the
 //!   anchor's day); Feb 29 therefore occurs only in leap years.
-//! - `weekdays` also filters daily, monthly and yearly dates.
+//! - `weekdays` also filters daily, monthly and yearly dates; `month_days` filters daily and
+//!   weekly dates.
 //! - `until` (inclusive) or `count` (occurrences counted from the anchor) ends the series.
 
 use std::collections::BTreeSet;
@@ -118,7 +119,7 @@ impl Rule {
             Frequency::Weekly => {
                 let weeks = (monday_of(d) - monday_of(anchor)).num_days() / 7;
                 let on_day = if self.weekdays.is_empty() { wd == iso_weekday(anchor) } else { weekday_ok };
-                weeks % interval == 0 && on_day
+                weeks % interval == 0 && on_day && (self.month_days.is_empty() || self.month_days.contains(&day))
             }
             Frequency::Monthly => {
                 let on_day = if self.month_days.is_empty() && !self.weekdays.is_empty() {
@@ -198,10 +199,21 @@ mod tests {
         let r = Rule { month_days: [31].into(), ..rule(Frequency::Monthly, 1) };
         assert_eq!(
             expand(&r, d(2024, 1, 1), d(2024, 12, 31)),
-            [d(2024, 1, 31), d(2024, 3, 31), d(2024, 5, 31), d(2024, 7, 31), d(2024, 8, 31), d(2024, 10, 31), d(2024, 12, 31)]
+            [
+                d(2024, 1, 31),
+                d(2024, 3, 31),
+                d(2024, 5, 31),
+                d(2024, 7, 31),
+                d(2024, 8, 31),
+                d(2024, 10, 31),
+                d(2024, 12, 31)
+            ]
         );
         // Anchored on the 31st without month_days: same rule by default.
-        assert_eq!(expand(&rule(Frequency::Monthly, 1), d(2024, 1, 31), d(2024, 4, 30)), [d(2024, 1, 31), d(2024, 3, 31)]);
+        assert_eq!(
+            expand(&rule(Frequency::Monthly, 1), d(2024, 1, 31), d(2024, 4, 30)),
+            [d(2024, 1, 31), d(2024, 3, 31)]
+        );
     }
 
     #[test]
@@ -221,7 +233,10 @@ mod tests {
         assert_eq!(expand(&r, d(2024, 2, 29), d(2033, 12, 31)), [d(2024, 2, 29), d(2028, 2, 29), d(2032, 2, 29)]);
         // 2100 is not a leap year (divisible by 100, not by 400); 2000 was.
         assert_eq!(expand(&r, d(2096, 2, 29), d(2104, 3, 1)), [d(2096, 2, 29), d(2104, 2, 29)]);
-        assert_eq!(expand(&rule(Frequency::Yearly, 4), d(2000, 2, 29), d(2009, 1, 1)), [d(2000, 2, 29), d(2004, 2, 29), d(2008, 2, 29)]);
+        assert_eq!(
+            expand(&rule(Frequency::Yearly, 4), d(2000, 2, 29), d(2009, 1, 1)),
+            [d(2000, 2, 29), d(2004, 2, 29), d(2008, 2, 29)]
+        );
     }
 
     #[test]
@@ -238,9 +253,15 @@ mod tests {
     fn daily_weekdays_with_count_and_until() {
         // Mon–Fri from Friday 2025-02-28 (2025 is no leap year: March follows Feb 28).
         let r = Rule { weekdays: [1, 2, 3, 4, 5].into(), end: End::Count(4), ..rule(Frequency::Daily, 1) };
-        assert_eq!(expand(&r, d(2025, 2, 28), d(2025, 12, 31)), [d(2025, 2, 28), d(2025, 3, 3), d(2025, 3, 4), d(2025, 3, 5)]);
+        assert_eq!(
+            expand(&r, d(2025, 2, 28), d(2025, 12, 31)),
+            [d(2025, 2, 28), d(2025, 3, 3), d(2025, 3, 4), d(2025, 3, 5)]
+        );
         let r = Rule { end: End::Until(d(2024, 3, 2)), ..rule(Frequency::Daily, 2) };
-        assert_eq!(expand(&r, d(2024, 2, 25), d(2024, 12, 31)), [d(2024, 2, 25), d(2024, 2, 27), d(2024, 2, 29), d(2024, 3, 2)]);
+        assert_eq!(
+            expand(&r, d(2024, 2, 25), d(2024, 12, 31)),
+            [d(2024, 2, 25), d(2024, 2, 27), d(2024, 2, 29), d(2024, 3, 2)]
+        );
     }
 
     #[test]
@@ -266,10 +287,21 @@ mod tests {
     }
 
     fn any_rule() -> impl Strategy<Value = Rule> {
-        let freq = prop_oneof![Just(Frequency::Daily), Just(Frequency::Weekly), Just(Frequency::Monthly), Just(Frequency::Yearly)];
+        let freq = prop_oneof![
+            Just(Frequency::Daily),
+            Just(Frequency::Weekly),
+            Just(Frequency::Monthly),
+            Just(Frequency::Yearly)
+        ];
         let end = prop_oneof![Just(0u32), 1u32..40].prop_map(|n| if n == 0 { End::Never } else { End::Count(n) });
         (freq, 1u32..5, prop::collection::btree_set(1u8..=7, 0..3), prop::collection::btree_set(1u8..=31, 0..3), end)
-            .prop_map(|(frequency, interval, weekdays, month_days, end)| Rule { frequency, interval, weekdays, month_days, end })
+            .prop_map(|(frequency, interval, weekdays, month_days, end)| Rule {
+                frequency,
+                interval,
+                weekdays,
+                month_days,
+                end,
+            })
     }
 
     proptest! {
