@@ -48,11 +48,13 @@ pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<Ser
         Domain::Schedule => {
             routes.builder.add_service(phoenix_schedule::server(ctx.pool.clone()));
         }
+        Domain::Activities => {
+            routes.builder.add_service(phoenix_activities::server(ctx.pool.clone()));
+        }
         Domain::Auth
         | Domain::Users
         | Domain::Education
         | Domain::Facilities
-        | Domain::Activities
         | Domain::Active
         | Domain::Iot
         | Domain::Feedback
