@@ -1,7 +1,11 @@
 //! Phoenix integration suite: one test binary (linked once), a module per area. Every test
 //! gets its own database from the harness and talks to real servers over TCP.
 
+mod accounts;
+mod auth;
+mod authz;
 mod dev_stack;
 mod migrations;
+mod roles;
 mod schema_drift;
 mod services;
