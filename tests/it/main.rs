@@ -4,6 +4,7 @@
 mod accounts;
 mod auth;
 mod authz;
+mod caller;
 mod dev_stack;
 mod migrations;
 mod roles;
