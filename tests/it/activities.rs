@@ -5,12 +5,11 @@ use diesel::sql_types::BigInt;
 use diesel::{QueryableByName, sql_query};
 use diesel_async::RunQueryDsl;
 use pb::activities_service_client::ActivitiesServiceClient;
-use phoenix_common::caller::TEST_STAFF_HEADER;
 use phoenix_common::domain::Domain;
 use phoenix_proto::activities::v1 as pb;
 use phoenix_tests::TestApp;
+use phoenix_tests::auth::AuthedChannel;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::support::{assert_invalid, assert_precondition};
 
@@ -20,8 +19,8 @@ struct Id {
     id: i64,
 }
 
-async fn client(app: &TestApp) -> ActivitiesServiceClient<Channel> {
-    ActivitiesServiceClient::new(app.channel(Domain::Activities).await)
+async fn client(app: &TestApp) -> ActivitiesServiceClient<AuthedChannel> {
+    ActivitiesServiceClient::new(app.admin_channel(Domain::Activities).await)
 }
 
 /// `n` students (and their persons), ids ascending.
@@ -52,13 +51,13 @@ async fn staff(app: &TestApp) -> i64 {
     .id
 }
 
-async fn first_category(c: &mut ActivitiesServiceClient<Channel>) -> i64 {
+async fn first_category(c: &mut ActivitiesServiceClient<AuthedChannel>) -> i64 {
     let r = c.list_categories(pb::ListCategoriesRequest::default()).await.expect("categories").into_inner();
     r.categories[0].id
 }
 
 async fn create(
-    c: &mut ActivitiesServiceClient<Channel>,
+    c: &mut ActivitiesServiceClient<AuthedChannel>,
     max: i32,
     is_open: bool,
     supervisors: Vec<i64>,
@@ -204,14 +203,14 @@ async fn only_creator_supervisors_or_admins_change_enrollments() {
     let a = create(&mut admin, 5, true, vec![lead]).await;
     assert_eq!(a.supervisors, [pb::Supervisor { staff_id: lead, is_primary: true }]);
 
-    let as_staff = |id: i64, req: pb::EnrollStudentRequest| {
-        let mut r = tonic::Request::new(req);
-        r.metadata_mut().insert(TEST_STAFF_HEADER, id.to_string().parse().unwrap());
-        r
+    // Real staff accounts (role `staff`, which holds activities:enroll) linked to the staff records.
+    let as_staff = async |id: i64| {
+        let token = phoenix_tests::auth::staff_token(&app, id).await;
+        ActivitiesServiceClient::new(app.channel_as(Domain::Activities, &token).await)
     };
-    let err = admin.enroll_student(as_staff(other, enroll(a.id, kids[0]))).await.unwrap_err();
-    assert_eq!(err.code(), Code::PermissionDenied);
-    admin.enroll_student(as_staff(lead, enroll(a.id, kids[0]))).await.unwrap();
+    let err = as_staff(other).await.enroll_student(enroll(a.id, kids[0])).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "a staff member who neither created nor supervises it");
+    as_staff(lead).await.enroll_student(enroll(a.id, kids[0])).await.unwrap();
 }
 
 #[tokio::test]

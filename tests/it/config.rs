@@ -8,18 +8,22 @@ use phoenix_common::domain::Domain;
 use phoenix_config::ConfigCache;
 use phoenix_proto::config::v1 as pb;
 use phoenix_tests::TestApp;
+use phoenix_tests::auth::AuthedChannel;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::support::{assert_invalid, assert_precondition};
 
 const RETENTION: &str = "privacy.default_visit_retention_days";
 
-async fn client(app: &TestApp) -> ConfigServiceClient<Channel> {
-    ConfigServiceClient::new(app.channel(Domain::Config).await)
+async fn client(app: &TestApp) -> ConfigServiceClient<AuthedChannel> {
+    ConfigServiceClient::new(app.admin_channel(Domain::Config).await)
 }
 
-async fn update(c: &mut ConfigServiceClient<Channel>, key: &str, value: &str) -> Result<pb::Setting, tonic::Status> {
+async fn update(
+    c: &mut ConfigServiceClient<AuthedChannel>,
+    key: &str,
+    value: &str,
+) -> Result<pb::Setting, tonic::Status> {
     let r = c.update_setting(pb::UpdateSettingRequest { key: key.into(), value: value.into() }).await?;
     Ok(r.into_inner().setting.expect("setting"))
 }
@@ -28,7 +32,7 @@ async fn update(c: &mut ConfigServiceClient<Channel>, key: &str, value: &str) ->
 async fn setting_round_trip_get_update_reset() {
     let app = TestApp::spawn(&[Domain::Config]).await;
     let mut c = client(&app).await;
-    let get = |c: &mut ConfigServiceClient<Channel>, key: &str| {
+    let get = |c: &mut ConfigServiceClient<AuthedChannel>, key: &str| {
         let mut c = c.clone();
         let key = key.to_owned();
         async move { c.get_setting(pb::GetSettingRequest { key }).await.map(|r| r.into_inner().setting.expect("s")) }

@@ -1,10 +1,15 @@
 //! Phoenix integration suite: one test binary (linked once), a module per area. Every test
 //! gets its own database from the harness and talks to real servers over TCP.
 
+mod accounts;
 mod activities;
+mod auth;
+mod authz;
+mod caller;
 mod config;
 mod dev_stack;
 mod migrations;
+mod roles;
 mod schedule;
 mod schema_drift;
 mod services;

@@ -8,13 +8,13 @@ use pb::schedule_service_client::ScheduleServiceClient;
 use phoenix_common::domain::Domain;
 use phoenix_proto::schedule::v1 as pb;
 use phoenix_tests::TestApp;
+use phoenix_tests::auth::AuthedChannel;
 use tonic::Code;
-use tonic::transport::Channel;
 
 use crate::support::assert_invalid;
 
-async fn client(app: &TestApp) -> ScheduleServiceClient<Channel> {
-    ScheduleServiceClient::new(app.channel(Domain::Schedule).await)
+async fn client(app: &TestApp) -> ScheduleServiceClient<AuthedChannel> {
+    ScheduleServiceClient::new(app.admin_channel(Domain::Schedule).await)
 }
 
 fn monthly_31st() -> pb::RecurrencePattern {

@@ -8,7 +8,7 @@ pub mod repo;
 pub mod service;
 mod validate;
 
-pub use service::{ActivitiesServiceImpl, METHOD_PERMISSIONS};
+pub use service::{ActivitiesServiceImpl, METHODS};
 
 use phoenix_common::db::DbPool;
 use phoenix_proto::activities::v1::activities_service_server::ActivitiesServiceServer;

@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use pb::activities_service_server::ActivitiesService;
-use phoenix_common::caller::{Caller, caller_from_request};
+use phoenix_common::authz::{MethodTable, Requirement};
+use phoenix_common::caller::Caller;
 use phoenix_common::db::DbPool;
-use phoenix_common::page::PageRequest;
+use phoenix_common::page::Page;
 use phoenix_common::{Error, FieldViolations};
 use phoenix_proto::activities::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -16,14 +17,14 @@ use crate::repo::{self, ActivityRow, CategoryRow};
 use crate::validate;
 
 /// The permission each RPC needs (checked by the shared auth layer; strings from the seed).
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.activities.v1.ActivitiesService/ListCategories", "activities:read"),
-    ("/phoenix.activities.v1.ActivitiesService/CreateCategory", "activities:manage"),
-    ("/phoenix.activities.v1.ActivitiesService/CreateActivity", "activities:create"),
-    ("/phoenix.activities.v1.ActivitiesService/GetActivity", "activities:read"),
-    ("/phoenix.activities.v1.ActivitiesService/EnrollStudent", "activities:enroll"),
-    ("/phoenix.activities.v1.ActivitiesService/UnenrollStudent", "activities:enroll"),
-    ("/phoenix.activities.v1.ActivitiesService/ReplaceEnrollments", "activities:enroll"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.activities.v1.ActivitiesService/ListCategories", Requirement::Permission("activities:read")),
+    ("/phoenix.activities.v1.ActivitiesService/CreateCategory", Requirement::Permission("activities:manage")),
+    ("/phoenix.activities.v1.ActivitiesService/CreateActivity", Requirement::Permission("activities:create")),
+    ("/phoenix.activities.v1.ActivitiesService/GetActivity", Requirement::Permission("activities:read")),
+    ("/phoenix.activities.v1.ActivitiesService/EnrollStudent", Requirement::Permission("activities:enroll")),
+    ("/phoenix.activities.v1.ActivitiesService/UnenrollStudent", Requirement::Permission("activities:enroll")),
+    ("/phoenix.activities.v1.ActivitiesService/ReplaceEnrollments", Requirement::Permission("activities:enroll")),
 ];
 
 /// Failed-precondition reasons.
@@ -121,11 +122,11 @@ fn today() -> chrono::NaiveDate {
 impl ActivitiesService for ActivitiesServiceImpl {
     async fn list_categories(&self, request: Request<pb::ListCategoriesRequest>) -> Reply<pb::ListCategoriesResponse> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = Page::parse(req.page_size, &req.page_token, "categories")?;
         let mut conn = self.pool.get().await.map_err(Error::from)?;
         let (mut rows, total) =
-            repo::list_categories(&mut conn, page.after_id()?, page.fetch_limit()).await.map_err(Error::from)?;
-        let next_page_token = page.finish(&mut rows, |r| r.id.to_string());
+            repo::list_categories(&mut conn, page.after, page.fetch_limit()).await.map_err(Error::from)?;
+        let next_page_token = page.finish(&mut rows, |r| r.id, "categories");
         Ok(Response::new(pb::ListCategoriesResponse {
             categories: rows.into_iter().map(category).collect(),
             next_page_token,
@@ -155,7 +156,7 @@ impl ActivitiesService for ActivitiesServiceImpl {
     }
 
     async fn create_activity(&self, request: Request<pb::CreateActivityRequest>) -> Reply<pb::CreateActivityResponse> {
-        let caller = caller_from_request(&request);
+        let caller = Caller::of(&request, &self.pool).await?;
         let req = request.into_inner();
         let a = req.activity.ok_or_else(|| Error::invalid("activity", "is required"))?;
         let mut v = FieldViolations::default();
@@ -230,7 +231,7 @@ impl ActivitiesService for ActivitiesServiceImpl {
     }
 
     async fn enroll_student(&self, request: Request<pb::EnrollStudentRequest>) -> Reply<pb::EnrollStudentResponse> {
-        let caller = caller_from_request(&request);
+        let caller = Caller::of(&request, &self.pool).await?;
         let req = request.into_inner();
         let mut v = FieldViolations::default();
         let (activity_id, student_id) =
@@ -266,7 +267,7 @@ impl ActivitiesService for ActivitiesServiceImpl {
         &self,
         request: Request<pb::UnenrollStudentRequest>,
     ) -> Reply<pb::UnenrollStudentResponse> {
-        let caller = caller_from_request(&request);
+        let caller = Caller::of(&request, &self.pool).await?;
         let req = request.into_inner();
         let mut v = FieldViolations::default();
         let (activity_id, student_id) =
@@ -289,7 +290,7 @@ impl ActivitiesService for ActivitiesServiceImpl {
         &self,
         request: Request<pb::ReplaceEnrollmentsRequest>,
     ) -> Reply<pb::ReplaceEnrollmentsResponse> {
-        let caller = caller_from_request(&request);
+        let caller = Caller::of(&request, &self.pool).await?;
         let req = request.into_inner();
         let mut v = FieldViolations::default();
         let activity_id = validate::id("activity_id", req.activity_id, &mut v);

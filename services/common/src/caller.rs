@@ -1,45 +1,62 @@
-//! Who is calling: the ONE seam between the domain services and authentication.
+//! Who is calling, as the domain services need it for resource rules ("my groups", full
+//! access to a student, ownership of an activity) and for `created_by`-style columns.
 //!
-//! The shared auth layer (checking each RPC's declared permission and putting an auth context
-//! in the request extensions) is built separately. Until it lands, [`caller_from_request`]
-//! answers with an administrator, or with the identity of the test-only metadata headers
-//! below. When the auth layer lands, only this function changes: it reads the auth context
-//! from the extensions instead.
+//! Built from the verified [`AuthContext`] the authorization layer put into the request —
+//! never from anything else the client sends — plus the caller's staff record, looked up
+//! through `users.persons.account_id`.
 
-use tonic::Request;
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl;
 
-/// Test-only header: the caller's `auth.accounts.id`. Remove when the auth layer lands.
-pub const TEST_ACCOUNT_HEADER: &str = "x-phoenix-test-account-id";
-/// Test-only header: the caller's `users.staff.id`. Remove when the auth layer lands.
-pub const TEST_STAFF_HEADER: &str = "x-phoenix-test-staff-id";
+use crate::authz::{AuthContext, Principal};
+use crate::db::DbPool;
+use crate::error::Result;
 
-/// The authenticated caller, as far as the domain services need it.
+/// The authenticated caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
-    /// `auth.accounts.id` (written to `updated_by`, `author_account_id`, …).
+    /// `auth.accounts.id`; `None` for a service client.
     pub account_id: Option<i64>,
-    /// `users.staff.id` when the caller is staff (written to `created_by`, ownership checks).
+    /// `users.staff.id` when the account belongs to a staff member.
     pub staff_id: Option<i64>,
-    /// Holds an admin wildcard (`admin:*` / `*:*`): resource rules do not apply.
+    /// Holds an admin wildcard (`*:*` / `admin:*`): resource rules do not restrict it.
     pub is_admin: bool,
 }
 
-impl Caller {
-    /// The administrator used while no auth layer exists.
-    pub fn admin() -> Self {
-        Self { account_id: None, staff_id: None, is_admin: true }
-    }
+#[derive(QueryableByName)]
+struct StaffId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
 }
 
-/// SEAM (auth): the caller of `request`.
-///
-/// For now: an admin, unless the test-only headers [`TEST_ACCOUNT_HEADER`] /
-/// [`TEST_STAFF_HEADER`] name a non-admin caller.
-pub fn caller_from_request<T>(request: &Request<T>) -> Caller {
-    let read = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
-    let (account_id, staff_id) = (read(TEST_ACCOUNT_HEADER), read(TEST_STAFF_HEADER));
-    if account_id.is_none() && staff_id.is_none() {
-        return Caller::admin();
+impl Caller {
+    /// The caller of a request that passed the authorization layer.
+    pub async fn of<T>(request: &tonic::Request<T>, pool: &DbPool) -> Result<Caller> {
+        Self::from_context(AuthContext::of(request)?, pool).await
     }
-    Caller { account_id, staff_id, is_admin: false }
+
+    /// The caller described by `ctx`.
+    pub async fn from_context(ctx: &AuthContext, pool: &DbPool) -> Result<Caller> {
+        let is_admin = crate::authz::grants(&ctx.permissions, "admin:*");
+        let account_id = match &ctx.principal {
+            Principal::Account(id) => Some(*id),
+            Principal::Service(_) => None,
+        };
+        let staff_id = match account_id {
+            None => None,
+            Some(id) => {
+                let mut conn = pool.get().await?;
+                // Read-only cross-schema join (api.md: services may read other schemas).
+                let rows: Vec<StaffId> = diesel::sql_query(
+                    "SELECT s.id FROM users.staff s JOIN users.persons p ON p.id = s.person_id WHERE p.account_id = $1",
+                )
+                .bind::<BigInt, _>(id)
+                .load(&mut conn)
+                .await?;
+                rows.into_iter().next().map(|r| r.id)
+            }
+        };
+        Ok(Caller { account_id, staff_id, is_admin })
+    }
 }

@@ -1,76 +1,142 @@
-//! List paging (api.md "Method design"): `page_size` default 50, max 500, and opaque keyset
-//! page tokens. A token wraps the sort key of the last row of the previous page, so pages
-//! stay stable while rows are inserted or deleted (no offsets).
+//! Pagination (api.md "Method design"): `page_size` (default 50, at most 500) and opaque
+//! keyset page tokens, never offsets. A token carries the last id of the previous page and
+//! a fingerprint of the filters, so it cannot be replayed against other filters.
 
-use crate::{Error, Result};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// Page size when the request leaves `page_size` at 0.
+use crate::error::{Error, Result};
+
+/// Page size when the caller sends 0.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
-/// Largest page a caller may ask for.
+/// Largest page.
 pub const MAX_PAGE_SIZE: i64 = 500;
 
-const TOKEN_PREFIX: &str = "pk1:";
-
-/// A validated `page_size` + `page_token` pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageRequest {
-    /// Rows per page, 1..=500.
+/// A validated page request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Rows to return.
     pub size: i64,
-    /// The sort key of the last row already returned (`None` on the first page).
-    pub after: Option<String>,
+    /// Return rows with an id greater than this.
+    pub after: Option<i64>,
 }
 
-impl PageRequest {
-    /// Validates the raw request fields; violations name `page_size` / `page_token`.
-    pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
-        let size = match i64::from(page_size) {
-            0 => DEFAULT_PAGE_SIZE,
-            n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            n => return Err(Error::invalid("page_size", format!("must be 1..={MAX_PAGE_SIZE} (0 = 50), got {n}"))),
-        };
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            let bytes = hex::decode(page_token)
-                .map_err(|_| Error::invalid("page_token", "not a token returned by this list; start without one"))?;
-            let text = String::from_utf8(bytes)
-                .ok()
-                .and_then(|t| t.strip_prefix(TOKEN_PREFIX).map(str::to_owned))
-                .ok_or_else(|| Error::invalid("page_token", "not a token returned by this list; start without one"))?;
-            Some(text)
-        };
-        Ok(Self { size, after })
+impl Page {
+    /// Validates `page_size` and `page_token`; `filters` fingerprints the request's filters.
+    pub fn parse(page_size: i32, page_token: &str, filters: &str) -> Result<Self> {
+        let size = parse_size(page_size)?;
+        if page_token.is_empty() {
+            return Ok(Self { size, after: None });
+        }
+        let key = decode_token(page_token, filters)?;
+        Ok(Self { size, after: Some(key.parse().map_err(|_| bad_token())?) })
     }
 
-    /// The `after` key as a numeric id (lists ordered by `id`).
-    pub fn after_id(&self) -> Result<Option<i64>> {
-        self.after
-            .as_deref()
-            .map(|a| a.parse::<i64>().map_err(|_| Error::invalid("page_token", "token does not belong to this list")))
-            .transpose()
-    }
-
-    /// How many rows to fetch: one more than the page, to learn whether another page follows.
+    /// Rows to fetch: one more than the page, to learn whether another page follows.
     pub fn fetch_limit(&self) -> i64 {
         self.size + 1
     }
 
-    /// Trims `rows` (fetched with [`Self::fetch_limit`]) to the page and returns the next
-    /// token (empty at the end), built from the last row's key.
-    pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> String) -> String {
-        let size = usize::try_from(self.size).unwrap_or(usize::MAX);
-        if rows.len() > size {
-            rows.truncate(size);
-            rows.last().map(|r| encode_token(&key(r))).unwrap_or_default()
-        } else {
-            String::new()
+    /// Trims `rows` (fetched with [`Page::fetch_limit`]) to the page and returns the next
+    /// page's token, empty when no row follows.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, id: impl Fn(&T) -> i64, filters: &str) -> String {
+        if rows.len() as i64 <= self.size {
+            return String::new();
+        }
+        rows.truncate(self.size as usize);
+        rows.last().map(|r| encode_token(&id(r).to_string(), filters)).unwrap_or_default()
+    }
+
+    /// The token of the page after one whose last row has `last_id`, or empty when the page
+    /// was not full (no further rows).
+    pub fn next_token(&self, rows_returned: usize, last_id: Option<i64>, filters: &str) -> String {
+        match last_id {
+            Some(id) if rows_returned as i64 >= self.size => encode_token(&id.to_string(), filters),
+            _ => String::new(),
         }
     }
 }
 
-/// The opaque token for a sort key.
-pub fn encode_token(key: &str) -> String {
-    hex::encode(format!("{TOKEN_PREFIX}{key}"))
+/// A validated page request over rows ordered by a text key (settings, feature flags):
+/// the same token format as [`Page`], with the last key instead of the last id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Rows to return.
+    pub size: i64,
+    /// Return rows whose key sorts after this one.
+    pub after: Option<String>,
+}
+
+impl KeyPage {
+    /// Validates `page_size` and `page_token`; `filters` fingerprints the request's filters.
+    pub fn parse(page_size: i32, page_token: &str, filters: &str) -> Result<Self> {
+        let size = parse_size(page_size)?;
+        let after = if page_token.is_empty() { None } else { Some(decode_token(page_token, filters)?) };
+        Ok(Self { size, after })
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.size + 1
+    }
+
+    /// Trims `rows` (fetched with [`KeyPage::fetch_limit`]) to the page and returns the next
+    /// page's token, empty when no row follows.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> String, filters: &str) -> String {
+        if rows.len() as i64 <= self.size {
+            return String::new();
+        }
+        rows.truncate(self.size as usize);
+        rows.last().map(|r| encode_token(&key(r), filters)).unwrap_or_default()
+    }
+
+    /// The token of the page after one whose last row has `last_key`, or empty when the
+    /// page was not full.
+    pub fn next_token(&self, rows_returned: usize, last_key: Option<&str>, filters: &str) -> String {
+        match last_key {
+            Some(key) if rows_returned as i64 >= self.size => encode_token(key, filters),
+            _ => String::new(),
+        }
+    }
+}
+
+fn parse_size(page_size: i32) -> Result<i64> {
+    match i64::from(page_size) {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        n => Err(Error::invalid("page_size", format!("must be 0 (default 50) to {MAX_PAGE_SIZE}, got {n}"))),
+    }
+}
+
+fn bad_token() -> Error {
+    Error::invalid("page_token", "is not a token from this list with these filters; start again without it")
+}
+
+fn encode_token(key: &str, filters: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{}:{key}", fingerprint_of(filters)))
+}
+
+/// The key a token carries, if it was made for these `filters`.
+fn decode_token(token: &str, filters: &str) -> Result<String> {
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad_token())?;
+    let text = String::from_utf8(raw).map_err(|_| bad_token())?;
+    // The fingerprint comes first: keys may themselves contain ':'.
+    let (fingerprint, key) = text.strip_prefix("v1:").and_then(|t| t.split_once(':')).ok_or_else(bad_token)?;
+    if fingerprint != fingerprint_of(filters) || key.is_empty() {
+        return Err(bad_token());
+    }
+    Ok(key.to_owned())
+}
+
+fn fingerprint_of(filters: &str) -> String {
+    // FNV-1a: stable across processes and releases (unlike std's hasher), and the token is
+    // not a secret, so a cryptographic hash buys nothing.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in filters.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
 }
 
 #[cfg(test)]
@@ -78,28 +144,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_and_bounds() {
-        assert_eq!(PageRequest::parse(0, "").unwrap().size, 50);
-        assert_eq!(PageRequest::parse(500, "").unwrap().size, 500);
-        assert!(PageRequest::parse(501, "").is_err());
-        assert!(PageRequest::parse(-1, "").is_err());
+    fn key_pages_round_trip_keys_with_colons_and_reject_other_filters() {
+        let first = KeyPage::parse(2, "", "flags").expect("first page");
+        let token = first.next_token(2, Some("a:b.c"), "flags");
+        assert_eq!(KeyPage::parse(2, &token, "flags").expect("next").after.as_deref(), Some("a:b.c"));
+        assert!(KeyPage::parse(2, &token, "other filters").is_err());
+        assert_eq!(first.next_token(1, Some("x"), "flags"), "", "a short page is the last");
     }
 
     #[test]
-    fn tokens_round_trip_and_garbage_is_rejected() {
-        let p = PageRequest::parse(2, &encode_token("42")).unwrap();
-        assert_eq!(p.after_id().unwrap(), Some(42));
-        assert!(PageRequest::parse(2, "zz").is_err());
-        assert!(PageRequest::parse(2, &hex::encode("other")).is_err());
-    }
-
-    #[test]
-    fn finish_emits_a_token_only_when_more_rows_follow() {
-        let p = PageRequest::parse(2, "").unwrap();
-        let mut rows = vec![1, 2, 3];
-        assert_eq!(p.finish(&mut rows, |r| r.to_string()), encode_token("2"));
+    fn finish_trims_the_extra_row_and_ends_without_a_token() {
+        let page = Page::parse(2, "", "f").expect("page");
+        let mut rows = vec![1_i64, 2, 3];
+        let token = page.finish(&mut rows, |r| *r, "f");
         assert_eq!(rows, [1, 2]);
-        let mut rows = vec![1, 2];
-        assert_eq!(p.finish(&mut rows, |r| r.to_string()), "");
+        assert_eq!(Page::parse(2, &token, "f").expect("next").after, Some(2));
+        let mut last = vec![3_i64];
+        assert_eq!(page.finish(&mut last, |r| *r, "f"), "", "no row follows the last page");
+    }
+
+    #[test]
+    fn sizes_default_and_are_capped() {
+        assert_eq!(Page::parse(0, "", "").expect("ok").size, 50);
+        assert_eq!(Page::parse(500, "", "").expect("ok").size, 500);
+        assert!(Page::parse(501, "", "").is_err());
+        assert!(Page::parse(-1, "", "").is_err());
+    }
+
+    #[test]
+    fn tokens_round_trip_only_with_the_same_filters() {
+        let page = Page::parse(2, "", "active=true").expect("ok");
+        assert_eq!(page.next_token(1, Some(9), "active=true"), "", "a short page is the last");
+        let token = page.next_token(2, Some(9), "active=true");
+        assert_eq!(Page::parse(2, &token, "active=true").expect("ok").after, Some(9));
+        assert!(Page::parse(2, &token, "active=false").is_err());
+        assert!(Page::parse(2, "garbage!", "").is_err());
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - [`registry`]: the one authoritative list of setting keys (type, range, default).
 //! - [`cache`]: [`ConfigCache`], the cached reader other services share (LISTEN/NOTIFY).
-//! - [`service`]: the tonic handlers; [`METHOD_PERMISSIONS`] declares each RPC's permission.
+//! - [`service`]: the tonic handlers; [`METHODS`] declares each RPC's permission.
 
 pub mod cache;
 mod convert;
@@ -12,7 +12,7 @@ pub mod service;
 mod validate;
 
 pub use cache::ConfigCache;
-pub use service::{ConfigServiceImpl, METHOD_PERMISSIONS};
+pub use service::{ConfigServiceImpl, METHODS};
 
 use phoenix_common::db::DbPool;
 use phoenix_proto::config::v1::config_service_server::ConfigServiceServer;

@@ -2,9 +2,10 @@
 
 use diesel_async::AsyncConnection;
 use pb::config_service_server::ConfigService;
-use phoenix_common::caller::caller_from_request;
+use phoenix_common::authz::{MethodTable, Requirement};
+use phoenix_common::caller::Caller;
 use phoenix_common::db::DbPool;
-use phoenix_common::page::PageRequest;
+use phoenix_common::page::KeyPage;
 use phoenix_common::{Error, FieldViolations};
 use phoenix_proto::config::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -12,17 +13,17 @@ use tonic::{Request, Response, Status};
 use crate::{convert, registry, repo, validate};
 
 /// The permission each RPC needs (checked by the shared auth layer; strings from the seed).
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.config.v1.ConfigService/GetSetting", "config:read"),
-    ("/phoenix.config.v1.ConfigService/ListSettings", "config:read"),
-    ("/phoenix.config.v1.ConfigService/UpdateSetting", "config:update"),
-    ("/phoenix.config.v1.ConfigService/ResetSetting", "config:manage"),
-    ("/phoenix.config.v1.ConfigService/ImportSettings", "config:manage"),
-    ("/phoenix.config.v1.ConfigService/GetFeatureFlag", "config:read"),
-    ("/phoenix.config.v1.ConfigService/ListFeatureFlags", "config:read"),
-    ("/phoenix.config.v1.ConfigService/CreateFeatureFlag", "config:manage"),
-    ("/phoenix.config.v1.ConfigService/UpdateFeatureFlag", "config:update"),
-    ("/phoenix.config.v1.ConfigService/DeleteFeatureFlag", "config:manage"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.config.v1.ConfigService/GetSetting", Requirement::Permission("config:read")),
+    ("/phoenix.config.v1.ConfigService/ListSettings", Requirement::Permission("config:read")),
+    ("/phoenix.config.v1.ConfigService/UpdateSetting", Requirement::Permission("config:update")),
+    ("/phoenix.config.v1.ConfigService/ResetSetting", Requirement::Permission("config:manage")),
+    ("/phoenix.config.v1.ConfigService/ImportSettings", Requirement::Permission("config:manage")),
+    ("/phoenix.config.v1.ConfigService/GetFeatureFlag", Requirement::Permission("config:read")),
+    ("/phoenix.config.v1.ConfigService/ListFeatureFlags", Requirement::Permission("config:read")),
+    ("/phoenix.config.v1.ConfigService/CreateFeatureFlag", Requirement::Permission("config:manage")),
+    ("/phoenix.config.v1.ConfigService/UpdateFeatureFlag", Requirement::Permission("config:update")),
+    ("/phoenix.config.v1.ConfigService/DeleteFeatureFlag", Requirement::Permission("config:manage")),
 ];
 
 /// The service state.
@@ -64,8 +65,8 @@ impl ConfigService for ConfigServiceImpl {
 
     async fn list_settings(&self, request: Request<pb::ListSettingsRequest>) -> Reply<pb::ListSettingsResponse> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
         let category = req.category.trim().to_ascii_lowercase();
+        let page = KeyPage::parse(req.page_size, &req.page_token, &category)?;
         let matching: Vec<_> =
             registry::SETTINGS.iter().filter(|d| category.is_empty() || d.category() == category).collect();
         let total_size = i32::try_from(matching.len()).unwrap_or(i32::MAX);
@@ -75,7 +76,7 @@ impl ConfigService for ConfigServiceImpl {
             .filter(|d| page.after.as_deref().is_none_or(|a| d.key > a))
             .take(usize::try_from(page.fetch_limit()).unwrap_or(usize::MAX))
             .collect();
-        let next_page_token = page.finish(&mut defs, |d| d.key.to_owned());
+        let next_page_token = page.finish(&mut defs, |d| d.key.to_owned(), &category);
         let keys: Vec<&str> = defs.iter().map(|d| d.key).collect();
         let mut conn = self.pool.get().await.map_err(Error::from)?;
         let stored = repo::settings_by_keys(&mut conn, &keys).await.map_err(Error::from)?;
@@ -182,12 +183,12 @@ impl ConfigService for ConfigServiceImpl {
         request: Request<pb::ListFeatureFlagsRequest>,
     ) -> Reply<pb::ListFeatureFlagsResponse> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = KeyPage::parse(req.page_size, &req.page_token, "flags")?;
         let mut conn = self.pool.get().await.map_err(Error::from)?;
         let mut rows =
             repo::list_flags(&mut conn, page.after.as_deref(), page.fetch_limit()).await.map_err(Error::from)?;
         let total = repo::count_flags(&mut conn).await.map_err(Error::from)?;
-        let next_page_token = page.finish(&mut rows, |r| r.key.clone());
+        let next_page_token = page.finish(&mut rows, |r| r.key.clone(), "flags");
         Ok(Response::new(pb::ListFeatureFlagsResponse {
             feature_flags: rows.into_iter().map(convert::flag).collect(),
             next_page_token,
@@ -199,7 +200,7 @@ impl ConfigService for ConfigServiceImpl {
         &self,
         request: Request<pb::CreateFeatureFlagRequest>,
     ) -> Reply<pb::CreateFeatureFlagResponse> {
-        let caller = caller_from_request(&request);
+        let caller = Caller::of(&request, &self.pool).await?;
         let flag = request.into_inner().feature_flag.ok_or_else(|| Error::invalid("feature_flag", "is required"))?;
         let key = validate::flag_key("feature_flag.key", &flag.key)?;
         let description = Some(flag.description.trim()).filter(|d| !d.is_empty());
@@ -220,7 +221,7 @@ impl ConfigService for ConfigServiceImpl {
         &self,
         request: Request<pb::UpdateFeatureFlagRequest>,
     ) -> Reply<pb::UpdateFeatureFlagResponse> {
-        let caller = caller_from_request(&request);
+        let caller = Caller::of(&request, &self.pool).await?;
         let req = request.into_inner();
         let flag = req.feature_flag.ok_or_else(|| Error::invalid("feature_flag", "is required"))?;
         let key = validate::flag_key("feature_flag.key", &flag.key)?;

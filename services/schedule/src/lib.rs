@@ -2,7 +2,7 @@
 //!
 //! - [`recurrence`]: recurrence rules and their expansion (pure, unit- and property-tested).
 //! - [`slots`]: room overlap and free-window logic (pure).
-//! - [`service`]: the tonic handlers; [`METHOD_PERMISSIONS`] declares each RPC's permission.
+//! - [`service`]: the tonic handlers; [`METHODS`] declares each RPC's permission.
 
 mod convert;
 pub mod recurrence;
@@ -11,7 +11,7 @@ pub mod service;
 pub mod slots;
 mod validate;
 
-pub use service::{METHOD_PERMISSIONS, ScheduleServiceImpl};
+pub use service::{METHODS, ScheduleServiceImpl};
 
 use phoenix_common::db::DbPool;
 use phoenix_proto::schedule::v1::schedule_service_server::ScheduleServiceServer;

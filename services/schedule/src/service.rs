@@ -3,8 +3,9 @@
 use chrono::{NaiveTime, Utc};
 use diesel_async::AsyncConnection;
 use pb::schedule_service_server::ScheduleService;
+use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::db::DbPool;
-use phoenix_common::page::PageRequest;
+use phoenix_common::page::Page;
 use phoenix_common::{Error, FieldViolations};
 use phoenix_proto::schedule::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -16,18 +17,18 @@ use crate::{convert, validate};
 
 /// The permission each RPC needs (the reference §1.6: schedule RPCs reuse the activities
 /// strings, except the current dateframe which is `schedules:read`).
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.schedule.v1.ScheduleService/CreateRecurrencePattern", "activities:create"),
-    ("/phoenix.schedule.v1.ScheduleService/GetRecurrencePattern", "activities:read"),
-    ("/phoenix.schedule.v1.ScheduleService/ListRecurrencePatterns", "activities:read"),
-    ("/phoenix.schedule.v1.ScheduleService/DeleteRecurrencePattern", "activities:delete"),
-    ("/phoenix.schedule.v1.ScheduleService/ExpandRecurrence", "activities:read"),
-    ("/phoenix.schedule.v1.ScheduleService/CreateTimeframe", "activities:create"),
-    ("/phoenix.schedule.v1.ScheduleService/ListTimeframes", "activities:read"),
-    ("/phoenix.schedule.v1.ScheduleService/CreateDateframe", "activities:create"),
-    ("/phoenix.schedule.v1.ScheduleService/GetCurrentDateframe", "schedules:read"),
-    ("/phoenix.schedule.v1.ScheduleService/CheckRoomConflict", "activities:read"),
-    ("/phoenix.schedule.v1.ScheduleService/FindFreeSlots", "activities:read"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.schedule.v1.ScheduleService/CreateRecurrencePattern", Requirement::Permission("activities:create")),
+    ("/phoenix.schedule.v1.ScheduleService/GetRecurrencePattern", Requirement::Permission("activities:read")),
+    ("/phoenix.schedule.v1.ScheduleService/ListRecurrencePatterns", Requirement::Permission("activities:read")),
+    ("/phoenix.schedule.v1.ScheduleService/DeleteRecurrencePattern", Requirement::Permission("activities:delete")),
+    ("/phoenix.schedule.v1.ScheduleService/ExpandRecurrence", Requirement::Permission("activities:read")),
+    ("/phoenix.schedule.v1.ScheduleService/CreateTimeframe", Requirement::Permission("activities:create")),
+    ("/phoenix.schedule.v1.ScheduleService/ListTimeframes", Requirement::Permission("activities:read")),
+    ("/phoenix.schedule.v1.ScheduleService/CreateDateframe", Requirement::Permission("activities:create")),
+    ("/phoenix.schedule.v1.ScheduleService/GetCurrentDateframe", Requirement::Permission("schedules:read")),
+    ("/phoenix.schedule.v1.ScheduleService/CheckRoomConflict", Requirement::Permission("activities:read")),
+    ("/phoenix.schedule.v1.ScheduleService/FindFreeSlots", Requirement::Permission("activities:read")),
 ];
 
 /// The business time zone (the `system.time_zone` setting's default).
@@ -124,12 +125,11 @@ impl ScheduleService for ScheduleServiceImpl {
         request: Request<pb::ListRecurrencePatternsRequest>,
     ) -> Reply<pb::ListRecurrencePatternsResponse> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let page = Page::parse(req.page_size, &req.page_token, "patterns")?;
         let mut conn = self.pool.get().await.map_err(Error::from)?;
-        let mut rows =
-            repo::list_patterns(&mut conn, page.after_id()?, page.fetch_limit()).await.map_err(Error::from)?;
+        let mut rows = repo::list_patterns(&mut conn, page.after, page.fetch_limit()).await.map_err(Error::from)?;
         let total = repo::count_patterns(&mut conn).await.map_err(Error::from)?;
-        let next_page_token = page.finish(&mut rows, |r| r.id.to_string());
+        let next_page_token = page.finish(&mut rows, |r| r.id, "patterns");
         Ok(Response::new(pb::ListRecurrencePatternsResponse {
             recurrence_patterns: rows.into_iter().map(convert::pattern).collect(),
             next_page_token,
@@ -247,12 +247,13 @@ impl ScheduleService for ScheduleServiceImpl {
 
     async fn list_timeframes(&self, request: Request<pb::ListTimeframesRequest>) -> Reply<pb::ListTimeframesResponse> {
         let req = request.into_inner();
-        let page = PageRequest::parse(req.page_size, &req.page_token)?;
+        let filters = format!("active_only={}", req.active_only);
+        let page = Page::parse(req.page_size, &req.page_token, &filters)?;
         let mut conn = self.pool.get().await.map_err(Error::from)?;
-        let (mut rows, total) = repo::list_timeframes(&mut conn, req.active_only, page.after_id()?, page.fetch_limit())
+        let (mut rows, total) = repo::list_timeframes(&mut conn, req.active_only, page.after, page.fetch_limit())
             .await
             .map_err(Error::from)?;
-        let next_page_token = page.finish(&mut rows, |r| r.id.to_string());
+        let next_page_token = page.finish(&mut rows, |r| r.id, &filters);
         Ok(Response::new(pb::ListTimeframesResponse {
             timeframes: rows.into_iter().map(convert::timeframe).collect(),
             next_page_token,
