@@ -8,6 +8,7 @@ mod authz;
 mod caller;
 mod config;
 mod dev_stack;
+mod feedback;
 mod migrations;
 mod roles;
 mod schedule;

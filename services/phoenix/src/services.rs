@@ -59,7 +59,12 @@ pub fn service_names(domain: Domain) -> Vec<&'static str> {
 /// them against the proto descriptors: every method declared, nothing declared twice.
 pub fn method_tables() -> Vec<MethodTable> {
     let mut tables = phoenix_auth::METHOD_TABLES.to_vec();
-    tables.extend([phoenix_activities::METHODS, phoenix_config::METHODS, phoenix_schedule::METHODS]);
+    tables.extend([
+        phoenix_activities::METHODS,
+        phoenix_config::METHODS,
+        phoenix_feedback::METHODS,
+        phoenix_schedule::METHODS,
+    ]);
     tables
 }
 
@@ -82,18 +87,16 @@ pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Resu
             let server = phoenix_config::server(ctx.pool.clone());
             routes.add_service(Authorized::new(server, phoenix_config::METHODS, ctx.verifier.clone())?);
         }
+        Domain::Feedback => {
+            let server = phoenix_feedback::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_feedback::METHODS, ctx.verifier.clone())?);
+        }
         Domain::Schedule => {
             let server = phoenix_schedule::server(ctx.pool.clone());
             routes.add_service(Authorized::new(server, phoenix_schedule::METHODS, ctx.verifier.clone())?);
         }
         // Each domain registers its servers here as it is implemented.
-        Domain::Users
-        | Domain::Education
-        | Domain::Facilities
-        | Domain::Active
-        | Domain::Iot
-        | Domain::Feedback
-        | Domain::Audit => {}
+        Domain::Users | Domain::Education | Domain::Facilities | Domain::Active | Domain::Iot | Domain::Audit => {}
     }
     Ok(routes)
 }
