@@ -2,6 +2,8 @@
 //! gets its own database from the harness and talks to real servers over TCP.
 
 mod dev_stack;
+mod facilities;
 mod migrations;
+mod permissions;
 mod schema_drift;
 mod services;

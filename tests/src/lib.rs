@@ -4,12 +4,14 @@
 //!   (`CREATE DATABASE … TEMPLATE …`), dropped when the test ends. Tests run in parallel.
 //! - [`mqtt_url`]: `MQTT_URL`, else an embedded broker started once per test process.
 //! - [`TestApp`]: any set of domains served in-process on ephemeral ports, with clients.
+//! - [`grpc`]: status assertions (code + BadRequest fields) and requests made as a caller.
 //!
 //! The database server is `DATABASE_URL` when set; otherwise a private cluster started from
 //! the installed PostgreSQL binaries, shared by every test process of the run (see [`db`]).
 
 pub mod app;
 pub mod db;
+pub mod grpc;
 
 pub use app::TestApp;
 pub use db::TestDb;

@@ -37,15 +37,17 @@ pub struct RunningService {
 
 /// Routes of one domain: health + reflection, plus the domain's own servers once its issue
 /// lands (add them in the `match`).
-pub fn domain_routes(domain: Domain, _ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
-    let routes = ServiceRoutes::new(&[domain.grpc_service()])?;
+pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
+    let mut routes = ServiceRoutes::new(&[domain.grpc_service()])?;
     match domain {
+        Domain::Facilities => {
+            routes.builder.add_service(phoenix_facilities::server(ctx.pool.clone()));
+        }
         // Each domain registers its tonic servers here as it is implemented, e.g.
         // `Domain::Auth => { routes.builder.add_service(auth::server(ctx)); }`.
         Domain::Auth
         | Domain::Users
         | Domain::Education
-        | Domain::Facilities
         | Domain::Activities
         | Domain::Active
         | Domain::Schedule
