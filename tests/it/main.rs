@@ -7,3 +7,4 @@ mod migrations;
 mod permissions;
 mod schema_drift;
 mod services;
+mod users;

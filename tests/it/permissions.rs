@@ -11,7 +11,10 @@ use prost::Message as _;
 
 /// (fully qualified service, its permission table).
 fn tables() -> Vec<(&'static str, &'static [(&'static str, &'static str)])> {
-    vec![("phoenix.facilities.v1.FacilitiesService", phoenix_facilities::service::METHOD_PERMISSIONS)]
+    vec![
+        ("phoenix.facilities.v1.FacilitiesService", phoenix_facilities::service::METHOD_PERMISSIONS),
+        ("phoenix.users.v1.UsersService", phoenix_users::service::METHOD_PERMISSIONS),
+    ]
 }
 
 fn rpc_paths(service: &str) -> BTreeSet<String> {

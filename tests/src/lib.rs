@@ -4,6 +4,7 @@
 //!   (`CREATE DATABASE … TEMPLATE …`), dropped when the test ends. Tests run in parallel.
 //! - [`mqtt_url`]: `MQTT_URL`, else an embedded broker started once per test process.
 //! - [`TestApp`]: any set of domains served in-process on ephemeral ports, with clients.
+//! - [`fixtures`]: raw-SQL rows of other domains a test needs (groups, substitutions, …).
 //! - [`grpc`]: status assertions (code + BadRequest fields) and requests made as a caller.
 //!
 //! The database server is `DATABASE_URL` when set; otherwise a private cluster started from
@@ -11,6 +12,7 @@
 
 pub mod app;
 pub mod db;
+pub mod fixtures;
 pub mod grpc;
 
 pub use app::TestApp;
