@@ -2,6 +2,7 @@
 //! gets its own database from the harness and talks to real servers over TCP.
 
 mod dev_stack;
+mod education;
 mod facilities;
 mod migrations;
 mod permissions;

@@ -14,6 +14,7 @@ fn tables() -> Vec<(&'static str, &'static [(&'static str, &'static str)])> {
     vec![
         ("phoenix.facilities.v1.FacilitiesService", phoenix_facilities::service::METHOD_PERMISSIONS),
         ("phoenix.users.v1.UsersService", phoenix_users::service::METHOD_PERMISSIONS),
+        ("phoenix.education.v1.EducationService", phoenix_education::service::METHOD_PERMISSIONS),
     ]
 }
 

@@ -46,10 +46,12 @@ pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<Ser
         Domain::Users => {
             routes.builder.add_service(phoenix_users::server(ctx.pool.clone()));
         }
+        Domain::Education => {
+            routes.builder.add_service(phoenix_education::server(ctx.pool.clone()));
+        }
         // Each domain registers its tonic servers here as it is implemented, e.g.
         // `Domain::Auth => { routes.builder.add_service(auth::server(ctx)); }`.
         Domain::Auth
-        | Domain::Education
         | Domain::Activities
         | Domain::Active
         | Domain::Schedule
