@@ -4,6 +4,7 @@
 mod dev_stack;
 mod education;
 mod facilities;
+mod guardians;
 mod migrations;
 mod permissions;
 mod schema_drift;

@@ -114,6 +114,19 @@ pub fn student_access(caller: &Caller, student_group_id: Option<i64>, my_group_i
     }
 }
 
+/// Access to a guardian's contact data follows access to their children (reference §1.2
+/// "guardian rule"): admin, or one of `children_groups` is among `my_group_ids`. A guardian
+/// without (active) children is an admin matter.
+pub fn guardian_access(caller: &Caller, children_groups: &[Option<i64>], my_group_ids: &[i64]) -> StudentAccess {
+    if caller.is_admin
+        || children_groups.iter().any(|g| student_access(caller, *g, my_group_ids) == StudentAccess::Full)
+    {
+        StudentAccess::Full
+    } else {
+        StudentAccess::Limited
+    }
+}
+
 /// "My groups" of staff member `staff_id` on school day `today`: groups their teacher record
 /// leads plus groups they substitute (or were handed over) today. A group can appear twice
 /// (led and substituted); callers that need a set dedupe by `group_id`.
@@ -199,6 +212,15 @@ mod tests {
         for h in [(TEST_STAFF_ID_HEADER, "x"), (TEST_STAFF_ID_HEADER, "0"), (TEST_ADMIN_HEADER, "yes")] {
             assert!(matches!(caller_from_request(&request(&[h])), Err(Error::Unauthenticated(_))), "{h:?}");
         }
+    }
+
+    #[test]
+    fn guardian_access_follows_any_child() {
+        let teacher = Caller::staff(1);
+        assert_eq!(guardian_access(&teacher, &[Some(5), Some(3)], &[3]), StudentAccess::Full);
+        assert_eq!(guardian_access(&teacher, &[Some(5), None], &[3]), StudentAccess::Limited);
+        assert_eq!(guardian_access(&teacher, &[], &[3]), StudentAccess::Limited);
+        assert_eq!(guardian_access(&Caller::ADMIN, &[], &[]), StudentAccess::Full);
     }
 
     #[test]

@@ -48,3 +48,46 @@ pub fn card_write(err: diesel::result::Error) -> Error {
 fn card_race() -> Error {
     Error::Aborted("the card was assigned concurrently; retry".into())
 }
+
+/// Maps an error of a guardian insert or update.
+pub fn guardian_write(err: diesel::result::Error) -> Error {
+    match violated_constraint(&err) {
+        Some("uq_users_guardians_lower_email") => {
+            Error::AlreadyExists("another guardian already has this e-mail address".into())
+        }
+        _ => err.into(),
+    }
+}
+
+/// Maps an error of a link insert or update.
+pub fn link_write(err: diesel::result::Error, student_id: i64, guardian_id: i64) -> Error {
+    match violated_constraint(&err) {
+        Some("uq_users_student_guardians_student_guardian") => {
+            Error::AlreadyExists(format!("guardian {guardian_id} is already linked to student {student_id}"))
+        }
+        Some("uq_users_student_guardians_primary_per_student") => {
+            Error::Aborted("the primary guardian changed concurrently; retry".into())
+        }
+        _ => err.into(),
+    }
+}
+
+/// Maps an error of a phone number insert or update.
+pub fn phone_write(err: diesel::result::Error) -> Error {
+    match violated_constraint(&err) {
+        Some("uq_users_guardian_phone_numbers_primary_per_guardian") => {
+            Error::Aborted("the primary number changed concurrently; retry".into())
+        }
+        _ => err.into(),
+    }
+}
+
+/// Maps an error of a pickup exception insert or update.
+pub fn exception_write(err: diesel::result::Error) -> Error {
+    match violated_constraint(&err) {
+        Some("uq_schedule_student_pickup_exceptions_student_date") => {
+            Error::AlreadyExists("the student already has an exception on that day".into())
+        }
+        _ => err.into(),
+    }
+}

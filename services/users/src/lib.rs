@@ -11,6 +11,7 @@
 //! | `error` | database constraint names → caller-facing errors |
 
 mod convert;
+mod enums;
 mod error;
 pub mod redact;
 pub mod repo;

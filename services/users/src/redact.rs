@@ -87,6 +87,54 @@ pub fn person(person: pb::Person, student_access: Option<StudentAccess>) -> pb::
     }
 }
 
+/// `guardian` as the caller may see it: without access to one of their children, only the
+/// name and contact preferences remain (no address, e-mail, phone numbers, account, job or
+/// notes).
+pub fn guardian(guardian: pb::Guardian, access: StudentAccess) -> pb::Guardian {
+    let pb::Guardian {
+        // visible
+        id,
+        first_name,
+        last_name,
+        preferred_contact_method,
+        language_preference,
+        create_time,
+        update_time,
+        // decided here
+        has_full_access: _,
+        // contact data: full access only
+        email,
+        address_street,
+        address_city,
+        address_postal_code,
+        account_id,
+        occupation,
+        employer,
+        notes,
+        phone_numbers,
+    } = guardian;
+    let full = access == StudentAccess::Full;
+    pb::Guardian {
+        id,
+        first_name,
+        last_name,
+        preferred_contact_method,
+        language_preference,
+        create_time,
+        update_time,
+        has_full_access: full,
+        email: email.filter(|_| full),
+        address_street: address_street.filter(|_| full),
+        address_city: address_city.filter(|_| full),
+        address_postal_code: address_postal_code.filter(|_| full),
+        account_id: account_id.filter(|_| full),
+        occupation: occupation.filter(|_| full),
+        employer: employer.filter(|_| full),
+        notes: notes.filter(|_| full),
+        phone_numbers: if full { phone_numbers } else { Vec::new() },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +188,33 @@ mod tests {
             ..full_record()
         };
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_guardian_without_access_keeps_only_name_and_preferences() {
+        let full = pb::Guardian {
+            id: 1,
+            first_name: "Petra".into(),
+            last_name: "Muster".into(),
+            email: Some("p@example.org".into()),
+            address_city: Some("Berlin".into()),
+            notes: Some("n".into()),
+            phone_numbers: vec![pb::GuardianPhoneNumber::default()],
+            preferred_contact_method: Some(pb::ContactMethod::Phone as i32),
+            has_full_access: true,
+            ..Default::default()
+        };
+        assert_eq!(guardian(full.clone(), StudentAccess::Full), full);
+        let limited = guardian(full.clone(), StudentAccess::Limited);
+        let expected = pb::Guardian {
+            email: None,
+            address_city: None,
+            notes: None,
+            phone_numbers: vec![],
+            has_full_access: false,
+            ..full
+        };
+        assert_eq!(limited, expected);
     }
 
     #[test]

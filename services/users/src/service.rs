@@ -16,6 +16,9 @@ use crate::repo::{self, Card, StaffRecord, StudentRecord, cards, persons, staff,
 use crate::validate::{self, NewPerson, NewStaff, NewStudent, StaffPerson, StaffState};
 use crate::{convert, error, redact};
 
+mod care;
+mod family;
+
 /// The permission each RPC needs (`resource:action`, seeded in the `seed_data` migration),
 /// checked by the shared auth layer before the handler runs. Resource rules (student full
 /// access) are checked by the handlers on top. Deactivation replaces deletion of pupils and
@@ -42,6 +45,28 @@ pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
     ("/phoenix.users.v1.UsersService/DeactivateRfidCard", "users:update"),
     ("/phoenix.users.v1.UsersService/GetRfidCard", "users:read"),
     ("/phoenix.users.v1.UsersService/ListUnassignedRfidCards", "users:read"),
+    ("/phoenix.users.v1.UsersService/CreateGuardian", "users:create"),
+    ("/phoenix.users.v1.UsersService/GetGuardian", "users:read"),
+    ("/phoenix.users.v1.UsersService/ListGuardians", "users:read"),
+    ("/phoenix.users.v1.UsersService/UpdateGuardian", "users:update"),
+    ("/phoenix.users.v1.UsersService/DeleteGuardian", "users:delete"),
+    ("/phoenix.users.v1.UsersService/AddGuardianPhoneNumber", "users:update"),
+    ("/phoenix.users.v1.UsersService/UpdateGuardianPhoneNumber", "users:update"),
+    ("/phoenix.users.v1.UsersService/DeleteGuardianPhoneNumber", "users:update"),
+    ("/phoenix.users.v1.UsersService/LinkGuardian", "users:update"),
+    ("/phoenix.users.v1.UsersService/UpdateStudentGuardian", "users:update"),
+    ("/phoenix.users.v1.UsersService/UnlinkGuardian", "users:update"),
+    ("/phoenix.users.v1.UsersService/ListStudentGuardians", "users:read"),
+    ("/phoenix.users.v1.UsersService/GetPrivacyConsent", "users:read"),
+    ("/phoenix.users.v1.UsersService/UpsertPrivacyConsent", "users:update"),
+    ("/phoenix.users.v1.UsersService/GetPickupSchedule", "users:read"),
+    ("/phoenix.users.v1.UsersService/SetPickupSchedule", "users:update"),
+    ("/phoenix.users.v1.UsersService/CreatePickupException", "users:update"),
+    ("/phoenix.users.v1.UsersService/UpdatePickupException", "users:update"),
+    ("/phoenix.users.v1.UsersService/DeletePickupException", "users:update"),
+    ("/phoenix.users.v1.UsersService/CreatePickupNote", "users:update"),
+    ("/phoenix.users.v1.UsersService/UpdatePickupNote", "users:update"),
+    ("/phoenix.users.v1.UsersService/DeletePickupNote", "users:update"),
 ];
 
 /// The users service over a database pool.
@@ -773,5 +798,159 @@ impl UsersService for Users {
         r: Request<pb::ListUnassignedRfidCardsRequest>,
     ) -> Result<Response<pb::ListUnassignedRfidCardsResponse>, Status> {
         Ok(Response::new(self.do_list_cards(r.into_inner()).await?))
+    }
+
+    async fn create_guardian(
+        &self,
+        r: Request<pb::CreateGuardianRequest>,
+    ) -> Result<Response<pb::CreateGuardianResponse>, Status> {
+        with_caller!(self, r, do_create_guardian)
+    }
+
+    async fn get_guardian(
+        &self,
+        r: Request<pb::GetGuardianRequest>,
+    ) -> Result<Response<pb::GetGuardianResponse>, Status> {
+        with_caller!(self, r, do_get_guardian)
+    }
+
+    async fn list_guardians(
+        &self,
+        r: Request<pb::ListGuardiansRequest>,
+    ) -> Result<Response<pb::ListGuardiansResponse>, Status> {
+        with_caller!(self, r, do_list_guardians)
+    }
+
+    async fn update_guardian(
+        &self,
+        r: Request<pb::UpdateGuardianRequest>,
+    ) -> Result<Response<pb::UpdateGuardianResponse>, Status> {
+        with_caller!(self, r, do_update_guardian)
+    }
+
+    async fn delete_guardian(
+        &self,
+        r: Request<pb::DeleteGuardianRequest>,
+    ) -> Result<Response<pb::DeleteGuardianResponse>, Status> {
+        with_caller!(self, r, do_delete_guardian)
+    }
+
+    async fn add_guardian_phone_number(
+        &self,
+        r: Request<pb::AddGuardianPhoneNumberRequest>,
+    ) -> Result<Response<pb::AddGuardianPhoneNumberResponse>, Status> {
+        with_caller!(self, r, do_add_phone)
+    }
+
+    async fn update_guardian_phone_number(
+        &self,
+        r: Request<pb::UpdateGuardianPhoneNumberRequest>,
+    ) -> Result<Response<pb::UpdateGuardianPhoneNumberResponse>, Status> {
+        with_caller!(self, r, do_update_phone)
+    }
+
+    async fn delete_guardian_phone_number(
+        &self,
+        r: Request<pb::DeleteGuardianPhoneNumberRequest>,
+    ) -> Result<Response<pb::DeleteGuardianPhoneNumberResponse>, Status> {
+        with_caller!(self, r, do_delete_phone)
+    }
+
+    async fn link_guardian(
+        &self,
+        r: Request<pb::LinkGuardianRequest>,
+    ) -> Result<Response<pb::LinkGuardianResponse>, Status> {
+        with_caller!(self, r, do_link_guardian)
+    }
+
+    async fn update_student_guardian(
+        &self,
+        r: Request<pb::UpdateStudentGuardianRequest>,
+    ) -> Result<Response<pb::UpdateStudentGuardianResponse>, Status> {
+        with_caller!(self, r, do_update_link)
+    }
+
+    async fn unlink_guardian(
+        &self,
+        r: Request<pb::UnlinkGuardianRequest>,
+    ) -> Result<Response<pb::UnlinkGuardianResponse>, Status> {
+        with_caller!(self, r, do_unlink_guardian)
+    }
+
+    async fn list_student_guardians(
+        &self,
+        r: Request<pb::ListStudentGuardiansRequest>,
+    ) -> Result<Response<pb::ListStudentGuardiansResponse>, Status> {
+        Ok(Response::new(self.do_list_links(r.into_inner()).await?))
+    }
+
+    async fn get_privacy_consent(
+        &self,
+        r: Request<pb::GetPrivacyConsentRequest>,
+    ) -> Result<Response<pb::GetPrivacyConsentResponse>, Status> {
+        with_caller!(self, r, do_get_consent)
+    }
+
+    async fn upsert_privacy_consent(
+        &self,
+        r: Request<pb::UpsertPrivacyConsentRequest>,
+    ) -> Result<Response<pb::UpsertPrivacyConsentResponse>, Status> {
+        with_caller!(self, r, do_upsert_consent)
+    }
+
+    async fn get_pickup_schedule(
+        &self,
+        r: Request<pb::GetPickupScheduleRequest>,
+    ) -> Result<Response<pb::GetPickupScheduleResponse>, Status> {
+        Ok(Response::new(self.do_get_pickup(r.into_inner()).await?))
+    }
+
+    async fn set_pickup_schedule(
+        &self,
+        r: Request<pb::SetPickupScheduleRequest>,
+    ) -> Result<Response<pb::SetPickupScheduleResponse>, Status> {
+        with_caller!(self, r, do_set_schedule)
+    }
+
+    async fn create_pickup_exception(
+        &self,
+        r: Request<pb::CreatePickupExceptionRequest>,
+    ) -> Result<Response<pb::CreatePickupExceptionResponse>, Status> {
+        with_caller!(self, r, do_create_exception)
+    }
+
+    async fn update_pickup_exception(
+        &self,
+        r: Request<pb::UpdatePickupExceptionRequest>,
+    ) -> Result<Response<pb::UpdatePickupExceptionResponse>, Status> {
+        with_caller!(self, r, do_update_exception)
+    }
+
+    async fn delete_pickup_exception(
+        &self,
+        r: Request<pb::DeletePickupExceptionRequest>,
+    ) -> Result<Response<pb::DeletePickupExceptionResponse>, Status> {
+        with_caller!(self, r, do_delete_exception)
+    }
+
+    async fn create_pickup_note(
+        &self,
+        r: Request<pb::CreatePickupNoteRequest>,
+    ) -> Result<Response<pb::CreatePickupNoteResponse>, Status> {
+        with_caller!(self, r, do_create_note)
+    }
+
+    async fn update_pickup_note(
+        &self,
+        r: Request<pb::UpdatePickupNoteRequest>,
+    ) -> Result<Response<pb::UpdatePickupNoteResponse>, Status> {
+        with_caller!(self, r, do_update_note)
+    }
+
+    async fn delete_pickup_note(
+        &self,
+        r: Request<pb::DeletePickupNoteRequest>,
+    ) -> Result<Response<pb::DeletePickupNoteResponse>, Status> {
+        with_caller!(self, r, do_delete_note)
     }
 }

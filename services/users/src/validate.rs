@@ -11,6 +11,9 @@ use phoenix_proto::users::v1 as pb;
 
 use crate::repo::{PersonFields, PersonFilter, StaffFilter, StudentFields, StudentFilter, TeacherFields};
 
+pub mod care;
+pub mod family;
+
 /// Updatable fields of a person.
 pub const PERSON_FIELDS: &[&str] = &["first_name", "last_name", "birthday", "account_id"];
 /// Updatable fields of a staff member.

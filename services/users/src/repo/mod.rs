@@ -3,6 +3,8 @@
 //! transaction.
 
 pub mod cards;
+pub mod care;
+pub mod guardians;
 pub mod persons;
 pub mod staff;
 pub mod students;
