@@ -4,7 +4,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`service`] | the tonic handlers and [`service::METHOD_PERMISSIONS`] |
-//! | `validate` | requests → typed commands, collecting field violations |
+//! | [`validate`] | requests → typed commands, collecting field violations |
 //! | `convert` | rows → proto messages |
 //! | [`repo`] | diesel queries (also used by the demo school) |
 //! | `error` | database constraint names → caller-facing errors |
@@ -13,7 +13,7 @@ mod convert;
 mod error;
 pub mod repo;
 pub mod service;
-mod validate;
+pub mod validate;
 
 use phoenix_common::db::DbPool;
 pub use phoenix_proto::facilities::v1::facilities_service_server::FacilitiesServiceServer;
