@@ -56,3 +56,15 @@ ensure_npm() {
     apt_install nodejs npm
   fi
 }
+
+# python3 with grpcio + grpcio-tools, for the Python end-to-end test (tests/e2e/).
+ensure_python_grpc() {
+  if ! command -v python3 >/dev/null 2>&1; then
+    apt_install python3 python3-pip
+  fi
+  if ! python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+    echo "==> pip install grpcio grpcio-tools"
+    python3 -m pip install --user --quiet grpcio grpcio-tools \
+      || python3 -m pip install --user --quiet --break-system-packages grpcio grpcio-tools
+  fi
+}

@@ -8,6 +8,7 @@ mod facilities;
 mod guardians;
 mod migrations;
 mod permissions;
+mod python_e2e;
 mod schema_drift;
 mod services;
 mod users;
