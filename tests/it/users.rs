@@ -964,3 +964,76 @@ async fn only_admins_and_the_pupils_own_staff_may_change_a_pupil() {
     client.update_student(request(As::Admin, req)).await.expect("admin");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_current_location_is_exact_for_the_pupils_staff_and_coarse_for_others() {
+    let School { app, client, pupil, teacher, other, .. } = school().await;
+    let location = |caller: As| {
+        let mut c = client.clone();
+        async move {
+            c.get_student(request(caller, pb::GetStudentRequest { id: pupil.id }))
+                .await
+                .expect("get")
+                .into_inner()
+                .student
+                .and_then(|s| s.location)
+                .expect("location")
+        }
+    };
+    let presence = |l: &pb::StudentLocation| pb::Presence::try_from(l.presence).expect("known presence");
+    // No attendance today: absent for everyone.
+    assert_eq!(presence(&location(As::Staff(teacher)).await), pb::Presence::Absent);
+
+    // Arrived (the day's attendance is open), in no room: in transit, or just "present".
+    let mut conn = app.db.conn().await;
+    let today = phoenix_common::time::business_today().format("%Y-%m-%d").to_string();
+    fixtures::insert_returning_id(
+        &mut conn,
+        &format!(
+            "INSERT INTO active.attendance (student_id, date, check_in_time) \
+             VALUES ({}, '{today}', now() - interval '2 hours') RETURNING id",
+            pupil.id
+        ),
+    )
+    .await;
+    let mine = location(As::Staff(teacher)).await;
+    assert_eq!(presence(&mine), pb::Presence::InTransit);
+    assert!(mine.since.is_some());
+    let theirs = location(As::Staff(other)).await;
+    assert_eq!((presence(&theirs), theirs.since), (pb::Presence::Present, None));
+
+    // In a running room session: the room, for everyone.
+    let visit = fixtures::insert_returning_id(
+        &mut conn,
+        &format!(
+            "WITH r AS (INSERT INTO facilities.rooms (name) VALUES ('Mensa') RETURNING id), \
+                  s AS (INSERT INTO active.groups (room_id, education_group_id, start_time) \
+                        SELECT r.id, {group}, now() - interval '1 hour' FROM r RETURNING id) \
+             INSERT INTO active.visits (student_id, active_group_id) SELECT {pupil}, s.id FROM s RETURNING id",
+            group = pupil.group_id.expect("group"),
+            pupil = pupil.id
+        ),
+    )
+    .await;
+    for caller in [As::Staff(teacher), As::Staff(other)] {
+        let l = location(caller).await;
+        assert_eq!((presence(&l), l.room_name.as_deref()), (pb::Presence::InRoom, Some("Mensa")));
+        assert!(l.since.is_some());
+    }
+
+    // Checked out for the day: gone home (with the time) or absent.
+    diesel::sql_query(format!("UPDATE active.visits SET exit_time = now() WHERE id = {visit}"))
+        .execute(&mut conn)
+        .await
+        .expect("leave the room");
+    diesel::sql_query(format!("UPDATE active.attendance SET check_out_time = now() WHERE student_id = {}", pupil.id))
+        .execute(&mut conn)
+        .await
+        .expect("check out");
+    let mine = location(As::Staff(teacher)).await;
+    assert_eq!(presence(&mine), pb::Presence::GoneHome);
+    assert!(mine.since.is_some());
+    let theirs = location(As::Staff(other)).await;
+    assert_eq!((presence(&theirs), theirs.since), (pb::Presence::Absent, None));
+    app.stop().await;
+}

@@ -7,6 +7,7 @@ use phoenix_proto::users::v1 as pb;
 use crate::enums;
 use crate::repo::care::{ConsentRow, ExceptionRow, NoteRow, ScheduleRow};
 use crate::repo::guardians::{GuardianRow, Link, PhoneRow};
+use crate::repo::students::Presence;
 use crate::repo::{Card, GuardianContact, Person, StaffRecord, StudentRecord, Supervisor};
 use crate::validate::care::{format_time, renewal_required};
 
@@ -42,7 +43,12 @@ pub fn staff(r: StaffRecord) -> pb::Staff {
 }
 
 /// The full student record (every field; redact before sending).
-pub fn student(r: StudentRecord, contacts: Vec<GuardianContact>, supervisors: Vec<Supervisor>) -> pb::Student {
+pub fn student(
+    r: StudentRecord,
+    contacts: Vec<GuardianContact>,
+    supervisors: Vec<Supervisor>,
+    presence: Presence,
+) -> pb::Student {
     let s = r.student;
     pb::Student {
         id: s.id,
@@ -86,7 +92,20 @@ pub fn student(r: StudentRecord, contacts: Vec<GuardianContact>, supervisors: Ve
         deactivate_time: s.deactivated_at.map(timestamp),
         create_time: Some(timestamp(s.created_at)),
         update_time: Some(timestamp(s.updated_at)),
+        location: Some(location(presence)),
     }
+}
+
+fn location(p: Presence) -> pb::StudentLocation {
+    let (presence, room_id, room_name, since) = match p {
+        Presence::Absent => (pb::Presence::Absent, None, None, None),
+        Presence::InRoom { room_id, room_name, since } => {
+            (pb::Presence::InRoom, Some(room_id), Some(room_name), Some(since))
+        }
+        Presence::InTransit { since } => (pb::Presence::InTransit, None, None, Some(since)),
+        Presence::GoneHome { since } => (pb::Presence::GoneHome, None, None, Some(since)),
+    };
+    pb::StudentLocation { presence: presence as i32, room_id, room_name, since: since.map(timestamp) }
 }
 
 pub fn card(c: Card, holder: Option<i64>) -> pb::RfidCard {

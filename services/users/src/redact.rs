@@ -32,6 +32,7 @@ pub fn student(student: pb::Student, access: StudentAccess) -> pb::Student {
         update_time,
         // decided here
         has_full_access: _,
+        location,
         // sensitive: full access only
         birthday,
         extra_info,
@@ -59,6 +60,7 @@ pub fn student(student: pb::Student, access: StudentAccess) -> pb::Student {
         create_time,
         update_time,
         has_full_access: full,
+        location: location.map(|l| if full { l } else { coarse_location(l) }),
         birthday: birthday.filter(|_| full),
         extra_info: extra_info.filter(|_| full),
         supervisor_notes: supervisor_notes.filter(|_| full),
@@ -67,6 +69,18 @@ pub fn student(student: pb::Student, access: StudentAccess) -> pb::Student {
         sick_since: sick_since.filter(|_| full),
         tag_id: tag_id.filter(|_| full),
         guardian_contacts: guardian_contacts.filter(|_| full),
+    }
+}
+
+/// The whereabouts other staff may see (reference §3.5): a room is visible with its entry
+/// time; otherwise only present or absent, without a time.
+fn coarse_location(l: pb::StudentLocation) -> pb::StudentLocation {
+    match pb::Presence::try_from(l.presence) {
+        Ok(pb::Presence::InRoom) => l,
+        Ok(pb::Presence::InTransit | pb::Presence::Present) => {
+            pb::StudentLocation { presence: pb::Presence::Present as i32, ..Default::default() }
+        }
+        _ => pb::StudentLocation { presence: pb::Presence::Absent as i32, ..Default::default() },
     }
 }
 
@@ -164,6 +178,11 @@ mod tests {
             deactivate_time: None,
             create_time: Some(prost_types::Timestamp::default()),
             update_time: Some(prost_types::Timestamp::default()),
+            location: Some(pb::StudentLocation {
+                presence: pb::Presence::GoneHome as i32,
+                since: Some(prost_types::Timestamp { seconds: 5, nanos: 0 }),
+                ..Default::default()
+            }),
         }
     }
 
@@ -185,9 +204,29 @@ mod tests {
             tag_id: None,
             guardian_contacts: None,
             has_full_access: false,
+            location: Some(pb::StudentLocation { presence: pb::Presence::Absent as i32, ..Default::default() }),
             ..full_record()
         };
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn other_staff_see_the_room_but_not_where_else_a_pupil_is() {
+        let at = |presence: pb::Presence, room: Option<i64>| pb::Student {
+            location: Some(pb::StudentLocation {
+                presence: presence as i32,
+                room_id: room,
+                room_name: room.map(|_| "Mensa".into()),
+                since: Some(prost_types::Timestamp { seconds: 9, nanos: 0 }),
+            }),
+            ..full_record()
+        };
+        let seen = |s: pb::Student| student(s, StudentAccess::Limited).location.unwrap();
+        assert_eq!(seen(at(pb::Presence::InRoom, Some(3))), at(pb::Presence::InRoom, Some(3)).location.unwrap());
+        let transit = seen(at(pb::Presence::InTransit, None));
+        assert_eq!((transit.presence, transit.since), (pb::Presence::Present as i32, None));
+        let absent = seen(at(pb::Presence::Absent, None));
+        assert_eq!((absent.presence, absent.since), (pb::Presence::Absent as i32, None));
     }
 
     #[test]

@@ -241,17 +241,8 @@ pub async fn create_student(conn: &mut AsyncPgConnection, caller: Caller, new: N
 /// A student as `caller` may see it: full record, then redacted to the caller's access.
 async fn student_view(conn: &mut AsyncPgConnection, caller: &Caller, record: StudentRecord) -> Result<pb::Student> {
     let access = access::student_access_of(conn, caller, record.student.group_id).await?;
-    let id = record.student.id;
-    let contacts = if access == StudentAccess::Full {
-        students::guardian_contacts(conn, &[id]).await?.remove(&id).unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    let supervisors = match record.student.group_id {
-        Some(g) => students::group_supervisors(conn, &[g]).await?.remove(&g).unwrap_or_default(),
-        None => Vec::new(),
-    };
-    Ok(redact::student(convert::student(record, contacts, supervisors), access))
+    let mut views = student_views(conn, vec![(record, access)]).await?;
+    views.pop().ok_or_else(|| Error::not_found("student", "view"))
 }
 
 /// Converts and redacts `records`; guardian contacts are loaded only for full-access rows.
@@ -266,12 +257,15 @@ async fn student_views(
     group_ids.sort_unstable();
     group_ids.dedup();
     let supervisors = students::group_supervisors(conn, &group_ids).await?;
+    let ids: Vec<i64> = records.iter().map(|(r, _)| r.student.id).collect();
+    let mut presences = students::presences(conn, &ids, business_today()).await?;
     Ok(records
         .into_iter()
         .map(|(r, a)| {
             let c = contacts.remove(&r.student.id).unwrap_or_default();
             let s = r.student.group_id.and_then(|g| supervisors.get(&g).cloned()).unwrap_or_default();
-            redact::student(convert::student(r, c, s), a)
+            let p = presences.remove(&r.student.id).unwrap_or(students::Presence::Absent);
+            redact::student(convert::student(r, c, s, p), a)
         })
         .collect())
 }

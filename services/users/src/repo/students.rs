@@ -2,15 +2,15 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::convert::{like_contains, like_prefix};
-use phoenix_db::schema::education;
 use phoenix_db::schema::users::{
     guardian_phone_numbers, guardians, persons, staff, student_guardians, students, teachers,
 };
+use phoenix_db::schema::{active, education, facilities};
 
 use super::persons::Person;
 
@@ -366,4 +366,91 @@ pub async fn group_supervisors(
         out.entry(group_id).or_default().push(Supervisor { staff_id, first_name, last_name });
     }
     Ok(out)
+}
+
+/// Where a pupil is on a school day (behaviour.md "States of a pupil").
+#[derive(Debug, Clone, PartialEq)]
+pub enum Presence {
+    /// No attendance that day.
+    Absent,
+    /// An open visit in a running room session.
+    InRoom {
+        /// The room.
+        room_id: i64,
+        /// Its name.
+        room_name: String,
+        /// Entry time.
+        since: DateTime<Utc>,
+    },
+    /// Arrived, no open visit.
+    InTransit {
+        /// Arrival.
+        since: DateTime<Utc>,
+    },
+    /// Checked out for the day.
+    GoneHome {
+        /// Check-out.
+        since: DateTime<Utc>,
+    },
+}
+
+/// The presence rule, pure: an open visit wins; else the day's attendance decides.
+pub fn presence(
+    open_visit: Option<(i64, String, DateTime<Utc>)>,
+    attendance: Option<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+) -> Presence {
+    match (open_visit, attendance) {
+        (Some((room_id, room_name, since)), _) => Presence::InRoom { room_id, room_name, since },
+        (None, Some((_, Some(out)))) => Presence::GoneHome { since: out },
+        (None, Some((arrived, None))) => Presence::InTransit { since: arrived },
+        (None, None) => Presence::Absent,
+    }
+}
+
+/// Presence of each of `student_ids` on school day `today` (read from the `active` schema).
+pub async fn presences(
+    conn: &mut AsyncPgConnection,
+    student_ids: &[i64],
+    today: NaiveDate,
+) -> QueryResult<HashMap<i64, Presence>> {
+    use active::{attendance as at, groups as ag, visits as av};
+    if student_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let visits: Vec<(i64, i64, String, DateTime<Utc>)> = av::table
+        .inner_join(ag::table.inner_join(facilities::rooms::table))
+        .filter(av::student_id.eq_any(student_ids))
+        .filter(av::exit_time.is_null())
+        .filter(ag::end_time.is_null())
+        .select((av::student_id, ag::room_id, facilities::rooms::name, av::entry_time))
+        .load(conn)
+        .await?;
+    let days: Vec<(i64, DateTime<Utc>, Option<DateTime<Utc>>)> = at::table
+        .filter(at::student_id.eq_any(student_ids))
+        .filter(at::date.eq(today))
+        .select((at::student_id, at::check_in_time, at::check_out_time))
+        .load(conn)
+        .await?;
+    let mut visit_of: HashMap<i64, (i64, String, DateTime<Utc>)> =
+        visits.into_iter().map(|(s, r, n, t)| (s, (r, n, t))).collect();
+    let mut day_of: HashMap<i64, (DateTime<Utc>, Option<DateTime<Utc>>)> =
+        days.into_iter().map(|(s, i, o)| (s, (i, o))).collect();
+    Ok(student_ids.iter().map(|id| (*id, presence(visit_of.remove(id), day_of.remove(id)))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_open_visit_wins_then_the_days_attendance_decides() {
+        let t = Utc::now();
+        assert_eq!(presence(None, None), Presence::Absent);
+        assert_eq!(presence(None, Some((t, None))), Presence::InTransit { since: t });
+        assert_eq!(presence(None, Some((t, Some(t)))), Presence::GoneHome { since: t });
+        assert_eq!(
+            presence(Some((3, "Mensa".into(), t)), Some((t, None))),
+            Presence::InRoom { room_id: 3, room_name: "Mensa".into(), since: t }
+        );
+    }
 }
