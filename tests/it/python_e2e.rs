@@ -1,0 +1,50 @@
+//! End to end with a real, out-of-process client: `tests/python/auth_e2e.py` (grpcio, stubs
+//! generated from `proto/` at run time) logs in as the first admin and calls `WhoAmI`.
+//!
+//! The interpreter is `PHOENIX_PYTHON` when set (scripts/test sets it when it had to put
+//! grpcio into a virtualenv), else `python3`; `scripts/lib.sh` `ensure_python_grpc`
+//! installs what is missing. A missing interpreter or package fails the test, it is never
+//! skipped.
+
+use std::time::Duration;
+
+use phoenix_common::domain::Domain;
+use phoenix_tests::TestApp;
+use phoenix_tests::auth::PASSWORD;
+
+#[tokio::test]
+async fn python_grpcio_client_logs_in_and_calls_who_am_i() {
+    let app = TestApp::spawn(&[Domain::Auth]).await;
+    let pool = app.db.pool().await;
+    assert!(phoenix::admin::create_admin(&pool, "py-admin@school.de", PASSWORD).await.expect("create admin"));
+
+    let python = std::env::var("PHOENIX_PYTHON").ok().filter(|p| !p.trim().is_empty()).unwrap_or("python3".into());
+    let root = phoenix_tests::workspace_root();
+    let addr = app.addr(Domain::Auth).to_string();
+    let child = tokio::process::Command::new(&python)
+        .current_dir(&root)
+        .arg("tests/python/auth_e2e.py")
+        .arg(&addr)
+        .arg("py-admin@school.de")
+        .arg(PASSWORD)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), child)
+        .await
+        .expect("the Python client finishes within 180 s")
+        .unwrap_or_else(|e| panic!("run {python} (install it with scripts/lib.sh ensure_python_grpc): {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "auth_e2e.py exited {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", output.status);
+
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.contains(&"ok login token_type=Bearer"), "{stdout}");
+    let whoami = lines.iter().find(|l| l.starts_with("ok whoami ")).unwrap_or_else(|| panic!("no WhoAmI: {stdout}"));
+    assert!(whoami.contains("roles=admin"), "{whoami}");
+    assert!(whoami.contains("permissions=*:*"), "{whoami}");
+    assert!(lines.contains(&"ok anonymous whoami UNAUTHENTICATED"), "{stdout}");
+    assert!(lines.contains(&"ok wrong password UNAUTHENTICATED"), "{stdout}");
+    assert_eq!(lines.last(), Some(&"PASS"), "{stdout}");
+    assert!(!stdout.contains(PASSWORD), "the client never prints the password");
+    app.stop().await;
+}
