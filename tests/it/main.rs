@@ -6,6 +6,7 @@ mod auth;
 mod authz;
 mod dev_stack;
 mod migrations;
+mod password_reset;
 mod python_e2e;
 mod roles;
 mod schema_drift;

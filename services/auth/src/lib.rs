@@ -56,6 +56,8 @@ pub const AUTH_METHODS: MethodTable = &[
     ("/phoenix.auth.v1.AuthService/ChangePassword", Requirement::Authenticated),
     ("/phoenix.auth.v1.AuthService/GetSigningKeys", Requirement::Public),
     ("/phoenix.auth.v1.AuthService/ExchangeClientCredentials", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/StartPasswordReset", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/ConfirmPasswordReset", Requirement::Public),
 ];
 
 /// What each `AccountService` method requires: `auth:manage` throughout. (Not `users:*`:
@@ -115,6 +117,12 @@ pub struct AuthOptions {
     pub failure_window: Duration,
     /// A signing key older than this is replaced at the next start.
     pub signing_key_rotation: Duration,
+    /// Lifetime of a password-reset token (reference §2.6: 30 min).
+    pub password_reset_ttl: Duration,
+    /// Password-reset requests per email within `password_reset_window` (reference §2.8: 3).
+    pub password_reset_requests: u32,
+    /// Fixed window of the per-email password-reset limit, from its first request (1 h).
+    pub password_reset_window: Duration,
 }
 
 impl Default for AuthOptions {
@@ -129,6 +137,9 @@ impl Default for AuthOptions {
             failures_per_address: 100,
             failure_window: Duration::from_secs(15 * 60),
             signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            password_reset_requests: 3,
+            password_reset_window: Duration::from_secs(3600),
         }
     }
 }

@@ -9,8 +9,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::Result;
 use phoenix_db::schema::audit::auth_events;
 use phoenix_db::schema::auth::{
-    account_permissions, account_roles, accounts, permissions, role_permissions, roles, service_clients, signing_keys,
-    tokens,
+    account_permissions, account_roles, accounts, outbox, password_reset_tokens, permissions, role_permissions, roles,
+    service_clients, signing_keys, tokens,
 };
 use phoenix_db::schema::users;
 
@@ -120,6 +120,8 @@ pub enum RevokeReason {
     PasswordChanged,
     /// The account was deactivated.
     AccountDeactivated,
+    /// The password was reset with a one-time token.
+    PasswordReset,
 }
 
 impl RevokeReason {
@@ -129,6 +131,7 @@ impl RevokeReason {
             RevokeReason::ReuseDetected => "reuse_detected",
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::AccountDeactivated => "account_deactivated",
+            RevokeReason::PasswordReset => "password_reset",
         }
     }
 }
@@ -820,4 +823,139 @@ pub async fn find_permission(conn: &mut AsyncPgConnection, id: i64) -> Result<Op
 pub async fn delete_permission(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     diesel::delete(permissions::table.find(id)).execute(conn).await?;
     Ok(())
+}
+
+// --- password reset and the outbox ---------------------------------------------------------
+
+/// Counts a password-reset request of the email with HMAC `email_hash` in its fixed window
+/// (started by the first request, restarted once `window` has passed). Returns the number
+/// of requests in the current window and when the window started.
+pub async fn count_reset_request(
+    conn: &mut AsyncPgConnection,
+    email_hash: &[u8; 32],
+    window: chrono::Duration,
+) -> Result<(i32, DateTime<Utc>)> {
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = diesel::sql_types::Int4)]
+        attempts: i32,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        window_start: DateTime<Utc>,
+    }
+    let window_start = Utc::now() - window;
+    let row: Counted = diesel::sql_query(
+        "INSERT INTO auth.password_reset_rate_limits AS rl (email_hash, attempts, window_start) \
+         VALUES ($1, 1, now()) \
+         ON CONFLICT (email_hash) DO UPDATE SET \
+           attempts = CASE WHEN rl.window_start <= $2 THEN 1 ELSE rl.attempts + 1 END, \
+           window_start = CASE WHEN rl.window_start <= $2 THEN now() ELSE rl.window_start END \
+         RETURNING attempts, window_start",
+    )
+    .bind::<diesel::sql_types::Bytea, _>(email_hash.to_vec())
+    .bind::<diesel::sql_types::Timestamptz, _>(window_start)
+    .get_result(conn)
+    .await?;
+    Ok((row.attempts, row.window_start))
+}
+
+/// Marks every live reset token of an account used (a new request supersedes them; the
+/// partial unique index allows one live token per account).
+pub async fn supersede_reset_tokens(conn: &mut AsyncPgConnection, account_id: i64) -> Result<usize> {
+    Ok(diesel::update(
+        password_reset_tokens::table
+            .filter(password_reset_tokens::account_id.eq(account_id))
+            .filter(password_reset_tokens::used_at.is_null()),
+    )
+    .set(password_reset_tokens::used_at.eq(Some(Utc::now())))
+    .execute(conn)
+    .await?)
+}
+
+/// Stores a reset token by its SHA-256; returns its id.
+pub async fn insert_reset_token(
+    conn: &mut AsyncPgConnection,
+    account_id: i64,
+    hash: &[u8; 32],
+    expires_at: DateTime<Utc>,
+) -> Result<i64> {
+    Ok(diesel::insert_into(password_reset_tokens::table)
+        .values((
+            password_reset_tokens::account_id.eq(account_id),
+            password_reset_tokens::token_hash.eq(hash.to_vec()),
+            password_reset_tokens::expires_at.eq(expires_at),
+        ))
+        .returning(password_reset_tokens::id)
+        .get_result(conn)
+        .await?)
+}
+
+/// A reset-token row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = password_reset_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct ResetTokenRow {
+    /// Id.
+    pub id: i64,
+    /// The account whose password it resets.
+    pub account_id: i64,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Set once used or superseded.
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// The reset token with this hash, locked for the rest of the transaction (two confirms
+/// of one token serialise here; the second sees it used).
+pub async fn find_reset_token_for_update(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8; 32],
+) -> Result<Option<ResetTokenRow>> {
+    Ok(password_reset_tokens::table
+        .filter(password_reset_tokens::token_hash.eq(hash.to_vec()))
+        .select(ResetTokenRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Marks a reset token used.
+pub async fn mark_reset_token_used(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
+    diesel::update(password_reset_tokens::table.find(id))
+        .set(password_reset_tokens::used_at.eq(Some(Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Who an outbox message goes to (by id; the address is looked up at delivery).
+#[derive(Debug, Clone, Copy)]
+pub enum Recipient {
+    /// An account (password reset).
+    Account(i64),
+    /// The email of an invitation.
+    Invitation(i64),
+}
+
+/// Queues a message for the mail sender; returns its id. `payload` carries the one-time
+/// token and is cleared by the sender after delivery.
+pub async fn enqueue_message(
+    conn: &mut AsyncPgConnection,
+    kind: &'static str,
+    recipient: Recipient,
+    payload: serde_json::Value,
+) -> Result<i64> {
+    let (account_id, invitation_id) = match recipient {
+        Recipient::Account(id) => (Some(id), None),
+        Recipient::Invitation(id) => (None, Some(id)),
+    };
+    Ok(diesel::insert_into(outbox::table)
+        .values((
+            outbox::kind.eq(kind),
+            outbox::account_id.eq(account_id),
+            outbox::invitation_id.eq(invitation_id),
+            outbox::payload.eq(payload),
+        ))
+        .returning(outbox::id)
+        .get_result(conn)
+        .await?)
 }

@@ -87,6 +87,47 @@ pub fn change_password(req: pb::ChangePasswordRequest) -> Result<ChangePasswordC
     Ok(ChangePasswordCommand { current_password: req.current_password, new_password: req.new_password })
 }
 
+/// A validated `ConfirmPasswordReset`.
+#[derive(Clone)]
+pub struct ConfirmPasswordResetCommand {
+    /// The one-time token as presented.
+    pub token: String,
+    /// The new, strong password.
+    pub new_password: String,
+}
+
+/// `StartPasswordReset`: the email, normalised.
+pub fn start_password_reset(req: &pb::StartPasswordResetRequest) -> Result<String> {
+    let mut v = FieldViolations::default();
+    let email = check_email(&mut v, "email", &req.email);
+    v.into_result()?;
+    Ok(email.unwrap_or_default())
+}
+
+fn check_new_password(v: &mut FieldViolations, field: &str, value: &str) {
+    password_present(v, field, value);
+    if !value.is_empty() && value.len() <= MAX_PASSWORD_LEN && !password::is_strong(value) {
+        v.add(
+            field,
+            "must have at least 8 characters with an upper-case letter, a lower-case letter, a digit and a symbol",
+        );
+    }
+}
+
+/// `ConfirmPasswordReset`: a plausible token and a strong new password.
+pub fn confirm_password_reset(req: pb::ConfirmPasswordResetRequest) -> Result<ConfirmPasswordResetCommand> {
+    let mut v = FieldViolations::default();
+    let token = req.token.trim();
+    if token.is_empty() {
+        v.add("token", "is required");
+    } else if token.len() > 256 {
+        v.add("token", "is not a password-reset token (too long)");
+    }
+    check_new_password(&mut v, "new_password", &req.new_password);
+    v.into_result()?;
+    Ok(ConfirmPasswordResetCommand { token: token.to_owned(), new_password: req.new_password })
+}
+
 /// Whether `id` is a valid service-client id (`^[a-z0-9_-]{1,64}$`, as the table checks).
 pub fn is_client_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -521,6 +562,26 @@ mod tests {
         assert_eq!(fields(set_account_permission(&req).expect_err("unspecified")), ["effect"]);
         let req = pb::SetAccountPermissionRequest { account_id: 0, permission: "users".into(), effect: 2 };
         assert_eq!(fields(set_account_permission(&req).expect_err("bad")), ["account_id", "permission"]);
+    }
+
+    #[test]
+    fn password_reset_requests_name_their_bad_fields() {
+        let err = start_password_reset(&pb::StartPasswordResetRequest { email: "nope".into() }).expect_err("bad");
+        assert_eq!(fields(err), ["email"]);
+        let ok = start_password_reset(&pb::StartPasswordResetRequest { email: " A@B.de".into() }).expect("ok");
+        assert_eq!(ok, "a@b.de");
+        let err =
+            confirm_password_reset(pb::ConfirmPasswordResetRequest { token: " ".into(), new_password: "weak".into() })
+                .err()
+                .expect("bad");
+        assert_eq!(fields(err), ["token", "new_password"]);
+        assert!(
+            confirm_password_reset(pb::ConfirmPasswordResetRequest {
+                token: "t".into(),
+                new_password: "New-pass2!".into()
+            })
+            .is_ok()
+        );
     }
 
     #[test]
