@@ -5,6 +5,7 @@ mod accounts;
 mod auth;
 mod authz;
 mod dev_stack;
+mod invitations;
 mod migrations;
 mod password_reset;
 mod python_e2e;

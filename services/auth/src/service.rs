@@ -25,13 +25,13 @@ use crate::validate;
 
 /// Who sent a request: kept for throttling and the audit trail.
 #[derive(Debug, Clone, Default)]
-struct Client {
+pub(crate) struct Client {
     ip: Option<IpAddr>,
     user_agent: Option<String>,
 }
 
 impl Client {
-    fn of<T>(request: &Request<T>) -> Self {
+    pub(crate) fn of<T>(request: &Request<T>) -> Self {
         // The peer address only: forwarded headers are not trusted (reference §2.8 [Q]).
         let ip = request.remote_addr().map(|a| a.ip());
         let user_agent =
@@ -39,7 +39,7 @@ impl Client {
         Self { ip, user_agent }
     }
 
-    fn event(&self, event_type: &'static str, success: bool) -> AuthEvent {
+    pub(crate) fn event(&self, event_type: &'static str, success: bool) -> AuthEvent {
         AuthEvent {
             account_id: None,
             email_hash: None,
@@ -560,7 +560,7 @@ async fn verify_password(password: String, hash: String) -> Result<bool> {
 }
 
 /// argon2 hashing off the async runtime.
-async fn hash_password(password: String) -> Result<String> {
+pub(crate) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
