@@ -2,13 +2,18 @@
 //! gets its own database from the harness and talks to real servers over TCP.
 
 mod accounts;
+mod activities;
 mod auth;
 mod authz;
+mod caller;
+mod config;
 mod dev_stack;
 mod invitations;
 mod migrations;
 mod password_reset;
 mod python_e2e;
 mod roles;
+mod schedule;
 mod schema_drift;
 mod services;
+mod support;

@@ -11,9 +11,11 @@
 //! | [`email`] | email normalisation (trimmed, lower-case) |
 //! | [`page`] | `page_size` / opaque keyset `page_token` handling |
 //! | [`password`] | argon2id hashing with the parameters of the original system |
+//! | [`caller`] | the caller (account, staff record, admin or not) for resource rules |
 //! | [`authz`] | access-token verification, permission declarations and checks, [`authz::AuthContext`] |
 
 pub mod authz;
+pub mod caller;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -24,37 +24,108 @@ pub struct Page {
 impl Page {
     /// Validates `page_size` and `page_token`; `filters` fingerprints the request's filters.
     pub fn parse(page_size: i32, page_token: &str, filters: &str) -> Result<Self> {
-        let size = match i64::from(page_size) {
-            0 => DEFAULT_PAGE_SIZE,
-            n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            n => {
-                return Err(Error::invalid("page_size", format!("must be 0 (default 50) to {MAX_PAGE_SIZE}, got {n}")));
-            }
-        };
+        let size = parse_size(page_size)?;
         if page_token.is_empty() {
             return Ok(Self { size, after: None });
         }
-        let bad =
-            || Error::invalid("page_token", "is not a token from this list with these filters; start again without it");
-        let raw = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| bad())?;
-        let text = String::from_utf8(raw).map_err(|_| bad())?;
-        let (id, fingerprint) = text.strip_prefix("v1:").and_then(|t| t.split_once(':')).ok_or_else(bad)?;
-        if fingerprint != fingerprint_of(filters) {
-            return Err(bad());
+        let key = decode_token(page_token, filters)?;
+        Ok(Self { size, after: Some(key.parse().map_err(|_| bad_token())?) })
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.size + 1
+    }
+
+    /// Trims `rows` (fetched with [`Page::fetch_limit`]) to the page and returns the next
+    /// page's token, empty when no row follows.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, id: impl Fn(&T) -> i64, filters: &str) -> String {
+        if rows.len() as i64 <= self.size {
+            return String::new();
         }
-        Ok(Self { size, after: Some(id.parse().map_err(|_| bad())?) })
+        rows.truncate(self.size as usize);
+        rows.last().map(|r| encode_token(&id(r).to_string(), filters)).unwrap_or_default()
     }
 
     /// The token of the page after one whose last row has `last_id`, or empty when the page
     /// was not full (no further rows).
     pub fn next_token(&self, rows_returned: usize, last_id: Option<i64>, filters: &str) -> String {
         match last_id {
-            Some(id) if rows_returned as i64 >= self.size => {
-                URL_SAFE_NO_PAD.encode(format!("v1:{id}:{}", fingerprint_of(filters)))
-            }
+            Some(id) if rows_returned as i64 >= self.size => encode_token(&id.to_string(), filters),
             _ => String::new(),
         }
     }
+}
+
+/// A validated page request over rows ordered by a text key (settings, feature flags):
+/// the same token format as [`Page`], with the last key instead of the last id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPage {
+    /// Rows to return.
+    pub size: i64,
+    /// Return rows whose key sorts after this one.
+    pub after: Option<String>,
+}
+
+impl KeyPage {
+    /// Validates `page_size` and `page_token`; `filters` fingerprints the request's filters.
+    pub fn parse(page_size: i32, page_token: &str, filters: &str) -> Result<Self> {
+        let size = parse_size(page_size)?;
+        let after = if page_token.is_empty() { None } else { Some(decode_token(page_token, filters)?) };
+        Ok(Self { size, after })
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.size + 1
+    }
+
+    /// Trims `rows` (fetched with [`KeyPage::fetch_limit`]) to the page and returns the next
+    /// page's token, empty when no row follows.
+    pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> String, filters: &str) -> String {
+        if rows.len() as i64 <= self.size {
+            return String::new();
+        }
+        rows.truncate(self.size as usize);
+        rows.last().map(|r| encode_token(&key(r), filters)).unwrap_or_default()
+    }
+
+    /// The token of the page after one whose last row has `last_key`, or empty when the
+    /// page was not full.
+    pub fn next_token(&self, rows_returned: usize, last_key: Option<&str>, filters: &str) -> String {
+        match last_key {
+            Some(key) if rows_returned as i64 >= self.size => encode_token(key, filters),
+            _ => String::new(),
+        }
+    }
+}
+
+fn parse_size(page_size: i32) -> Result<i64> {
+    match i64::from(page_size) {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        n if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
+        n => Err(Error::invalid("page_size", format!("must be 0 (default 50) to {MAX_PAGE_SIZE}, got {n}"))),
+    }
+}
+
+fn bad_token() -> Error {
+    Error::invalid("page_token", "is not a token from this list with these filters; start again without it")
+}
+
+fn encode_token(key: &str, filters: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{}:{key}", fingerprint_of(filters)))
+}
+
+/// The key a token carries, if it was made for these `filters`.
+fn decode_token(token: &str, filters: &str) -> Result<String> {
+    let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad_token())?;
+    let text = String::from_utf8(raw).map_err(|_| bad_token())?;
+    // The fingerprint comes first: keys may themselves contain ':'.
+    let (fingerprint, key) = text.strip_prefix("v1:").and_then(|t| t.split_once(':')).ok_or_else(bad_token)?;
+    if fingerprint != fingerprint_of(filters) || key.is_empty() {
+        return Err(bad_token());
+    }
+    Ok(key.to_owned())
 }
 
 fn fingerprint_of(filters: &str) -> String {
@@ -71,6 +142,26 @@ fn fingerprint_of(filters: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_pages_round_trip_keys_with_colons_and_reject_other_filters() {
+        let first = KeyPage::parse(2, "", "flags").expect("first page");
+        let token = first.next_token(2, Some("a:b.c"), "flags");
+        assert_eq!(KeyPage::parse(2, &token, "flags").expect("next").after.as_deref(), Some("a:b.c"));
+        assert!(KeyPage::parse(2, &token, "other filters").is_err());
+        assert_eq!(first.next_token(1, Some("x"), "flags"), "", "a short page is the last");
+    }
+
+    #[test]
+    fn finish_trims_the_extra_row_and_ends_without_a_token() {
+        let page = Page::parse(2, "", "f").expect("page");
+        let mut rows = vec![1_i64, 2, 3];
+        let token = page.finish(&mut rows, |r| *r, "f");
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(Page::parse(2, &token, "f").expect("next").after, Some(2));
+        let mut last = vec![3_i64];
+        assert_eq!(page.finish(&mut last, |r| *r, "f"), "", "no row follows the last page");
+    }
 
     #[test]
     fn sizes_default_and_are_capped() {

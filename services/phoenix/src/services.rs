@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use phoenix_common::authz::{MethodTable, TokenVerifier};
+use phoenix_common::authz::{Authorized, MethodTable, TokenVerifier};
 use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
@@ -58,7 +58,9 @@ pub fn service_names(domain: Domain) -> Vec<&'static str> {
 /// The permission declarations of every served method, per gRPC service. A test checks
 /// them against the proto descriptors: every method declared, nothing declared twice.
 pub fn method_tables() -> Vec<MethodTable> {
-    phoenix_auth::METHOD_TABLES.to_vec()
+    let mut tables = phoenix_auth::METHOD_TABLES.to_vec();
+    tables.extend([phoenix_activities::METHODS, phoenix_config::METHODS, phoenix_schedule::METHODS]);
+    tables
 }
 
 /// Routes of one domain: health + reflection, plus the domain's own servers, each behind
@@ -72,17 +74,25 @@ pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Resu
             phoenix_auth::add_servers(&mut routes, ctx.pool.clone(), &ctx.config, options, ctx.verifier.clone())
                 .await?;
         }
-        // Each domain registers its servers here as it is implemented, e.g.
-        // `Domain::Users => { routes.add_service(phoenix_users::server(…)?); }`.
+        Domain::Activities => {
+            let server = phoenix_activities::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_activities::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Config => {
+            let server = phoenix_config::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_config::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Schedule => {
+            let server = phoenix_schedule::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_schedule::METHODS, ctx.verifier.clone())?);
+        }
+        // Each domain registers its servers here as it is implemented.
         Domain::Users
         | Domain::Education
         | Domain::Facilities
-        | Domain::Activities
         | Domain::Active
-        | Domain::Schedule
         | Domain::Iot
         | Domain::Feedback
-        | Domain::Config
         | Domain::Audit => {}
     }
     Ok(routes)
