@@ -17,7 +17,7 @@ async fn the_demo_school_is_served_by_the_people_and_places_services() {
     assert!(phoenix::demo::seed_if_empty(&pool).await.expect("seed"), "loads into an empty database");
     assert!(!phoenix::demo::seed_if_empty(&pool).await.expect("seed again"), "and only once");
 
-    let mut users = UsersServiceClient::new(app.channel(Domain::Users).await);
+    let mut users = UsersServiceClient::new(app.test_channel(Domain::Users).await);
     let pupils = users.list_students(upb::ListStudentsRequest::default()).await.expect("students").into_inner();
     assert_eq!(pupils.total_size as usize, phoenix::demo::DEMO_STUDENTS);
     let first = &pupils.students[0];
@@ -32,12 +32,12 @@ async fn the_demo_school_is_served_by_the_people_and_places_services() {
         .expect("card");
     assert_eq!(card.person_id, Some(first.person_id));
 
-    let mut edu = EducationServiceClient::new(app.channel(Domain::Education).await);
+    let mut edu = EducationServiceClient::new(app.test_channel(Domain::Education).await);
     let groups = edu.list_groups(epb::ListGroupsRequest::default()).await.expect("groups").into_inner();
     assert_eq!(groups.total_size, 6);
     assert!(groups.groups.iter().all(|g| g.teachers.len() == 1 && g.room_name.is_some() && g.student_count > 0));
 
-    let mut rooms = FacilitiesServiceClient::new(app.channel(Domain::Facilities).await);
+    let mut rooms = FacilitiesServiceClient::new(app.test_channel(Domain::Facilities).await);
     let list = rooms.list_rooms(fpb::ListRoomsRequest::default()).await.expect("rooms").into_inner();
     assert_eq!(list.total_size, 12);
     let yard = list.rooms.iter().find(|r| r.name == "Schulhof").expect("schoolyard");

@@ -9,30 +9,30 @@ use phoenix_proto::facilities::v1 as fpb;
 use phoenix_proto::facilities::v1::facilities_service_client::FacilitiesServiceClient;
 use phoenix_proto::users::v1 as upb;
 use phoenix_proto::users::v1::users_service_client::UsersServiceClient;
+use phoenix_tests::auth::TestChannel;
 use phoenix_tests::grpc::{As, assert_code, assert_invalid, mask, reason, request};
 use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
-use tonic::transport::Channel;
 
-type Client = EducationServiceClient<Channel>;
+type Client = EducationServiceClient<TestChannel>;
 
 struct Env {
     app: TestApp,
     edu: Client,
-    users: UsersServiceClient<Channel>,
-    rooms: FacilitiesServiceClient<Channel>,
+    users: UsersServiceClient<TestChannel>,
+    rooms: FacilitiesServiceClient<TestChannel>,
 }
 
 async fn env() -> Env {
     let app = TestApp::spawn(&[Domain::Education, Domain::Users, Domain::Facilities]).await;
-    let edu = EducationServiceClient::new(app.channel(Domain::Education).await);
-    let users = UsersServiceClient::new(app.channel(Domain::Users).await);
-    let rooms = FacilitiesServiceClient::new(app.channel(Domain::Facilities).await);
+    let edu = EducationServiceClient::new(app.test_channel(Domain::Education).await);
+    let users = UsersServiceClient::new(app.test_channel(Domain::Users).await);
+    let rooms = FacilitiesServiceClient::new(app.test_channel(Domain::Facilities).await);
     Env { app, edu, users, rooms }
 }
 
 /// (staff id, teacher id)
-async fn teacher(users: &mut UsersServiceClient<Channel>, first: &str) -> (i64, i64) {
+async fn teacher(users: &mut UsersServiceClient<TestChannel>, first: &str) -> (i64, i64) {
     let s = users
         .create_staff(upb::CreateStaffRequest {
             staff: Some(upb::Staff {
@@ -50,7 +50,7 @@ async fn teacher(users: &mut UsersServiceClient<Channel>, first: &str) -> (i64, 
     (s.id, s.teacher_id.expect("teacher record"))
 }
 
-async fn room(rooms: &mut FacilitiesServiceClient<Channel>, name: &str) -> i64 {
+async fn room(rooms: &mut FacilitiesServiceClient<TestChannel>, name: &str) -> i64 {
     rooms
         .create_room(fpb::CreateRoomRequest { room: Some(fpb::Room { name: name.into(), ..Default::default() }) })
         .await
@@ -557,7 +557,7 @@ async fn a_leader_hands_a_group_over_for_today_and_takes_it_back() {
         .into_inner()
         .student
         .unwrap();
-    let bert_sees = |users: &mut UsersServiceClient<Channel>| {
+    let bert_sees = |users: &mut UsersServiceClient<TestChannel>| {
         let mut u = users.clone();
         async move {
             u.get_student(request(As::Staff(bert_staff), upb::GetStudentRequest { id: pupil.id }))

@@ -6,15 +6,15 @@ use phoenix_common::domain::Domain;
 use phoenix_proto::facilities::v1 as pb;
 use phoenix_proto::facilities::v1::facilities_service_client::FacilitiesServiceClient;
 use phoenix_tests::TestApp;
+use phoenix_tests::auth::TestChannel;
 use phoenix_tests::grpc::{assert_code, assert_invalid, mask, reason};
 use tonic::Code;
-use tonic::transport::Channel;
 
-type Client = FacilitiesServiceClient<Channel>;
+type Client = FacilitiesServiceClient<TestChannel>;
 
 async fn app() -> (TestApp, Client) {
     let app = TestApp::spawn(&[Domain::Facilities]).await;
-    let client = FacilitiesServiceClient::new(app.channel(Domain::Facilities).await);
+    let client = FacilitiesServiceClient::new(app.test_channel(Domain::Facilities).await);
     (app, client)
 }
 

@@ -4,12 +4,12 @@
 use phoenix_common::domain::Domain;
 use phoenix_proto::users::v1 as pb;
 use phoenix_proto::users::v1::users_service_client::UsersServiceClient;
+use phoenix_tests::auth::TestChannel;
 use phoenix_tests::grpc::{As, assert_code, assert_invalid, mask, reason, request};
 use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
-use tonic::transport::Channel;
 
-type Client = UsersServiceClient<Channel>;
+type Client = UsersServiceClient<TestChannel>;
 
 /// A school: `teacher` leads the group of `pupil`; `other` leads another group; `helper`
 /// is staff without a group.
@@ -41,7 +41,7 @@ async fn staff(client: &mut Client, first: &str, teacher: bool) -> pb::Staff {
 
 async fn school() -> School {
     let app = TestApp::spawn(&[Domain::Users]).await;
-    let mut client = UsersServiceClient::new(app.channel(Domain::Users).await);
+    let mut client = UsersServiceClient::new(app.test_channel(Domain::Users).await);
     let mut conn = app.db.conn().await;
     let foxes = fixtures::group(&mut conn, "Füchse").await;
     let owls = fixtures::group(&mut conn, "Eulen").await;

@@ -6,16 +6,16 @@ use diesel_async::RunQueryDsl as _;
 use phoenix_common::domain::Domain;
 use phoenix_proto::users::v1 as pb;
 use phoenix_proto::users::v1::users_service_client::UsersServiceClient;
+use phoenix_tests::auth::TestChannel;
 use phoenix_tests::grpc::{As, assert_code, assert_invalid, mask, reason, request};
 use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
-use tonic::transport::Channel;
 
-type Client = UsersServiceClient<Channel>;
+type Client = UsersServiceClient<TestChannel>;
 
 async fn app() -> (TestApp, Client) {
     let app = TestApp::spawn(&[Domain::Users]).await;
-    let client = UsersServiceClient::new(app.channel(Domain::Users).await);
+    let client = UsersServiceClient::new(app.test_channel(Domain::Users).await);
     (app, client)
 }
 

@@ -1,7 +1,6 @@
 //! Assertions on gRPC statuses (code + `google.rpc.BadRequest` field names) and requests on
-//! behalf of a caller (the test-only caller headers of `phoenix_common::access`).
+//! behalf of a caller (real tokens: see [`crate::auth::TestChannel`]).
 
-use phoenix_common::access::{TEST_ADMIN_HEADER, TEST_STAFF_ID_HEADER};
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
 
@@ -42,7 +41,7 @@ pub fn reason(status: &Status) -> Option<String> {
 /// Who a request is made as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum As {
-    /// No caller headers: an admin (until the auth layer lands).
+    /// An admin account.
     Admin,
     /// A non-admin staff member.
     Staff(i64),
@@ -52,9 +51,8 @@ pub enum As {
 pub fn request<T>(caller: As, message: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
     if let As::Staff(id) = caller {
-        let meta = r.metadata_mut();
-        meta.insert(TEST_STAFF_ID_HEADER, id.to_string().parse().expect("ascii"));
-        meta.insert(TEST_ADMIN_HEADER, "false".parse().expect("ascii"));
+        // Turned into that staff member's real token by the TestChannel, client side.
+        r.metadata_mut().insert(crate::auth::AS_STAFF_MARKER, id.to_string().parse().expect("ascii"));
     }
     r
 }

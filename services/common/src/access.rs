@@ -5,71 +5,17 @@
 //! is decided here from a small [`Caller`] value, by pure functions that are unit-tested,
 //! plus one query for the caller's groups.
 //!
-//! # The seam
 //!
-//! [`caller_from_request`] is the ONE place handlers learn who is calling. Until the shared
-//! auth layer (JWT verification + auth context in the request extensions) is merged, it
-//! reads two test-only metadata headers and otherwise treats the caller as an admin. After
-//! the merge, replace its body with a read of the auth context (admin = holds `admin:*` or
-//! `*:*`; `staff_id` = the account's linked staff record) and delete the headers.
+//! The [`Caller`] itself comes from the verified token ([`crate::caller::Caller::of`]).
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::{education, users};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-/// Test-only header (until the auth layer lands): the caller's `users.staff` id.
-pub const TEST_STAFF_ID_HEADER: &str = "x-phoenix-test-staff-id";
-/// Test-only header (until the auth layer lands): `true` or `false`; whether the caller is an
-/// admin. Defaults to `true` when neither header is sent, `false` when only a staff id is.
-pub const TEST_ADMIN_HEADER: &str = "x-phoenix-test-admin";
-
-/// Who is calling, as far as resource rules care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    /// The caller's staff record, if the account is linked to one.
-    pub staff_id: Option<i64>,
-    /// Holds `admin:*` or `*:*` (reference §3.3: "admin" means the wildcard, not a role name).
-    pub is_admin: bool,
-}
-
-impl Caller {
-    /// An administrator without a staff record (what every request is until auth lands).
-    pub const ADMIN: Caller = Caller { staff_id: None, is_admin: true };
-
-    /// A non-admin staff member.
-    pub const fn staff(staff_id: i64) -> Self {
-        Caller { staff_id: Some(staff_id), is_admin: false }
-    }
-}
-
-/// THE SEAM: who is calling this request. See the module docs; replace the body with the
-/// shared auth context once it exists.
-pub fn caller_from_request<T>(request: &tonic::Request<T>) -> Result<Caller> {
-    let meta = request.metadata();
-    let header = |name: &str| -> Result<Option<String>> {
-        meta.get(name)
-            .map(|v| v.to_str().map(|s| s.trim().to_owned()))
-            .transpose()
-            .map_err(|_| Error::Unauthenticated(format!("{name} must be ASCII")))
-    };
-    let staff_id = match header(TEST_STAFF_ID_HEADER)? {
-        None => None,
-        Some(v) => match v.parse::<i64>() {
-            Ok(id) if id > 0 => Some(id),
-            _ => return Err(Error::Unauthenticated(format!("{TEST_STAFF_ID_HEADER} must be a positive integer"))),
-        },
-    };
-    let is_admin = match header(TEST_ADMIN_HEADER)?.as_deref() {
-        None => staff_id.is_none(),
-        Some("true") => true,
-        Some("false") => false,
-        Some(_) => return Err(Error::Unauthenticated(format!("{TEST_ADMIN_HEADER} must be `true` or `false`"))),
-    };
-    Ok(Caller { staff_id, is_admin })
-}
+pub use crate::caller::Caller;
 
 /// How much of a student's record a caller may see and change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,35 +131,6 @@ pub async fn student_access_of(
 mod tests {
     use super::*;
 
-    fn request(headers: &[(&'static str, &'static str)]) -> tonic::Request<()> {
-        let mut r = tonic::Request::new(());
-        for (k, v) in headers {
-            r.metadata_mut().insert(*k, v.parse().unwrap());
-        }
-        r
-    }
-
-    #[test]
-    fn no_headers_is_the_admin_until_auth_lands() {
-        assert_eq!(caller_from_request(&request(&[])).unwrap(), Caller::ADMIN);
-    }
-
-    #[test]
-    fn a_staff_header_alone_is_non_admin_staff() {
-        assert_eq!(caller_from_request(&request(&[(TEST_STAFF_ID_HEADER, "7")])).unwrap(), Caller::staff(7));
-        let both = request(&[(TEST_STAFF_ID_HEADER, "7"), (TEST_ADMIN_HEADER, "true")]);
-        assert_eq!(caller_from_request(&both).unwrap(), Caller { staff_id: Some(7), is_admin: true });
-        let not_admin = request(&[(TEST_ADMIN_HEADER, "false")]);
-        assert_eq!(caller_from_request(&not_admin).unwrap(), Caller { staff_id: None, is_admin: false });
-    }
-
-    #[test]
-    fn malformed_headers_are_unauthenticated() {
-        for h in [(TEST_STAFF_ID_HEADER, "x"), (TEST_STAFF_ID_HEADER, "0"), (TEST_ADMIN_HEADER, "yes")] {
-            assert!(matches!(caller_from_request(&request(&[h])), Err(Error::Unauthenticated(_))), "{h:?}");
-        }
-    }
-
     #[test]
     fn guardian_access_follows_any_child() {
         let teacher = Caller::staff(1);
@@ -232,7 +149,7 @@ mod tests {
         assert_eq!(student_access(&teacher, Some(5), &[3, 4]), StudentAccess::Limited);
         // A pupil without a group is no staff member's pupil.
         assert_eq!(student_access(&teacher, None, &[3, 4]), StudentAccess::Limited);
-        let nobody = Caller { staff_id: None, is_admin: false };
+        let nobody = Caller { account_id: None, staff_id: None, is_admin: false };
         assert_eq!(student_access(&nobody, Some(3), &[]), StudentAccess::Limited);
     }
 }

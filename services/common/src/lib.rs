@@ -2,7 +2,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`access`] | the caller of a request (the seam for the auth context) and the "my groups" / student full-access rules |
+//! | [`access`] | the "my groups" / student full-access rules over a [`caller::Caller`] |
 //! | [`config`] | one typed [`config::Config`] read from environment variables |
 //! | [`db`] | the bb8 + diesel-async connection pool |
 //! | [`error`] | the domain [`Error`] and its single mapping to `tonic::Status` |
@@ -12,13 +12,19 @@
 //! | [`page`] | keyset page tokens and page-size rules of every `List*` RPC |
 //! | [`convert`] | proto ⇄ domain helpers: timestamps, dates, field masks, text, constraint names |
 //! | [`time`] | the business day (Europe/Berlin) |
+//! | [`email`] | email normalisation (trimmed, lower-case) |
 //! | [`password`] | argon2id hashing with the parameters of the original system |
+//! | [`caller`] | the caller (account, staff record, admin or not) for resource rules |
+//! | [`authz`] | access-token verification, permission declarations and checks, [`authz::AuthContext`] |
 
 pub mod access;
+pub mod authz;
+pub mod caller;
 pub mod config;
 pub mod convert;
 pub mod db;
 pub mod domain;
+pub mod email;
 pub mod error;
 pub mod page;
 pub mod password;

@@ -3,7 +3,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic handlers, [`service::METHOD_PERMISSIONS`] and the transactional operations |
+//! | [`service`] | the tonic handlers, [`service::METHODS`] and the transactional operations |
 //! | [`validate`] | requests → typed commands (date rules of substitutions) |
 //! | `convert` | rows → proto messages |
 //! | [`repo`] | diesel queries |

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::access::{self, Caller, MyGroupVia, caller_from_request};
+use phoenix_common::access::{self, Caller, MyGroupVia};
+use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::db::{DbConn, DbPool};
 use phoenix_common::time::business_today;
 use phoenix_common::{Error, Result};
@@ -21,22 +22,22 @@ use crate::{convert, error};
 /// checked by the shared auth layer before the handler runs. Transfers additionally require
 /// the caller to lead the group (checked here), so staff with `groups:update` can hand over
 /// only their own groups.
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.education.v1.EducationService/CreateGroup", "groups:create"),
-    ("/phoenix.education.v1.EducationService/GetGroup", "groups:read"),
-    ("/phoenix.education.v1.EducationService/ListGroups", "groups:read"),
-    ("/phoenix.education.v1.EducationService/UpdateGroup", "groups:update"),
-    ("/phoenix.education.v1.EducationService/DeleteGroup", "groups:delete"),
-    ("/phoenix.education.v1.EducationService/AddGroupTeacher", "groups:assign"),
-    ("/phoenix.education.v1.EducationService/RemoveGroupTeacher", "groups:assign"),
-    ("/phoenix.education.v1.EducationService/CreateSubstitution", "substitutions:create"),
-    ("/phoenix.education.v1.EducationService/GetSubstitution", "substitutions:read"),
-    ("/phoenix.education.v1.EducationService/ListSubstitutions", "substitutions:read"),
-    ("/phoenix.education.v1.EducationService/UpdateSubstitution", "substitutions:update"),
-    ("/phoenix.education.v1.EducationService/DeleteSubstitution", "substitutions:delete"),
-    ("/phoenix.education.v1.EducationService/TransferGroup", "groups:update"),
-    ("/phoenix.education.v1.EducationService/CancelTransfer", "groups:update"),
-    ("/phoenix.education.v1.EducationService/ListMyGroups", "groups:read"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.education.v1.EducationService/CreateGroup", Requirement::Permission("groups:create")),
+    ("/phoenix.education.v1.EducationService/GetGroup", Requirement::Permission("groups:read")),
+    ("/phoenix.education.v1.EducationService/ListGroups", Requirement::Permission("groups:read")),
+    ("/phoenix.education.v1.EducationService/UpdateGroup", Requirement::Permission("groups:update")),
+    ("/phoenix.education.v1.EducationService/DeleteGroup", Requirement::Permission("groups:delete")),
+    ("/phoenix.education.v1.EducationService/AddGroupTeacher", Requirement::Permission("groups:assign")),
+    ("/phoenix.education.v1.EducationService/RemoveGroupTeacher", Requirement::Permission("groups:assign")),
+    ("/phoenix.education.v1.EducationService/CreateSubstitution", Requirement::Permission("substitutions:create")),
+    ("/phoenix.education.v1.EducationService/GetSubstitution", Requirement::Permission("substitutions:read")),
+    ("/phoenix.education.v1.EducationService/ListSubstitutions", Requirement::Permission("substitutions:read")),
+    ("/phoenix.education.v1.EducationService/UpdateSubstitution", Requirement::Permission("substitutions:update")),
+    ("/phoenix.education.v1.EducationService/DeleteSubstitution", Requirement::Permission("substitutions:delete")),
+    ("/phoenix.education.v1.EducationService/TransferGroup", Requirement::Permission("groups:update")),
+    ("/phoenix.education.v1.EducationService/CancelTransfer", Requirement::Permission("groups:update")),
+    ("/phoenix.education.v1.EducationService/ListMyGroups", Requirement::Permission("groups:read")),
 ];
 
 /// Reason stored on transfers (the original's wording, shown in German UIs).
@@ -567,7 +568,7 @@ impl EducationService for Education {
         &self,
         r: Request<pb::TransferGroupRequest>,
     ) -> Result<Response<pb::TransferGroupResponse>, Status> {
-        let caller = caller_from_request(&r)?;
+        let caller = Caller::of(&r, &self.pool).await?;
         Ok(Response::new(self.do_transfer(caller, r.into_inner()).await?))
     }
 
@@ -575,7 +576,7 @@ impl EducationService for Education {
         &self,
         r: Request<pb::CancelTransferRequest>,
     ) -> Result<Response<pb::CancelTransferResponse>, Status> {
-        let caller = caller_from_request(&r)?;
+        let caller = Caller::of(&r, &self.pool).await?;
         Ok(Response::new(self.do_cancel_transfer(caller, r.into_inner()).await?))
     }
 
@@ -583,7 +584,7 @@ impl EducationService for Education {
         &self,
         r: Request<pb::ListMyGroupsRequest>,
     ) -> Result<Response<pb::ListMyGroupsResponse>, Status> {
-        let caller = caller_from_request(&r)?;
+        let caller = Caller::of(&r, &self.pool).await?;
         Ok(Response::new(self.do_list_my_groups(caller).await?))
     }
 }

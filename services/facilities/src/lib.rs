@@ -3,7 +3,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic handlers and [`service::METHOD_PERMISSIONS`] |
+//! | [`service`] | the tonic handlers and [`service::METHODS`] |
 //! | [`validate`] | requests → typed commands, collecting field violations |
 //! | `convert` | rows → proto messages |
 //! | [`repo`] | diesel queries (also used by the demo school) |

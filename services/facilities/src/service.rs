@@ -2,6 +2,7 @@
 //! repo → convert. Each writing RPC is exactly one transaction; reads use none.
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::db::{DbConn, DbPool};
 use phoenix_common::{Error, Result};
 use phoenix_proto::facilities::v1 as pb;
@@ -14,23 +15,23 @@ use crate::{convert, error, validate};
 /// The permission each RPC needs (`resource:action`, seeded in the `seed_data` migration),
 /// checked by the shared auth layer before the handler runs. Rooms need `rooms:*`;
 /// buildings and locations are room administration (`rooms:manage` to change them).
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.facilities.v1.FacilitiesService/CreateRoom", "rooms:create"),
-    ("/phoenix.facilities.v1.FacilitiesService/GetRoom", "rooms:read"),
-    ("/phoenix.facilities.v1.FacilitiesService/ListRooms", "rooms:read"),
-    ("/phoenix.facilities.v1.FacilitiesService/UpdateRoom", "rooms:update"),
-    ("/phoenix.facilities.v1.FacilitiesService/DeleteRoom", "rooms:delete"),
-    ("/phoenix.facilities.v1.FacilitiesService/ListRoomCategories", "rooms:read"),
-    ("/phoenix.facilities.v1.FacilitiesService/CreateBuilding", "rooms:manage"),
-    ("/phoenix.facilities.v1.FacilitiesService/GetBuilding", "rooms:read"),
-    ("/phoenix.facilities.v1.FacilitiesService/ListBuildings", "rooms:read"),
-    ("/phoenix.facilities.v1.FacilitiesService/UpdateBuilding", "rooms:manage"),
-    ("/phoenix.facilities.v1.FacilitiesService/DeleteBuilding", "rooms:manage"),
-    ("/phoenix.facilities.v1.FacilitiesService/CreateLocation", "rooms:manage"),
-    ("/phoenix.facilities.v1.FacilitiesService/GetLocation", "rooms:read"),
-    ("/phoenix.facilities.v1.FacilitiesService/ListLocations", "rooms:read"),
-    ("/phoenix.facilities.v1.FacilitiesService/UpdateLocation", "rooms:manage"),
-    ("/phoenix.facilities.v1.FacilitiesService/DeleteLocation", "rooms:manage"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.facilities.v1.FacilitiesService/CreateRoom", Requirement::Permission("rooms:create")),
+    ("/phoenix.facilities.v1.FacilitiesService/GetRoom", Requirement::Permission("rooms:read")),
+    ("/phoenix.facilities.v1.FacilitiesService/ListRooms", Requirement::Permission("rooms:read")),
+    ("/phoenix.facilities.v1.FacilitiesService/UpdateRoom", Requirement::Permission("rooms:update")),
+    ("/phoenix.facilities.v1.FacilitiesService/DeleteRoom", Requirement::Permission("rooms:delete")),
+    ("/phoenix.facilities.v1.FacilitiesService/ListRoomCategories", Requirement::Permission("rooms:read")),
+    ("/phoenix.facilities.v1.FacilitiesService/CreateBuilding", Requirement::Permission("rooms:manage")),
+    ("/phoenix.facilities.v1.FacilitiesService/GetBuilding", Requirement::Permission("rooms:read")),
+    ("/phoenix.facilities.v1.FacilitiesService/ListBuildings", Requirement::Permission("rooms:read")),
+    ("/phoenix.facilities.v1.FacilitiesService/UpdateBuilding", Requirement::Permission("rooms:manage")),
+    ("/phoenix.facilities.v1.FacilitiesService/DeleteBuilding", Requirement::Permission("rooms:manage")),
+    ("/phoenix.facilities.v1.FacilitiesService/CreateLocation", Requirement::Permission("rooms:manage")),
+    ("/phoenix.facilities.v1.FacilitiesService/GetLocation", Requirement::Permission("rooms:read")),
+    ("/phoenix.facilities.v1.FacilitiesService/ListLocations", Requirement::Permission("rooms:read")),
+    ("/phoenix.facilities.v1.FacilitiesService/UpdateLocation", Requirement::Permission("rooms:manage")),
+    ("/phoenix.facilities.v1.FacilitiesService/DeleteLocation", Requirement::Permission("rooms:manage")),
 ];
 
 /// The facilities service over a database pool.

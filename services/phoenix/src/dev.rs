@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use phoenix_common::config::Config;
+use phoenix_common::config::{Config, ServerSecret};
 use phoenix_common::db::{self, PoolOptions};
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{self, ShutdownToken};
@@ -49,6 +49,22 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
+/// The development server secret: read from `path`, or generated and saved there (0600).
+fn dev_secret(path: &std::path::Path) -> anyhow::Result<ServerSecret> {
+    if let Ok(saved) = std::fs::read_to_string(path)
+        && let Some(secret) = ServerSecret::from_text(saved.trim())
+    {
+        return Ok(secret);
+    }
+    let generated = ServerSecret::generate();
+    let text = generated.expose_text();
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    writeln!(f, "{text}")?;
+    ServerSecret::from_text(&text).ok_or_else(|| anyhow::anyhow!("generated secret is too short"))
+}
+
 /// The running dev system.
 #[derive(Debug)]
 pub struct DevStack {
@@ -75,9 +91,13 @@ pub struct DevStack {
 impl DevStack {
     /// Starts everything; returns once every server accepts connections.
     pub async fn start(options: DevOptions) -> anyhow::Result<Self> {
-        let DevOptions { config, data_dir, demo, port_fallback } = options;
+        let DevOptions { mut config, data_dir, demo, port_fallback } = options;
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
+        if config.secret_key.is_generated() {
+            // Keep the generated secret across restarts: it decrypts the stored signing key.
+            config.secret_key = dev_secret(&data_dir.join("secret-key"))?;
+        }
 
         let (local_pg, database_url) = match &config.database_url {
             Some(url) => (None, url.clone()),
@@ -101,7 +121,7 @@ impl DevStack {
         };
 
         let shutdown = ShutdownToken::new();
-        let ctx = ServiceContext { pool, config: config.clone() };
+        let ctx = ServiceContext::new(pool, config.clone());
         let running =
             services::start(&Domain::ALL, &ctx, config.listen_host, config.grpc_base_port, port_fallback, &shutdown)
                 .await?;

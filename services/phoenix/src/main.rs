@@ -54,6 +54,16 @@ enum Command {
         #[arg(long, env = "PHOENIX_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Create a service client (e.g. the gateway) or rotate its secret; prints the secret
+    /// once (needs DATABASE_URL).
+    CreateServiceClient {
+        /// Client id: 1–64 characters of a-z, 0-9, _ and -.
+        #[arg(long)]
+        client_id: String,
+        /// Permissions its tokens carry, comma-separated, e.g. `scans:process`.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,7 +133,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = db::connect(url, PoolOptions::from_config(&config)).await?;
             let shutdown = ShutdownToken::new();
             server::cancel_on_signal(shutdown.clone());
-            let ctx = ServiceContext { pool, config: config.clone() };
+            let ctx = ServiceContext::new(pool, config.clone());
             let running =
                 services::start(&domains, &ctx, config.listen_host, config.grpc_base_port, false, &shutdown).await?;
             for r in running {
@@ -158,6 +168,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 println!("An account with that email exists; nothing changed.");
             }
         }
+        Command::CreateServiceClient { client_id, permissions } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            let secret = phoenix_auth::service_clients::create_or_rotate(&pool, &client_id, &permissions).await?;
+            println!("Service client {client_id:?} ready; its secret (shown once, store it now):");
+            println!("{secret}");
+        }
     }
     Ok(())
 }
@@ -186,5 +202,12 @@ fn print_dev_summary(stack: &DevStack) {
     }
     println!();
     println!("Try: grpcurl -plaintext {} grpc.health.v1.Health/Check", stack.services[0].1);
+    if let (Some(admin), Some((_, auth))) = (&stack.admin, stack.services.iter().find(|(d, _)| *d == Domain::Auth)) {
+        println!(
+            "Log in: grpcurl -plaintext -d '{{\"email\":\"{}\",\"password\":\"…\"}}' {auth} phoenix.auth.v1.AuthService/Login",
+            admin.email
+        );
+        println!("  then send the access token as: -H 'authorization: Bearer <access_token>'");
+    }
     println!("Press Ctrl-C to stop.");
 }

@@ -3,7 +3,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic handlers, [`service::METHOD_PERMISSIONS`] and the transactional operations |
+//! | [`service`] | the tonic handlers, [`service::METHODS`] and the transactional operations |
 //! | [`validate`] | requests → typed commands; tag normalisation |
 //! | `convert` | rows → proto messages (full records) |
 //! | [`redact`] | THE place where a record is cut down to what the caller may see |

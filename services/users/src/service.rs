@@ -4,7 +4,8 @@
 
 use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::access::{self, Caller, StudentAccess, caller_from_request};
+use phoenix_common::access::{self, Caller, StudentAccess};
+use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::db::{DbConn, DbPool};
 use phoenix_common::time::business_today;
 use phoenix_common::{Error, Result};
@@ -23,50 +24,50 @@ mod family;
 /// checked by the shared auth layer before the handler runs. Resource rules (student full
 /// access) are checked by the handlers on top. Deactivation replaces deletion of pupils and
 /// is an administrative act: `users:manage`.
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.users.v1.UsersService/CreatePerson", "users:create"),
-    ("/phoenix.users.v1.UsersService/GetPerson", "users:read"),
-    ("/phoenix.users.v1.UsersService/ListPersons", "users:read"),
-    ("/phoenix.users.v1.UsersService/UpdatePerson", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeletePerson", "users:delete"),
-    ("/phoenix.users.v1.UsersService/CreateStaff", "users:create"),
-    ("/phoenix.users.v1.UsersService/GetStaff", "users:read"),
-    ("/phoenix.users.v1.UsersService/ListStaff", "users:read"),
-    ("/phoenix.users.v1.UsersService/UpdateStaff", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeleteStaff", "users:delete"),
-    ("/phoenix.users.v1.UsersService/CreateStudent", "users:create"),
-    ("/phoenix.users.v1.UsersService/GetStudent", "users:read"),
-    ("/phoenix.users.v1.UsersService/ListStudents", "users:read"),
-    ("/phoenix.users.v1.UsersService/UpdateStudent", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeactivateStudent", "users:manage"),
-    ("/phoenix.users.v1.UsersService/ReactivateStudent", "users:manage"),
-    ("/phoenix.users.v1.UsersService/AssignRfidCard", "users:update"),
-    ("/phoenix.users.v1.UsersService/UnassignRfidCard", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeactivateRfidCard", "users:update"),
-    ("/phoenix.users.v1.UsersService/GetRfidCard", "users:read"),
-    ("/phoenix.users.v1.UsersService/ListUnassignedRfidCards", "users:read"),
-    ("/phoenix.users.v1.UsersService/CreateGuardian", "users:create"),
-    ("/phoenix.users.v1.UsersService/GetGuardian", "users:read"),
-    ("/phoenix.users.v1.UsersService/ListGuardians", "users:read"),
-    ("/phoenix.users.v1.UsersService/UpdateGuardian", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeleteGuardian", "users:delete"),
-    ("/phoenix.users.v1.UsersService/AddGuardianPhoneNumber", "users:update"),
-    ("/phoenix.users.v1.UsersService/UpdateGuardianPhoneNumber", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeleteGuardianPhoneNumber", "users:update"),
-    ("/phoenix.users.v1.UsersService/LinkGuardian", "users:update"),
-    ("/phoenix.users.v1.UsersService/UpdateStudentGuardian", "users:update"),
-    ("/phoenix.users.v1.UsersService/UnlinkGuardian", "users:update"),
-    ("/phoenix.users.v1.UsersService/ListStudentGuardians", "users:read"),
-    ("/phoenix.users.v1.UsersService/GetPrivacyConsent", "users:read"),
-    ("/phoenix.users.v1.UsersService/UpsertPrivacyConsent", "users:update"),
-    ("/phoenix.users.v1.UsersService/GetPickupSchedule", "users:read"),
-    ("/phoenix.users.v1.UsersService/SetPickupSchedule", "users:update"),
-    ("/phoenix.users.v1.UsersService/CreatePickupException", "users:update"),
-    ("/phoenix.users.v1.UsersService/UpdatePickupException", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeletePickupException", "users:update"),
-    ("/phoenix.users.v1.UsersService/CreatePickupNote", "users:update"),
-    ("/phoenix.users.v1.UsersService/UpdatePickupNote", "users:update"),
-    ("/phoenix.users.v1.UsersService/DeletePickupNote", "users:update"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.users.v1.UsersService/CreatePerson", Requirement::Permission("users:create")),
+    ("/phoenix.users.v1.UsersService/GetPerson", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/ListPersons", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/UpdatePerson", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeletePerson", Requirement::Permission("users:delete")),
+    ("/phoenix.users.v1.UsersService/CreateStaff", Requirement::Permission("users:create")),
+    ("/phoenix.users.v1.UsersService/GetStaff", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/ListStaff", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/UpdateStaff", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeleteStaff", Requirement::Permission("users:delete")),
+    ("/phoenix.users.v1.UsersService/CreateStudent", Requirement::Permission("users:create")),
+    ("/phoenix.users.v1.UsersService/GetStudent", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/ListStudents", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/UpdateStudent", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeactivateStudent", Requirement::Permission("users:manage")),
+    ("/phoenix.users.v1.UsersService/ReactivateStudent", Requirement::Permission("users:manage")),
+    ("/phoenix.users.v1.UsersService/AssignRfidCard", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/UnassignRfidCard", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeactivateRfidCard", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/GetRfidCard", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/ListUnassignedRfidCards", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/CreateGuardian", Requirement::Permission("users:create")),
+    ("/phoenix.users.v1.UsersService/GetGuardian", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/ListGuardians", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/UpdateGuardian", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeleteGuardian", Requirement::Permission("users:delete")),
+    ("/phoenix.users.v1.UsersService/AddGuardianPhoneNumber", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/UpdateGuardianPhoneNumber", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeleteGuardianPhoneNumber", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/LinkGuardian", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/UpdateStudentGuardian", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/UnlinkGuardian", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/ListStudentGuardians", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/GetPrivacyConsent", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/UpsertPrivacyConsent", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/GetPickupSchedule", Requirement::Permission("users:read")),
+    ("/phoenix.users.v1.UsersService/SetPickupSchedule", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/CreatePickupException", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/UpdatePickupException", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeletePickupException", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/CreatePickupNote", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/UpdatePickupNote", Requirement::Permission("users:update")),
+    ("/phoenix.users.v1.UsersService/DeletePickupNote", Requirement::Permission("users:update")),
 ];
 
 /// The users service over a database pool.
@@ -643,10 +644,10 @@ impl Users {
     }
 }
 
-/// Runs a handler body with the caller of `request` (THE seam, see `phoenix_common::access`).
+/// Runs a handler body with the caller of `request` (from the verified token).
 macro_rules! with_caller {
     ($self:ident, $request:ident, $method:ident) => {{
-        let caller = caller_from_request(&$request)?;
+        let caller = Caller::of(&$request, &$self.pool).await?;
         Ok(Response::new($self.$method(caller, $request.into_inner()).await?))
     }};
 }
@@ -743,7 +744,7 @@ impl UsersService for Users {
         &self,
         r: Request<pb::DeactivateStudentRequest>,
     ) -> Result<Response<pb::DeactivateStudentResponse>, Status> {
-        let caller = caller_from_request(&r)?;
+        let caller = Caller::of(&r, &self.pool).await?;
         let id = validate::id("id", r.into_inner().id)?;
         let student = self.set_student_active(caller, id, false).await?;
         Ok(Response::new(pb::DeactivateStudentResponse { student: Some(student) }))
@@ -753,7 +754,7 @@ impl UsersService for Users {
         &self,
         r: Request<pb::ReactivateStudentRequest>,
     ) -> Result<Response<pb::ReactivateStudentResponse>, Status> {
-        let caller = caller_from_request(&r)?;
+        let caller = Caller::of(&r, &self.pool).await?;
         let id = validate::id("id", r.into_inner().id)?;
         let student = self.set_student_active(caller, id, true).await?;
         Ok(Response::new(pb::ReactivateStudentResponse { student: Some(student) }))

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """End to end with a Python grpcio client: a room, a teacher, a group and a pupil with an
-RFID card, then the GDPR redaction of that pupil for another staff member.
+RFID card, then the GDPR redaction of that pupil for another staff member. Every call carries
+a real access token: the script logs in as the admin, creates two staff accounts through the
+auth service, links them to the staff records and logs in as each of them.
 
 Stubs are generated from the repository's proto/ at run time (grpcio-tools), so the test
 always speaks the current contract. Usage:
 
-    people_places.py --users HOST:PORT --education HOST:PORT --facilities HOST:PORT
+    people_places.py --auth HOST:PORT --users HOST:PORT --education HOST:PORT --facilities HOST:PORT
+                     --email ADMIN_EMAIL --password ADMIN_PASSWORD
 """
 
 import argparse
@@ -20,6 +23,7 @@ from grpc_tools import protoc
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROTOS = [
+    "phoenix/auth/v1/auth.proto",
     "phoenix/users/v1/users.proto",
     "phoenix/education/v1/education.proto",
     "phoenix/facilities/v1/facilities.proto",
@@ -47,7 +51,7 @@ def expect_code(call, code):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    for name in ("users", "education", "facilities"):
+    for name in ("auth", "users", "education", "facilities", "email", "password"):
         parser.add_argument(f"--{name}", required=True)
     args = parser.parse_args()
 
@@ -60,9 +64,35 @@ def main() -> None:
         fac_pb2 = importlib.import_module("phoenix.facilities.v1.facilities_pb2")
         fac_grpc = importlib.import_module("phoenix.facilities.v1.facilities_pb2_grpc")
 
-        users = users_grpc.UsersServiceStub(grpc.insecure_channel(args.users))
-        edu = edu_grpc.EducationServiceStub(grpc.insecure_channel(args.education))
-        fac = fac_grpc.FacilitiesServiceStub(grpc.insecure_channel(args.facilities))
+        auth_pb2 = importlib.import_module("phoenix.auth.v1.auth_pb2")
+        auth_grpc = importlib.import_module("phoenix.auth.v1.auth_pb2_grpc")
+        auth = auth_grpc.AuthServiceStub(grpc.insecure_channel(args.auth))
+        accounts = auth_grpc.AccountServiceStub(grpc.insecure_channel(args.auth))
+
+        def login(email, password):
+            tokens = auth.Login(auth_pb2.LoginRequest(email=email, password=password)).tokens
+            return [("authorization", f"Bearer {tokens.access_token}")]
+
+        admin = login(args.email, args.password)
+
+        class As:
+            """A stub whose every call carries `metadata` (one caller's token)."""
+
+            def __init__(self, stub, metadata):
+                self._stub, self._metadata = stub, metadata
+
+            def __getattr__(self, name):
+                method = getattr(self._stub, name)
+                return lambda request, **kw: method(request, metadata=self._metadata, **kw)
+
+        users_stub = users_grpc.UsersServiceStub(grpc.insecure_channel(args.users))
+        users = As(users_stub, admin)
+        edu = As(edu_grpc.EducationServiceStub(grpc.insecure_channel(args.education)), admin)
+        fac = As(fac_grpc.FacilitiesServiceStub(grpc.insecure_channel(args.facilities)), admin)
+        expect_code(
+            lambda: users_stub.ListStudents(users_pb2.ListStudentsRequest()),
+            grpc.StatusCode.UNAUTHENTICATED,
+        )
 
         room = fac.CreateRoom(
             fac_pb2.CreateRoomRequest(room=fac_pb2.Room(name="Raum 101", capacity=25, color="4f86c6"))
@@ -101,13 +131,27 @@ def main() -> None:
         card = users.GetRfidCard(users_pb2.GetRfidCardRequest(tag_id="04a1b2c3d4")).card
         assert card.person_id == pupil.person_id, card
 
-        def get_as(staff_id):
-            metadata = [("x-phoenix-test-staff-id", str(staff_id)), ("x-phoenix-test-admin", "false")]
-            return users.GetStudent(users_pb2.GetStudentRequest(id=pupil.id), metadata=metadata).student
+        def staff_login(member, email):
+            """A staff account for `member` (created by the admin, linked to its person)."""
+            password = "Team-Pass-42!"
+            account = accounts.CreateAccount(
+                auth_pb2.CreateAccountRequest(email=email, password=password, role_names=["staff"]),
+                metadata=admin,
+            ).account
+            users.UpdatePerson(
+                users_pb2.UpdatePersonRequest(
+                    person=users_pb2.Person(id=member.person_id, account_id=account.id),
+                    update_mask={"paths": ["account_id"]},
+                )
+            )
+            return login(email, password)
 
-        mine = get_as(teacher.id)
+        def get_as(metadata):
+            return users_stub.GetStudent(users_pb2.GetStudentRequest(id=pupil.id), metadata=metadata).student
+
+        mine = get_as(staff_login(teacher, "tina@school.example"))
         assert mine.has_full_access and mine.tag_id == "04A1B2C3D4" and mine.health_info == "Asthma", mine
-        theirs = get_as(other.id)
+        theirs = get_as(staff_login(other, "olga@school.example"))
         assert not theirs.has_full_access, theirs
         for field in ("tag_id", "birthday", "health_info", "sick", "guardian_contacts"):
             assert not theirs.HasField(field), f"{field} must be absent for other staff"
