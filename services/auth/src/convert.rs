@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use phoenix_proto::auth::v1 as pb;
 
-use crate::repo::{AccountRow, PermissionRow, RoleRow, SigningKeyRow};
+use crate::repo::{AccountRow, InvitationRow, PermissionRow, RoleRow, SigningKeyRow};
 use crate::tokens::{AccessToken, base64url};
 
 /// A `google.protobuf.Timestamp`.
@@ -74,5 +74,19 @@ impl From<PermissionRow> for pb::Permission {
             description: p.description.unwrap_or_default(),
             system: p.is_system,
         }
+    }
+}
+
+/// An invitation (never its token) with its role's name.
+pub fn invitation(i: &InvitationRow, role_name: String) -> pb::Invitation {
+    pb::Invitation {
+        id: i.id,
+        email: i.email.clone(),
+        role_name,
+        first_name: i.first_name.clone().unwrap_or_default(),
+        last_name: i.last_name.clone().unwrap_or_default(),
+        position: i.position.clone().unwrap_or_default(),
+        expire_time: Some(timestamp(i.expires_at)),
+        create_time: Some(timestamp(i.created_at)),
     }
 }

@@ -41,3 +41,42 @@ pub fn invalid_refresh_token(why: &str) -> Error {
 pub fn invalid_client() -> Error {
     Error::Unauthenticated(INVALID_CLIENT.into())
 }
+
+/// `ResourceExhausted` with `RetryInfo`: too many password-reset requests for one email
+/// (the same answer for known and unknown emails).
+pub fn reset_throttled(retry_after: Duration) -> Error {
+    let secs = retry_after.as_secs().max(1);
+    Error::ResourceExhausted {
+        message: format!("too many password-reset requests for this email; retry in {secs} s"),
+        retry_after: Duration::from_secs(secs),
+    }
+}
+
+/// Why a presented password-reset token cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetTokenProblem {
+    /// No such token.
+    Unknown,
+    /// Used, or replaced by a newer request.
+    Used,
+    /// Past its expiry.
+    Expired,
+}
+
+/// The error for an unusable password-reset token: `InvalidArgument` on `token` for an
+/// unknown one, `FailedPrecondition` for a used or expired one.
+pub fn reset_token(problem: ResetTokenProblem) -> Error {
+    match problem {
+        ResetTokenProblem::Unknown => {
+            Error::invalid("token", "is not a valid password-reset token; request a new password reset")
+        }
+        ResetTokenProblem::Used => Error::precondition(
+            "RESET_TOKEN_USED",
+            "this password-reset token was already used or replaced by a newer one; request a new password reset",
+        ),
+        ResetTokenProblem::Expired => Error::precondition(
+            "RESET_TOKEN_EXPIRED",
+            "this password-reset token has expired; request a new password reset",
+        ),
+    }
+}

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`service`] | the thin tonic `AuthService` impl (login, tokens, who-am-i, keys) |
 //! | [`account_service`] | the thin tonic `AccountService` impl (account administration) |
+//! | [`invitation_service`] | the thin tonic `InvitationService` impl (staff invitations) |
 //! | [`role_service`] | the thin tonic `RoleService` impl (roles, the permission catalogue) |
 //! | [`validate`] | requests → typed commands, collecting field violations |
 //! | [`convert`] | domain values → proto messages |
@@ -21,6 +22,7 @@
 pub mod account_service;
 pub mod convert;
 pub mod error;
+pub mod invitation_service;
 pub mod keys;
 pub mod repo;
 pub mod role_service;
@@ -39,11 +41,16 @@ use phoenix_common::db::DbPool;
 use phoenix_common::server::ServiceRoutes;
 use phoenix_proto::auth::v1::account_service_server::AccountServiceServer;
 use phoenix_proto::auth::v1::auth_service_server::AuthServiceServer;
+use phoenix_proto::auth::v1::invitation_service_server::InvitationServiceServer;
 use phoenix_proto::auth::v1::role_service_server::RoleServiceServer;
 
 /// Names of the gRPC services this crate serves (health reports each).
-pub const SERVICE_NAMES: &[&str] =
-    &["phoenix.auth.v1.AuthService", "phoenix.auth.v1.AccountService", "phoenix.auth.v1.RoleService"];
+pub const SERVICE_NAMES: &[&str] = &[
+    "phoenix.auth.v1.AuthService",
+    "phoenix.auth.v1.AccountService",
+    "phoenix.auth.v1.RoleService",
+    "phoenix.auth.v1.InvitationService",
+];
 
 /// What each `phoenix.auth.v1` method requires (api.md: everything but login, refresh,
 /// password reset, invitation acceptance, health and reflection is authenticated; public
@@ -56,6 +63,8 @@ pub const AUTH_METHODS: MethodTable = &[
     ("/phoenix.auth.v1.AuthService/ChangePassword", Requirement::Authenticated),
     ("/phoenix.auth.v1.AuthService/GetSigningKeys", Requirement::Public),
     ("/phoenix.auth.v1.AuthService/ExchangeClientCredentials", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/StartPasswordReset", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/ConfirmPasswordReset", Requirement::Public),
 ];
 
 /// What each `AccountService` method requires: `auth:manage` throughout. (Not `users:*`:
@@ -90,8 +99,20 @@ pub const ROLE_METHODS: MethodTable = &[
     ("/phoenix.auth.v1.RoleService/DeletePermission", Requirement::Permission("permissions:delete")),
 ];
 
+/// What each `InvitationService` method requires: administration needs `auth:manage` (it
+/// leads to a login, like `CreateAccount`); look-up and accept are public, the one-time
+/// token being the credential (api.md).
+pub const INVITATION_METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.InvitationService/CreateInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/ListInvitations", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/ResendInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/RevokeInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/LookupInvitation", Requirement::Public),
+    ("/phoenix.auth.v1.InvitationService/AcceptInvitation", Requirement::Public),
+];
+
 /// Every method table of this crate, one per gRPC service.
-pub const METHOD_TABLES: &[MethodTable] = &[AUTH_METHODS, ACCOUNT_METHODS, ROLE_METHODS];
+pub const METHOD_TABLES: &[MethodTable] = &[AUTH_METHODS, ACCOUNT_METHODS, ROLE_METHODS, INVITATION_METHODS];
 
 /// Lifetimes and throttling limits. Defaults are the production values.
 #[derive(Debug, Clone)]
@@ -115,6 +136,14 @@ pub struct AuthOptions {
     pub failure_window: Duration,
     /// A signing key older than this is replaced at the next start.
     pub signing_key_rotation: Duration,
+    /// Lifetime of a password-reset token (reference §2.6: 30 min).
+    pub password_reset_ttl: Duration,
+    /// Password-reset requests per email within `password_reset_window` (reference §2.8: 3).
+    pub password_reset_requests: u32,
+    /// Fixed window of the per-email password-reset limit, from its first request (1 h).
+    pub password_reset_window: Duration,
+    /// Lifetime of an invitation token (reference §2.6: 48 h).
+    pub invitation_ttl: Duration,
 }
 
 impl Default for AuthOptions {
@@ -129,6 +158,10 @@ impl Default for AuthOptions {
             failures_per_address: 100,
             failure_window: Duration::from_secs(15 * 60),
             signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            password_reset_requests: 3,
+            password_reset_window: Duration::from_secs(3600),
+            invitation_ttl: Duration::from_secs(48 * 3600),
         }
     }
 }
@@ -143,11 +176,13 @@ pub async fn add_servers(
     verifier: Arc<TokenVerifier>,
 ) -> anyhow::Result<()> {
     let signer = keys::ensure_signing_key(&pool, &config.secret_key, &options).await?;
+    let invitations = invitation_service::InvitationService::new(pool.clone(), options.invitation_ttl);
     let auth = service::AuthService::new(pool.clone(), config.secret_key.clone(), signer, options)?;
     routes.add_service(Authorized::new(AuthServiceServer::new(auth), AUTH_METHODS, verifier.clone())?);
     let accounts = account_service::AccountService::new(pool.clone());
     routes.add_service(Authorized::new(AccountServiceServer::new(accounts), ACCOUNT_METHODS, verifier.clone())?);
     let roles = role_service::RoleService::new(pool);
-    routes.add_service(Authorized::new(RoleServiceServer::new(roles), ROLE_METHODS, verifier)?);
+    routes.add_service(Authorized::new(RoleServiceServer::new(roles), ROLE_METHODS, verifier.clone())?);
+    routes.add_service(Authorized::new(InvitationServiceServer::new(invitations), INVITATION_METHODS, verifier)?);
     Ok(())
 }

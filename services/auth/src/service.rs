@@ -16,21 +16,22 @@ use tonic::{Request, Response, Status};
 use crate::AuthOptions;
 use crate::convert;
 use crate::error;
+use crate::error::ResetTokenProblem;
 use crate::keys::Signer;
-use crate::repo::{self, AuthEvent, RevokeReason};
+use crate::repo::{self, AuthEvent, Recipient, ResetTokenRow, RevokeReason};
 use crate::throttle::FailureLimiter;
 use crate::tokens::{self, Subject};
 use crate::validate;
 
 /// Who sent a request: kept for throttling and the audit trail.
 #[derive(Debug, Clone, Default)]
-struct Client {
+pub(crate) struct Client {
     ip: Option<IpAddr>,
     user_agent: Option<String>,
 }
 
 impl Client {
-    fn of<T>(request: &Request<T>) -> Self {
+    pub(crate) fn of<T>(request: &Request<T>) -> Self {
         // The peer address only: forwarded headers are not trusted (reference §2.8 [Q]).
         let ip = request.remote_addr().map(|a| a.ip());
         let user_agent =
@@ -38,7 +39,7 @@ impl Client {
         Self { ip, user_agent }
     }
 
-    fn event(&self, event_type: &'static str, success: bool) -> AuthEvent {
+    pub(crate) fn event(&self, event_type: &'static str, success: bool) -> AuthEvent {
         AuthEvent {
             account_id: None,
             email_hash: None,
@@ -388,6 +389,129 @@ impl AuthService {
         Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
     }
 
+    /// Reference §2.6 with its [Q]s fixed: the per-email limit counts known and unknown
+    /// emails alike (no enumeration through the 429), the token is stored hashed, and the
+    /// request is audited. The token only leaves through the outbox row written in the same
+    /// transaction; logs carry ids only.
+    async fn start_password_reset(&self, client: Client, email: String) -> Result<()> {
+        let st = &self.state;
+        let email_hash = st.secret.hmac_sha256(email.as_bytes());
+        let window = chrono::Duration::from_std(st.options.password_reset_window).map_err(anyhow::Error::from)?;
+        let ttl = chrono::Duration::from_std(st.options.password_reset_ttl).map_err(anyhow::Error::from)?;
+        let limit = i32::try_from(st.options.password_reset_requests).unwrap_or(i32::MAX);
+        let mut conn = st.pool.get().await?;
+        let outcome = conn
+            .transaction::<_, Error, _>(async move |conn| {
+                let (attempts, window_start) = repo::count_reset_request(conn, &email_hash, window).await?;
+                let account = repo::find_account_by_email(conn, &email).await?.filter(|a| a.active);
+                let mut ev = AuthEvent {
+                    account_id: account.as_ref().map(|a| a.id),
+                    email_hash: Some(email_hash),
+                    ..client.event("password_reset_requested", false)
+                };
+                if attempts > limit {
+                    ev.error_message = Some("rate limited");
+                    repo::insert_auth_event(conn, ev).await?;
+                    let retry = (window_start + window - Utc::now()).to_std().unwrap_or_default();
+                    return Ok(Committed::Rejected(error::reset_throttled(retry)));
+                }
+                let Some(account) = account else {
+                    ev.error_message = Some("unknown or inactive email");
+                    repo::insert_auth_event(conn, ev).await?;
+                    return Ok(Committed::Ok(None));
+                };
+                repo::supersede_reset_tokens(conn, account.id).await?;
+                let (token, hash) = tokens::new_opaque_token();
+                let expires = Utc::now() + ttl;
+                let token_id = repo::insert_reset_token(conn, account.id, &hash, expires).await?;
+                let payload = serde_json::json!({
+                    "token": token,
+                    "reset_token_id": token_id,
+                    "expires_at": expires.to_rfc3339(),
+                });
+                let message_id =
+                    repo::enqueue_message(conn, "password_reset", Recipient::Account(account.id), payload).await?;
+                ev.success = true;
+                ev.metadata = serde_json::json!({ "reset_token_id": token_id, "outbox_id": message_id });
+                repo::insert_auth_event(conn, ev).await?;
+                Ok(Committed::Ok(Some((account.id, message_id))))
+            })
+            .await?;
+        match outcome {
+            Committed::Ok(Some((account_id, outbox_id))) => {
+                tracing::info!(account_id, outbox_id, "password reset queued for delivery");
+                Ok(())
+            }
+            Committed::Ok(None) => Ok(()),
+            Committed::Rejected(e) => Err(e),
+        }
+    }
+
+    fn reset_token_problem(row: Option<&ResetTokenRow>) -> Option<ResetTokenProblem> {
+        match row {
+            None => Some(ResetTokenProblem::Unknown),
+            Some(r) if r.used_at.is_some() => Some(ResetTokenProblem::Used),
+            Some(r) if r.expires_at <= Utc::now() => Some(ResetTokenProblem::Expired),
+            Some(_) => None,
+        }
+    }
+
+    /// Sets the password, uses up the token and ends every session, in one transaction.
+    /// Bad tokens count as failures of the client address (guessing is throttled).
+    async fn confirm_password_reset(&self, client: Client, cmd: validate::ConfirmPasswordResetCommand) -> Result<i32> {
+        let st = &self.state;
+        self.check_throttles(&client, None)?;
+        let presented = tokens::hash_token(&cmd.token);
+        let mut conn = st.pool.get().await?;
+        // Checked before the (deliberately slow) hashing, and again under the row lock.
+        let row = repo::find_reset_token_for_update(&mut conn, &presented).await?;
+        if let Some(problem) = Self::reset_token_problem(row.as_ref()) {
+            self.count_failure(&client, None);
+            if let Some(r) = &row {
+                let ev = AuthEvent {
+                    account_id: Some(r.account_id),
+                    error_message: Some(if problem == ResetTokenProblem::Used {
+                        "token used"
+                    } else {
+                        "token expired"
+                    }),
+                    ..client.event("password_reset", false)
+                };
+                repo::insert_auth_event(&mut conn, ev).await?;
+            }
+            return Err(error::reset_token(problem));
+        }
+        let new_hash = hash_password(cmd.new_password).await?;
+        let outcome = conn
+            .transaction::<_, Error, _>(async move |conn| {
+                let row = repo::find_reset_token_for_update(conn, &presented).await?;
+                if let Some(problem) = Self::reset_token_problem(row.as_ref()) {
+                    return Ok(Committed::Rejected(error::reset_token(problem)));
+                }
+                let Some(row) = row else {
+                    return Ok(Committed::Rejected(error::reset_token(ResetTokenProblem::Unknown)));
+                };
+                repo::set_password_hash(conn, row.account_id, &new_hash).await?;
+                repo::mark_reset_token_used(conn, row.id).await?;
+                let revoked =
+                    repo::revoke_account_families(conn, row.account_id, None, RevokeReason::PasswordReset).await?;
+                let ev = AuthEvent {
+                    account_id: Some(row.account_id),
+                    metadata: serde_json::json!({ "reset_token_id": row.id, "revoked_sessions": revoked }),
+                    ..client.event("password_reset", true)
+                };
+                repo::insert_auth_event(conn, ev).await?;
+                Ok(Committed::Ok((row.account_id, revoked)))
+            })
+            .await?;
+        let (account_id, revoked) = match outcome {
+            Committed::Ok(v) => v,
+            Committed::Rejected(e) => return Err(e),
+        };
+        tracing::info!(account_id, revoked, "password reset");
+        Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
+    }
+
     async fn signing_keys(&self) -> Result<pb::GetSigningKeysResponse> {
         let mut conn = self.state.pool.get().await?;
         let keys = repo::verifying_keys(&mut conn).await?;
@@ -436,7 +560,7 @@ async fn verify_password(password: String, hash: String) -> Result<bool> {
 }
 
 /// argon2 hashing off the async runtime.
-async fn hash_password(password: String) -> Result<String> {
+pub(crate) async fn hash_password(password: String) -> Result<String> {
     tokio::task::spawn_blocking(move || password::hash(&password))
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
@@ -504,5 +628,27 @@ impl pb::auth_service_server::AuthService for AuthService {
         let client = Client::of(&request);
         let creds = validate::client_credentials(request.into_inner())?;
         Ok(Response::new(AuthService::exchange_client_credentials(self, client, creds).await?))
+    }
+
+    #[tracing::instrument(skip_all, name = "auth.StartPasswordReset")]
+    async fn start_password_reset(
+        &self,
+        request: Request<pb::StartPasswordResetRequest>,
+    ) -> Result<Response<pb::StartPasswordResetResponse>, Status> {
+        let client = Client::of(&request);
+        let email = validate::start_password_reset(request.get_ref())?;
+        AuthService::start_password_reset(self, client, email).await?;
+        Ok(Response::new(pb::StartPasswordResetResponse {}))
+    }
+
+    #[tracing::instrument(skip_all, name = "auth.ConfirmPasswordReset")]
+    async fn confirm_password_reset(
+        &self,
+        request: Request<pb::ConfirmPasswordResetRequest>,
+    ) -> Result<Response<pb::ConfirmPasswordResetResponse>, Status> {
+        let client = Client::of(&request);
+        let cmd = validate::confirm_password_reset(request.into_inner())?;
+        let revoked_session_count = AuthService::confirm_password_reset(self, client, cmd).await?;
+        Ok(Response::new(pb::ConfirmPasswordResetResponse { revoked_session_count }))
     }
 }

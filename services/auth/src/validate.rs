@@ -87,6 +87,125 @@ pub fn change_password(req: pb::ChangePasswordRequest) -> Result<ChangePasswordC
     Ok(ChangePasswordCommand { current_password: req.current_password, new_password: req.new_password })
 }
 
+/// A validated `ConfirmPasswordReset`.
+#[derive(Clone)]
+pub struct ConfirmPasswordResetCommand {
+    /// The one-time token as presented.
+    pub token: String,
+    /// The new, strong password.
+    pub new_password: String,
+}
+
+/// `StartPasswordReset`: the email, normalised.
+pub fn start_password_reset(req: &pb::StartPasswordResetRequest) -> Result<String> {
+    let mut v = FieldViolations::default();
+    let email = check_email(&mut v, "email", &req.email);
+    v.into_result()?;
+    Ok(email.unwrap_or_default())
+}
+
+fn check_new_password(v: &mut FieldViolations, field: &str, value: &str) {
+    password_present(v, field, value);
+    if !value.is_empty() && value.len() <= MAX_PASSWORD_LEN && !password::is_strong(value) {
+        v.add(
+            field,
+            "must have at least 8 characters with an upper-case letter, a lower-case letter, a digit and a symbol",
+        );
+    }
+}
+
+/// `ConfirmPasswordReset`: a plausible token and a strong new password.
+pub fn confirm_password_reset(req: pb::ConfirmPasswordResetRequest) -> Result<ConfirmPasswordResetCommand> {
+    let mut v = FieldViolations::default();
+    let token = req.token.trim();
+    if token.is_empty() {
+        v.add("token", "is required");
+    } else if token.len() > 256 {
+        v.add("token", "is not a password-reset token (too long)");
+    }
+    check_new_password(&mut v, "new_password", &req.new_password);
+    v.into_result()?;
+    Ok(ConfirmPasswordResetCommand { token: token.to_owned(), new_password: req.new_password })
+}
+
+/// A validated `CreateInvitation`.
+#[derive(Debug, Clone)]
+pub struct CreateInvitationCommand {
+    /// Normalised email.
+    pub email: String,
+    /// Role name, lower case.
+    pub role_name: String,
+    /// Optional first name.
+    pub first_name: Option<String>,
+    /// Optional last name.
+    pub last_name: Option<String>,
+    /// Optional position.
+    pub position: Option<String>,
+}
+
+/// A validated `AcceptInvitation`.
+#[derive(Clone)]
+pub struct AcceptInvitationCommand {
+    /// The one-time token.
+    pub token: String,
+    /// The new account's strong password.
+    pub password: String,
+    /// First name, when given (else the invitation's).
+    pub first_name: Option<String>,
+    /// Last name, when given (else the invitation's).
+    pub last_name: Option<String>,
+}
+
+fn check_name_part(v: &mut FieldViolations, field: &str, value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.chars().count() > 100 {
+        v.add(field, "must be at most 100 characters");
+    }
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn check_token(v: &mut FieldViolations, field: &str, value: &str) -> String {
+    let token = value.trim();
+    if token.is_empty() {
+        v.add(field, "is required");
+    } else if token.len() > 256 {
+        v.add(field, "is not a token (too long)");
+    }
+    token.to_owned()
+}
+
+/// `CreateInvitation`: a valid email, a role name, names and position of at most 100
+/// characters.
+pub fn create_invitation(req: pb::CreateInvitationRequest) -> Result<CreateInvitationCommand> {
+    let mut v = FieldViolations::default();
+    let email = check_email(&mut v, "email", &req.email);
+    let role_name = check_role_name(&mut v, "role_name", &req.role_name);
+    let first_name = check_name_part(&mut v, "first_name", &req.first_name);
+    let last_name = check_name_part(&mut v, "last_name", &req.last_name);
+    let position = check_name_part(&mut v, "position", &req.position);
+    v.into_result()?;
+    Ok(CreateInvitationCommand { email: email.unwrap_or_default(), role_name, first_name, last_name, position })
+}
+
+/// A one-time token field (look-up).
+pub fn token(field: &str, value: &str) -> Result<String> {
+    let mut v = FieldViolations::default();
+    let token = check_token(&mut v, field, value);
+    v.into_result()?;
+    Ok(token)
+}
+
+/// `AcceptInvitation`: a token, a strong password, names of at most 100 characters.
+pub fn accept_invitation(req: pb::AcceptInvitationRequest) -> Result<AcceptInvitationCommand> {
+    let mut v = FieldViolations::default();
+    let token = check_token(&mut v, "token", &req.token);
+    check_new_password(&mut v, "password", &req.password);
+    let first_name = check_name_part(&mut v, "first_name", &req.first_name);
+    let last_name = check_name_part(&mut v, "last_name", &req.last_name);
+    v.into_result()?;
+    Ok(AcceptInvitationCommand { token, password: req.password, first_name, last_name })
+}
+
 /// Whether `id` is a valid service-client id (`^[a-z0-9_-]{1,64}$`, as the table checks).
 pub fn is_client_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -521,6 +640,26 @@ mod tests {
         assert_eq!(fields(set_account_permission(&req).expect_err("unspecified")), ["effect"]);
         let req = pb::SetAccountPermissionRequest { account_id: 0, permission: "users".into(), effect: 2 };
         assert_eq!(fields(set_account_permission(&req).expect_err("bad")), ["account_id", "permission"]);
+    }
+
+    #[test]
+    fn password_reset_requests_name_their_bad_fields() {
+        let err = start_password_reset(&pb::StartPasswordResetRequest { email: "nope".into() }).expect_err("bad");
+        assert_eq!(fields(err), ["email"]);
+        let ok = start_password_reset(&pb::StartPasswordResetRequest { email: " A@B.de".into() }).expect("ok");
+        assert_eq!(ok, "a@b.de");
+        let err =
+            confirm_password_reset(pb::ConfirmPasswordResetRequest { token: " ".into(), new_password: "weak".into() })
+                .err()
+                .expect("bad");
+        assert_eq!(fields(err), ["token", "new_password"]);
+        assert!(
+            confirm_password_reset(pb::ConfirmPasswordResetRequest {
+                token: "t".into(),
+                new_password: "New-pass2!".into()
+            })
+            .is_ok()
+        );
     }
 
     #[test]

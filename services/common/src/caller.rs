@@ -14,7 +14,7 @@ use crate::db::DbPool;
 use crate::error::Result;
 
 /// The authenticated caller.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Caller {
     /// `auth.accounts.id`; `None` for a service client.
     pub account_id: Option<i64>,
@@ -31,6 +31,14 @@ struct StaffId {
 }
 
 impl Caller {
+    /// An administrator without an account or staff record (internal jobs, unit tests).
+    pub const ADMIN: Caller = Caller { account_id: None, staff_id: None, is_admin: true };
+
+    /// A non-admin staff member (unit tests of resource rules).
+    pub const fn staff(staff_id: i64) -> Self {
+        Caller { account_id: None, staff_id: Some(staff_id), is_admin: false }
+    }
+
     /// The caller of a request that passed the authorization layer.
     pub async fn of<T>(request: &tonic::Request<T>, pool: &DbPool) -> Result<Caller> {
         Self::from_context(AuthContext::of(request)?, pool).await

@@ -2,21 +2,26 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`access`] | the "my groups" / student full-access rules over a [`caller::Caller`] |
 //! | [`config`] | one typed [`config::Config`] read from environment variables |
 //! | [`db`] | the bb8 + diesel-async connection pool |
 //! | [`error`] | the domain [`Error`] and its single mapping to `tonic::Status` |
 //! | [`telemetry`] | tracing subscriber (pretty/JSON) and optional OTLP export |
 //! | [`domain`] | the list of Phoenix domains, their gRPC names and port offsets |
 //! | [`server`] | health + reflection wiring, serving a domain on a port, graceful shutdown |
+//! | [`page`] | keyset page tokens and page-size rules of every `List*` RPC |
+//! | [`convert`] | proto ⇄ domain helpers: timestamps, dates, field masks, text, constraint names |
+//! | [`time`] | the business day (Europe/Berlin) |
 //! | [`email`] | email normalisation (trimmed, lower-case) |
-//! | [`page`] | `page_size` / opaque keyset `page_token` handling |
 //! | [`password`] | argon2id hashing with the parameters of the original system |
 //! | [`caller`] | the caller (account, staff record, admin or not) for resource rules |
 //! | [`authz`] | access-token verification, permission declarations and checks, [`authz::AuthContext`] |
 
+pub mod access;
 pub mod authz;
 pub mod caller;
 pub mod config;
+pub mod convert;
 pub mod db;
 pub mod domain;
 pub mod email;
@@ -25,5 +30,6 @@ pub mod page;
 pub mod password;
 pub mod server;
 pub mod telemetry;
+pub mod time;
 
 pub use error::{Error, FieldViolations, Result};

@@ -100,6 +100,49 @@ impl KeyPage {
     }
 }
 
+/// A page request bound at parse time to one listing (`collection` plus its canonical
+/// `filters`, e.g. the `Debug` of a filter struct), so producing the next token needs no
+/// filters again. Same token format and size rules as [`Page`] and [`KeyPage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// Rows to return.
+    pub size: i64,
+    /// Sort key of the previous page's last row; `None` for the first page.
+    pub after: Option<String>,
+    listing: String,
+}
+
+impl PageRequest {
+    /// Validates `page_size` and `page_token` for `collection` under `filters`.
+    pub fn parse(collection: &str, filters: &str, page_size: i32, page_token: &str) -> Result<Self> {
+        let listing = format!("{collection}\u{0}{filters}");
+        let size = parse_size(page_size)?;
+        let after = if page_token.is_empty() { None } else { Some(decode_token(page_token, &listing)?) };
+        Ok(Self { size, after, listing })
+    }
+
+    /// The previous page's last key as an id (for id-ordered listings).
+    pub fn after_id(&self) -> Result<Option<i64>> {
+        self.after.as_deref().map(|k| k.parse::<i64>().map_err(|_| bad_token())).transpose()
+    }
+
+    /// Rows to fetch: one more than the page, to learn whether another page follows.
+    pub fn fetch_limit(&self) -> i64 {
+        self.size + 1
+    }
+
+    /// Cuts `rows` (fetched with [`PageRequest::fetch_limit`]) to the page and returns them
+    /// with the next page's token, empty when this is the last page.
+    pub fn finish<T>(&self, mut rows: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
+        if rows.len() as i64 <= self.size {
+            return (rows, String::new());
+        }
+        rows.truncate(self.size as usize);
+        let token = rows.last().map(|r| encode_token(&key(r), &self.listing)).unwrap_or_default();
+        (rows, token)
+    }
+}
+
 fn parse_size(page_size: i32) -> Result<i64> {
     match i64::from(page_size) {
         0 => Ok(DEFAULT_PAGE_SIZE),
@@ -161,6 +204,17 @@ mod tests {
         assert_eq!(Page::parse(2, &token, "f").expect("next").after, Some(2));
         let mut last = vec![3_i64];
         assert_eq!(page.finish(&mut last, |r| *r, "f"), "", "no row follows the last page");
+    }
+
+    #[test]
+    fn page_requests_are_bound_to_their_listing() {
+        let first = PageRequest::parse("rooms", "filter A", 1, "").expect("first");
+        let (rows, token) = first.finish(vec![7_i64, 8], |r| r.to_string());
+        assert_eq!(rows, [7]);
+        let next = PageRequest::parse("rooms", "filter A", 1, &token).expect("next");
+        assert_eq!(next.after_id().expect("id"), Some(7));
+        assert!(PageRequest::parse("rooms", "filter B", 1, &token).is_err(), "other filters");
+        assert!(PageRequest::parse("groups", "filter A", 1, &token).is_err(), "other collection");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub fn method_tables() -> Vec<MethodTable> {
         phoenix_config::METHODS,
         phoenix_feedback::METHODS,
         phoenix_schedule::METHODS,
+        phoenix_education::service::METHODS,
+        phoenix_facilities::service::METHODS,
+        phoenix_users::service::METHODS,
     ]);
     tables
 }
@@ -95,8 +98,20 @@ pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Resu
             let server = phoenix_schedule::server(ctx.pool.clone());
             routes.add_service(Authorized::new(server, phoenix_schedule::METHODS, ctx.verifier.clone())?);
         }
+        Domain::Education => {
+            let server = phoenix_education::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_education::service::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Facilities => {
+            let server = phoenix_facilities::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_facilities::service::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Users => {
+            let server = phoenix_users::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_users::service::METHODS, ctx.verifier.clone())?);
+        }
         // Each domain registers its servers here as it is implemented.
-        Domain::Users | Domain::Education | Domain::Facilities | Domain::Active | Domain::Iot | Domain::Audit => {}
+        Domain::Active | Domain::Iot | Domain::Audit => {}
     }
     Ok(routes)
 }
