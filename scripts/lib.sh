@@ -56,3 +56,47 @@ ensure_mosquitto() {
     apt_install mosquitto
   fi
 }
+# Node.js + npm, for `buf lint` of proto/ (buf ships through the npm registry).
+ensure_npm() {
+  if ! command -v npx >/dev/null 2>&1; then
+    apt_install nodejs npm
+  fi
+}
+
+# Python 3 with grpcio + grpcio-tools, for the out-of-process client of
+# tests/python/auth_e2e.py. Tries pip for the user's python3, then with
+# --break-system-packages (Debian's externally managed system python), then a virtualenv
+# under target/; in that last case exports PHOENIX_PYTHON, which the test prefers.
+ensure_python_grpc() {
+  local py=python3
+  if ! command -v python3 >/dev/null 2>&1; then
+    apt_install python3 python3-pip python3-venv
+  fi
+  if python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+    return
+  fi
+  local venv="$PWD/target/py-venv"
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+    export PHOENIX_PYTHON="$venv/bin/python"
+    return
+  fi
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip python3-venv
+  fi
+  echo "==> pip install grpcio grpcio-tools"
+  if python3 -m pip install -q grpcio grpcio-tools >/dev/null 2>&1 \
+    || python3 -m pip install -q --break-system-packages grpcio grpcio-tools >/dev/null 2>&1; then
+    if python3 -c 'import grpc, grpc_tools' >/dev/null 2>&1; then
+      return
+    fi
+  fi
+  echo "==> virtualenv $venv with grpcio grpcio-tools"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/python" -m pip install -q grpcio grpcio-tools
+  py="$venv/bin/python"
+  "$py" -c 'import grpc, grpc_tools'
+  export PHOENIX_PYTHON="$py"
+}

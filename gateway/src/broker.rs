@@ -61,7 +61,7 @@ impl EmbeddedBroker {
             }
         })?;
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        while !answers_mqtt(addr) {
             if Instant::now() > deadline {
                 anyhow::bail!("embedded MQTT broker did not start listening on {addr}");
             }
@@ -79,6 +79,28 @@ impl EmbeddedBroker {
     pub fn url(&self) -> String {
         format!("mqtt://{}", self.addr)
     }
+}
+
+/// Readiness probe: a real MQTT 3.1.1 CONNECT → CONNACK → DISCONNECT (a bare TCP connect
+/// would make the broker log an aborted handshake as an error at every start).
+fn answers_mqtt(addr: SocketAddr) -> bool {
+    use std::io::{Read as _, Write as _};
+    const CLIENT_ID: &[u8] = b"phoenix-ready-probe";
+    let mut connect = vec![0x10, (12 + CLIENT_ID.len()) as u8];
+    // Protocol name "MQTT", level 4, clean session, keep-alive 10 s.
+    connect.extend_from_slice(&[0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x0A]);
+    connect.extend_from_slice(&[0x00, CLIENT_ID.len() as u8]);
+    connect.extend_from_slice(CLIENT_ID);
+    let probe = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
+        stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+        stream.write_all(&connect)?;
+        let mut connack = [0u8; 4];
+        stream.read_exact(&mut connack)?;
+        stream.write_all(&[0xE0, 0x00])?;
+        Ok(connack == [0x20, 0x02, 0x00, 0x00])
+    };
+    probe().unwrap_or(false)
 }
 
 fn choose_port(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<u16> {

@@ -8,15 +8,14 @@ use phoenix_common::domain::Domain;
 use phoenix_db::schema::{active, users};
 use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
-use phoenix_tests::grpc::{precondition_reason, violations};
+use phoenix_tests::grpc::{reason, violated_fields};
 use phoenix_tests::school::{self, School, attendance_open, open_visit_count, open_visit_room, visit_count};
 use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
-use tonic::transport::Channel;
 
-async fn setup(pupils: usize) -> (TestApp, ActiveServiceClient<Channel>, School) {
+async fn setup(pupils: usize) -> (TestApp, ActiveServiceClient<phoenix_tests::auth::TestChannel>, School) {
     let app = TestApp::spawn(&[Domain::Active]).await;
-    let client = ActiveServiceClient::new(app.channel(Domain::Active).await);
+    let client = ActiveServiceClient::new(app.test_channel(Domain::Active).await);
     let mut conn = app.db.conn().await;
     let school = School::create(&mut conn, pupils).await;
     (app, client, school)
@@ -27,7 +26,7 @@ fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
 }
 
 async fn scan(
-    client: &mut ActiveServiceClient<Channel>,
+    client: &mut ActiveServiceClient<phoenix_tests::auth::TestChannel>,
     device: &str,
     scan_id: &str,
     tag: &str,
@@ -81,7 +80,7 @@ async fn sessions_start_end_force_get_and_list() {
         ..Default::default()
     };
     let err = client.start_session(req.clone()).await.unwrap_err();
-    assert_eq!(precondition_reason(&err), "SESSION_RUNNING");
+    assert_eq!(reason(&err).unwrap_or_default(), "SESSION_RUNNING");
 
     // … unless forced, which ends the first (closing its visits) in the same transaction.
     let pupil = &school.pupils[0];
@@ -105,7 +104,7 @@ async fn sessions_start_end_force_get_and_list() {
     assert!(!ended.session.expect("session").running);
     assert_eq!(open_visit_count(&mut conn, pupil.id).await, 0);
     let again = client.end_session(pb::EndSessionRequest { id: second.id }).await.unwrap_err();
-    assert_eq!(precondition_reason(&again), "SESSION_ENDED");
+    assert_eq!(reason(&again).unwrap_or_default(), "SESSION_ENDED");
 
     // Lists: newest first, filter by state, paging with total.
     school::start_session(&mut client, school.rooms[1], school.activity, school.staff).await;
@@ -138,7 +137,7 @@ async fn sessions_start_end_force_get_and_list() {
 async fn session_requests_are_validated() {
     let (_app, mut client, school) = setup(0).await;
     let err = client.start_session(pb::StartSessionRequest::default()).await.unwrap_err();
-    assert_eq!(violations(&err), ["room_id", "activity_id", "supervisor_staff_ids"]);
+    assert_eq!(violated_fields(&err), ["room_id", "activity_id", "supervisor_staff_ids"]);
     let base = pb::StartSessionRequest {
         room_id: school.rooms[0],
         activity_id: Some(school.activity),
@@ -146,20 +145,20 @@ async fn session_requests_are_validated() {
         ..Default::default()
     };
     let err = client.start_session(pb::StartSessionRequest { room_id: 9999, ..base.clone() }).await.unwrap_err();
-    assert_eq!(violations(&err), ["room_id"]);
+    assert_eq!(violated_fields(&err), ["room_id"]);
     let err = client
         .start_session(pb::StartSessionRequest { supervisor_staff_ids: vec![school.staff + 77], ..base.clone() })
         .await
         .unwrap_err();
-    assert_eq!(violations(&err), ["supervisor_staff_ids"]);
+    assert_eq!(violated_fields(&err), ["supervisor_staff_ids"]);
     let err = client.start_session(pb::StartSessionRequest { activity_id: Some(4242), ..base }).await.unwrap_err();
-    assert_eq!(violations(&err), ["activity_id"]);
+    assert_eq!(violated_fields(&err), ["activity_id"]);
     let err = client.get_session(pb::GetSessionRequest { id: 12345 }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let err = client.end_session(pb::EndSessionRequest { id: 0 }).await.unwrap_err();
-    assert_eq!(violations(&err), ["id"]);
+    assert_eq!(violated_fields(&err), ["id"]);
     let err = client.process_scan(pb::ProcessScanRequest::default()).await.unwrap_err();
-    assert_eq!(violations(&err), ["device_id", "scan_id", "tag", "scanned_at"]);
+    assert_eq!(violated_fields(&err), ["device_id", "scan_id", "tag", "scanned_at"]);
 }
 
 #[tokio::test]

@@ -6,6 +6,8 @@ use diesel_async::RunQueryDsl;
 use phoenix::dev::{DevOptions, DevStack};
 use phoenix_common::domain::Domain;
 use phoenix_db::schema::{auth, iot, users};
+use phoenix_proto::auth::v1 as pb;
+use phoenix_proto::auth::v1::auth_service_client::AuthServiceClient;
 use phoenix_tests::TestDb;
 use phoenix_tests::app::{health_status, test_config};
 use tonic_health::ServingStatus;
@@ -49,6 +51,11 @@ async fn dev_stack_starts_every_service_healthy_and_stops_cleanly() {
         .await
         .expect("admin account row");
     assert!(phoenix_common::password::verify(&admin.password, &hash.expect("password set")));
+    // The admin logs in over gRPC at the dev stack's auth service.
+    let auth_addr = stack.services.iter().find(|(d, _)| *d == Domain::Auth).expect("auth runs").1;
+    let mut auth = AuthServiceClient::new(phoenix_tests::app::connect(auth_addr).await);
+    let login = pb::LoginRequest { email: admin.email.clone(), password: admin.password.clone() };
+    let first_token = auth.login(login).await.expect("admin login").into_inner().tokens.expect("tokens").access_token;
 
     let addrs: Vec<_> = stack.services.iter().map(|(_, a)| *a).collect();
     stack.stop().await.expect("clean shutdown");
@@ -66,6 +73,14 @@ async fn dev_stack_starts_every_service_healthy_and_stops_cleanly() {
     let admin_again = again.admin.clone().expect("admin");
     assert!(!admin_again.created);
     assert_eq!(admin_again.password, admin.password, "the generated password is kept in the data directory");
+    // The generated server secret is kept too, so the stored signing key is reused and a
+    // token from the first start still verifies.
+    let auth_addr = again.services.iter().find(|(d, _)| *d == Domain::Auth).expect("auth runs").1;
+    let mut auth = AuthServiceClient::new(phoenix_tests::app::connect(auth_addr).await);
+    let me = auth.who_am_i(phoenix_tests::auth::bearer(pb::WhoAmIRequest {}, &first_token)).await.expect("old token");
+    assert_eq!(me.into_inner().roles, ["admin"]);
+    let keys = auth.get_signing_keys(pb::GetSigningKeysRequest {}).await.expect("keys").into_inner().keys;
+    assert_eq!(keys.len(), 1, "no rotation on restart");
     again.stop().await.expect("clean shutdown");
     let _ = std::fs::remove_dir_all(data_dir);
 }

@@ -9,14 +9,13 @@ use phoenix_proto::iot::v1 as pb;
 use phoenix_proto::iot::v1::iot_service_client::IotServiceClient;
 use phoenix_reader_protocol::{Scan, derive_device_key, sign, verify_signature};
 use phoenix_tests::app::TEST_DEVICE_KEY_SECRET;
-use phoenix_tests::grpc::{precondition_reason, violations};
+use phoenix_tests::grpc::{reason, violated_fields};
 use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
-use tonic::transport::Channel;
 
-async fn setup() -> (TestApp, IotServiceClient<Channel>, i64) {
+async fn setup() -> (TestApp, IotServiceClient<phoenix_tests::auth::TestChannel>, i64) {
     let app = TestApp::spawn(&[Domain::Iot]).await;
-    let client = IotServiceClient::new(app.channel(Domain::Iot).await);
+    let client = IotServiceClient::new(app.test_channel(Domain::Iot).await);
     let mut conn = app.db.conn().await;
     let room = fixtures::room(&mut conn, "Raum 101", Some(25)).await;
     (app, client, room)
@@ -54,7 +53,7 @@ fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
 }
 
-async fn log_events(client: &mut IotServiceClient<Channel>, id: i64) -> Vec<i32> {
+async fn log_events(client: &mut IotServiceClient<phoenix_tests::auth::TestChannel>, id: i64) -> Vec<i32> {
     let logs = client
         .list_device_logs(pb::ListDeviceLogsRequest { id, ..Default::default() })
         .await
@@ -131,15 +130,15 @@ async fn register_rejects_bad_input_with_field_violations() {
         })
         .await
         .unwrap_err();
-    assert_eq!(violations(&err), ["device_id", "kind"]);
+    assert_eq!(violated_fields(&err), ["device_id", "kind"]);
     let err = client.register_device(room_reader("r-1", 0)).await.unwrap_err();
-    assert_eq!(violations(&err), ["room_id"]);
+    assert_eq!(violated_fields(&err), ["room_id"]);
     let err = client.register_device(pb::RegisterDeviceRequest { room_id: None, ..room_reader("r-1", 1) }).await;
-    assert_eq!(violations(&err.unwrap_err()), ["room_id"], "a room reader needs a room");
+    assert_eq!(violated_fields(&err.unwrap_err()), ["room_id"], "a room reader needs a room");
     let err = client.register_device(pb::RegisterDeviceRequest { room_id: Some(room), ..entrance("e-1") }).await;
-    assert_eq!(violations(&err.unwrap_err()), ["room_id"], "an entrance reader has no room");
+    assert_eq!(violated_fields(&err.unwrap_err()), ["room_id"], "an entrance reader has no room");
     let err = client.register_device(room_reader("r-1", room + 1000)).await.unwrap_err();
-    assert_eq!(violations(&err), ["room_id"], "unknown room");
+    assert_eq!(violated_fields(&err), ["room_id"], "unknown room");
     assert!(err.message().contains("does not exist"), "{}", err.message());
 
     client.register_device(room_reader("r-1", room)).await.expect("first");
@@ -171,7 +170,10 @@ async fn rotating_a_key_makes_the_old_one_stop_verifying() {
 
     let missing = client.rotate_device_key(pb::RotateDeviceKeyRequest { id: device.id + 1000 }).await.unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
-    assert_eq!(violations(&client.rotate_device_key(pb::RotateDeviceKeyRequest { id: 0 }).await.unwrap_err()), ["id"]);
+    assert_eq!(
+        violated_fields(&client.rotate_device_key(pb::RotateDeviceKeyRequest { id: 0 }).await.unwrap_err()),
+        ["id"]
+    );
 }
 
 #[tokio::test]
@@ -242,12 +244,12 @@ async fn list_filters_paginates_and_reports_online() {
     assert!(offline.devices.iter().all(|d| !d.online));
 
     let err = list(pb::ListDevicesRequest { page_size: 501, ..Default::default() }).await.unwrap_err();
-    assert_eq!(violations(&err), ["page_size"]);
+    assert_eq!(violated_fields(&err), ["page_size"]);
     let err =
         list(pb::ListDevicesRequest { page_token: "not-a-token".into(), ..Default::default() }).await.unwrap_err();
-    assert_eq!(violations(&err), ["page_token"]);
+    assert_eq!(violated_fields(&err), ["page_token"]);
     let err = list(pb::ListDevicesRequest { status: 77, ..Default::default() }).await.unwrap_err();
-    assert_eq!(violations(&err), ["status"]);
+    assert_eq!(violated_fields(&err), ["status"]);
 }
 
 #[tokio::test]
@@ -307,14 +309,14 @@ async fn update_applies_the_mask_and_logs_status_changes() {
         async move { c.update_device(req).await }
     };
     let unbind = update(pb::Device { id: device.id, room_id: None, ..Default::default() }, &["room_id"]).await;
-    assert_eq!(violations(&unbind.unwrap_err()), ["device.room_id"], "a room reader must stay bound");
+    assert_eq!(violated_fields(&unbind.unwrap_err()), ["device.room_id"], "a room reader must stay bound");
     let bad = update(pb::Device { id: device.id, ..Default::default() }, &["status", "kind"]).await;
-    assert_eq!(violations(&bad.unwrap_err()), ["device.status", "update_mask"]);
+    assert_eq!(violated_fields(&bad.unwrap_err()), ["device.status", "update_mask"]);
     let missing = update(pb::Device { id: device.id + 999, name: "x".into(), ..Default::default() }, &["name"]).await;
     assert_eq!(missing.unwrap_err().code(), Code::NotFound);
     let no_room =
         update(pb::Device { id: device.id, room_id: Some(other_room + 99), ..Default::default() }, &["room_id"]);
-    assert_eq!(violations(&no_room.await.unwrap_err()), ["device.room_id"]);
+    assert_eq!(violated_fields(&no_room.await.unwrap_err()), ["device.room_id"]);
 }
 
 #[tokio::test]
@@ -336,7 +338,7 @@ async fn delete_removes_a_reader_but_not_the_virtual_device() {
         .await
         .expect("seeded virtual device");
     let err = client.delete_device(pb::DeleteDeviceRequest { id: virtual_id }).await.unwrap_err();
-    assert_eq!(precondition_reason(&err), "SYSTEM_DEVICE");
+    assert_eq!(reason(&err).unwrap_or_default(), "SYSTEM_DEVICE");
 
     // Re-registering the same device id never hands out the deleted reader's key again.
     let old_key = derive_device_key(TEST_DEVICE_KEY_SECRET.as_bytes(), "r-del", device.key_version);

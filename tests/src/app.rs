@@ -36,6 +36,8 @@ pub fn test_config(database_url: &str) -> Config {
 pub struct TestApp {
     /// The test's database.
     pub db: TestDb,
+    /// The configuration the services run with (its generated `secret_key` included).
+    pub config: Config,
     addrs: HashMap<Domain, SocketAddr>,
     shutdown: ShutdownToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -46,7 +48,7 @@ impl TestApp {
     pub async fn spawn(domains: &[Domain]) -> Self {
         let db = TestDb::new().await;
         let config = test_config(db.url());
-        let ctx = ServiceContext { pool: db.pool().await, config: config.clone() };
+        let ctx = ServiceContext::new(db.pool().await, config.clone());
         let shutdown = ShutdownToken::new();
         let running =
             services::start(domains, &ctx, config.listen_host, 0, false, &shutdown).await.expect("start services");
@@ -56,7 +58,7 @@ impl TestApp {
             addrs.insert(r.domain, r.addr);
             tasks.push(r.task);
         }
-        Self { db, addrs, shutdown, tasks }
+        Self { db, config, addrs, shutdown, tasks }
     }
 
     /// Where `domain` listens.

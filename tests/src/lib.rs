@@ -4,11 +4,15 @@
 //!   (`CREATE DATABASE … TEMPLATE …`), dropped when the test ends. Tests run in parallel.
 //! - [`mqtt_url`]: `MQTT_URL`, else an embedded broker started once per test process.
 //! - [`TestApp`]: any set of domains served in-process on ephemeral ports, with clients.
+//! - [`fixtures`]: raw-SQL rows of other domains a test needs (groups, substitutions, …).
+//! - [`grpc`]: status assertions (code + BadRequest fields) and requests made as a caller.
+//! - [`auth`]: accounts with roles, logging in, attaching bearer tokens.
 //!
 //! The database server is `DATABASE_URL` when set; otherwise a private cluster started from
 //! the installed PostgreSQL binaries, shared by every test process of the run (see [`db`]).
 
 pub mod app;
+pub mod auth;
 pub mod db;
 pub mod fixtures;
 pub mod grpc;

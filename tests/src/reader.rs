@@ -8,7 +8,6 @@ use phoenix_gateway::sim::SimReader;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
 use phoenix_proto::iot::v1::iot_service_client::IotServiceClient;
 use phoenix_reader_protocol::derive_device_key;
-use tonic::transport::Channel;
 
 use crate::app::{TEST_DEVICE_KEY_SECRET, test_config};
 use crate::school::School;
@@ -22,8 +21,8 @@ pub struct ReaderStack {
     pub school: School,
     pub prefix: String,
     pub client_id: String,
-    pub active: ActiveServiceClient<Channel>,
-    pub iot: IotServiceClient<Channel>,
+    pub active: ActiveServiceClient<crate::auth::TestChannel>,
+    pub iot: IotServiceClient<crate::auth::TestChannel>,
     bridge: Option<(Bridge, ShutdownToken)>,
 }
 
@@ -39,8 +38,8 @@ impl ReaderStack {
         let mut conn = app.db.conn().await;
         let school = School::create(&mut conn, pupils).await;
         let tag = uuid::Uuid::new_v4().simple().to_string();
-        let active = ActiveServiceClient::new(app.channel(Domain::Active).await);
-        let iot = IotServiceClient::new(app.channel(Domain::Iot).await);
+        let active = ActiveServiceClient::new(app.test_channel(Domain::Active).await);
+        let iot = IotServiceClient::new(app.test_channel(Domain::Iot).await);
         let mut stack = Self {
             prefix: format!("t{}", &tag[..10]),
             client_id: format!("gw-{}", &tag[..12]),
@@ -66,8 +65,14 @@ impl ReaderStack {
         let deps = BridgeDeps {
             pool: self.app.db.pool().await,
             secret: config.device_key_secret.clone().expect("test secret"),
-            active: bridge::active_client(&active_url, std::sync::Arc::new(phoenix_gateway::auth::NoToken))
-                .expect("client"),
+            // The gateway's service credential: a real token with `scans:process` only.
+            active: bridge::active_client(
+                &active_url,
+                std::sync::Arc::new(phoenix_gateway::auth::StaticToken(
+                    crate::auth::mint_token(&self.app, "service:gateway", &[], &["scans:process".to_owned()]).await,
+                )),
+            )
+            .expect("client"),
         };
         let shutdown = ShutdownToken::new();
         let bridge =

@@ -6,7 +6,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::active::{attendance, groups, visits};
 use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
-use tonic::transport::Channel;
 
 use crate::fixtures;
 
@@ -72,7 +71,7 @@ impl School {
     }
 
     /// Starts a session (activity `Freispiel`) in every room; returns the session ids.
-    pub async fn open_all_rooms(&self, client: &mut ActiveServiceClient<Channel>) -> Vec<i64> {
+    pub async fn open_all_rooms(&self, client: &mut ActiveServiceClient<crate::auth::TestChannel>) -> Vec<i64> {
         let mut ids = Vec::new();
         for room in self.rooms.iter().chain([&self.small_room]) {
             ids.push(start_session(client, *room, self.activity, self.staff).await);
@@ -82,7 +81,12 @@ impl School {
 }
 
 /// Starts a session in `room`; returns its id.
-pub async fn start_session(client: &mut ActiveServiceClient<Channel>, room: i64, activity: i64, staff: i64) -> i64 {
+pub async fn start_session(
+    client: &mut ActiveServiceClient<crate::auth::TestChannel>,
+    room: i64,
+    activity: i64,
+    staff: i64,
+) -> i64 {
     client
         .start_session(pb::StartSessionRequest {
             room_id: room,

@@ -5,7 +5,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic impl and [`METHOD_PERMISSIONS`] |
+//! | [`service`] | the tonic impl and [`METHODS`] |
 //! | [`scan`] | `ProcessScan` in one transaction, and [`PRESENCE_CHANNEL`] |
 //! | [`sessions`] | start (with `force`), end, get, list |
 //! | [`validate`] | requests → typed commands with field violations |
@@ -20,7 +20,7 @@ pub mod sessions;
 pub mod validate;
 
 pub use scan::{PRESENCE_CHANNEL, ScanSettings};
-pub use service::{ActiveApi, METHOD_PERMISSIONS};
+pub use service::{ActiveApi, METHODS};
 
 use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;

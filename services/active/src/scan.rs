@@ -20,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::time::business_date;
+use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::{Code, Outcome, ResultRoom, ResultStudent, ScanResult, display_name, normalize_tag};
 use serde_json::json;
@@ -250,7 +250,7 @@ async fn room_scan(
         }
         other => other.into(),
     })?;
-    repo::open_attendance(conn, who.id, business_date(at, settings.timezone), at, device.id).await?;
+    repo::open_attendance(conn, who.id, business_date_in(at, settings.timezone), at, device.id).await?;
     repo::touch_session(conn, session.id, now).await?;
 
     let (outcome, verb) = match open {
@@ -274,7 +274,7 @@ async fn entrance_scan(
 ) -> Result<Decision> {
     let scan_id = cmd.scan_id.as_str();
     let at = cmd.scanned_at;
-    let date = business_date(at, settings.timezone);
+    let date = business_date_in(at, settings.timezone);
     match repo::attendance_of(conn, who.id, date).await? {
         Some(present) if present.check_out_time.is_none() => {
             // Going home: close any open visit and the day's attendance.

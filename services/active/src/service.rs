@@ -1,7 +1,8 @@
 //! The tonic implementation of `phoenix.active.v1.ActiveService` (this slice): validate →
-//! (authorise, see [`METHOD_PERMISSIONS`]) → one transaction per write → repo → convert.
+//! (authorise, see [`METHODS`]) → one transaction per write → repo → convert.
 
 use chrono::Utc;
+use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::db::{DbConn, DbPool};
 use phoenix_common::{Error, Result};
 use phoenix_proto::active::v1 as pb;
@@ -14,12 +15,12 @@ use crate::{convert, sessions, validate};
 /// The permission each RPC needs (`resource:action`, from the seed migration), for the shared
 /// authorization layer to enforce before the handler runs. `ProcessScan` is for the gateway's
 /// service credential only.
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.active.v1.ActiveService/StartSession", "groups:create"),
-    ("/phoenix.active.v1.ActiveService/EndSession", "groups:update"),
-    ("/phoenix.active.v1.ActiveService/GetSession", "groups:read"),
-    ("/phoenix.active.v1.ActiveService/ListSessions", "groups:read"),
-    ("/phoenix.active.v1.ActiveService/ProcessScan", "scans:process"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.active.v1.ActiveService/StartSession", Requirement::Permission("groups:create")),
+    ("/phoenix.active.v1.ActiveService/EndSession", Requirement::Permission("groups:update")),
+    ("/phoenix.active.v1.ActiveService/GetSession", Requirement::Permission("groups:read")),
+    ("/phoenix.active.v1.ActiveService/ListSessions", Requirement::Permission("groups:read")),
+    ("/phoenix.active.v1.ActiveService/ProcessScan", Requirement::Permission("scans:process")),
 ];
 
 /// The active service.

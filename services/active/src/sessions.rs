@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use phoenix_common::pagination;
-use phoenix_common::time::business_date;
+use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use serde_json::json;
 
@@ -53,7 +53,7 @@ async fn end_in_tx(
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
 ) -> Result<(SessionRow, usize)> {
-    let (row, closed) = repo::end_session(conn, session, now, business_date(now, tz)).await?;
+    let (row, closed) = repo::end_session(conn, session, now, business_date_in(now, tz)).await?;
     let event =
         json!({"event": "session_ended", "session_id": row.id, "room_id": row.room_id, "closed_visits": closed});
     repo::notify(conn, PRESENCE_CHANNEL, &event.to_string()).await?;
@@ -115,7 +115,7 @@ pub async fn start(
             ),
             other => other.into(),
         })?;
-        repo::insert_supervisors(conn, row.id, &cmd.supervisors, business_date(now, tz)).await?;
+        repo::insert_supervisors(conn, row.id, &cmd.supervisors, business_date_in(now, tz)).await?;
         let event = json!({"event": "session_started", "session_id": row.id, "room_id": row.room_id});
         repo::notify(conn, PRESENCE_CHANNEL, &event.to_string()).await?;
         Ok((view(conn, row.id).await?, ended))

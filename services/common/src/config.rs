@@ -84,6 +84,86 @@ pub struct Config {
     /// `PHOENIX_ACTIVE_URL`: where the gateway calls `active.v1 ProcessScan`; `None` = the
     /// active domain's port on the listen host.
     pub active_url: Option<String>,
+    /// `PHOENIX_AUTH_URL`: where the gateway exchanges its service credential; `None` = the
+    /// auth domain's port on the listen host.
+    pub auth_url: Option<String>,
+    /// `PHOENIX_GATEWAY_CLIENT_ID`: the gateway's service client (`auth.service_clients`).
+    pub gateway_client_id: String,
+    /// `PHOENIX_GATEWAY_CLIENT_SECRET`: its secret (`phoenix create-service-client` prints it
+    /// once; `phoenix dev` creates one itself).
+    pub gateway_client_secret: Option<Secret>,
+    /// `PHOENIX_SECRET_KEY`: the server secret (encrypts stored signing keys, keys email
+    /// hashes). Generated per process in development when unset; required in production.
+    pub secret_key: ServerSecret,
+}
+
+/// The server secret (`PHOENIX_SECRET_KEY`). Never printed: `Debug` shows only whether it
+/// was generated.
+///
+/// Keys are derived from it per purpose ([`ServerSecret::derive_key`]) so that one use can
+/// never be turned against another.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServerSecret {
+    bytes: Vec<u8>,
+    generated: bool,
+}
+
+impl std::fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerSecret").field("generated", &self.generated).finish_non_exhaustive()
+    }
+}
+
+impl ServerSecret {
+    /// Minimum length of a configured secret, in bytes.
+    pub const MIN_LEN: usize = 32;
+
+    /// A secret from configured text; `None` when it is shorter than [`Self::MIN_LEN`].
+    pub fn from_text(text: &str) -> Option<Self> {
+        (text.len() >= Self::MIN_LEN).then(|| Self { bytes: text.as_bytes().to_vec(), generated: false })
+    }
+
+    /// A fresh random secret (development and tests only: it dies with the process).
+    pub fn generate() -> Self {
+        use rand::RngExt as _;
+        let bytes: [u8; 32] = rand::rng().random();
+        Self { bytes: hex_lower(&bytes).into_bytes(), generated: true }
+    }
+
+    /// Whether this secret was generated rather than configured.
+    pub fn is_generated(&self) -> bool {
+        self.generated
+    }
+
+    /// The secret as text, for persisting a generated development secret (never log it).
+    pub fn expose_text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// HMAC-SHA256 of `message` keyed with the secret (e.g. the email hash of auth events).
+    pub fn hmac_sha256(&self, message: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.bytes, message)
+    }
+
+    /// A 32-byte key for one `purpose` (a fixed label such as `phoenix/auth/signing-keys/v1`).
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.bytes, format!("phoenix derive-key {purpose}").as_bytes())
+    }
+}
+
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    use hmac::{KeyInit as _, Mac as _};
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A secret configuration value: never printed by `Debug`.
@@ -139,6 +219,22 @@ impl Config {
         ("PHOENIX_MQTT_CLIENT_ID", "phoenix-gateway", "the gateway's MQTT client id (persistent session)"),
         ("PHOENIX_MQTT_SHARED_GROUP", "(off)", "shared-subscription group, so gateway replicas split the scans"),
         ("PHOENIX_ACTIVE_URL", "(the active port on the listen host)", "where the gateway calls ProcessScan"),
+        (
+            "PHOENIX_AUTH_URL",
+            "(the auth port on the listen host)",
+            "where the gateway exchanges its service credential",
+        ),
+        ("PHOENIX_GATEWAY_CLIENT_ID", "gateway", "the gateway's service client id"),
+        (
+            "PHOENIX_GATEWAY_CLIENT_SECRET",
+            "(dev: created by `phoenix dev`)",
+            "the gateway's service client secret (`phoenix create-service-client` prints it once); required by `phoenix gateway`",
+        ),
+        (
+            "PHOENIX_SECRET_KEY",
+            "(dev: generated; `phoenix dev` keeps it in the data directory)",
+            "server secret, 32+ characters: encrypts stored JWT signing keys and keys email hashes; required in production",
+        ),
     ];
 
     /// Reads the process environment.
@@ -150,6 +246,33 @@ impl Config {
     /// An empty value counts as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |k: &str| lookup(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let environment = match get("PHOENIX_ENV").as_deref() {
+            None | Some("development") | Some("dev") => Environment::Development,
+            Some("production") | Some("prod") => Environment::Production,
+            Some(v) => {
+                return Err(ConfigError {
+                    var: "PHOENIX_ENV",
+                    reason: "expected `development` or `production`".into(),
+                    value: v.into(),
+                });
+            }
+        };
+        let secret_key = match get("PHOENIX_SECRET_KEY") {
+            Some(v) => ServerSecret::from_text(&v).ok_or_else(|| ConfigError {
+                var: "PHOENIX_SECRET_KEY",
+                reason: format!("expected at least {} characters", ServerSecret::MIN_LEN),
+                // Never echo a secret, not even a short one.
+                value: format!("<{} characters>", v.len()),
+            })?,
+            None if environment == Environment::Production => {
+                return Err(ConfigError {
+                    var: "PHOENIX_SECRET_KEY",
+                    reason: "required when PHOENIX_ENV=production (e.g. `openssl rand -hex 32`)".into(),
+                    value: String::new(),
+                });
+            }
+            None => ServerSecret::generate(),
+        };
         Ok(Self {
             database_url: get("DATABASE_URL")
                 .map(|v| parse_url("DATABASE_URL", v, &["postgres", "postgresql"]))
@@ -186,17 +309,7 @@ impl Config {
                     });
                 }
             },
-            environment: match get("PHOENIX_ENV").as_deref() {
-                None | Some("development") | Some("dev") => Environment::Development,
-                Some("production") | Some("prod") => Environment::Production,
-                Some(v) => {
-                    return Err(ConfigError {
-                        var: "PHOENIX_ENV",
-                        reason: "expected `development` or `production`".into(),
-                        value: v.into(),
-                    });
-                }
-            },
+            environment,
             log_format: match get("PHOENIX_LOG_FORMAT").as_deref() {
                 None | Some("pretty") => LogFormat::Pretty,
                 Some("json") => LogFormat::Json,
@@ -266,6 +379,20 @@ impl Config {
                 }
             },
             active_url: get("PHOENIX_ACTIVE_URL").map(|v| parse_url("PHOENIX_ACTIVE_URL", v, &["http"])).transpose()?,
+            auth_url: get("PHOENIX_AUTH_URL").map(|v| parse_url("PHOENIX_AUTH_URL", v, &["http"])).transpose()?,
+            gateway_client_id: match get("PHOENIX_GATEWAY_CLIENT_ID") {
+                None => "gateway".into(),
+                Some(v) if is_mqtt_name(&v) => v,
+                Some(v) => {
+                    return Err(ConfigError {
+                        var: "PHOENIX_GATEWAY_CLIENT_ID",
+                        reason: "expected 1–64 characters of [A-Za-z0-9_-]".into(),
+                        value: v,
+                    });
+                }
+            },
+            gateway_client_secret: get("PHOENIX_GATEWAY_CLIENT_SECRET").map(Secret),
+            secret_key,
         })
     }
 }
@@ -430,6 +557,7 @@ mod tests {
         assert_eq!(config(&[("PHOENIX_MQTT_PREFIX", "a/#")]).unwrap_err().var, "PHOENIX_MQTT_PREFIX");
         let c = config(&[
             ("PHOENIX_ENV", "production"),
+            ("PHOENIX_SECRET_KEY", "0123456789abcdef0123456789abcdef"),
             ("PHOENIX_LOG_FORMAT", "json"),
             ("PHOENIX_LISTEN_HOST", "0.0.0.0"),
         ])
@@ -437,6 +565,23 @@ mod tests {
         assert_eq!(c.environment, Environment::Production);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.listen_host.to_string(), "0.0.0.0");
+    }
+
+    #[test]
+    fn secret_key_is_required_in_production_and_never_echoed() {
+        let err = config(&[("PHOENIX_ENV", "production")]).unwrap_err();
+        assert_eq!(err.var, "PHOENIX_SECRET_KEY");
+        let err = config(&[("PHOENIX_SECRET_KEY", "short-secret")]).unwrap_err();
+        assert_eq!(err.var, "PHOENIX_SECRET_KEY");
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        let dev = config(&[]).expect("dev generates one");
+        assert!(dev.secret_key.is_generated());
+        assert_ne!(dev.secret_key, config(&[]).expect("dev").secret_key, "generated secrets differ");
+        assert!(!format!("{dev:?}").contains(&dev.secret_key.expose_text()), "Debug never shows the secret");
+        let set = config(&[("PHOENIX_SECRET_KEY", "0123456789abcdef0123456789abcdef")]).expect("valid");
+        assert!(!set.secret_key.is_generated());
+        assert_ne!(set.secret_key.derive_key("a"), set.secret_key.derive_key("b"));
+        assert_ne!(set.secret_key.hmac_sha256(b"x@y.de"), dev.secret_key.hmac_sha256(b"x@y.de"));
     }
 
     #[test]

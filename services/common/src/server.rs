@@ -6,15 +6,21 @@ use std::net::{IpAddr, SocketAddr};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::authz::Authorized;
+
 /// Routes for one process-facing server, pre-filled with `grpc.health.v1.Health` and server
 /// reflection (v1 and v1alpha, so every `grpcurl` version can list and describe).
+///
+/// A domain's own servers can only be added behind the authorization layer
+/// ([`ServiceRoutes::add_service`] takes an [`Authorized`] server), so no RPC can be served
+/// without a permission declaration.
 pub struct ServiceRoutes {
-    /// Add the domain's own tonic servers here.
-    pub builder: RoutesBuilder,
+    builder: RoutesBuilder,
     /// Reports the serving status of each named service.
     pub health: HealthReporter,
     names: Vec<String>,
@@ -41,6 +47,29 @@ impl ServiceRoutes {
         let mut builder = RoutesBuilder::default();
         builder.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
         Ok(Self { builder, health, names: names.iter().map(|n| n.to_string()).collect() })
+    }
+
+    /// Adds a domain server behind its authorization check.
+    pub fn add_service<S>(&mut self, service: Authorized<S>) -> &mut Self
+    where
+        S: tonic::codegen::Service<
+                tonic::codegen::http::Request<tonic::body::Body>,
+                Response = tonic::codegen::http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.builder.add_service(service);
+        self
+    }
+
+    /// The service names health reports for this server.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Marks every named service SERVING and returns the finished routes.

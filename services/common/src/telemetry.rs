@@ -34,9 +34,11 @@ impl Drop for TelemetryGuard {
 }
 
 fn env_filter() -> EnvFilter {
-    // `RUST_LOG` wins; the default keeps noisy dependencies (h2, hyper, rumqttd) quiet.
+    // `RUST_LOG` wins. The default keeps noisy dependencies quiet; the embedded broker
+    // (rumqttd) logs every ordinary client disconnect as an error, so it is off unless asked
+    // for (`RUST_LOG=info,rumqttd=info`).
     EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,hyper=warn,tower=warn,rumqttd=warn,rumqttc=warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info,h2=warn,hyper=warn,tower=warn,rumqttd=off,rumqttc=warn"))
 }
 
 /// Installs the global subscriber. Calling it again (tests) keeps the first one.

@@ -1,6 +1,12 @@
-//! Time helpers: protobuf timestamps and the school's business date.
+//! Time: protobuf timestamps, and the school's business date. "Today" is a calendar date in
+//! the school's time zone (reference §0 "Time"; Europe/Berlin by default, `PHOENIX_TIMEZONE`),
+//! whatever the server's own zone is.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+
+/// The school's default time zone.
+pub const BUSINESS_TZ: Tz = chrono_tz::Europe::Berlin;
 
 /// A UTC instant as a `google.protobuf.Timestamp`.
 pub fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
@@ -18,15 +24,25 @@ pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.seconds, nanos)
 }
 
-/// The business date ("school day") of an instant: its calendar date in the school's zone
-/// (data-model.md: `date` columns hold the Europe/Berlin date by default).
-pub fn business_date(t: DateTime<Utc>, zone: chrono_tz::Tz) -> NaiveDate {
-    t.with_timezone(&zone).date_naive()
+/// The school day `at` falls on in the default zone.
+pub fn business_date(at: DateTime<Utc>) -> NaiveDate {
+    business_date_in(at, BUSINESS_TZ)
+}
+
+/// The school day `at` falls on in `zone` (the configured `PHOENIX_TIMEZONE`).
+pub fn business_date_in(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
+    at.with_timezone(&zone).date_naive()
+}
+
+/// Today's school day in the default zone.
+pub fn business_today() -> NaiveDate {
+    business_date(Utc::now())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone as _;
 
     #[test]
     fn timestamps_round_trip() {
@@ -36,10 +52,13 @@ mod tests {
     }
 
     #[test]
-    fn business_date_is_the_local_calendar_date() {
-        // 23:30 UTC on 25 Nov is 00:30 on 26 Nov in Berlin (CET, UTC+1).
-        let t = DateTime::parse_from_rfc3339("2026-11-25T23:30:00Z").expect("valid").to_utc();
-        assert_eq!(business_date(t, chrono_tz::Europe::Berlin), NaiveDate::from_ymd_opt(2026, 11, 26).expect("date"));
-        assert_eq!(business_date(t, chrono_tz::UTC), NaiveDate::from_ymd_opt(2026, 11, 25).expect("date"));
+    fn late_evening_utc_is_already_tomorrow_in_berlin() {
+        let at = Utc.with_ymd_and_hms(2026, 6, 30, 22, 30, 0).unwrap(); // 00:30 CEST
+        assert_eq!(business_date(at), NaiveDate::from_ymd_opt(2026, 7, 1).unwrap());
+        let winter = Utc.with_ymd_and_hms(2026, 12, 31, 22, 59, 0).unwrap(); // 23:59 CET
+        assert_eq!(business_date(winter), NaiveDate::from_ymd_opt(2026, 12, 31).unwrap());
+        assert_eq!(business_date_in(winter, chrono_tz::UTC), NaiveDate::from_ymd_opt(2026, 12, 31).unwrap());
+        let t = DateTime::parse_from_rfc3339("2026-11-25T23:30:00Z").unwrap().to_utc();
+        assert_eq!(business_date_in(t, chrono_tz::UTC), NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
     }
 }

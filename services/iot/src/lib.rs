@@ -7,7 +7,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic impl and [`METHOD_PERMISSIONS`] |
+//! | [`service`] | the tonic impl and [`METHODS`] |
 //! | [`validate`] | requests → typed commands with field violations |
 //! | [`convert`] | rows → proto |
 //! | [`repo`] | diesel queries |
@@ -21,7 +21,7 @@ pub mod repo;
 pub mod service;
 pub mod validate;
 
-pub use service::{IotApi, METHOD_PERMISSIONS, accepts_scans};
+pub use service::{IotApi, METHODS, accepts_scans};
 
 use phoenix_common::config::Secret;
 use phoenix_common::db::DbPool;

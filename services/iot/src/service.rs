@@ -1,8 +1,9 @@
 //! The tonic implementation of `phoenix.iot.v1.IotService`: validate → (authorise, see
-//! [`METHOD_PERMISSIONS`]) → one transaction per write → repo → convert.
+//! [`METHODS`]) → one transaction per write → repo → convert.
 
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
+use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::config::Secret;
 use phoenix_common::db::DbPool;
 use phoenix_common::pagination;
@@ -19,14 +20,14 @@ use crate::validate::{self, Lookup};
 
 /// The permission each RPC needs (`resource:action`, from the seed migration), for the shared
 /// authorization layer to enforce before the handler runs.
-pub const METHOD_PERMISSIONS: &[(&str, &str)] = &[
-    ("/phoenix.iot.v1.IotService/RegisterDevice", "iot:manage"),
-    ("/phoenix.iot.v1.IotService/RotateDeviceKey", "iot:manage"),
-    ("/phoenix.iot.v1.IotService/GetDevice", "iot:read"),
-    ("/phoenix.iot.v1.IotService/ListDevices", "iot:read"),
-    ("/phoenix.iot.v1.IotService/UpdateDevice", "iot:update"),
-    ("/phoenix.iot.v1.IotService/DeleteDevice", "iot:manage"),
-    ("/phoenix.iot.v1.IotService/ListDeviceLogs", "iot:read"),
+pub const METHODS: MethodTable = &[
+    ("/phoenix.iot.v1.IotService/RegisterDevice", Requirement::Permission("iot:manage")),
+    ("/phoenix.iot.v1.IotService/RotateDeviceKey", Requirement::Permission("iot:manage")),
+    ("/phoenix.iot.v1.IotService/GetDevice", Requirement::Permission("iot:read")),
+    ("/phoenix.iot.v1.IotService/ListDevices", Requirement::Permission("iot:read")),
+    ("/phoenix.iot.v1.IotService/UpdateDevice", Requirement::Permission("iot:update")),
+    ("/phoenix.iot.v1.IotService/DeleteDevice", Requirement::Permission("iot:manage")),
+    ("/phoenix.iot.v1.IotService/ListDeviceLogs", Requirement::Permission("iot:read")),
 ];
 
 /// Highest key version a fresh registration starts at. Registration starts at a random

@@ -32,18 +32,8 @@ pub const DEV_ADMIN_EMAIL: &str = "admin@phoenix.local";
 
 /// Normalises and checks an email address (trimmed, lower-case, one `@`, a dot in the domain).
 pub fn normalize_email(email: &str) -> anyhow::Result<String> {
-    let email = email.trim().to_lowercase();
-    let valid = email.len() <= 254
-        && !email.contains(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && !domain.contains('@')
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        });
-    anyhow::ensure!(valid, "{email:?} is not a valid email address");
-    Ok(email)
+    phoenix_common::email::normalize(email)
+        .ok_or_else(|| anyhow::anyhow!("{:?} is not a valid email address", email.trim()))
 }
 
 /// Creates an active account with role `admin`, unless an account with that email exists.

@@ -4,8 +4,13 @@
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, RunQueryDsl};
+use phoenix_common::access::Caller;
 use phoenix_common::db::DbPool;
-use phoenix_db::schema::{education, facilities, iot, users};
+use phoenix_db::schema::iot;
+use phoenix_proto::education::v1 as epb;
+use phoenix_proto::facilities::v1 as fpb;
+use phoenix_proto::users::v1 as upb;
+use {phoenix_education as education, phoenix_facilities as facilities, phoenix_users as users};
 
 /// Number of pupils in the demo school.
 pub const DEMO_STUDENTS: usize = 200;
@@ -55,39 +60,45 @@ pub fn demo_tag(i: usize) -> String {
 }
 
 /// Loads the demo school unless the database already has pupils. Returns whether it loaded.
-/// All or nothing: one transaction.
+/// All or nothing: one transaction; each building, room, staff member, group and pupil is
+/// created by its service's own validation and operation (nested as savepoints), so demo
+/// data obeys the same rules as data entered over gRPC. Only the readers are inserted
+/// directly: the iot service is not part of this crate set yet.
 pub async fn seed_if_empty(pool: &DbPool) -> anyhow::Result<bool> {
     let mut conn = pool.get().await.map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
     conn.transaction::<bool, anyhow::Error, _>(async move |conn| {
         // Serialise concurrent starters on the same database.
         diesel::sql_query("SELECT pg_advisory_xact_lock(7345001)").execute(conn).await?;
-        let pupils: i64 = users::students::table.count().get_result(conn).await?;
+        let pupils: i64 = phoenix_db::schema::users::students::table.count().get_result(conn).await?;
         if pupils > 0 {
             return Ok(false);
         }
 
-        let building: i64 = diesel::insert_into(facilities::buildings::table)
-            .values((
-                facilities::buildings::name.eq("Hauptgebäude"),
-                facilities::buildings::address.eq("Schulstraße 1"),
-            ))
-            .returning(facilities::buildings::id)
-            .get_result(conn)
-            .await?;
+        let building = facilities::service::create_building(
+            conn,
+            facilities::validate::create_building(fpb::CreateBuildingRequest {
+                building: Some(fpb::Building {
+                    name: "Hauptgebäude".into(),
+                    address: Some("Schulstraße 1".into()),
+                    ..Default::default()
+                }),
+            })?,
+        )
+        .await?;
         let mut room_ids = Vec::new();
         for (i, (name, capacity, category, color)) in ROOMS.iter().enumerate() {
-            let id: i64 = diesel::insert_into(facilities::rooms::table)
-                .values((
-                    facilities::rooms::name.eq(name),
-                    facilities::rooms::building_id.eq(Some(building)),
-                    facilities::rooms::floor.eq(Some(if name.starts_with("Raum 2") { 1 } else { 0 })),
-                    facilities::rooms::capacity.eq(capacity),
-                    facilities::rooms::category.eq(Some(category)),
-                    facilities::rooms::color.eq(Some(color)),
-                ))
-                .returning(facilities::rooms::id)
-                .get_result(conn)
-                .await?;
+            let fields = facilities::validate::create_room(fpb::CreateRoomRequest {
+                room: Some(fpb::Room {
+                    name: (*name).into(),
+                    building_id: Some(building.id),
+                    floor: Some(if name.starts_with("Raum 2") { 1 } else { 0 }),
+                    capacity: *capacity,
+                    category: Some((*category).into()),
+                    color: Some((*color).into()),
+                    ..Default::default()
+                }),
+            })?;
+            let id = facilities::service::create_room(conn, fields).await?.id;
             room_ids.push(id);
             // One reader at each room door.
             diesel::insert_into(iot::devices::table)
@@ -114,67 +125,47 @@ pub async fn seed_if_empty(pool: &DbPool) -> anyhow::Result<bool> {
         // Staff: one teacher per group plus two more supervisors.
         let mut teacher_ids = Vec::new();
         for i in 0..GROUPS.len() + 2 {
-            let person: i64 = diesel::insert_into(users::persons::table)
-                .values((
-                    users::persons::first_name.eq(FIRST_NAMES[(i * 7 + 3) % FIRST_NAMES.len()]),
-                    users::persons::last_name.eq(format!("{} (Team)", LAST_NAMES[(i * 5 + 2) % LAST_NAMES.len()])),
-                ))
-                .returning(users::persons::id)
-                .get_result(conn)
-                .await?;
-            let staff: i64 = diesel::insert_into(users::staff::table)
-                .values(users::staff::person_id.eq(person))
-                .returning(users::staff::id)
-                .get_result(conn)
-                .await?;
-            let teacher: i64 = diesel::insert_into(users::teachers::table)
-                .values((users::teachers::staff_id.eq(staff), users::teachers::role.eq(Some("Erzieher:in"))))
-                .returning(users::teachers::id)
-                .get_result(conn)
-                .await?;
-            teacher_ids.push(teacher);
+            let new = users::validate::create_staff(upb::CreateStaffRequest {
+                staff: Some(upb::Staff {
+                    first_name: FIRST_NAMES[(i * 7 + 3) % FIRST_NAMES.len()].into(),
+                    last_name: format!("{} (Team)", LAST_NAMES[(i * 5 + 2) % LAST_NAMES.len()]),
+                    is_teacher: true,
+                    role: Some("Erzieher:in".into()),
+                    ..Default::default()
+                }),
+            })?;
+            let staff = users::service::create_staff(conn, new).await?;
+            teacher_ids.push(staff.teacher.map(|t| t.id).ok_or_else(|| anyhow::anyhow!("teacher record missing"))?);
         }
 
         let mut group_ids = Vec::new();
         for (i, name) in GROUPS.iter().enumerate() {
-            let group: i64 = diesel::insert_into(education::groups::table)
-                .values((education::groups::name.eq(name), education::groups::room_id.eq(Some(room_ids[i]))))
-                .returning(education::groups::id)
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(education::group_teacher::table)
-                .values((
-                    education::group_teacher::group_id.eq(group),
-                    education::group_teacher::teacher_id.eq(teacher_ids[i]),
-                ))
-                .execute(conn)
-                .await?;
-            group_ids.push(group);
+            let new = education::validate::create_group(epb::CreateGroupRequest {
+                group: Some(epb::Group {
+                    name: (*name).into(),
+                    room_id: Some(room_ids[i]),
+                    teacher_ids: vec![teacher_ids[i]],
+                    ..Default::default()
+                }),
+            })?;
+            group_ids.push(education::service::create_group(conn, new).await?.group.id);
         }
 
         for i in 0..DEMO_STUDENTS {
-            let tag = demo_tag(i);
-            diesel::insert_into(users::rfid_cards::table).values(users::rfid_cards::id.eq(&tag)).execute(conn).await?;
             let birthday =
                 chrono::NaiveDate::from_ymd_opt(2016 + (i % 4) as i32, 1 + (i % 12) as u32, 1 + (i % 28) as u32);
-            let person: i64 = diesel::insert_into(users::persons::table)
-                .values((
-                    users::persons::first_name.eq(FIRST_NAMES[i % FIRST_NAMES.len()]),
-                    users::persons::last_name.eq(LAST_NAMES[(i / FIRST_NAMES.len() + i) % LAST_NAMES.len()]),
-                    users::persons::birthday.eq(birthday),
-                    users::persons::tag_id.eq(Some(&tag)),
-                ))
-                .returning(users::persons::id)
-                .get_result(conn)
-                .await?;
-            diesel::insert_into(users::students::table)
-                .values((
-                    users::students::person_id.eq(person),
-                    users::students::school_class.eq(CLASSES[i % CLASSES.len()]),
-                    users::students::group_id.eq(Some(group_ids[i % group_ids.len()])),
-                ))
-                .execute(conn)
-                .await?;
+            let new = users::validate::create_student(upb::CreateStudentRequest {
+                student: Some(upb::Student {
+                    first_name: FIRST_NAMES[i % FIRST_NAMES.len()].into(),
+                    last_name: LAST_NAMES[(i / FIRST_NAMES.len() + i) % LAST_NAMES.len()].into(),
+                    birthday: birthday.map(|b| b.format("%Y-%m-%d").to_string()),
+                    school_class: CLASSES[i % CLASSES.len()].into(),
+                    group_id: Some(group_ids[i % group_ids.len()]),
+                    tag_id: Some(demo_tag(i)),
+                    ..Default::default()
+                }),
+            })?;
+            users::service::create_student(conn, Caller::ADMIN, new).await?;
         }
         Ok(true)
     })

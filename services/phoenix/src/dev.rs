@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use phoenix_common::config::Config;
+use phoenix_common::config::{Config, ServerSecret};
 use phoenix_common::db::{self, PoolOptions};
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{self, ShutdownToken};
@@ -51,6 +51,22 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
+/// The development server secret: read from `path`, or generated and saved there (0600).
+fn dev_secret(path: &std::path::Path) -> anyhow::Result<ServerSecret> {
+    if let Ok(saved) = std::fs::read_to_string(path)
+        && let Some(secret) = ServerSecret::from_text(saved.trim())
+    {
+        return Ok(secret);
+    }
+    let generated = ServerSecret::generate();
+    let text = generated.expose_text();
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path)?;
+    writeln!(f, "{text}")?;
+    ServerSecret::from_text(&text).ok_or_else(|| anyhow::anyhow!("generated secret is too short"))
+}
+
 /// The running dev system.
 #[derive(Debug)]
 pub struct DevStack {
@@ -84,6 +100,10 @@ impl DevStack {
         let DevOptions { mut config, data_dir, demo, port_fallback } = options;
         std::fs::create_dir_all(&data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display()))?;
+        if config.secret_key.is_generated() {
+            // Keep the generated secret across restarts: it decrypts the stored signing key.
+            config.secret_key = dev_secret(&data_dir.join("secret-key"))?;
+        }
 
         let (local_pg, database_url) = match &config.database_url {
             Some(url) => (None, url.clone()),
@@ -112,7 +132,7 @@ impl DevStack {
         };
 
         let shutdown = ShutdownToken::new();
-        let ctx = ServiceContext { pool: pool.clone(), config: config.clone() };
+        let ctx = ServiceContext::new(pool.clone(), config.clone());
         let running =
             services::start(&Domain::ALL, &ctx, config.listen_host, config.grpc_base_port, port_fallback, &shutdown)
                 .await?;
@@ -127,13 +147,28 @@ impl DevStack {
             })
             .collect();
         tasks.push(tokio::spawn(phoenix_gateway::web::serve(gateway_listener, shutdown.clone())));
-        let active = services.iter().find(|(d, _)| *d == Domain::Active).map(|(_, a)| *a);
+        let addr_of = |domain: Domain| services.iter().find(|(d, _)| *d == domain).map(|(_, a)| *a);
+        // The gateway authenticates with its own service credential (api.md), created here
+        // for dev: a fresh secret each start, so none has to be stored.
+        let gateway_secret = match &config.gateway_client_secret {
+            Some(secret) => secret.expose().to_owned(),
+            None => {
+                phoenix_auth::service_clients::create_or_rotate(
+                    &pool,
+                    &config.gateway_client_id,
+                    &["scans:process".to_owned()],
+                )
+                .await?
+            }
+        };
+        let auth_url = crate::edge::auth_url(&config, addr_of(Domain::Auth));
+        let tokens = crate::edge::gateway_credentials(&config, &auth_url, &gateway_secret, shutdown.clone()).await?;
         let bridge = crate::edge::start_bridge(
             &config,
             pool,
             &mqtt_url,
-            &crate::edge::active_url(&config, active),
-            None,
+            &crate::edge::active_url(&config, addr_of(Domain::Active)),
+            tokens,
             shutdown.clone(),
         )?;
         let bridge_stats = bridge.stats_handle();

@@ -7,7 +7,7 @@ use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
-use phoenix_gateway::auth::{NoToken, TokenSource};
+use phoenix_gateway::auth::TokenSource;
 use phoenix_gateway::bridge::{self, Bridge, BridgeConfig, BridgeDeps};
 
 use crate::services::port_for;
@@ -15,11 +15,17 @@ use crate::services::port_for;
 /// Where the bridge calls ProcessScan: `PHOENIX_ACTIVE_URL`, else `active` (a listening
 /// address, an unspecified host meaning this machine).
 pub fn active_url(config: &Config, active: Option<SocketAddr>) -> String {
-    if let Some(url) = &config.active_url {
-        return url.clone();
-    }
-    let addr =
-        active.unwrap_or_else(|| SocketAddr::new(config.listen_host, port_for(Domain::Active, config.grpc_base_port)));
+    config.active_url.clone().unwrap_or_else(|| local_url(config, Domain::Active, active))
+}
+
+/// Where the gateway exchanges its service credential: `PHOENIX_AUTH_URL`, else the auth
+/// domain at `auth` (dev) or on its port on the listen host.
+pub fn auth_url(config: &Config, auth: Option<SocketAddr>) -> String {
+    config.auth_url.clone().unwrap_or_else(|| local_url(config, Domain::Auth, auth))
+}
+
+fn local_url(config: &Config, domain: Domain, addr: Option<SocketAddr>) -> String {
+    let addr = addr.unwrap_or_else(|| SocketAddr::new(config.listen_host, port_for(domain, config.grpc_base_port)));
     let host = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
@@ -28,20 +34,38 @@ pub fn active_url(config: &Config, active: Option<SocketAddr>) -> String {
     format!("http://{}", SocketAddr::new(host, addr.port()))
 }
 
-/// Starts the MQTT reader bridge. Outgoing calls carry the token of `tokens` (today
-/// [`NoToken`]: the service-credential exchange is the auth issue's).
+/// The gateway's service token source: its client credential exchanged at the auth service
+/// at `auth_url` and renewed in the background.
+pub async fn gateway_credentials(
+    config: &Config,
+    auth_url: &str,
+    secret: &str,
+    shutdown: ShutdownToken,
+) -> anyhow::Result<Arc<dyn TokenSource>> {
+    let source = phoenix_gateway::auth::ClientCredentials::start(
+        auth_url,
+        config.gateway_client_id.clone(),
+        secret.to_owned(),
+        shutdown,
+    )
+    .await?;
+    Ok(source)
+}
+
+/// Starts the MQTT reader bridge. Outgoing calls carry the token of `tokens` (the
+/// gateway's service credential, [`gateway_credentials`]).
 pub fn start_bridge(
     config: &Config,
     pool: DbPool,
     mqtt_url: &str,
     active_url: &str,
-    tokens: Option<Arc<dyn TokenSource>>,
+    tokens: Arc<dyn TokenSource>,
     shutdown: ShutdownToken,
 ) -> anyhow::Result<Bridge> {
     let secret = config.device_key_secret.clone().ok_or_else(|| {
         anyhow::anyhow!("PHOENIX_DEVICE_KEY_SECRET is not set: the gateway verifies reader signatures with it")
     })?;
-    let active = bridge::active_client(active_url, tokens.unwrap_or_else(|| Arc::new(NoToken)))?;
+    let active = bridge::active_client(active_url, tokens)?;
     tracing::info!(mqtt = %mqtt_url, active = %active_url, prefix = %config.mqtt_prefix, "starting the MQTT reader bridge");
     bridge::start(BridgeConfig::from_config(config, mqtt_url), BridgeDeps { pool, secret, active }, shutdown)
 }

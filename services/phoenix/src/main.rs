@@ -90,6 +90,16 @@ enum Command {
         #[arg(long, env = "PHOENIX_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Create a service client (e.g. the gateway) or rotate its secret; prints the secret
+    /// once (needs DATABASE_URL).
+    CreateServiceClient {
+        /// Client id: 1–64 characters of a-z, 0-9, _ and -.
+        #[arg(long)]
+        client_id: String,
+        /// Permissions its tokens carry, comma-separated, e.g. `scans:process`.
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -159,7 +169,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = db::connect(url, PoolOptions::from_config(&config)).await?;
             let shutdown = ShutdownToken::new();
             server::cancel_on_signal(shutdown.clone());
-            let ctx = ServiceContext { pool, config: config.clone() };
+            let ctx = ServiceContext::new(pool, config.clone());
             let running =
                 services::start(&domains, &ctx, config.listen_host, config.grpc_base_port, false, &shutdown).await?;
             for r in running {
@@ -228,6 +238,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 println!("An account with that email exists; nothing changed.");
             }
         }
+        Command::CreateServiceClient { client_id, permissions } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            let secret = phoenix_auth::service_clients::create_or_rotate(&pool, &client_id, &permissions).await?;
+            println!("Service client {client_id:?} ready; its secret (shown once, store it now):");
+            println!("{secret}");
+        }
     }
     Ok(())
 }
@@ -250,7 +266,15 @@ async fn run_gateway(config: Config) -> anyhow::Result<()> {
     println!("gateway on http://{} (grpc-web), MQTT broker {mqtt_url}", listener.local_addr()?);
     let web = tokio::spawn(phoenix_gateway::web::serve(listener, shutdown.clone()));
     let active = phoenix::edge::active_url(&config, None);
-    let bridge = phoenix::edge::start_bridge(&config, pool, &mqtt_url, &active, None, shutdown)?;
+    let secret = config.gateway_client_secret.clone().ok_or_else(|| {
+        anyhow::anyhow!(
+            "PHOENIX_GATEWAY_CLIENT_SECRET is not set: create the gateway's credential with \
+             `phoenix create-service-client --client-id gateway --permissions scans:process`"
+        )
+    })?;
+    let auth = phoenix::edge::auth_url(&config, None);
+    let tokens = phoenix::edge::gateway_credentials(&config, &auth, secret.expose(), shutdown.clone()).await?;
+    let bridge = phoenix::edge::start_bridge(&config, pool, &mqtt_url, &active, tokens, shutdown)?;
     bridge.join().await?;
     web.await??;
     Ok(())
@@ -287,6 +311,13 @@ fn print_dev_summary(stack: &DevStack) {
         println!("  phoenix reader-sim --broker {} --device reader-01 --pupil 0   # checked_in", stack.mqtt_url);
         println!("  phoenix reader-sim --broker {} --device reader-02 --pupil 0   # transferred", stack.mqtt_url);
         println!("  phoenix reader-sim --broker {} --device reader-02 --pupil 0   # checked_out", stack.mqtt_url);
+    }
+    if let (Some(admin), Some((_, auth))) = (&stack.admin, stack.services.iter().find(|(d, _)| *d == Domain::Auth)) {
+        println!(
+            "Log in: grpcurl -plaintext -d '{{\"email\":\"{}\",\"password\":\"…\"}}' {auth} phoenix.auth.v1.AuthService/Login",
+            admin.email
+        );
+        println!("  then send the access token as: -H 'authorization: Bearer <access_token>'");
     }
     println!("Press Ctrl-C to stop.");
 }

@@ -2,7 +2,9 @@
 //! on its own port (base port + the domain's offset), as on Kubernetes one per Deployment.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
+use phoenix_common::authz::{Authorized, MethodTable, TokenVerifier};
 use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
@@ -16,6 +18,16 @@ pub struct ServiceContext {
     pub pool: DbPool,
     /// Process configuration.
     pub config: Config,
+    /// Verifies access tokens for every domain of the process (one key cache).
+    pub verifier: Arc<TokenVerifier>,
+}
+
+impl ServiceContext {
+    /// A context whose token verifier reads public keys from the shared database.
+    pub fn new(pool: DbPool, config: Config) -> Self {
+        let verifier = Arc::new(TokenVerifier::new(pool.clone()));
+        Self { pool, config, verifier }
+    }
 }
 
 impl std::fmt::Debug for ServiceContext {
@@ -35,33 +47,84 @@ pub struct RunningService {
     pub task: JoinHandle<anyhow::Result<()>>,
 }
 
-/// Routes of one domain: health + reflection, plus the domain's own servers once its issue
-/// lands (add them in the `match`).
-pub fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
-    let mut routes = ServiceRoutes::new(&[domain.grpc_service()])?;
+/// Every gRPC service name each domain serves (health reports each).
+pub fn service_names(domain: Domain) -> Vec<&'static str> {
     match domain {
+        Domain::Auth => phoenix_auth::SERVICE_NAMES.to_vec(),
+        other => vec![other.grpc_service()],
+    }
+}
+
+/// The permission declarations of every served method, per gRPC service. A test checks
+/// them against the proto descriptors: every method declared, nothing declared twice.
+pub fn method_tables() -> Vec<MethodTable> {
+    let mut tables = phoenix_auth::METHOD_TABLES.to_vec();
+    tables.extend([
+        phoenix_activities::METHODS,
+        phoenix_config::METHODS,
+        phoenix_feedback::METHODS,
+        phoenix_schedule::METHODS,
+        phoenix_education::service::METHODS,
+        phoenix_facilities::service::METHODS,
+        phoenix_users::service::METHODS,
+        phoenix_iot::METHODS,
+        phoenix_active::METHODS,
+    ]);
+    tables
+}
+
+/// Routes of one domain: health + reflection, plus the domain's own servers, each behind
+/// the authorization layer with its method table. Domains without methods yet serve only
+/// health and reflection.
+pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
+    let mut routes = ServiceRoutes::new(&service_names(domain))?;
+    match domain {
+        Domain::Auth => {
+            let options = phoenix_auth::AuthOptions::default();
+            phoenix_auth::add_servers(&mut routes, ctx.pool.clone(), &ctx.config, options, ctx.verifier.clone())
+                .await?;
+        }
+        Domain::Activities => {
+            let server = phoenix_activities::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_activities::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Config => {
+            let server = phoenix_config::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_config::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Feedback => {
+            let server = phoenix_feedback::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_feedback::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Schedule => {
+            let server = phoenix_schedule::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_schedule::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Education => {
+            let server = phoenix_education::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_education::service::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Facilities => {
+            let server = phoenix_facilities::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_facilities::service::METHODS, ctx.verifier.clone())?);
+        }
+        Domain::Users => {
+            let server = phoenix_users::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_users::service::METHODS, ctx.verifier.clone())?);
+        }
         Domain::Iot => {
             let secret = ctx.config.device_key_secret.clone().ok_or_else(|| {
                 anyhow::anyhow!("PHOENIX_DEVICE_KEY_SECRET is not set: the iot service derives reader keys from it")
             })?;
-            routes.builder.add_service(phoenix_iot::server(ctx.pool.clone(), secret));
+            let server = phoenix_iot::server(ctx.pool.clone(), secret);
+            routes.add_service(Authorized::new(server, phoenix_iot::METHODS, ctx.verifier.clone())?);
         }
         Domain::Active => {
-            routes
-                .builder
-                .add_service(phoenix_active::server(ctx.pool.clone(), phoenix_active::scan_settings(&ctx.config)));
+            let server = phoenix_active::server(ctx.pool.clone(), phoenix_active::scan_settings(&ctx.config));
+            routes.add_service(Authorized::new(server, phoenix_active::METHODS, ctx.verifier.clone())?);
         }
-        // Each domain registers its tonic servers here as it is implemented, e.g.
-        // `Domain::Auth => { routes.builder.add_service(auth::server(ctx)); }`.
-        Domain::Auth
-        | Domain::Users
-        | Domain::Education
-        | Domain::Facilities
-        | Domain::Activities
-        | Domain::Schedule
-        | Domain::Feedback
-        | Domain::Config
-        | Domain::Audit => {}
+        // Each domain registers its servers here as it is implemented.
+        Domain::Audit => {}
     }
     Ok(routes)
 }
@@ -85,8 +148,9 @@ pub async fn start(
     for &domain in domains {
         let listener = server::bind(host, port_for(domain, base_port), fallback).await?;
         let addr = listener.local_addr()?;
-        let (routes, health) = domain_routes(domain, ctx)?.into_serving().await;
-        let names = vec![domain.grpc_service().to_owned()];
+        let routes = domain_routes(domain, ctx).await?;
+        let names = routes.names().to_vec();
+        let (routes, health) = routes.into_serving().await;
         let task = tokio::spawn(server::serve(listener, routes, health, names, shutdown.clone()));
         tracing::info!(%domain, %addr, "service listening");
         running.push(RunningService { domain, addr, task });

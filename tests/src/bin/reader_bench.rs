@@ -23,6 +23,7 @@ use phoenix_active::scan::{ScanCommand, ScanSettings};
 use phoenix_common::db::{self, DbPool, PoolOptions};
 use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
+use phoenix_gateway::auth::StaticToken;
 use phoenix_gateway::bridge::{self, BridgeConfig, BridgeDeps};
 use phoenix_gateway::sim::SimReader;
 use phoenix_reader_protocol::derive_device_key;
@@ -239,7 +240,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = test_config(db.url());
     config.db_pool_size = pool_size;
     let shutdown = ShutdownToken::new();
-    let ctx = ServiceContext { pool: pool.clone(), config: config.clone() };
+    let ctx = ServiceContext::new(pool.clone(), config.clone());
     let running =
         services::start(&[Domain::Iot, Domain::Active], &ctx, config.listen_host, 0, false, &shutdown).await?;
     let active_addr = running
@@ -255,7 +256,10 @@ async fn main() -> anyhow::Result<()> {
         BridgeDeps {
             pool: pool.clone(),
             secret: config.device_key_secret.clone().ok_or_else(|| anyhow::anyhow!("no secret"))?,
-            active: bridge::active_client(&format!("http://{active_addr}"), Arc::new(phoenix_gateway::auth::NoToken))?,
+            active: bridge::active_client(
+                &format!("http://{active_addr}"),
+                Arc::new(gateway_token(&pool, &config).await?),
+            )?,
         },
         shutdown.clone(),
     )?;
@@ -297,4 +301,19 @@ async fn main() -> anyhow::Result<()> {
         r.task.await??;
     }
     Ok(())
+}
+
+/// The gateway's service credential for the run: a real token with `scans:process`, signed
+/// with the database's signing key (what `ExchangeClientCredentials` would return).
+async fn gateway_token(pool: &db::DbPool, config: &phoenix_common::config::Config) -> anyhow::Result<StaticToken> {
+    let signer = phoenix_auth::keys::ensure_signing_key(pool, &config.secret_key, &Default::default()).await?;
+    let subject = phoenix_auth::tokens::Subject {
+        sub: "service:gateway".into(),
+        roles: vec![],
+        permissions: vec!["scans:process".into()],
+        session_id: None,
+    };
+    let token = phoenix_auth::tokens::issue_access_token(&signer, subject, Duration::from_secs(3600))
+        .map_err(|e| anyhow::anyhow!("sign: {e}"))?;
+    Ok(StaticToken(token.token))
 }

@@ -1,4 +1,4 @@
-//! `auth` schema: accounts, refresh tokens, roles, permissions and grants, password reset, invitations, JWT signing keys, service clients.
+//! `auth` schema: accounts, refresh tokens, roles, permissions and grants, password reset, invitations, JWT signing keys, service clients, the message outbox.
 
 diesel::table! {
     auth.accounts (id) {
@@ -171,6 +171,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    auth.outbox (id) {
+        id -> Int8,
+        kind -> Text,
+        account_id -> Nullable<Int8>,
+        invitation_id -> Nullable<Int8>,
+        payload -> Jsonb,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(tokens -> accounts (account_id));
 diesel::joinable!(role_permissions -> roles (role_id));
 diesel::joinable!(role_permissions -> permissions (permission_id));
@@ -182,3 +196,5 @@ diesel::joinable!(password_reset_tokens -> accounts (account_id));
 diesel::joinable!(invitations -> roles (role_id));
 diesel::joinable!(invitations -> accounts (created_by));
 diesel::joinable!(guardian_invitations -> accounts (created_by));
+diesel::joinable!(outbox -> accounts (account_id));
+diesel::joinable!(outbox -> invitations (invitation_id));

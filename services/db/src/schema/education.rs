@@ -31,6 +31,7 @@ diesel::table! {
         reason -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        is_transfer -> Bool,
     }
 }
 

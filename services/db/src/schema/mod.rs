@@ -69,7 +69,7 @@ use self::audit::{
 };
 use self::auth::{
     account_permissions as auth_account_permissions, account_roles as auth_account_roles, accounts as auth_accounts,
-    guardian_invitations as auth_guardian_invitations, invitations as auth_invitations,
+    guardian_invitations as auth_guardian_invitations, invitations as auth_invitations, outbox as auth_outbox,
     password_reset_rate_limits as auth_password_reset_rate_limits, password_reset_tokens as auth_password_reset_tokens,
     permissions as auth_permissions, role_permissions as auth_role_permissions, roles as auth_roles,
     service_clients as auth_service_clients, signing_keys as auth_signing_keys, tokens as auth_tokens,
@@ -108,6 +108,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     auth_password_reset_tokens,
     auth_password_reset_rate_limits,
     auth_invitations,
+    auth_outbox,
     auth_signing_keys,
     auth_service_clients,
     auth_guardian_invitations,

@@ -93,6 +93,7 @@ diesel::table! {
         sick_since -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        deactivated_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -1,0 +1,188 @@
+//! `phoenix-auth`: identity for Phoenix (schema `auth`, package `phoenix.auth.v1`).
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`service`] | the thin tonic `AuthService` impl (login, tokens, who-am-i, keys) |
+//! | [`account_service`] | the thin tonic `AccountService` impl (account administration) |
+//! | [`invitation_service`] | the thin tonic `InvitationService` impl (staff invitations) |
+//! | [`role_service`] | the thin tonic `RoleService` impl (roles, the permission catalogue) |
+//! | [`validate`] | requests → typed commands, collecting field violations |
+//! | [`convert`] | domain values → proto messages |
+//! | [`repo`] | diesel queries over `auth.*` (and the `audit.auth_events` rows they go with) |
+//! | [`keys`] | Ed25519 signing keys: generated on first start, stored encrypted, rotated |
+//! | [`tokens`] | access-token issuing, refresh-token generation and hashing |
+//! | [`throttle`] | in-memory failure counters per email and per client address |
+//! | [`service_clients`] | creating service credentials (the gateway's) |
+//! | [`error`] | the auth-specific errors, all mapped through [`phoenix_common::Error`] |
+//!
+//! Every method declares what it needs in [`AUTH_METHODS`], [`ACCOUNT_METHODS`] and
+//! [`ROLE_METHODS`]; the
+//! servers are only reachable through [`phoenix_common::authz::Authorized`].
+
+pub mod account_service;
+pub mod convert;
+pub mod error;
+pub mod invitation_service;
+pub mod keys;
+pub mod repo;
+pub mod role_service;
+pub mod service;
+pub mod service_clients;
+pub mod throttle;
+pub mod tokens;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoenix_common::authz::{Authorized, MethodTable, Requirement, TokenVerifier};
+use phoenix_common::config::Config;
+use phoenix_common::db::DbPool;
+use phoenix_common::server::ServiceRoutes;
+use phoenix_proto::auth::v1::account_service_server::AccountServiceServer;
+use phoenix_proto::auth::v1::auth_service_server::AuthServiceServer;
+use phoenix_proto::auth::v1::invitation_service_server::InvitationServiceServer;
+use phoenix_proto::auth::v1::role_service_server::RoleServiceServer;
+
+/// Names of the gRPC services this crate serves (health reports each).
+pub const SERVICE_NAMES: &[&str] = &[
+    "phoenix.auth.v1.AuthService",
+    "phoenix.auth.v1.AccountService",
+    "phoenix.auth.v1.RoleService",
+    "phoenix.auth.v1.InvitationService",
+];
+
+/// What each `phoenix.auth.v1` method requires (api.md: everything but login, refresh,
+/// password reset, invitation acceptance, health and reflection is authenticated; public
+/// keys and the client-credentials exchange are public by nature).
+pub const AUTH_METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.AuthService/Login", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/Refresh", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/Logout", Requirement::Authenticated),
+    ("/phoenix.auth.v1.AuthService/WhoAmI", Requirement::Authenticated),
+    ("/phoenix.auth.v1.AuthService/ChangePassword", Requirement::Authenticated),
+    ("/phoenix.auth.v1.AuthService/GetSigningKeys", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/ExchangeClientCredentials", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/StartPasswordReset", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/ConfirmPasswordReset", Requirement::Public),
+];
+
+/// What each `AccountService` method requires: `auth:manage` throughout. (Not `users:*`:
+/// staff hold `users:create/update` for pupils and persons, which must not let them
+/// create, rename or switch off logins.)
+pub const ACCOUNT_METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.AccountService/CreateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/GetAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/ListAccounts", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/UpdateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/ActivateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/DeactivateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/AddAccountRole", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/RemoveAccountRole", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/SetAccountPermission", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/RemoveAccountPermission", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/GetAccountPermissions", Requirement::Permission("auth:manage")),
+];
+
+/// What each `RoleService` method requires (reference §1.1, with the role ↔ permission
+/// methods on the now-seeded `roles:manage`).
+pub const ROLE_METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.RoleService/CreateRole", Requirement::Permission("roles:create")),
+    ("/phoenix.auth.v1.RoleService/GetRole", Requirement::Permission("roles:read")),
+    ("/phoenix.auth.v1.RoleService/ListRoles", Requirement::Permission("roles:read")),
+    ("/phoenix.auth.v1.RoleService/UpdateRole", Requirement::Permission("roles:update")),
+    ("/phoenix.auth.v1.RoleService/DeleteRole", Requirement::Permission("roles:delete")),
+    ("/phoenix.auth.v1.RoleService/AddRolePermission", Requirement::Permission("roles:manage")),
+    ("/phoenix.auth.v1.RoleService/RemoveRolePermission", Requirement::Permission("roles:manage")),
+    ("/phoenix.auth.v1.RoleService/CreatePermission", Requirement::Permission("permissions:create")),
+    ("/phoenix.auth.v1.RoleService/ListPermissions", Requirement::Permission("permissions:read")),
+    ("/phoenix.auth.v1.RoleService/DeletePermission", Requirement::Permission("permissions:delete")),
+];
+
+/// What each `InvitationService` method requires: administration needs `auth:manage` (it
+/// leads to a login, like `CreateAccount`); look-up and accept are public, the one-time
+/// token being the credential (api.md).
+pub const INVITATION_METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.InvitationService/CreateInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/ListInvitations", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/ResendInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/RevokeInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/LookupInvitation", Requirement::Public),
+    ("/phoenix.auth.v1.InvitationService/AcceptInvitation", Requirement::Public),
+];
+
+/// Every method table of this crate, one per gRPC service.
+pub const METHOD_TABLES: &[MethodTable] = &[AUTH_METHODS, ACCOUNT_METHODS, ROLE_METHODS, INVITATION_METHODS];
+
+/// Lifetimes and throttling limits. Defaults are the production values.
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    /// Access-token lifetime (api.md: 15 min).
+    pub access_token_ttl: Duration,
+    /// Refresh-token lifetime; each rotation starts it anew.
+    pub refresh_token_ttl: Duration,
+    /// Lifetime of service-client tokens.
+    pub service_token_ttl: Duration,
+    /// Consecutive wrong passwords that lock an account.
+    pub lockout_threshold: u32,
+    /// How long a lockout lasts.
+    pub lockout_duration: Duration,
+    /// Failed attempts per email (known or not) within `failure_window` before throttling.
+    pub failures_per_email: u32,
+    /// Failed attempts per client address within `failure_window` before throttling.
+    /// Generous: a whole school may share one address.
+    pub failures_per_address: u32,
+    /// Window of the in-memory failure counters.
+    pub failure_window: Duration,
+    /// A signing key older than this is replaced at the next start.
+    pub signing_key_rotation: Duration,
+    /// Lifetime of a password-reset token (reference §2.6: 30 min).
+    pub password_reset_ttl: Duration,
+    /// Password-reset requests per email within `password_reset_window` (reference §2.8: 3).
+    pub password_reset_requests: u32,
+    /// Fixed window of the per-email password-reset limit, from its first request (1 h).
+    pub password_reset_window: Duration,
+    /// Lifetime of an invitation token (reference §2.6: 48 h).
+    pub invitation_ttl: Duration,
+}
+
+impl Default for AuthOptions {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(24 * 3600),
+            service_token_ttl: Duration::from_secs(15 * 60),
+            lockout_threshold: 5,
+            lockout_duration: Duration::from_secs(15 * 60),
+            failures_per_email: 5,
+            failures_per_address: 100,
+            failure_window: Duration::from_secs(15 * 60),
+            signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            password_reset_requests: 3,
+            password_reset_window: Duration::from_secs(3600),
+            invitation_ttl: Duration::from_secs(48 * 3600),
+        }
+    }
+}
+
+/// Adds the auth servers, each behind its authorization check, to `routes`. Makes sure a
+/// signing key exists (generating and storing one on first start), so it needs the database.
+pub async fn add_servers(
+    routes: &mut ServiceRoutes,
+    pool: DbPool,
+    config: &Config,
+    options: AuthOptions,
+    verifier: Arc<TokenVerifier>,
+) -> anyhow::Result<()> {
+    let signer = keys::ensure_signing_key(&pool, &config.secret_key, &options).await?;
+    let invitations = invitation_service::InvitationService::new(pool.clone(), options.invitation_ttl);
+    let auth = service::AuthService::new(pool.clone(), config.secret_key.clone(), signer, options)?;
+    routes.add_service(Authorized::new(AuthServiceServer::new(auth), AUTH_METHODS, verifier.clone())?);
+    let accounts = account_service::AccountService::new(pool.clone());
+    routes.add_service(Authorized::new(AccountServiceServer::new(accounts), ACCOUNT_METHODS, verifier.clone())?);
+    let roles = role_service::RoleService::new(pool);
+    routes.add_service(Authorized::new(RoleServiceServer::new(roles), ROLE_METHODS, verifier.clone())?);
+    routes.add_service(Authorized::new(InvitationServiceServer::new(invitations), INVITATION_METHODS, verifier)?);
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! The one authorization layer every Phoenix service sits behind (api.md "Identity and
+//! tokens", reference §3.3).
+//!
+//! - Each service declares, in one static [`MethodTable`] next to its handlers, what every
+//!   RPC needs: [`Requirement::Public`], [`Requirement::Authenticated`] or one
+//!   [`Requirement::Permission`]. A method missing from the table is refused, and a test
+//!   (`tests/it/authz.rs`) fails for any proto method without a declaration.
+//! - [`Authorized`] wraps a tonic server: it verifies the bearer token (EdDSA JWT) with the
+//!   public keys of `auth.signing_keys` ([`TokenVerifier`], cached, reloaded on an unknown
+//!   `kid` at most every few seconds), checks the declared permission (wildcards as
+//!   reference §3.3), and hands the handler a typed [`AuthContext`] in the request
+//!   extensions. Missing, expired or forged tokens are `Unauthenticated`; a missing
+//!   permission is `PermissionDenied` naming it.
+//! - Servers can only be added to [`crate::server::ServiceRoutes`] through this layer.
+//!
+//! Only the auth service holds signing keys; everyone else verifies with public keys only.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::server::NamedService;
+
+use crate::db::DbPool;
+use crate::error::Error;
+
+/// `iss` of every Phoenix access token.
+pub const ISSUER: &str = "phoenix-auth";
+/// `aud` of every Phoenix access token.
+pub const AUDIENCE: &str = "phoenix";
+/// Prefix of the `sub` claim of service-client tokens (`service:gateway`); account tokens
+/// carry the decimal account id.
+pub const SERVICE_SUBJECT_PREFIX: &str = "service:";
+/// Clock skew tolerated on `exp`/`iat`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+/// An unknown `kid` reloads the keys at most this often (forged kids cannot flood the DB).
+const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+/// Keys are re-read at least this often, so retirements reach every process.
+const MAX_CACHE_AGE: Duration = Duration::from_secs(300);
+
+/// What one RPC requires of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    /// No token needed (login, refresh, public keys, …).
+    Public,
+    /// Any valid access token, user or service (who-am-i, change own password, …).
+    Authenticated,
+    /// A valid access token whose permissions grant this `resource:action`.
+    Permission(&'static str),
+}
+
+/// A service's declarations: `("/package.Service/Method", requirement)` for every method.
+pub type MethodTable = &'static [(&'static str, Requirement)];
+
+/// The claims of a Phoenix access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Account id (decimal) or `service:<client_id>`.
+    pub sub: String,
+    /// Role names (accounts only).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Effective permissions, `resource:action`, possibly wildcards.
+    #[serde(default)]
+    pub perms: Vec<String>,
+    /// Always [`ISSUER`].
+    pub iss: String,
+    /// Always [`AUDIENCE`].
+    pub aud: String,
+    /// Unique token id.
+    pub jti: String,
+    /// Issued at (Unix seconds).
+    pub iat: i64,
+    /// Expires at (Unix seconds).
+    pub exp: i64,
+    /// Session: the refresh-token family this token was issued for (accounts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<uuid::Uuid>,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A user account.
+    Account(i64),
+    /// An internal service client (`auth.service_clients.client_id`).
+    Service(String),
+}
+
+/// The verified caller, put into the request extensions by [`Authorized`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthContext {
+    /// Account or service client.
+    pub principal: Principal,
+    /// Role names from the token.
+    pub roles: Vec<String>,
+    /// Permissions from the token.
+    pub permissions: Vec<String>,
+    /// The session (refresh-token family) of an account token.
+    pub session_id: Option<uuid::Uuid>,
+    /// The token's `jti`.
+    pub token_id: String,
+}
+
+impl AuthContext {
+    /// The context [`Authorized`] attached to `request`. Absent only on a `Public` method,
+    /// where asking for it is a bug (`Internal`).
+    pub fn of<T>(request: &tonic::Request<T>) -> Result<&AuthContext, Error> {
+        request
+            .extensions()
+            .get::<AuthContext>()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("no AuthContext: handler of a Public method asked for it")))
+    }
+
+    /// The account id, or `PermissionDenied` for a service client.
+    pub fn account_id(&self) -> Result<i64, Error> {
+        match &self.principal {
+            Principal::Account(id) => Ok(*id),
+            Principal::Service(client) => {
+                Err(Error::PermissionDenied(format!("service client {client:?} has no account; this needs a user")))
+            }
+        }
+    }
+
+    /// Whether the token's permissions grant `required`.
+    pub fn has_permission(&self, required: &str) -> bool {
+        grants(&self.permissions, required)
+    }
+
+    /// `PermissionDenied` naming `required` unless the caller holds it.
+    pub fn require(&self, required: &str) -> Result<(), Error> {
+        if self.has_permission(required) { Ok(()) } else { Err(missing_permission(required)) }
+    }
+}
+
+fn missing_permission(required: &str) -> Error {
+    Error::PermissionDenied(format!("missing permission {required}"))
+}
+
+/// Whether `held` grants `required`, per reference §3.3: `admin:*` and `*:*` grant
+/// everything; otherwise resource and action each match when equal, `*`, or a `prefix*`
+/// of the required part. A required value that is not `resource:action` never matches.
+pub fn permission_matches(held: &str, required: &str) -> bool {
+    if held == "*:*" || held == "admin:*" {
+        return true;
+    }
+    let (Some((req_res, req_act)), Some((held_res, held_act))) = (required.split_once(':'), held.split_once(':'))
+    else {
+        return false;
+    };
+    if req_res.is_empty() || req_act.is_empty() || req_act.contains(':') || held_act.contains(':') {
+        return false;
+    }
+    let part = |held: &str, req: &str| held == req || held.strip_suffix('*').is_some_and(|p| req.starts_with(p));
+    part(held_res, req_res) && part(held_act, req_act)
+}
+
+/// Whether any of `held` grants `required`.
+pub fn grants(held: &[String], required: &str) -> bool {
+    held.iter().any(|h| permission_matches(h, required))
+}
+
+/// Effective permissions (api.md): role permissions plus direct grants, minus direct
+/// denies, where a deny wins. A wildcard that covers a denied permission is replaced by
+/// the concrete `catalogue` permissions it covers except the denied ones, so `*:*` with a
+/// deny of `users:delete` grants every catalogued permission but that one. Sorted, unique.
+pub fn effective_permissions(
+    role_grants: &[String],
+    direct_grants: &[String],
+    denies: &[String],
+    catalogue: &[String],
+) -> Vec<String> {
+    let is_denied = |p: &str| denies.iter().any(|d| d == p);
+    let mut out: Vec<String> = Vec::new();
+    for held in role_grants.iter().chain(direct_grants) {
+        if is_denied(held) {
+            continue;
+        }
+        let is_wildcard = held.contains('*');
+        if is_wildcard && denies.iter().any(|d| permission_matches(held, d)) {
+            out.extend(
+                catalogue.iter().filter(|c| !c.contains('*') && permission_matches(held, c) && !is_denied(c)).cloned(),
+            );
+        } else {
+            out.push(held.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// A public key that verifies tokens whose header names its `kid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerificationKey {
+    /// Key id.
+    pub kid: String,
+    /// Raw Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// After this, tokens signed with it are rejected.
+    pub retire_after: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct KeyCache {
+    keys: HashMap<String, VerificationKey>,
+    loaded_at: Option<Instant>,
+}
+
+/// Verifies access tokens with the public keys in `auth.signing_keys` (or a fixed set).
+pub struct TokenVerifier {
+    pool: Option<DbPool>,
+    cache: tokio::sync::RwLock<KeyCache>,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier").finish_non_exhaustive()
+    }
+}
+
+impl TokenVerifier {
+    /// A verifier that reads public keys from `auth.signing_keys` on the shared database.
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool: Some(pool), cache: Default::default() }
+    }
+
+    /// A verifier with a fixed key set (unit tests, tools).
+    pub fn with_keys(keys: Vec<VerificationKey>) -> Self {
+        let keys = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+        Self { pool: None, cache: tokio::sync::RwLock::new(KeyCache { keys, loaded_at: Some(Instant::now()) }) }
+    }
+
+    /// Verifies `token` (signature, `kid`, algorithm, issuer, audience, expiry) and returns
+    /// the caller. Every failure is `Unauthenticated`, except a database outage while
+    /// loading keys (`Unavailable`).
+    pub async fn verify(&self, token: &str) -> Result<AuthContext, Error> {
+        let invalid = || Error::Unauthenticated("access token is invalid".into());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if header.alg != jsonwebtoken::Algorithm::EdDSA {
+            return Err(invalid());
+        }
+        let kid = header.kid.ok_or_else(invalid)?;
+        let key = self.key(&kid).await?.ok_or_else(invalid)?;
+        if key.retire_after.is_some_and(|t| t <= Utc::now()) {
+            return Err(Error::Unauthenticated("access token was signed with a retired key; log in again".into()));
+        }
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        let decoding = jsonwebtoken::DecodingKey::from_ed_der(&key.public_key);
+        let data = jsonwebtoken::decode::<Claims>(token, &decoding, &validation).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                Error::Unauthenticated("access token has expired; refresh it".into())
+            }
+            _ => invalid(),
+        })?;
+        let claims = data.claims;
+        let principal = match claims.sub.strip_prefix(SERVICE_SUBJECT_PREFIX) {
+            Some(client) if !client.is_empty() => Principal::Service(client.to_owned()),
+            Some(_) => return Err(invalid()),
+            None => Principal::Account(claims.sub.parse().map_err(|_| invalid())?),
+        };
+        Ok(AuthContext {
+            principal,
+            roles: claims.roles,
+            permissions: claims.perms,
+            session_id: claims.sid,
+            token_id: claims.jti,
+        })
+    }
+
+    async fn key(&self, kid: &str) -> Result<Option<VerificationKey>, Error> {
+        {
+            let cache = self.cache.read().await;
+            let fresh = cache.loaded_at.is_some_and(|t| t.elapsed() < MAX_CACHE_AGE);
+            match cache.keys.get(kid) {
+                Some(k) if fresh => return Ok(Some(k.clone())),
+                None if cache.loaded_at.is_some_and(|t| t.elapsed() < MIN_RELOAD_INTERVAL) => return Ok(None),
+                _ => {}
+            }
+        }
+        let Some(pool) = &self.pool else { return Ok(self.cache.read().await.keys.get(kid).cloned()) };
+        let mut cache = self.cache.write().await;
+        // Another task may have reloaded while we waited for the lock.
+        if cache.loaded_at.is_none_or(|t| t.elapsed() >= MIN_RELOAD_INTERVAL) {
+            let keys = load_keys(pool).await?;
+            cache.keys = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
+            cache.loaded_at = Some(Instant::now());
+        }
+        Ok(cache.keys.get(kid).cloned())
+    }
+}
+
+/// Public keys of `auth.signing_keys` (a cross-schema read every service may do).
+async fn load_keys(pool: &DbPool) -> Result<Vec<VerificationKey>, Error> {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use diesel_async::RunQueryDsl as _;
+    use phoenix_db::schema::auth::signing_keys as sk;
+    let mut conn = pool.get().await?;
+    let rows: Vec<(String, Vec<u8>, Option<DateTime<Utc>>)> = sk::table
+        .filter(sk::algorithm.eq("EdDSA"))
+        .select((sk::kid, sk::public_key, sk::retire_after))
+        .load(&mut conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(kid, public_key, retire_after)| VerificationKey { kid, public_key, retire_after })
+        .collect())
+}
+
+/// Checks one request against `table`: `Ok(None)` for a public method, `Ok(Some(ctx))`
+/// for an authorised caller, else the status to answer with.
+pub async fn authorize(
+    table: MethodTable,
+    verifier: &TokenVerifier,
+    path: &str,
+    headers: &http::HeaderMap,
+) -> Result<Option<AuthContext>, Error> {
+    let Some((_, requirement)) = table.iter().find(|(m, _)| *m == path) else {
+        // Refused rather than served unchecked; the declaration test catches it first.
+        return Err(Error::PermissionDenied(format!("method {path} declares no permission and is refused")));
+    };
+    if *requirement == Requirement::Public {
+        return Ok(None);
+    }
+    let token = bearer_token(headers)?;
+    let ctx = verifier.verify(token).await?;
+    if let Requirement::Permission(p) = requirement {
+        ctx.require(p)?;
+    }
+    Ok(Some(ctx))
+}
+
+fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Error> {
+    let missing = || Error::Unauthenticated("missing access token: send `authorization: Bearer <token>`".into());
+    let value = headers.get(http::header::AUTHORIZATION).ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| missing())?.trim();
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(missing());
+    }
+    Ok(token.trim())
+}
+
+/// A tonic server behind the authorization check. Build it with [`Authorized::new`]; add it
+/// with [`crate::server::ServiceRoutes::add_service`].
+pub struct Authorized<S> {
+    inner: S,
+    table: MethodTable,
+    verifier: Arc<TokenVerifier>,
+}
+
+impl<S: Clone> Clone for Authorized<S> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), table: self.table, verifier: self.verifier.clone() }
+    }
+}
+
+impl<S: NamedService> Authorized<S> {
+    /// Wraps `inner`. Fails when `table` names a method of another service, or names one
+    /// twice (a table is checked once, at start-up).
+    pub fn new(inner: S, table: MethodTable, verifier: Arc<TokenVerifier>) -> anyhow::Result<Self> {
+        let prefix = format!("/{}/", S::NAME);
+        for (i, (method, _)) in table.iter().enumerate() {
+            anyhow::ensure!(
+                method.strip_prefix(&prefix).is_some_and(|m| !m.is_empty() && !m.contains('/')),
+                "method table of {}: {method:?} is not a method of this service",
+                S::NAME
+            );
+            anyhow::ensure!(
+                !table[..i].iter().any(|(m, _)| m == method),
+                "method table of {}: {method:?} is declared twice",
+                S::NAME
+            );
+        }
+        Ok(Self { inner, table, verifier })
+    }
+}
+
+impl<S: NamedService> NamedService for Authorized<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Authorized<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // The clone-and-swap of tower middleware: the ready service goes into the future.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (table, verifier) = (self.table, self.verifier.clone());
+        Box::pin(async move {
+            match authorize(table, &verifier, request.uri().path(), request.headers()).await {
+                Ok(ctx) => {
+                    if let Some(ctx) = ctx {
+                        request.extensions_mut().insert(ctx);
+                    }
+                    inner.call(request).await
+                }
+                Err(e) => Ok(tonic::Status::from(e).into_http()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn wildcards_match_as_the_reference_says() {
+        assert!(permission_matches("*:*", "users:read"));
+        assert!(permission_matches("admin:*", "rooms:delete"));
+        assert!(permission_matches("users:*", "users:read"));
+        assert!(permission_matches("users:read", "users:read"));
+        assert!(permission_matches("us*:read", "users:read"));
+        assert!(permission_matches("*:read", "rooms:read"));
+        assert!(!permission_matches("users:*", "rooms:read"));
+        assert!(!permission_matches("users:read", "users:update"));
+        assert!(!permission_matches("users:read", "users"), "malformed requirement never matches");
+        assert!(!permission_matches("users:*", ":read"));
+        assert!(!permission_matches("users", "users:read"));
+    }
+
+    #[test]
+    fn a_deny_beats_a_role_grant_even_through_a_wildcard() {
+        let catalogue = s(&["*:*", "users:*", "users:read", "users:delete", "rooms:read"]);
+        let eff = effective_permissions(&s(&["users:read", "users:delete"]), &[], &s(&["users:delete"]), &catalogue);
+        assert_eq!(eff, s(&["users:read"]));
+        let eff = effective_permissions(&s(&["*:*"]), &s(&["x:y"]), &s(&["users:delete"]), &catalogue);
+        assert_eq!(eff, s(&["rooms:read", "users:read", "x:y"]));
+        assert!(!grants(&eff, "users:delete"));
+        let eff = effective_permissions(&s(&["rooms:read"]), &s(&["users:read"]), &[], &catalogue);
+        assert_eq!(eff, s(&["rooms:read", "users:read"]));
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_strictly() {
+        let mut h = http::HeaderMap::new();
+        assert!(bearer_token(&h).is_err());
+        h.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer abc.def"));
+        assert_eq!(bearer_token(&h).expect("token"), "abc.def");
+        h.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Basic abc"));
+        assert!(bearer_token(&h).is_err());
+        h.insert(http::header::AUTHORIZATION, http::HeaderValue::from_static("Bearer "));
+        assert!(bearer_token(&h).is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! Domain rows → proto messages.
+
+use chrono::{DateTime, Utc};
+use phoenix_proto::config::v1 as pb;
+
+use crate::registry::{Kind, SettingDef};
+use crate::repo::{FlagRow, StoredSetting};
+
+pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+/// A registry entry with its stored value, if any.
+pub(crate) fn setting(def: &SettingDef, stored: Option<&StoredSetting>) -> pb::Setting {
+    let (kind, min, max) = match def.kind {
+        Kind::Integer { min, max } => (pb::SettingType::Integer, Some(min), Some(max)),
+        Kind::Boolean => (pb::SettingType::Boolean, None, None),
+        Kind::TimeOfDay => (pb::SettingType::TimeOfDay, None, None),
+        Kind::TimeZone => (pb::SettingType::TimeZone, None, None),
+    };
+    pb::Setting {
+        key: def.key.to_owned(),
+        value: stored.map_or(def.default, |s| s.value.as_str()).to_owned(),
+        category: def.category().to_owned(),
+        description: def.description.to_owned(),
+        r#type: kind as i32,
+        default_value: def.default.to_owned(),
+        min_value: min,
+        max_value: max,
+        locked: def.locked,
+        requires_restart: def.requires_restart,
+        is_set: stored.is_some(),
+        update_time: stored.map(|s| timestamp(s.updated_at)),
+    }
+}
+
+pub(crate) fn flag(row: FlagRow) -> pb::FeatureFlag {
+    pb::FeatureFlag {
+        key: row.key,
+        enabled: row.enabled,
+        description: row.description.unwrap_or_default(),
+        updated_by_account_id: row.updated_by,
+        create_time: Some(timestamp(row.created_at)),
+        update_time: Some(timestamp(row.updated_at)),
+    }
+}

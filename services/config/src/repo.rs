@@ -1,0 +1,165 @@
+//! Diesel queries on `config.settings` and `config.feature_flags`.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_db::schema::config::{feature_flags, settings};
+
+/// NOTIFY channel every config change is announced on (payload: `setting:<key>` / `flag:<key>`).
+pub const CHANGE_CHANNEL: &str = "phoenix_config_changed";
+
+/// A stored setting value.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = settings)]
+pub struct StoredSetting {
+    /// Registry key.
+    pub key: String,
+    /// Canonical value.
+    pub value: String,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A feature flag row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = feature_flags)]
+pub struct FlagRow {
+    /// Key.
+    pub key: String,
+    /// On/off.
+    pub enabled: bool,
+    /// Description.
+    pub description: Option<String>,
+    /// Last changer.
+    pub updated_by: Option<i64>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Every stored setting.
+pub async fn all_settings(conn: &mut AsyncPgConnection) -> QueryResult<Vec<StoredSetting>> {
+    settings::table.select(StoredSetting::as_select()).load(conn).await
+}
+
+/// Stored values of `keys`.
+pub async fn settings_by_keys(conn: &mut AsyncPgConnection, keys: &[&str]) -> QueryResult<Vec<StoredSetting>> {
+    settings::table.filter(settings::key.eq_any(keys)).select(StoredSetting::as_select()).load(conn).await
+}
+
+/// Inserts or replaces the stored value of `key`.
+pub async fn upsert_setting(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+    value: &str,
+    category: &str,
+    description: &str,
+    requires_restart: bool,
+) -> QueryResult<StoredSetting> {
+    diesel::insert_into(settings::table)
+        .values((
+            settings::key.eq(key),
+            settings::value.eq(value),
+            settings::category.eq(category),
+            settings::description.eq(description),
+            settings::requires_restart.eq(requires_restart),
+        ))
+        .on_conflict(settings::key)
+        .do_update()
+        .set((settings::value.eq(value), settings::category.eq(category)))
+        .returning(StoredSetting::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Deletes the stored value of `key`; returns whether there was one.
+pub async fn delete_setting(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+    Ok(diesel::delete(settings::table.filter(settings::key.eq(key))).execute(conn).await? > 0)
+}
+
+/// Every flag (the cache's snapshot).
+pub async fn all_flags(conn: &mut AsyncPgConnection) -> QueryResult<Vec<FlagRow>> {
+    feature_flags::table.select(FlagRow::as_select()).order(feature_flags::key).load(conn).await
+}
+
+/// One flag.
+pub async fn find_flag(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<Option<FlagRow>> {
+    feature_flags::table.find(key).select(FlagRow::as_select()).first(conn).await.optional()
+}
+
+/// A page of flags after `after` (keyset on the key).
+pub async fn list_flags(conn: &mut AsyncPgConnection, after: Option<&str>, limit: i64) -> QueryResult<Vec<FlagRow>> {
+    let mut q = feature_flags::table.select(FlagRow::as_select()).order(feature_flags::key).limit(limit).into_boxed();
+    if let Some(after) = after {
+        q = q.filter(feature_flags::key.gt(after.to_owned()));
+    }
+    q.load(conn).await
+}
+
+/// Number of flags.
+pub async fn count_flags(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    feature_flags::table.count().get_result(conn).await
+}
+
+/// Inserts a flag; `None` when the key is taken.
+pub async fn insert_flag(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+    enabled: bool,
+    description: Option<&str>,
+    updated_by: Option<i64>,
+) -> QueryResult<Option<FlagRow>> {
+    diesel::insert_into(feature_flags::table)
+        .values((
+            feature_flags::key.eq(key),
+            feature_flags::enabled.eq(enabled),
+            feature_flags::description.eq(description),
+            feature_flags::updated_by.eq(updated_by),
+        ))
+        .on_conflict_do_nothing()
+        .returning(FlagRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Changes a flag; `None` when it does not exist.
+pub async fn update_flag(
+    conn: &mut AsyncPgConnection,
+    key: &str,
+    enabled: Option<bool>,
+    description: Option<Option<&str>>,
+    updated_by: Option<i64>,
+) -> QueryResult<Option<FlagRow>> {
+    let Some(current) =
+        feature_flags::table.find(key).select(FlagRow::as_select()).for_update().first(conn).await.optional()?
+    else {
+        return Ok(None);
+    };
+    diesel::update(feature_flags::table.find(key))
+        .set((
+            feature_flags::enabled.eq(enabled.unwrap_or(current.enabled)),
+            feature_flags::description.eq(description.unwrap_or(current.description.as_deref())),
+            feature_flags::updated_by.eq(updated_by),
+        ))
+        .returning(FlagRow::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Deletes a flag; returns whether it existed.
+pub async fn delete_flag(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+    Ok(diesel::delete(feature_flags::table.find(key)).execute(conn).await? > 0)
+}
+
+/// Announces a change to every replica's cache; delivered only if the transaction commits.
+pub async fn notify_change(conn: &mut AsyncPgConnection, what: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<diesel::sql_types::Text, _>(CHANGE_CHANNEL)
+        .bind::<diesel::sql_types::Text, _>(what)
+        .execute(conn)
+        .await
+        .map(drop)
+}

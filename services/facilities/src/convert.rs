@@ -1,0 +1,46 @@
+//! Rows → proto messages.
+
+use phoenix_common::convert::timestamp;
+use phoenix_proto::facilities::v1 as pb;
+
+use crate::repo::{Building, Location, Occupancy, Room};
+
+pub fn room(r: Room, occupancy: Occupancy) -> pb::Room {
+    pb::Room {
+        id: r.id,
+        name: r.name,
+        building_id: r.building_id,
+        location_id: r.location_id,
+        floor: r.floor,
+        capacity: r.capacity,
+        category: r.category,
+        color: r.color,
+        occupancy: Some(pb::RoomOccupancy {
+            occupied: occupancy.occupied,
+            student_count: i32::try_from(occupancy.student_count).unwrap_or(i32::MAX),
+        }),
+        create_time: Some(timestamp(r.created_at)),
+        update_time: Some(timestamp(r.updated_at)),
+    }
+}
+
+pub fn building(b: Building) -> pb::Building {
+    pb::Building {
+        id: b.id,
+        name: b.name,
+        address: b.address,
+        create_time: Some(timestamp(b.created_at)),
+        update_time: Some(timestamp(b.updated_at)),
+    }
+}
+
+pub fn location(l: Location) -> pb::Location {
+    pb::Location {
+        id: l.id,
+        building_id: l.building_id,
+        name: l.name,
+        description: l.description,
+        create_time: Some(timestamp(l.created_at)),
+        update_time: Some(timestamp(l.updated_at)),
+    }
+}

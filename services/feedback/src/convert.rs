@@ -1,0 +1,104 @@
+//! Proto ⇄ domain: the feedback value, rows → messages.
+
+use chrono::{DateTime, Utc};
+use phoenix_proto::feedback::v1 as pb;
+
+use crate::repo::{CommentRow, EntryRow};
+
+/// Day format on the wire and in the reference (§6).
+pub(crate) const DAY_FORMAT: &str = "%Y-%m-%d";
+/// Time-of-day format on the wire and in the reference (§6).
+pub(crate) const TIME_FORMAT: &str = "%H:%M:%S";
+
+/// A pupil's rating: the three values the table's CHECK allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Value {
+    Positive,
+    Neutral,
+    Negative,
+}
+
+impl Value {
+    /// The stored text.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Value::Positive => "positive",
+            Value::Neutral => "neutral",
+            Value::Negative => "negative",
+        }
+    }
+}
+
+/// `UNSPECIFIED` (or an unknown number) is not a value.
+impl TryFrom<i32> for Value {
+    type Error = String;
+
+    fn try_from(raw: i32) -> Result<Self, Self::Error> {
+        match pb::FeedbackValue::try_from(raw) {
+            Ok(pb::FeedbackValue::Positive) => Ok(Value::Positive),
+            Ok(pb::FeedbackValue::Neutral) => Ok(Value::Neutral),
+            Ok(pb::FeedbackValue::Negative) => Ok(Value::Negative),
+            Ok(pb::FeedbackValue::Unspecified) => {
+                Err("is required: FEEDBACK_VALUE_POSITIVE, _NEUTRAL or _NEGATIVE".to_owned())
+            }
+            Err(_) => Err(format!("unknown feedback value {raw}; use POSITIVE, NEUTRAL or NEGATIVE")),
+        }
+    }
+}
+
+/// The wire value of a stored text; an unexpected text (impossible under the CHECK) is
+/// reported as unspecified rather than failing the read.
+fn value_of(stored: &str) -> pb::FeedbackValue {
+    match stored {
+        "positive" => pb::FeedbackValue::Positive,
+        "neutral" => pb::FeedbackValue::Neutral,
+        "negative" => pb::FeedbackValue::Negative,
+        _ => pb::FeedbackValue::Unspecified,
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+}
+
+impl From<EntryRow> for pb::FeedbackEntry {
+    fn from(row: EntryRow) -> Self {
+        pb::FeedbackEntry {
+            id: row.id,
+            student_id: row.student_id,
+            value: value_of(&row.value) as i32,
+            day: row.day.format(DAY_FORMAT).to_string(),
+            time: row.time.format(TIME_FORMAT).to_string(),
+            is_mensa_feedback: row.is_mensa_feedback,
+            device_id: row.device_id.unwrap_or(0),
+            create_time: Some(timestamp(row.created_at)),
+        }
+    }
+}
+
+impl From<CommentRow> for pb::FeedbackComment {
+    fn from(row: CommentRow) -> Self {
+        pb::FeedbackComment {
+            id: row.id,
+            entry_id: row.entry_id,
+            author_account_id: row.author_account_id.unwrap_or(0),
+            body: row.body,
+            create_time: Some(timestamp(row.created_at)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_and_unspecified_is_rejected() {
+        for v in [Value::Positive, Value::Neutral, Value::Negative] {
+            let wire = value_of(v.as_str()) as i32;
+            assert_eq!(Value::try_from(wire), Ok(v));
+        }
+        assert!(Value::try_from(0).is_err());
+        assert!(Value::try_from(42).is_err());
+    }
+}
