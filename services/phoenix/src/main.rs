@@ -39,8 +39,9 @@ enum Command {
         services: String,
     },
     /// Run the edge alone: the grpc-web server and the MQTT reader bridge (as on Kubernetes).
-    /// Needs DATABASE_URL, PHOENIX_DEVICE_KEY_SECRET and the active service
-    /// (PHOENIX_ACTIVE_URL); uses MQTT_URL, or starts the embedded broker when it is unset.
+    /// Needs DATABASE_URL, PHOENIX_DEVICE_KEY_SECRET, the gateway's service credential
+    /// (PHOENIX_GATEWAY_CLIENT_SECRET) and the auth and active services (PHOENIX_AUTH_URL,
+    /// PHOENIX_ACTIVE_URL); uses MQTT_URL, or starts the embedded broker when it is unset.
     Gateway,
     /// A simulated RFID reader: signs scans with the device key, publishes them, waits for
     /// each Result (re-sending every 5 s) and prints it.
