@@ -98,17 +98,7 @@ pub async fn admin_token(app: &TestApp) -> (i64, String) {
 /// An account with role `staff` linked to the person of staff member `staff_id`, and an
 /// access token for it.
 pub async fn staff_token(app: &TestApp, staff_id: i64) -> String {
-    use phoenix_db::schema::users::{persons, staff};
-    let email = format!("staff-{}@test.example", uuid::Uuid::new_v4().simple());
-    let id = create_account(app, &email, PASSWORD, &["staff"], true).await;
-    let mut conn = app.db.conn().await;
-    let person: i64 =
-        staff::table.find(staff_id).select(staff::person_id).first(&mut conn).await.expect("staff exists");
-    diesel::update(persons::table.find(person))
-        .set(persons::account_id.eq(Some(id)))
-        .execute(&mut conn)
-        .await
-        .expect("link");
+    let id = staff_account(&app.db.pool().await, staff_id).await;
     mint_token(app, &id.to_string(), &["staff"], &role_permissions(app, "staff").await).await
 }
 
@@ -196,34 +186,36 @@ impl Minter {
         if let Some(t) = cache.get(&staff_id) {
             return t.clone();
         }
-        use phoenix_db::schema::users::{persons, staff};
-        let pool = self.pool().await;
-        let mut conn = pool.get().await.expect("conn");
-        let (person, linked): (i64, Option<i64>) = staff::table
-            .inner_join(persons::table)
-            .filter(staff::id.eq(staff_id))
-            .select((persons::id, persons::account_id))
-            .first(&mut conn)
-            .await
-            .expect("staff exists");
-        // One account per staff member, however many channels ask: relinking the person to a
-        // second account would silently strip the first token of its staff identity.
-        let id = match linked {
-            Some(id) => id,
-            None => {
-                let id = insert_account(&pool, &["staff"]).await;
-                diesel::update(persons::table.find(person))
-                    .set(persons::account_id.eq(Some(id)))
-                    .execute(&mut conn)
-                    .await
-                    .expect("link account");
-                id
-            }
-        };
+        let id = staff_account(&self.pool().await, staff_id).await;
         let token = self.sign(&id.to_string(), "staff").await;
         cache.insert(staff_id, token.clone());
         token
     }
+}
+
+/// The account (role `staff`) linked to staff member `staff_id`'s person, created and linked
+/// on first use. One account per staff member, however many tokens are asked for: relinking
+/// the person to a second account would silently strip the first token of its staff identity.
+async fn staff_account(pool: &phoenix_common::db::DbPool, staff_id: i64) -> i64 {
+    use phoenix_db::schema::users::{persons, staff};
+    let mut conn = pool.get().await.expect("conn");
+    let (person, linked): (i64, Option<i64>) = staff::table
+        .inner_join(persons::table)
+        .filter(staff::id.eq(staff_id))
+        .select((persons::id, persons::account_id))
+        .first(&mut conn)
+        .await
+        .expect("staff exists");
+    if let Some(id) = linked {
+        return id;
+    }
+    let id = insert_account(pool, &["staff"]).await;
+    diesel::update(persons::table.find(person))
+        .set(persons::account_id.eq(Some(id)))
+        .execute(&mut conn)
+        .await
+        .expect("link account");
+    id
 }
 
 async fn insert_account(pool: &phoenix_common::db::DbPool, role_names: &[&str]) -> i64 {
