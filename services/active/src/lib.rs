@@ -6,20 +6,23 @@
 //! | module | holds |
 //! |---|---|
 //! | [`service`] | the tonic impl and [`METHODS`] |
-//! | [`scan`] | `ProcessScan` in one transaction, and [`PRESENCE_CHANNEL`] |
+//! | [`scan`] | `ProcessScan` in one transaction |
+//! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
 //! | [`sessions`] | start (with `force`), end, get, list |
 //! | [`validate`] | requests → typed commands with field violations |
 //! | [`convert`] | domain → proto |
 //! | [`repo`] | diesel queries |
 
 pub mod convert;
+pub mod events;
 pub mod repo;
 pub mod scan;
 pub mod service;
 pub mod sessions;
 pub mod validate;
 
-pub use scan::{PRESENCE_CHANNEL, ScanSettings};
+pub use events::PRESENCE_CHANNEL;
+pub use scan::ScanSettings;
 pub use service::{ActiveApi, METHODS};
 
 use phoenix_common::config::Config;

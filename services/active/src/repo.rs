@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Date, Text, Timestamptz};
+use diesel::sql_types::{Date, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::active::{attendance, group_supervisors, groups, scan_receipts, visits};
 use phoenix_db::schema::{activities, education, facilities, iot, users};
@@ -514,17 +514,6 @@ pub async fn close_attendance(
             attendance::check_out_device_id.eq(Some(device)),
             attendance::check_out_destination.eq(Some("zuhause")),
         ))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-/// `NOTIFY channel, payload` — delivered to listeners when the transaction commits, and not
-/// at all if it rolls back.
-pub async fn notify(conn: &mut AsyncPgConnection, channel: &str, payload: &str) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<Text, _>(channel)
-        .bind::<Text, _>(payload)
         .execute(conn)
         .await
         .map(drop)

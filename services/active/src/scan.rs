@@ -23,13 +23,9 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::{Code, Outcome, ResultRoom, ResultStudent, ScanResult, display_name, normalize_tag};
-use serde_json::json;
 
+use crate::events::{self, ChangeKind, PresenceChange};
 use crate::repo::{self, ReceiptOutcome, ScanDevice};
-
-/// `LISTEN` channel of presence changes (check-in/out, transfer, arrival, departure, session
-/// start/end). Payloads are JSON objects of ids, never names or tags.
-pub const PRESENCE_CHANNEL: &str = "phoenix_presence";
 
 /// How far in the future a reader's clock may be (behaviour.md step 3).
 pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(5 * 60);
@@ -57,7 +53,7 @@ pub struct ScanCommand {
 struct Decision {
     result: ScanResult,
     student: Option<i64>,
-    event: Option<serde_json::Value>,
+    event: Option<PresenceChange>,
 }
 
 impl Decision {
@@ -79,7 +75,7 @@ fn applied(
     message: String,
     student: &ResultStudent,
     room: Option<&ResultRoom>,
-    event: serde_json::Value,
+    event: PresenceChange,
 ) -> Decision {
     Decision {
         result: ScanResult {
@@ -131,7 +127,7 @@ pub async fn process(
         )
         .await?;
         if let Some(event) = &decision.event {
-            repo::notify(conn, PRESENCE_CHANNEL, &event.to_string()).await?;
+            events::record(conn, *event).await?;
         }
         Ok(decision.result)
     })
@@ -206,10 +202,7 @@ async fn room_scan(
     if let Some(visit) = open.as_ref().filter(|v| v.session_id == session.id) {
         repo::close_visit(conn, visit.id, at).await?;
         repo::touch_session(conn, session.id, now).await?;
-        let event = json!({
-            "event": "checked_out", "student_id": who.id, "room_id": room.id,
-            "session_id": session.id, "device_id": device.id,
-        });
+        let event = PresenceChange::pupil(ChangeKind::CheckedOut, who.id).at(session.id, room.id);
         return Ok(applied(
             scan_id,
             Outcome::CheckedOut,
@@ -257,11 +250,8 @@ async fn room_scan(
         Some(_) => (Outcome::Transferred, "Gewechselt"),
         None => (Outcome::CheckedIn, "Eingecheckt"),
     };
-    let event = json!({
-        "event": outcome.as_str(), "student_id": who.id, "room_id": room.id, "session_id": session.id,
-        "device_id": device.id, "from_session_id": open.as_ref().map(|v| v.session_id),
-        "from_room_id": open.as_ref().map(|v| v.room_id),
-    });
+    let kind = if open.is_some() { ChangeKind::Transferred } else { ChangeKind::CheckedIn };
+    let event = PresenceChange::pupil(kind, who.id).at(session.id, room.id).from_room(open.as_ref().map(|v| v.room_id));
     Ok(applied(scan_id, outcome, format!("{verb}: {}", room.name), who, Some(&room), event))
 }
 
@@ -283,16 +273,12 @@ async fn entrance_scan(
                 repo::close_visit(conn, visit.id, at).await?;
             }
             repo::close_attendance(conn, present.id, at, device.id).await?;
-            let event = json!({
-                "event": "gone_home", "student_id": who.id, "device_id": device.id,
-                "from_session_id": open.as_ref().map(|v| v.session_id),
-                "from_room_id": open.as_ref().map(|v| v.room_id),
-            });
+            let event = PresenceChange::pupil(ChangeKind::GoneHome, who.id).from_room(open.as_ref().map(|v| v.room_id));
             Ok(applied(scan_id, Outcome::CheckedOut, "Auf Wiedersehen!".into(), who, None, event))
         }
         _ => {
             repo::open_attendance(conn, who.id, date, at, device.id).await?;
-            let event = json!({"event": "arrived", "student_id": who.id, "device_id": device.id});
+            let event = PresenceChange::pupil(ChangeKind::Arrived, who.id);
             Ok(applied(scan_id, Outcome::CheckedIn, "Willkommen!".into(), who, None, event))
         }
     }

@@ -6,10 +6,9 @@ use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use phoenix_common::pagination;
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
-use serde_json::json;
 
+use crate::events::{self, ChangeKind, PresenceChange};
 use crate::repo::{self, NewSession, SessionRow, SupervisorRow};
-use crate::scan::PRESENCE_CHANNEL;
 use crate::validate::{ListSessions, StartSession};
 
 /// A session with what callers see with it.
@@ -54,9 +53,7 @@ async fn end_in_tx(
     tz: chrono_tz::Tz,
 ) -> Result<(SessionRow, usize)> {
     let (row, closed) = repo::end_session(conn, session, now, business_date_in(now, tz)).await?;
-    let event =
-        json!({"event": "session_ended", "session_id": row.id, "room_id": row.room_id, "closed_visits": closed});
-    repo::notify(conn, PRESENCE_CHANNEL, &event.to_string()).await?;
+    events::record(conn, PresenceChange::session(ChangeKind::SessionEnded, row.id, row.room_id)).await?;
     Ok((row, closed))
 }
 
@@ -116,8 +113,7 @@ pub async fn start(
             other => other.into(),
         })?;
         repo::insert_supervisors(conn, row.id, &cmd.supervisors, business_date_in(now, tz)).await?;
-        let event = json!({"event": "session_started", "session_id": row.id, "room_id": row.room_id});
-        repo::notify(conn, PRESENCE_CHANNEL, &event.to_string()).await?;
+        events::record(conn, PresenceChange::session(ChangeKind::SessionStarted, row.id, row.room_id)).await?;
         Ok((view(conn, row.id).await?, ended))
     })
     .await

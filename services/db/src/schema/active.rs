@@ -112,6 +112,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    active.presence_events (id) {
+        id -> Int8,
+        tx_id -> Int8,
+        occurred_at -> Timestamptz,
+        kind -> Text,
+        student_id -> Nullable<Int8>,
+        session_id -> Nullable<Int8>,
+        room_id -> Nullable<Int8>,
+        from_room_id -> Nullable<Int8>,
+    }
+}
+
+diesel::joinable!(presence_events -> groups (session_id));
 diesel::joinable!(visits -> groups (active_group_id));
 diesel::joinable!(group_supervisors -> groups (active_group_id));
 diesel::joinable!(group_mappings -> combined_groups (combined_group_id));

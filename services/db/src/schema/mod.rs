@@ -47,6 +47,7 @@ diesel::joinable!(active::visits -> users::students (student_id));
 diesel::joinable!(active::group_supervisors -> users::staff (staff_id));
 diesel::joinable!(active::attendance -> users::students (student_id));
 diesel::joinable!(active::scheduled_checkouts -> users::students (student_id));
+diesel::joinable!(active::presence_events -> users::students (student_id));
 diesel::joinable!(feedback::entries -> users::students (student_id));
 diesel::joinable!(feedback::entries -> iot::devices (device_id));
 diesel::joinable!(feedback::comments -> auth::accounts (author_account_id));
@@ -58,7 +59,8 @@ diesel::joinable!(config::feature_flags -> auth::accounts (updated_by));
 use self::active::{
     attendance as active_attendance, combined_groups as active_combined_groups,
     group_mappings as active_group_mappings, group_supervisors as active_group_supervisors, groups as active_groups,
-    scan_receipts as active_scan_receipts, scheduled_checkouts as active_scheduled_checkouts, visits as active_visits,
+    presence_events as active_presence_events, scan_receipts as active_scan_receipts,
+    scheduled_checkouts as active_scheduled_checkouts, visits as active_visits,
 };
 use self::activities::{
     activities as activities_activities, categories as activities_categories, enrollments as activities_enrollments,
@@ -132,6 +134,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     activities_schedules,
     activities_supervisors,
     activities_enrollments,
+    active_presence_events,
     active_scan_receipts,
     active_groups,
     active_visits,

@@ -1,0 +1,1 @@
+DROP TABLE active.presence_events;
