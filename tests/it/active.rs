@@ -450,8 +450,9 @@ async fn presence_changes_are_logged_and_notified_on_commit_with_ids_only() {
         .expect("event log");
     let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(ids, notified, "notified ids are the logged ones, in order");
-    let shape: Vec<(String, Option<i64>, Option<i64>, Option<i64>)> =
-        rows.iter().map(|r| (r.get(1), r.get(2), r.get(3), r.get(4))).collect();
+    // (kind, student, session, room)
+    type Logged = (String, Option<i64>, Option<i64>, Option<i64>);
+    let shape: Vec<Logged> = rows.iter().map(|r| (r.get(1), r.get(2), r.get(3), r.get(4))).collect();
     let room = Some(school.rooms[0]);
     assert_eq!(
         shape,
