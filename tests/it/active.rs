@@ -227,6 +227,79 @@ async fn entrance_reader_records_arrival_and_departure() {
     assert_eq!(rows, 1);
 }
 
+/// Local time `hh:mm` on `date` in Berlin (the test configuration's time zone), as UTC.
+fn berlin(date: chrono::NaiveDate, hh: u32, mm: u32) -> DateTime<Utc> {
+    use chrono::TimeZone as _;
+    chrono_tz::Europe::Berlin
+        .from_local_datetime(&date.and_hms_opt(hh, mm, 0).expect("time"))
+        .single()
+        .expect("unambiguous local time")
+        .with_timezone(&Utc)
+}
+
+#[tokio::test]
+async fn the_entrance_keeps_a_pupil_until_their_pickup_time_before_the_daily_checkout_time() {
+    use chrono::Datelike as _;
+    use phoenix_db::schema::schedule::{student_pickup_exceptions as ex, student_pickup_schedules as weekly};
+    let app = TestApp::spawn_with(&[Domain::Active], |c| {
+        c.daily_checkout_time = chrono::NaiveTime::from_hms_opt(17, 0, 0).expect("time");
+        // Scans of a recent school day, replayed (an offline buffer).
+        c.scan_max_age = std::time::Duration::from_secs(5 * 24 * 3600);
+    })
+    .await;
+    let mut client = ActiveServiceClient::new(app.test_channel(Domain::Active).await);
+    let mut conn = app.db.conn().await;
+    let school = School::create(&mut conn, 3).await;
+    // The latest Monday–Friday at least a day ago, so all its times are in the past.
+    let mut day = phoenix_common::time::business_date_in(Utc::now(), chrono_tz::Europe::Berlin) - Duration::days(1);
+    while day.weekday().number_from_monday() > 5 {
+        day -= Duration::days(1);
+    }
+    let weekday = day.weekday().number_from_monday() as i16;
+    let time = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).expect("time");
+    let [collected, free_today, late] = [&school.pupils[0], &school.pupils[1], &school.pupils[2]];
+    // Weekly pickups at 16:00 for the first two; today's exception frees the second (no
+    // pickup that day); the third is collected at 18:00, after the daily check-out time.
+    diesel::insert_into(weekly::table)
+        .values(vec![
+            (weekly::student_id.eq(collected.id), weekly::weekday.eq(weekday), weekly::pickup_time.eq(time(16, 0))),
+            (weekly::student_id.eq(free_today.id), weekly::weekday.eq(weekday), weekly::pickup_time.eq(time(16, 0))),
+            (weekly::student_id.eq(late.id), weekly::weekday.eq(weekday), weekly::pickup_time.eq(time(18, 0))),
+        ])
+        .execute(&mut conn)
+        .await
+        .expect("weekly pickups");
+    diesel::insert_into(ex::table)
+        .values((
+            ex::student_id.eq(free_today.id),
+            ex::exception_date.eq(day),
+            ex::pickup_time.eq(None::<chrono::NaiveTime>),
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("exception");
+    for (i, p) in school.pupils.iter().enumerate() {
+        let r = scan(&mut client, &school.gate, &format!("arrive-{i}"), &p.tag, berlin(day, 8, 0)).await;
+        assert_eq!(outcome(&r), (pb::ScanOutcome::CheckedIn, "ok"));
+    }
+
+    let r = scan(&mut client, &school.gate, "early", &collected.tag, berlin(day, 10, 0)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::Rejected, "pickup_not_allowed"));
+    assert_eq!(r.student.as_ref().map(|s| s.id), Some(collected.id));
+    assert_eq!(attendance_open(&mut conn, collected.id).await, Some(true), "still present: nothing changed");
+    let r = scan(&mut client, &school.gate, "picked-up", &collected.tag, berlin(day, 15, 50)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::CheckedOut, "ok"), "within the 15 minutes before the pickup time");
+    assert_eq!(attendance_open(&mut conn, collected.id).await, Some(false));
+
+    let r = scan(&mut client, &school.gate, "free", &free_today.tag, berlin(day, 10, 0)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::CheckedOut, "ok"), "the day's exception overrides the weekly pickup");
+
+    let r = scan(&mut client, &school.gate, "late-early", &late.tag, berlin(day, 16, 55)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::Rejected, "pickup_not_allowed"));
+    let r = scan(&mut client, &school.gate, "late-after", &late.tag, berlin(day, 17, 0)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::CheckedOut, "ok"), "from the daily check-out time on, everyone may go");
+}
+
 #[tokio::test]
 async fn refusals_are_results_and_change_nothing() {
     let (app, mut client, school) = setup(2).await;

@@ -9,6 +9,7 @@ mod authz;
 mod caller;
 mod config;
 mod demo;
+mod docs;
 mod dev_stack;
 mod education;
 mod facilities;

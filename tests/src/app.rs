@@ -46,8 +46,14 @@ pub struct TestApp {
 impl TestApp {
     /// Serves `domains` on ephemeral ports against a fresh migrated database.
     pub async fn spawn(domains: &[Domain]) -> Self {
+        Self::spawn_with(domains, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with the test configuration adjusted by `configure` first.
+    pub async fn spawn_with(domains: &[Domain], configure: impl FnOnce(&mut Config)) -> Self {
         let db = TestDb::new().await;
-        let config = test_config(db.url());
+        let mut config = test_config(db.url());
+        configure(&mut config);
         let ctx = ServiceContext::new(db.pool().await, config.clone());
         let shutdown = ShutdownToken::new();
         let running =

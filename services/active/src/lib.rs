@@ -31,7 +31,12 @@ use phoenix_proto::active::v1::active_service_server::ActiveServiceServer;
 
 /// Scan settings from the process configuration.
 pub fn scan_settings(config: &Config) -> ScanSettings {
-    ScanSettings { max_age: config.scan_max_age, max_ahead: scan::MAX_CLOCK_AHEAD, timezone: config.timezone }
+    ScanSettings {
+        max_age: config.scan_max_age,
+        max_ahead: scan::MAX_CLOCK_AHEAD,
+        timezone: config.timezone,
+        daily_checkout_time: config.daily_checkout_time,
+    }
 }
 
 /// The tonic server of the active domain.

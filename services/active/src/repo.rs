@@ -518,3 +518,32 @@ pub async fn close_attendance(
         .await
         .map(drop)
 }
+
+/// The pupil's pickup time on `date`: that day's exception when there is one (a NULL time
+/// there means no pickup that day), else the weekly schedule for the weekday (Mon–Fri).
+pub async fn pickup_time_on(
+    conn: &mut AsyncPgConnection,
+    student: i64,
+    date: NaiveDate,
+) -> QueryResult<Option<chrono::NaiveTime>> {
+    use chrono::Datelike as _;
+    use phoenix_db::schema::schedule::{student_pickup_exceptions as ex, student_pickup_schedules as weekly};
+    let exception: Option<Option<chrono::NaiveTime>> = ex::table
+        .filter(ex::student_id.eq(student))
+        .filter(ex::exception_date.eq(date))
+        .select(ex::pickup_time)
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(time) = exception {
+        return Ok(time);
+    }
+    let weekday = date.weekday().number_from_monday() as i16;
+    weekly::table
+        .filter(weekly::student_id.eq(student))
+        .filter(weekly::weekday.eq(weekday))
+        .select(weekly::pickup_time)
+        .first(conn)
+        .await
+        .optional()
+}

@@ -39,6 +39,24 @@ pub struct ScanSettings {
     pub max_ahead: Duration,
     /// The school's time zone (business date of attendance).
     pub timezone: chrono_tz::Tz,
+    /// Local time from which every pupil may go home through the entrance reader
+    /// (`PHOENIX_DAILY_CHECKOUT_TIME`); before it, a pupil with a pickup time today waits.
+    pub daily_checkout_time: chrono::NaiveTime,
+}
+
+/// How early before the pickup time a guardian may collect the pupil at the entrance.
+pub const PICKUP_GRACE: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+
+/// Whether a present pupil may leave through the entrance at local time `local` (behaviour.md
+/// step 7): from the daily check-out time on always; before it, unless their pickup rule for
+/// the day (exception, else weekly schedule) names a pickup time more than [`PICKUP_GRACE`]
+/// later — a pupil who is collected at 16:00 does not walk out alone at 14:00.
+pub fn may_leave(
+    local: chrono::NaiveTime,
+    daily_checkout: chrono::NaiveTime,
+    pickup: Option<chrono::NaiveTime>,
+) -> bool {
+    local >= daily_checkout || pickup.is_none_or(|p| local >= p - PICKUP_GRACE)
 }
 
 /// A scan whose signature the gateway verified.
@@ -267,6 +285,12 @@ async fn entrance_scan(
     let date = business_date_in(at, settings.timezone);
     match repo::attendance_of(conn, who.id, date).await? {
         Some(present) if present.check_out_time.is_none() => {
+            let local = at.with_timezone(&settings.timezone).time();
+            if local < settings.daily_checkout_time
+                && !may_leave(local, settings.daily_checkout_time, repo::pickup_time_on(conn, who.id, date).await?)
+            {
+                return Ok(Decision::rejected(scan_id, Code::PickupNotAllowed).with(Some(who), None));
+            }
             // Going home: close any open visit and the day's attendance.
             let open = repo::open_visit(conn, who.id).await?;
             if let Some(visit) = &open {
@@ -281,5 +305,25 @@ async fn entrance_scan(
             let event = PresenceChange::pupil(ChangeKind::Arrived, who.id);
             Ok(applied(scan_id, Outcome::CheckedIn, "Willkommen!".into(), who, None, event))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(h: u32, m: u32) -> chrono::NaiveTime {
+        chrono::NaiveTime::from_hms_opt(h, m, 0).expect("time")
+    }
+
+    #[test]
+    fn pupils_leave_from_the_daily_checkout_time_or_shortly_before_their_pickup() {
+        let daily = t(15, 0);
+        assert!(may_leave(t(10, 0), daily, None), "no pickup rule: free to go");
+        assert!(!may_leave(t(10, 0), daily, Some(t(14, 0))), "collected at 14:00");
+        assert!(!may_leave(t(13, 44), daily, Some(t(14, 0))));
+        assert!(may_leave(t(13, 45), daily, Some(t(14, 0))), "15 minutes early is fine");
+        assert!(may_leave(t(15, 0), daily, Some(t(17, 0))), "after the daily time, always");
+        assert!(!may_leave(t(14, 59), daily, Some(t(17, 0))));
     }
 }

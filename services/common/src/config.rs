@@ -76,6 +76,14 @@ pub struct Config {
     pub scan_max_age: Duration,
     /// `PHOENIX_TIMEZONE`: the school's time zone; business dates are its calendar dates.
     pub timezone: chrono_tz::Tz,
+    /// `PHOENIX_DAILY_CHECKOUT_TIME`: local time from which pupils may leave through the
+    /// entrance reader whatever their guardians' pickup rule (behaviour.md step 7).
+    pub daily_checkout_time: chrono::NaiveTime,
+    /// `PHOENIX_READER_RATE_LIMIT`: sustained scans per second one reader may send (0 = no
+    /// limit); beyond it and its burst, scans get `rejected`/`rate_limited`.
+    pub reader_rate_limit: u32,
+    /// `PHOENIX_READER_BURST`: scans one reader may send at once (an offline buffer replay).
+    pub reader_burst: u32,
     /// `PHOENIX_MQTT_CLIENT_ID`: the gateway's fixed MQTT client id (its persistent session).
     pub mqtt_client_id: String,
     /// `PHOENIX_MQTT_SHARED_GROUP`: when set, the gateway subscribes as `$share/{group}/…` so
@@ -216,6 +224,13 @@ impl Config {
         ),
         ("PHOENIX_SCAN_MAX_AGE", "24h", "oldest accepted reader scan (`scanned_at`), e.g. 24h, 90m, 3600s"),
         ("PHOENIX_TIMEZONE", "Europe/Berlin", "school time zone: business dates (attendance, sessions)"),
+        (
+            "PHOENIX_DAILY_CHECKOUT_TIME",
+            "15:00",
+            "local time (HH:MM) from which the entrance reader lets every pupil go home; before it, a pupil with a pickup time today waits for it",
+        ),
+        ("PHOENIX_READER_RATE_LIMIT", "20", "scans per second one reader may send; more get `rate_limited` (0 = off)"),
+        ("PHOENIX_READER_BURST", "100", "scans one reader may send at once, e.g. an offline buffer replay"),
         ("PHOENIX_MQTT_CLIENT_ID", "phoenix-gateway", "the gateway's MQTT client id (persistent session)"),
         ("PHOENIX_MQTT_SHARED_GROUP", "(off)", "shared-subscription group, so gateway replicas split the scans"),
         ("PHOENIX_ACTIVE_URL", "(the active port on the listen host)", "where the gateway calls ProcessScan"),
@@ -356,6 +371,13 @@ impl Config {
                     value: v,
                 })?,
             },
+            daily_checkout_time: parse_time_of_day(
+                "PHOENIX_DAILY_CHECKOUT_TIME",
+                get("PHOENIX_DAILY_CHECKOUT_TIME"),
+                chrono::NaiveTime::from_hms_opt(15, 0, 0).expect("valid time"),
+            )?,
+            reader_rate_limit: parse_num("PHOENIX_READER_RATE_LIMIT", get("PHOENIX_READER_RATE_LIMIT"), 20, 0, 10_000)?,
+            reader_burst: parse_num("PHOENIX_READER_BURST", get("PHOENIX_READER_BURST"), 100, 1, 100_000)?,
             mqtt_client_id: match get("PHOENIX_MQTT_CLIENT_ID") {
                 None => "phoenix-gateway".into(),
                 Some(v) if is_mqtt_name(&v) => v,
@@ -432,6 +454,20 @@ fn parse_duration(
     }
 }
 
+/// Parses a local time of day, `HH:MM`.
+fn parse_time_of_day(
+    var: &'static str,
+    value: Option<String>,
+    default: chrono::NaiveTime,
+) -> Result<chrono::NaiveTime, ConfigError> {
+    let Some(value) = value else { return Ok(default) };
+    chrono::NaiveTime::parse_from_str(&value, "%H:%M").map_err(|_| ConfigError {
+        var,
+        reason: "expected a time of day such as 15:00 (HH:MM)".into(),
+        value,
+    })
+}
+
 fn is_mqtt_name(v: &str) -> bool {
     (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
 }
@@ -496,6 +532,27 @@ mod tests {
         assert_eq!(c.mqtt_client_id, "phoenix-gateway");
         assert_eq!(c.mqtt_shared_group, None);
         assert_eq!(c.active_url, None);
+        assert_eq!(c.daily_checkout_time, chrono::NaiveTime::from_hms_opt(15, 0, 0).expect("time"));
+        assert_eq!((c.reader_rate_limit, c.reader_burst), (20, 100));
+    }
+
+    #[test]
+    fn checkout_time_and_reader_limits_are_validated() {
+        let c = config(&[
+            ("PHOENIX_DAILY_CHECKOUT_TIME", "16:30"),
+            ("PHOENIX_READER_RATE_LIMIT", "0"),
+            ("PHOENIX_READER_BURST", "5"),
+        ])
+        .expect("valid");
+        assert_eq!(c.daily_checkout_time, chrono::NaiveTime::from_hms_opt(16, 30, 0).expect("time"));
+        assert_eq!((c.reader_rate_limit, c.reader_burst), (0, 5));
+        for (var, bad) in [
+            ("PHOENIX_DAILY_CHECKOUT_TIME", "4pm"),
+            ("PHOENIX_DAILY_CHECKOUT_TIME", "25:00"),
+            ("PHOENIX_READER_BURST", "0"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
     }
 
     #[test]

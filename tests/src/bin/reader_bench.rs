@@ -159,6 +159,7 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
         max_age: Duration::from_secs(24 * 3600),
         max_ahead: Duration::from_secs(300),
         timezone: chrono_tz::Europe::Berlin,
+        daily_checkout_time: chrono::NaiveTime::MIN,
     };
     let per_task = (scans / concurrency).max(1);
     let started = Instant::now();
