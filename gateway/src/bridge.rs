@@ -35,6 +35,8 @@ use phoenix_common::config::Secret;
 use phoenix_common::db::DbPool;
 use phoenix_common::server::ShutdownToken;
 use phoenix_iot::model::LogEvent;
+
+use crate::rate_limit::KeyedLimiter;
 use phoenix_iot::presence::{self, Credentials};
 use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
@@ -76,6 +78,9 @@ pub struct BridgeConfig {
     pub seen_interval: Duration,
     /// At most one device-log entry per reader and refusal kind in this window.
     pub log_interval: Duration,
+    /// Scans per second one reader may send (`PHOENIX_READER_RATE_LIMIT`, 0 = no limit) and
+    /// at once (`PHOENIX_READER_BURST`); beyond, scans are answered `rate_limited`.
+    pub reader_rate: (u32, u32),
 }
 
 impl BridgeConfig {
@@ -91,6 +96,7 @@ impl BridgeConfig {
             unknown_ttl: Duration::from_secs(2),
             seen_interval: Duration::from_secs(15),
             log_interval: Duration::from_secs(10),
+            reader_rate: (20, 100),
         }
     }
 }
@@ -100,6 +106,7 @@ impl BridgeConfig {
     pub fn from_config(config: &phoenix_common::config::Config, mqtt_url: &str) -> Self {
         let mut c = Self::new(mqtt_url, config.mqtt_prefix.clone(), config.mqtt_client_id.clone());
         c.shared_group = config.mqtt_shared_group.clone();
+        c.reader_rate = (config.reader_rate_limit, config.reader_burst);
         c
     }
 }
@@ -142,6 +149,7 @@ pub struct BridgeStats {
     dropped: AtomicU64,
     bad_signature: AtomicU64,
     unknown_device: AtomicU64,
+    rate_limited: AtomicU64,
     unanswered: AtomicU64,
     status_messages: AtomicU64,
     connections: AtomicU64,
@@ -165,6 +173,8 @@ pub struct StatsSnapshot {
     pub bad_signature: u64,
     /// Scans from unknown device ids.
     pub unknown_device: u64,
+    /// Scans answered `rate_limited` (a reader sending faster than its limit).
+    pub rate_limited: u64,
     /// Scans left unanswered after ProcessScan stayed unavailable (the reader re-sends).
     pub unanswered: u64,
     /// Status messages handled.
@@ -191,6 +201,7 @@ impl BridgeStats {
             dropped: get(&self.dropped),
             bad_signature: get(&self.bad_signature),
             unknown_device: get(&self.unknown_device),
+            rate_limited: get(&self.rate_limited),
             unanswered: get(&self.unanswered),
             status_messages: get(&self.status_messages),
             connections: get(&self.connections),
@@ -270,6 +281,7 @@ pub fn start(config: BridgeConfig, deps: BridgeDeps, shutdown: ShutdownToken) ->
         credentials: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
         logged: Mutex::new(HashMap::new()),
+        limiter: KeyedLimiter::new(config.reader_rate.0, config.reader_rate.1),
         config: config.clone(),
     });
     let task = tokio::spawn(run(config, ctx, client, eventloop, shutdown));
@@ -287,6 +299,8 @@ struct Context {
     seen: Mutex<HashMap<i64, Instant>>,
     /// (device pk, event) → when it was last logged.
     logged: Mutex<HashMap<(i64, &'static str), Instant>>,
+    /// Scans per reader ([`BridgeConfig::reader_rate`]); `None` = unlimited.
+    limiter: Option<KeyedLimiter>,
     config: BridgeConfig,
 }
 
@@ -665,6 +679,18 @@ async fn handle_scan(ctx: &Context, device: &str, payload: &[u8]) {
         return;
     }
     ctx.seen(device, credentials.id).await;
+    // After the signature (forged scans cannot use up a reader's budget), before any
+    // scan work: a runaway reader must not take the database with it. Nothing is stored,
+    // so the same scan is applied normally if it comes again later.
+    if let Some(limiter) = &ctx.limiter
+        && limiter.check(device, Instant::now()).is_err()
+    {
+        BridgeStats::bump(&ctx.stats.rate_limited);
+        tracing::debug!(%device, scan_id = %scan.scan_id, "scan over the reader's rate limit");
+        ctx.publish_result(device, &ScanResult::rejected(scan.scan_id.clone(), Code::RateLimited)).await;
+        ctx.log(device, credentials.id, LogEvent::RateLimited, serde_json::json!({"scan_id": scan.scan_id})).await;
+        return;
+    }
 
     let result = match ctx.process(device, &scan).await {
         Ok(result) => result,

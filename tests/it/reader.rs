@@ -522,3 +522,47 @@ async fn a_broker_restart_mid_stream_loses_no_scan_and_applies_none_twice() {
     }
     stack.stop().await;
 }
+
+#[tokio::test]
+async fn a_reader_over_its_rate_limit_gets_rate_limited_and_nothing_is_stored() {
+    let mut stack = ReaderStack::spawn(10).await;
+    stack.stop_bridge().await;
+    stack.reader_rate = (1, 3);
+    stack.start_bridge().await;
+    open_rooms(&mut stack).await;
+    let s = stack.school.clone();
+    let mut a = stack.reader(&s.readers[0]).await;
+    let at = Utc::now() - Duration::from_secs(60);
+    let scans: Vec<Scan> =
+        s.pupils.iter().enumerate().map(|(i, p)| a.sign(&format!("flood-{i}"), &p.tag, at)).collect();
+    let results = a.replay(&scans, WAIT).await.expect("every scan answered");
+
+    let mut conn = stack.app.db.conn().await;
+    let mut limited = Vec::new();
+    for (scan, received) in scans.iter().zip(&results) {
+        let r = received.expect_result();
+        let stored: i64 = active::scan_receipts::table
+            .filter(active::scan_receipts::scan_id.eq(&scan.scan_id))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .expect("receipts");
+        if r.code == Code::RateLimited {
+            assert_eq!(r.outcome, Outcome::Rejected);
+            assert_eq!(stored, 0, "{}: a rate-limited scan leaves no receipt", scan.scan_id);
+            limited.push(scan.clone());
+        } else {
+            assert_eq!(oc(r), (Outcome::CheckedIn, Code::Ok), "{}", scan.scan_id);
+            assert_eq!(stored, 1);
+        }
+    }
+    // Ten scans at once against a burst of three at one per second.
+    assert!(limited.len() >= 3, "only {} of 10 scans were limited", limited.len());
+    assert_eq!(stack.stats().rate_limited, limited.len() as u64);
+    assert_eq!(device_logs(&stack, &s.readers[0], "rate_limited").await, 1, "logged once per window");
+
+    // Not stored, so the same scan is applied once the reader's budget has refilled.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = a.send(&limited[0], WAIT).await.expect("result").expect_result().clone();
+    assert_eq!((oc(&again), again.duplicate), ((Outcome::CheckedIn, Code::Ok), false));
+}

@@ -24,6 +24,8 @@ pub struct ReaderStack {
     pub active: ActiveServiceClient<crate::auth::TestChannel>,
     pub iot: IotServiceClient<crate::auth::TestChannel>,
     bridge: Option<(Bridge, ShutdownToken)>,
+    /// The bridge's per-reader limit (scans/s, burst), applied at the next bridge start.
+    pub reader_rate: (u32, u32),
 }
 
 impl ReaderStack {
@@ -49,6 +51,7 @@ impl ReaderStack {
             active,
             iot,
             bridge: None,
+            reader_rate: (0, 1),
         };
         stack.start_bridge().await;
         stack
@@ -75,8 +78,9 @@ impl ReaderStack {
             .expect("client"),
         };
         let shutdown = ShutdownToken::new();
-        let bridge =
-            bridge::start(BridgeConfig::from_config(&config, &self.mqtt_url), deps, shutdown.clone()).expect("bridge");
+        let mut bridge_config = BridgeConfig::from_config(&config, &self.mqtt_url);
+        bridge_config.reader_rate = self.reader_rate;
+        let bridge = bridge::start(bridge_config, deps, shutdown.clone()).expect("bridge");
         // Wait until it is connected and subscribed (a SUBACK is not observable here: poll
         // the connection count, then give the subscription a moment).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -250,7 +250,9 @@ async fn main() -> anyhow::Result<()> {
         .map(|r| r.addr)
         .ok_or_else(|| anyhow::anyhow!("no active"))?;
     let broker = phoenix_tests::mqtt_url();
-    let bridge_config = BridgeConfig::from_config(&config, &broker);
+    let mut bridge_config = BridgeConfig::from_config(&config, &broker);
+    // Simulated readers scan far faster than real ones: measure the pipeline, not the limit.
+    bridge_config.reader_rate = (0, 1);
     let shards = bridge_config.shards;
     let bridge = bridge::start(
         bridge_config,
