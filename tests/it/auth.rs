@@ -476,6 +476,24 @@ async fn service_credentials_exchange_for_a_token_with_the_clients_permissions()
     assert_eq!(wrong.code(), Code::Unauthenticated);
     assert_eq!(wrong.message(), unknown.message());
 
+    // Every exchange is audited under the client id, with no secret stored.
+    {
+        let mut conn = app.db.conn().await;
+        let rows: Vec<(Option<String>, bool, Option<i64>, serde_json::Value)> = auth_events::table
+            .filter(auth_events::event_type.eq("service_token"))
+            .order(auth_events::id)
+            .select((auth_events::client_id, auth_events::success, auth_events::account_id, auth_events::metadata))
+            .load(&mut conn)
+            .await
+            .expect("auth events");
+        let summary: Vec<_> = rows.iter().map(|(c, ok, account, _)| (c.as_deref(), *ok, *account)).collect();
+        assert_eq!(
+            summary,
+            [(Some("gateway"), true, None), (Some("gateway"), false, None), (Some("nobody"), false, None)]
+        );
+        assert!(rows.iter().all(|(.., meta)| !meta.to_string().contains(&secret)), "no secret in the audit trail");
+    }
+
     // Rotation replaces the secret.
     let rotated = phoenix_auth::service_clients::create_or_rotate(&pool, "gateway", &["scans:process".to_owned()])
         .await

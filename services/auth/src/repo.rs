@@ -95,6 +95,8 @@ pub struct AuthEvent {
     pub account_id: Option<i64>,
     /// HMAC-SHA256 of the normalised email, for attempts on unknown emails.
     pub email_hash: Option<[u8; 32]>,
+    /// The service client, for client-credentials exchanges.
+    pub client_id: Option<String>,
     /// One of the types `ck_audit_auth_events_event_type` allows.
     pub event_type: &'static str,
     /// Whether it succeeded.
@@ -142,6 +144,7 @@ pub async fn insert_auth_event(conn: &mut AsyncPgConnection, e: AuthEvent) -> Re
         .values((
             auth_events::account_id.eq(e.account_id),
             auth_events::email_hash.eq(e.email_hash.map(|h| h.to_vec())),
+            auth_events::client_id.eq(e.client_id),
             auth_events::event_type.eq(e.event_type),
             auth_events::success.eq(e.success),
             auth_events::ip_address.eq(e.ip.map(ipnetwork::IpNetwork::from)),

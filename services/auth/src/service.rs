@@ -43,6 +43,7 @@ impl Client {
         AuthEvent {
             account_id: None,
             email_hash: None,
+            client_id: None,
             event_type,
             success,
             ip: self.ip,
@@ -531,8 +532,13 @@ impl AuthService {
         let verified = verify_password(creds.client_secret, hash).await?;
         let Some(found) = found.filter(|c| verified && c.active) else {
             self.count_failure(&client, None);
-            // No audit row: auth_events rows need an account or an email hash.
             tracing::warn!(client_id = %creds.client_id, "rejected client credentials");
+            let ev = AuthEvent {
+                client_id: Some(creds.client_id.clone()),
+                error_message: Some("invalid_client"),
+                ..client.event("service_token", false)
+            };
+            repo::insert_auth_event(&mut conn, ev).await?;
             return Err(error::invalid_client());
         };
         let subject = Subject {
@@ -542,6 +548,12 @@ impl AuthService {
             session_id: None,
         };
         let access = tokens::issue_access_token(&st.signer, subject, st.options.service_token_ttl)?;
+        let ev = AuthEvent {
+            client_id: Some(found.client_id.clone()),
+            metadata: serde_json::json!({ "expires_at": access.expires_at }),
+            ..client.event("service_token", true)
+        };
+        repo::insert_auth_event(&mut conn, ev).await?;
         tracing::info!(client_id = %found.client_id, "service token issued");
         Ok(pb::ExchangeClientCredentialsResponse {
             access_token: access.token,

@@ -27,6 +27,8 @@ diesel::table! {
         error_message -> Nullable<Text>,
         metadata -> Jsonb,
         created_at -> Timestamptz,
+        #[max_length = 64]
+        client_id -> Nullable<Varchar>,
     }
 }
 
