@@ -63,6 +63,7 @@ pub fn method_tables() -> Vec<MethodTable> {
         phoenix_activities::METHODS,
         phoenix_config::METHODS,
         phoenix_feedback::METHODS,
+        phoenix_audit::METHODS,
         phoenix_schedule::METHODS,
         phoenix_education::service::METHODS,
         phoenix_facilities::service::METHODS,
@@ -123,8 +124,10 @@ pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Resu
             let server = phoenix_active::server(ctx.pool.clone(), phoenix_active::scan_settings(&ctx.config));
             routes.add_service(Authorized::new(server, phoenix_active::METHODS, ctx.verifier.clone())?);
         }
-        // Each domain registers its servers here as it is implemented.
-        Domain::Audit => {}
+        Domain::Audit => {
+            let server = phoenix_audit::server(ctx.pool.clone());
+            routes.add_service(Authorized::new(server, phoenix_audit::METHODS, ctx.verifier.clone())?);
+        }
     }
     Ok(routes)
 }

@@ -33,6 +33,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit.data_exports (id) {
+        id -> Int8,
+        subject_type -> Text,
+        subject_id -> Int8,
+        exported_by -> Text,
+        exported_at -> Timestamptz,
+        sections -> Jsonb,
+    }
+}
+
+diesel::table! {
     audit.data_imports (id) {
         id -> Int8,
         entity_type -> Text,

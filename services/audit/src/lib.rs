@@ -1,0 +1,29 @@
+//! `phoenix-audit`: the `phoenix.audit.v1.AuditService` server (behaviour.md "Retention and
+//! GDPR").
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`service`] | the tonic handlers and [`METHODS`] |
+//! | [`trail`] | read-only queries of the append-only audit tables |
+//! | [`export`] | the subject-access export: one JSON document, one consistent snapshot |
+//! | [`erase`] | erasure of a student in one transaction, with its deletion record |
+//!
+//! Export and erasure read and delete rows of other schemas (users, active, feedback,
+//! activities, schedule) in one statement or transaction: GDPR asks for one consistent
+//! answer and an erasure that cannot stop half-way, which a chain of service calls could
+//! not give. This is the one deliberate exception to "a service writes only its own schema".
+
+pub mod erase;
+pub mod export;
+pub mod service;
+pub mod trail;
+
+pub use service::{AuditApi, METHODS};
+
+use phoenix_common::db::DbPool;
+use phoenix_proto::audit::v1::audit_service_server::AuditServiceServer;
+
+/// The tonic server for `pool`.
+pub fn server(pool: DbPool) -> AuditServiceServer<AuditApi> {
+    AuditServiceServer::new(AuditApi::new(pool))
+}
