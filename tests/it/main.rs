@@ -4,6 +4,7 @@
 mod accounts;
 mod active;
 mod activities;
+mod activities_manage;
 mod auth;
 mod authz;
 mod caller;
