@@ -23,6 +23,7 @@ mod python_e2e;
 mod reader;
 mod roles;
 mod schedule;
+mod schedule_classes;
 mod schema_drift;
 mod services;
 mod support;
