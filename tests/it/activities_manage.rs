@@ -516,7 +516,7 @@ async fn weekly_schedules_are_sub_resources_of_their_activity() {
     assert_code(e.c.update_activity_schedule(foreign_update).await, Code::NotFound);
     let foreign_delete = pb::DeleteActivityScheduleRequest { activity_id: a.id, schedule_id: other.id };
     assert_code(e.c.delete_activity_schedule(foreign_delete).await, Code::NotFound);
-    assert_eq!(e.get(b.id).await.schedules, [other.clone()], "the other activity's schedule is untouched");
+    assert_eq!(e.get(b.id).await.schedules, [other], "the other activity's schedule is untouched");
 
     // Update: masked fields only; the same weekday and timeframe twice already exists.
     let moved =
