@@ -4,6 +4,7 @@
 mod accounts;
 mod active;
 mod activities;
+mod activities_manage;
 mod audit;
 mod auth;
 mod authz;
@@ -24,6 +25,7 @@ mod python_e2e;
 mod reader;
 mod roles;
 mod schedule;
+mod schedule_classes;
 mod schema_drift;
 mod services;
 mod support;

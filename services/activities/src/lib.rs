@@ -4,6 +4,7 @@
 //! and `is_open` are checked under a row lock on the activity, and every write checks
 //! ownership (admin, creator or planned supervisor) through the caller seam.
 
+mod out;
 pub mod repo;
 pub mod service;
 mod validate;

@@ -1,9 +1,15 @@
 //! Diesel queries on the `activities` schema.
 
-use chrono::NaiveDate;
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::dsl::sql;
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use phoenix_db::schema::activities::{activities, categories, enrollments, supervisors};
+use phoenix_db::schema::activities::{activities, categories, enrollments, schedules, supervisors};
+use phoenix_db::schema::schedule::timeframes;
 
 /// A category row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -200,4 +206,379 @@ pub async fn delete_enrollments(
     )
     .execute(conn)
     .await
+}
+
+/// A weekly schedule row with its timeframe's instants (when it has one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRow {
+    /// Id.
+    pub id: i64,
+    /// Activity.
+    pub activity_id: i64,
+    /// ISO weekday.
+    pub weekday: i16,
+    /// Timeframe.
+    pub timeframe_id: Option<i64>,
+    /// Timeframe start.
+    pub start: Option<DateTime<Utc>>,
+    /// Timeframe end.
+    pub end: Option<DateTime<Utc>>,
+}
+
+type ScheduleTuple = (i64, i64, i16, Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+fn schedule_row((id, activity_id, weekday, timeframe_id, start, end): ScheduleTuple) -> ScheduleRow {
+    ScheduleRow { id, activity_id, weekday, timeframe_id, start, end }
+}
+
+/// Weekly schedules of `activity_ids`, by activity, weekday, start, id.
+pub async fn schedules_of(conn: &mut AsyncPgConnection, activity_ids: &[i64]) -> QueryResult<Vec<ScheduleRow>> {
+    let rows: Vec<ScheduleTuple> = schedules::table
+        .left_join(timeframes::table)
+        .filter(schedules::activity_id.eq_any(activity_ids))
+        .order((schedules::activity_id, schedules::weekday, timeframes::start_time.asc().nulls_first(), schedules::id))
+        .select((
+            schedules::id,
+            schedules::activity_id,
+            schedules::weekday,
+            schedules::timeframe_id,
+            timeframes::start_time.nullable(),
+            timeframes::end_time.nullable(),
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(schedule_row).collect())
+}
+
+/// One weekly schedule of `activity_id`.
+pub async fn find_schedule(
+    conn: &mut AsyncPgConnection,
+    activity_id: i64,
+    schedule_id: i64,
+) -> QueryResult<Option<ScheduleRow>> {
+    let row: Option<ScheduleTuple> = schedules::table
+        .left_join(timeframes::table)
+        .filter(schedules::id.eq(schedule_id))
+        .filter(schedules::activity_id.eq(activity_id))
+        .select((
+            schedules::id,
+            schedules::activity_id,
+            schedules::weekday,
+            schedules::timeframe_id,
+            timeframes::start_time.nullable(),
+            timeframes::end_time.nullable(),
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(schedule_row))
+}
+
+/// Inserts a weekly schedule; `None` when the activity already has that weekday and
+/// timeframe.
+pub async fn insert_schedule(
+    conn: &mut AsyncPgConnection,
+    activity_id: i64,
+    weekday: i16,
+    timeframe_id: Option<i64>,
+) -> QueryResult<Option<i64>> {
+    diesel::insert_into(schedules::table)
+        .values((
+            schedules::activity_id.eq(activity_id),
+            schedules::weekday.eq(weekday),
+            schedules::timeframe_id.eq(timeframe_id),
+        ))
+        .on_conflict_do_nothing()
+        .returning(schedules::id)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// Whether another schedule of the activity (not `except`) has this weekday and timeframe.
+pub async fn schedule_taken(
+    conn: &mut AsyncPgConnection,
+    activity_id: i64,
+    weekday: i16,
+    timeframe_id: i64,
+    except: i64,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        schedules::table
+            .filter(schedules::activity_id.eq(activity_id))
+            .filter(schedules::weekday.eq(weekday))
+            .filter(schedules::timeframe_id.eq(timeframe_id))
+            .filter(schedules::id.ne(except)),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// Sets a schedule's weekday and timeframe.
+pub async fn update_schedule(
+    conn: &mut AsyncPgConnection,
+    schedule_id: i64,
+    weekday: i16,
+    timeframe_id: Option<i64>,
+) -> QueryResult<()> {
+    diesel::update(schedules::table.find(schedule_id))
+        .set((schedules::weekday.eq(weekday), schedules::timeframe_id.eq(timeframe_id)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes one schedule of `activity_id`; whether it existed.
+pub async fn delete_schedule(conn: &mut AsyncPgConnection, activity_id: i64, schedule_id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(
+        schedules::table.filter(schedules::id.eq(schedule_id)).filter(schedules::activity_id.eq(activity_id)),
+    )
+    .execute(conn)
+    .await?
+        > 0)
+}
+
+/// Replaces every schedule of an activity.
+pub async fn replace_schedules(
+    conn: &mut AsyncPgConnection,
+    activity_id: i64,
+    new: &[(i16, Option<i64>)],
+) -> QueryResult<()> {
+    diesel::delete(schedules::table.filter(schedules::activity_id.eq(activity_id))).execute(conn).await?;
+    let rows: Vec<_> = new
+        .iter()
+        .map(|(w, t)| {
+            (schedules::activity_id.eq(activity_id), schedules::weekday.eq(*w), schedules::timeframe_id.eq(*t))
+        })
+        .collect();
+    if !rows.is_empty() {
+        diesel::insert_into(schedules::table).values(rows).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Replaces every planned supervisor of an activity (staff id, primary).
+pub async fn replace_supervisors(
+    conn: &mut AsyncPgConnection,
+    activity_id: i64,
+    new: &[(i64, bool)],
+) -> QueryResult<()> {
+    diesel::delete(supervisors::table.filter(supervisors::activity_id.eq(activity_id))).execute(conn).await?;
+    let rows: Vec<_> = new
+        .iter()
+        .map(|(s, p)| {
+            (supervisors::activity_id.eq(activity_id), supervisors::staff_id.eq(*s), supervisors::is_primary.eq(*p))
+        })
+        .collect();
+    if !rows.is_empty() {
+        diesel::insert_into(supervisors::table).values(rows).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Adds a planned supervisor; when `primary`, the previous primary is demoted first (one
+/// primary per activity is also a partial unique index).
+pub async fn add_supervisor(
+    conn: &mut AsyncPgConnection,
+    activity_id: i64,
+    staff_id: i64,
+    primary: bool,
+) -> QueryResult<()> {
+    if primary {
+        demote_primary(conn, activity_id).await?;
+    }
+    diesel::insert_into(supervisors::table)
+        .values((
+            supervisors::activity_id.eq(activity_id),
+            supervisors::staff_id.eq(staff_id),
+            supervisors::is_primary.eq(primary),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn demote_primary(conn: &mut AsyncPgConnection, activity_id: i64) -> QueryResult<()> {
+    diesel::update(supervisors::table.filter(supervisors::activity_id.eq(activity_id)).filter(supervisors::is_primary))
+        .set(supervisors::is_primary.eq(false))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Makes `staff_id` the activity's primary supervisor.
+pub async fn make_primary(conn: &mut AsyncPgConnection, activity_id: i64, staff_id: i64) -> QueryResult<()> {
+    demote_primary(conn, activity_id).await?;
+    diesel::update(
+        supervisors::table.filter(supervisors::activity_id.eq(activity_id)).filter(supervisors::staff_id.eq(staff_id)),
+    )
+    .set(supervisors::is_primary.eq(true))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes a planned supervisor.
+pub async fn remove_supervisor(conn: &mut AsyncPgConnection, activity_id: i64, staff_id: i64) -> QueryResult<()> {
+    diesel::delete(
+        supervisors::table.filter(supervisors::activity_id.eq(activity_id)).filter(supervisors::staff_id.eq(staff_id)),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Supervisors (staff id, primary) of several activities, keyed by activity, primary first.
+pub async fn supervisors_by_activity(
+    conn: &mut AsyncPgConnection,
+    activity_ids: &[i64],
+) -> QueryResult<HashMap<i64, Vec<(i64, bool)>>> {
+    let rows: Vec<(i64, i64, bool)> = supervisors::table
+        .filter(supervisors::activity_id.eq_any(activity_ids))
+        .order((supervisors::activity_id, supervisors::is_primary.desc(), supervisors::staff_id))
+        .select((supervisors::activity_id, supervisors::staff_id, supervisors::is_primary))
+        .load(conn)
+        .await?;
+    let mut out: HashMap<i64, Vec<(i64, bool)>> = HashMap::new();
+    for (a, s, p) in rows {
+        out.entry(a).or_default().push((s, p));
+    }
+    Ok(out)
+}
+
+/// Enrollment counts of several activities.
+pub async fn enrollment_counts(conn: &mut AsyncPgConnection, activity_ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
+    let rows: Vec<(i64, i64)> = enrollments::table
+        .filter(enrollments::activity_id.eq_any(activity_ids))
+        .group_by(enrollments::activity_id)
+        .select((enrollments::activity_id, diesel::dsl::count_star()))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Changed columns of an activity (`None`: unchanged).
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = activities)]
+pub struct ActivityChanges {
+    /// Name.
+    pub name: Option<String>,
+    /// Places.
+    pub max_participants: Option<i32>,
+    /// Open for enrollment.
+    pub is_open: Option<bool>,
+    /// Category.
+    pub category_id: Option<i64>,
+    /// Planned room (`Some(None)` clears it).
+    pub planned_room_id: Option<Option<i64>>,
+}
+
+impl ActivityChanges {
+    fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.max_participants.is_none()
+            && self.is_open.is_none()
+            && self.category_id.is_none()
+            && self.planned_room_id.is_none()
+    }
+}
+
+/// Applies `changes` to activity `id` (nothing to do when empty).
+pub async fn update_activity(conn: &mut AsyncPgConnection, id: i64, changes: &ActivityChanges) -> QueryResult<()> {
+    if !changes.is_empty() {
+        diesel::update(activities::table.find(id)).set(changes).execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Whether a room session of the activity is running: (session id, room id).
+pub async fn running_session(conn: &mut AsyncPgConnection, activity_id: i64) -> QueryResult<Option<(i64, i64)>> {
+    use phoenix_db::schema::active::groups;
+    // Read-only cross-schema look-up (api.md: services may read other schemas).
+    groups::table
+        .filter(groups::activity_id.eq(activity_id))
+        .filter(groups::end_time.is_null())
+        .select((groups::id, groups::room_id))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Deletes the activity's enrollments, planned supervisors and weekly schedules, then the
+/// activity itself.
+pub async fn delete_activity(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+    diesel::delete(enrollments::table.filter(enrollments::activity_id.eq(id))).execute(conn).await?;
+    diesel::delete(supervisors::table.filter(supervisors::activity_id.eq(id))).execute(conn).await?;
+    diesel::delete(schedules::table.filter(schedules::activity_id.eq(id))).execute(conn).await?;
+    diesel::delete(activities::table.find(id)).execute(conn).await?;
+    Ok(())
+}
+
+/// Filters of a listing of activities.
+#[derive(Debug, Default, Clone)]
+pub struct ActivityFilter {
+    /// Category.
+    pub category_id: Option<i64>,
+    /// Open or closed.
+    pub is_open: Option<bool>,
+    /// Planned room.
+    pub planned_room_id: Option<i64>,
+    /// Planned supervisor.
+    pub supervisor_staff_id: Option<i64>,
+    /// `ILIKE` pattern on the name.
+    pub name_like: Option<String>,
+    /// Only activities this student can still join (open, a free place, not enrolled).
+    pub available_to_student: Option<i64>,
+}
+
+fn filtered(f: &ActivityFilter) -> activities::BoxedQuery<'static, Pg> {
+    let mut q = activities::table.into_boxed();
+    if let Some(c) = f.category_id {
+        q = q.filter(activities::category_id.eq(c));
+    }
+    if let Some(o) = f.is_open {
+        q = q.filter(activities::is_open.eq(o));
+    }
+    if let Some(r) = f.planned_room_id {
+        q = q.filter(activities::planned_room_id.eq(r));
+    }
+    if let Some(s) = f.supervisor_staff_id {
+        q = q.filter(
+            activities::id
+                .eq_any(supervisors::table.filter(supervisors::staff_id.eq(s)).select(supervisors::activity_id)),
+        );
+    }
+    if let Some(p) = &f.name_like {
+        q = q.filter(activities::name.ilike(p.clone()));
+    }
+    if let Some(student) = f.available_to_student {
+        q = q
+            .filter(activities::is_open.eq(true))
+            .filter(diesel::dsl::not(activities::id.eq_any(
+                enrollments::table.filter(enrollments::student_id.eq(student)).select(enrollments::activity_id),
+            )))
+            .filter(sql::<Bool>(
+                "(SELECT count(*) FROM activities.enrollments e WHERE e.activity_id = activities.activities.id) \
+                 < activities.activities.max_participants",
+            ));
+    }
+    q
+}
+
+/// A page of activities after id `after` matching `f`, and the number of all matches.
+pub async fn list_activities(
+    conn: &mut AsyncPgConnection,
+    f: &ActivityFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> QueryResult<(Vec<ActivityRow>, i64)> {
+    let rows = filtered(f)
+        .filter(activities::id.gt(after.unwrap_or(0)))
+        .order(activities::id)
+        .limit(limit)
+        .select(ActivityRow::as_select())
+        .load(conn)
+        .await?;
+    let total = filtered(f).count().get_result(conn).await?;
+    Ok((rows, total))
 }

@@ -2,8 +2,10 @@
 //!
 //! - [`recurrence`]: recurrence rules and their expansion (pure, unit- and property-tested).
 //! - [`slots`]: room overlap and free-window logic (pure).
+//! - [`classes`]: class schedules and the weekly bookings of a room (conflicts).
 //! - [`service`]: the tonic handlers; [`METHODS`] declares each RPC's permission.
 
+pub mod classes;
 mod convert;
 pub mod recurrence;
 pub mod repo;

@@ -1,10 +1,12 @@
 //! Diesel queries on the `schedule` schema (and reads of planned room bookings).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::activities::{activities, schedules as activity_schedules};
-use phoenix_db::schema::schedule::{dateframes, recurrence_patterns, timeframes};
+use phoenix_db::schema::education::groups as education_groups;
+use phoenix_db::schema::schedule::{class_schedules, dateframes, recurrence_patterns, timeframes};
 
 /// A `schedule.recurrence_patterns` row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -163,21 +165,247 @@ pub async fn dateframe_containing(conn: &mut AsyncPgConnection, day: NaiveDate) 
         .optional()
 }
 
-/// Planned weekly slots in `room_id` on `weekday`: (activity id, name, timeframe start, end).
-pub async fn room_bookings(
+/// An activity's weekly schedule in its planned room: (schedule id, activity id, name,
+/// timeframe start, end).
+pub type ActivityBookingRow = (i64, i64, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// Weekly schedules of activities planned in `room_id` on `weekday` (those with a timeframe).
+pub async fn activity_bookings(
     conn: &mut AsyncPgConnection,
     room_id: i64,
     weekday: i16,
-) -> QueryResult<Vec<(i64, String, DateTime<Utc>, Option<DateTime<Utc>>)>> {
+) -> QueryResult<Vec<ActivityBookingRow>> {
     activity_schedules::table
         .inner_join(activities::table)
         .inner_join(timeframes::table)
         .filter(activities::planned_room_id.eq(room_id))
         .filter(activity_schedules::weekday.eq(weekday))
-        .select((activities::id, activities::name, timeframes::start_time, timeframes::end_time))
-        .order(timeframes::start_time)
+        .select((
+            activity_schedules::id,
+            activities::id,
+            activities::name,
+            timeframes::start_time,
+            timeframes::end_time,
+        ))
+        .order((timeframes::start_time, activity_schedules::id))
         .load(conn)
         .await
+}
+
+/// A `schedule.class_schedules` row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = class_schedules)]
+pub struct ClassScheduleRow {
+    /// Id.
+    pub id: i64,
+    /// Education group.
+    pub group_id: Option<i64>,
+    /// Activity.
+    pub activity_id: Option<i64>,
+    /// Room (None after the room was deleted).
+    pub room_id: Option<i64>,
+    /// ISO weekday.
+    pub weekday: i16,
+    /// Timeframe the window was copied from.
+    pub timeframe_id: Option<i64>,
+    /// Local start.
+    pub start_time: NaiveTime,
+    /// Local end.
+    pub end_time: NaiveTime,
+    /// Text.
+    pub description: Option<String>,
+}
+
+/// The writable columns of a class schedule.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = class_schedules, treat_none_as_null = true)]
+pub struct ClassScheduleValues {
+    /// Education group.
+    pub group_id: Option<i64>,
+    /// Activity.
+    pub activity_id: Option<i64>,
+    /// Room.
+    pub room_id: Option<i64>,
+    /// ISO weekday.
+    pub weekday: i16,
+    /// Timeframe.
+    pub timeframe_id: Option<i64>,
+    /// Local start.
+    pub start_time: NaiveTime,
+    /// Local end.
+    pub end_time: NaiveTime,
+    /// Text.
+    pub description: Option<String>,
+}
+
+impl From<ClassScheduleRow> for ClassScheduleValues {
+    fn from(r: ClassScheduleRow) -> Self {
+        Self {
+            group_id: r.group_id,
+            activity_id: r.activity_id,
+            room_id: r.room_id,
+            weekday: r.weekday,
+            timeframe_id: r.timeframe_id,
+            start_time: r.start_time,
+            end_time: r.end_time,
+            description: r.description,
+        }
+    }
+}
+
+/// Inserts a class schedule.
+pub async fn insert_class_schedule(
+    conn: &mut AsyncPgConnection,
+    values: &ClassScheduleValues,
+) -> QueryResult<ClassScheduleRow> {
+    diesel::insert_into(class_schedules::table)
+        .values(values)
+        .returning(ClassScheduleRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Overwrites a class schedule's columns.
+pub async fn update_class_schedule(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    values: &ClassScheduleValues,
+) -> QueryResult<ClassScheduleRow> {
+    diesel::update(class_schedules::table.find(id))
+        .set(values)
+        .returning(ClassScheduleRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// One class schedule; `lock` takes a row lock until the transaction ends.
+pub async fn find_class_schedule(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    lock: bool,
+) -> QueryResult<Option<ClassScheduleRow>> {
+    let q = class_schedules::table.find(id).select(ClassScheduleRow::as_select());
+    if lock { q.for_update().first(conn).await.optional() } else { q.first(conn).await.optional() }
+}
+
+/// Deletes a class schedule; whether it existed.
+pub async fn delete_class_schedule(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+    Ok(diesel::delete(class_schedules::table.find(id)).execute(conn).await? > 0)
+}
+
+/// Filters of a listing of class schedules.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClassScheduleFilter {
+    /// Education group.
+    pub group_id: Option<i64>,
+    /// Activity.
+    pub activity_id: Option<i64>,
+    /// Room.
+    pub room_id: Option<i64>,
+    /// ISO weekday.
+    pub weekday: Option<i16>,
+}
+
+fn class_filtered(f: ClassScheduleFilter) -> class_schedules::BoxedQuery<'static, Pg> {
+    let mut q = class_schedules::table.into_boxed();
+    if let Some(g) = f.group_id {
+        q = q.filter(class_schedules::group_id.eq(g));
+    }
+    if let Some(a) = f.activity_id {
+        q = q.filter(class_schedules::activity_id.eq(a));
+    }
+    if let Some(r) = f.room_id {
+        q = q.filter(class_schedules::room_id.eq(r));
+    }
+    if let Some(w) = f.weekday {
+        q = q.filter(class_schedules::weekday.eq(w));
+    }
+    q
+}
+
+/// A page of class schedules after id `after`, and the number of all matches.
+pub async fn list_class_schedules(
+    conn: &mut AsyncPgConnection,
+    f: ClassScheduleFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> QueryResult<(Vec<ClassScheduleRow>, i64)> {
+    let rows = class_filtered(f)
+        .filter(class_schedules::id.gt(after.unwrap_or(0)))
+        .order(class_schedules::id)
+        .limit(limit)
+        .select(ClassScheduleRow::as_select())
+        .load(conn)
+        .await?;
+    let total = class_filtered(f).count().get_result(conn).await?;
+    Ok((rows, total))
+}
+
+/// A class schedule in a room: the row with its group's and activity's names.
+pub type ClassBookingRow = (ClassScheduleRow, Option<String>, Option<String>);
+
+/// Class schedules in `room_id` on `weekday`, by start.
+pub async fn class_bookings(
+    conn: &mut AsyncPgConnection,
+    room_id: i64,
+    weekday: i16,
+) -> QueryResult<Vec<ClassBookingRow>> {
+    class_schedules::table
+        .left_join(education_groups::table)
+        .left_join(activities::table)
+        .filter(class_schedules::room_id.eq(room_id))
+        .filter(class_schedules::weekday.eq(weekday))
+        .order((class_schedules::start_time, class_schedules::id))
+        .select((ClassScheduleRow::as_select(), education_groups::name.nullable(), activities::name.nullable()))
+        .load(conn)
+        .await
+}
+
+/// Another class schedule (not `except`) of the group on the weekday starting at `start`.
+pub async fn group_slot_taken(
+    conn: &mut AsyncPgConnection,
+    group_id: i64,
+    weekday: i16,
+    start: NaiveTime,
+    except: i64,
+) -> QueryResult<Option<i64>> {
+    class_schedules::table
+        .filter(class_schedules::group_id.eq(group_id))
+        .filter(class_schedules::weekday.eq(weekday))
+        .filter(class_schedules::start_time.eq(start))
+        .filter(class_schedules::id.ne(except))
+        .select(class_schedules::id)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// One timeframe.
+pub async fn find_timeframe(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<TimeframeRow>> {
+    timeframes::table.find(id).select(TimeframeRow::as_select()).first(conn).await.optional()
+}
+
+/// Whether a row with `id` exists in `table` (fixed identifiers only).
+pub async fn exists(conn: &mut AsyncPgConnection, table: &'static str, id: i64) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct E {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        e: bool,
+    }
+    let q = format!("SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1) AS e");
+    Ok(diesel::sql_query(q).bind::<diesel::sql_types::BigInt, _>(id).get_result::<E>(conn).await?.e)
+}
+
+/// Serialises the writers of one room's class schedules until the transaction ends, so two
+/// concurrent writes cannot both pass the conflict check.
+pub async fn lock_room(conn: &mut AsyncPgConnection, room_id: i64) -> QueryResult<()> {
+    // Namespace "ROOM" in the high half keeps the key apart from other advisory locks.
+    let key = (0x524F_4F4D_i64 << 32) | (room_id & 0xFFFF_FFFF);
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(key)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Whether room `id` exists.

@@ -1,6 +1,6 @@
 //! The tonic handlers of `phoenix.schedule.v1.ScheduleService`.
 
-use chrono::{NaiveTime, Utc};
+use chrono::Utc;
 use diesel_async::AsyncConnection;
 use pb::schedule_service_server::ScheduleService;
 use phoenix_common::authz::{MethodTable, Requirement};
@@ -13,10 +13,11 @@ use tonic::{Request, Response, Status};
 use crate::recurrence::{self, MAX_RANGE_DAYS};
 use crate::repo::{self, DateframeRow, TimeframeRow};
 use crate::slots::{self, Window};
-use crate::{convert, validate};
+use crate::{classes, convert, validate};
 
 /// The permission each RPC needs (the reference §1.6: schedule RPCs reuse the activities
-/// strings, except the current dateframe which is `schedules:read`).
+/// strings, except the current dateframe which is `schedules:read`; class schedules, new in
+/// Phoenix, use the `schedules:*` strings of the seed).
 pub const METHODS: MethodTable = &[
     ("/phoenix.schedule.v1.ScheduleService/CreateRecurrencePattern", Requirement::Permission("activities:create")),
     ("/phoenix.schedule.v1.ScheduleService/GetRecurrencePattern", Requirement::Permission("activities:read")),
@@ -27,6 +28,11 @@ pub const METHODS: MethodTable = &[
     ("/phoenix.schedule.v1.ScheduleService/ListTimeframes", Requirement::Permission("activities:read")),
     ("/phoenix.schedule.v1.ScheduleService/CreateDateframe", Requirement::Permission("activities:create")),
     ("/phoenix.schedule.v1.ScheduleService/GetCurrentDateframe", Requirement::Permission("schedules:read")),
+    ("/phoenix.schedule.v1.ScheduleService/CreateClassSchedule", Requirement::Permission("schedules:create")),
+    ("/phoenix.schedule.v1.ScheduleService/GetClassSchedule", Requirement::Permission("schedules:read")),
+    ("/phoenix.schedule.v1.ScheduleService/ListClassSchedules", Requirement::Permission("schedules:read")),
+    ("/phoenix.schedule.v1.ScheduleService/UpdateClassSchedule", Requirement::Permission("schedules:update")),
+    ("/phoenix.schedule.v1.ScheduleService/DeleteClassSchedule", Requirement::Permission("schedules:delete")),
     ("/phoenix.schedule.v1.ScheduleService/CheckRoomConflict", Requirement::Permission("activities:read")),
     ("/phoenix.schedule.v1.ScheduleService/FindFreeSlots", Requirement::Permission("activities:read")),
 ];
@@ -52,31 +58,13 @@ impl ScheduleServiceImpl {
         Self { pool }
     }
 
-    /// Planned bookings of a room on a weekday as local windows. A timeframe without an end
-    /// blocks the rest of the day (conservative: better no slot than a double booking).
-    async fn bookings(&self, room_id: i64, weekday: u8) -> Result<Vec<(pb::RoomBooking, Window)>, Error> {
+    /// Every weekly booking of a room on a weekday (`NotFound` for an unknown room).
+    async fn bookings(&self, room_id: i64, weekday: u8) -> Result<Vec<classes::Booking>, Error> {
         let mut conn = self.pool.get().await?;
         if !repo::room_exists(&mut conn, room_id).await? {
             return Err(Error::not_found("room", room_id));
         }
-        let rows = repo::room_bookings(&mut conn, room_id, i16::from(weekday)).await?;
-        let local = |t: chrono::DateTime<Utc>| t.with_timezone(&BUSINESS_TZ).time();
-        Ok(rows
-            .into_iter()
-            .map(|(id, name, start, end)| {
-                let w = Window {
-                    start: local(start),
-                    end: end.map(local).unwrap_or(NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN)),
-                };
-                let b = pb::RoomBooking {
-                    activity_id: id,
-                    activity_name: name,
-                    start_time: w.start.format("%H:%M").to_string(),
-                    end_time: w.end.format("%H:%M").to_string(),
-                };
-                (b, w)
-            })
-            .collect())
+        classes::bookings(&mut conn, room_id, i16::from(weekday)).await
     }
 }
 
@@ -309,6 +297,45 @@ impl ScheduleService for ScheduleServiceImpl {
         Ok(Response::new(pb::GetCurrentDateframeResponse { dateframe: Some(convert::dateframe(row)) }))
     }
 
+    async fn create_class_schedule(
+        &self,
+        request: Request<pb::CreateClassScheduleRequest>,
+    ) -> Reply<pb::CreateClassScheduleResponse> {
+        let class_schedule = classes::create(&self.pool, request.into_inner()).await?;
+        Ok(Response::new(pb::CreateClassScheduleResponse { class_schedule: Some(class_schedule) }))
+    }
+
+    async fn get_class_schedule(
+        &self,
+        request: Request<pb::GetClassScheduleRequest>,
+    ) -> Reply<pb::GetClassScheduleResponse> {
+        let class_schedule = classes::get(&self.pool, request.get_ref().id).await?;
+        Ok(Response::new(pb::GetClassScheduleResponse { class_schedule: Some(class_schedule) }))
+    }
+
+    async fn list_class_schedules(
+        &self,
+        request: Request<pb::ListClassSchedulesRequest>,
+    ) -> Reply<pb::ListClassSchedulesResponse> {
+        Ok(Response::new(classes::list(&self.pool, request.into_inner()).await?))
+    }
+
+    async fn update_class_schedule(
+        &self,
+        request: Request<pb::UpdateClassScheduleRequest>,
+    ) -> Reply<pb::UpdateClassScheduleResponse> {
+        let class_schedule = classes::update(&self.pool, request.into_inner()).await?;
+        Ok(Response::new(pb::UpdateClassScheduleResponse { class_schedule: Some(class_schedule) }))
+    }
+
+    async fn delete_class_schedule(
+        &self,
+        request: Request<pb::DeleteClassScheduleRequest>,
+    ) -> Reply<pb::DeleteClassScheduleResponse> {
+        classes::delete(&self.pool, request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteClassScheduleResponse {}))
+    }
+
     async fn check_room_conflict(
         &self,
         request: Request<pb::CheckRoomConflictRequest>,
@@ -335,8 +362,8 @@ impl ScheduleService for ScheduleServiceImpl {
             .bookings(req.room_id, weekday)
             .await?
             .into_iter()
-            .filter(|(_, w)| w.overlaps(&asked))
-            .map(|(b, _)| b)
+            .filter(|b| b.window.overlaps(&asked))
+            .map(|b| b.message)
             .collect();
         Ok(Response::new(pb::CheckRoomConflictResponse { has_conflict: !conflicts.is_empty(), conflicts }))
     }
@@ -363,7 +390,7 @@ impl ScheduleService for ScheduleServiceImpl {
         let (Some(weekday), Some(start), Some(end)) = (weekday, day_start, day_end) else {
             return Err(Error::invalid("weekday", "invalid").into());
         };
-        let busy: Vec<Window> = self.bookings(req.room_id, weekday).await?.into_iter().map(|(_, w)| w).collect();
+        let busy: Vec<Window> = self.bookings(req.room_id, weekday).await?.into_iter().map(|b| b.window).collect();
         let slots = slots::free_windows(Window { start, end }, &busy, i64::from(req.duration_minutes))
             .into_iter()
             .map(|w| pb::Slot {

@@ -24,6 +24,8 @@ diesel::joinable!(users::students -> education::groups (group_id));
 diesel::joinable!(education::groups -> facilities::rooms (room_id));
 diesel::joinable!(education::group_teacher -> users::teachers (teacher_id));
 diesel::joinable!(schedule::class_schedules -> education::groups (group_id));
+diesel::joinable!(schedule::class_schedules -> activities::activities (activity_id));
+diesel::joinable!(schedule::class_schedules -> facilities::rooms (room_id));
 diesel::joinable!(schedule::student_pickup_schedules -> users::students (student_id));
 diesel::joinable!(schedule::student_pickup_schedules -> users::staff (created_by));
 diesel::joinable!(schedule::student_pickup_exceptions -> users::students (student_id));

@@ -41,13 +41,16 @@ diesel::table! {
 diesel::table! {
     schedule.class_schedules (id) {
         id -> Int8,
-        group_id -> Int8,
+        group_id -> Nullable<Int8>,
         weekday -> Int2,
         start_time -> Time,
         end_time -> Time,
         description -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        activity_id -> Nullable<Int8>,
+        room_id -> Nullable<Int8>,
+        timeframe_id -> Nullable<Int8>,
     }
 }
 
@@ -91,3 +94,5 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::joinable!(class_schedules -> timeframes (timeframe_id));
