@@ -20,6 +20,7 @@ mod migrations;
 mod password_reset;
 mod python_e2e;
 mod reader;
+mod retention;
 mod roles;
 mod schedule;
 mod schema_drift;
