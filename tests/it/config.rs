@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use pb::config_service_client::ConfigServiceClient;
 use phoenix_common::domain::Domain;
-use phoenix_config::ConfigCache;
+use phoenix_config::{ConfigCache, Subject};
 use phoenix_proto::config::v1 as pb;
 use phoenix_tests::TestApp;
-use phoenix_tests::auth::AuthedChannel;
+use phoenix_tests::auth::{AuthedChannel, PASSWORD, create_account, mint_token, role_permissions};
 use tonic::Code;
 
 use crate::support::{assert_invalid, assert_precondition};
@@ -265,8 +265,10 @@ async fn a_change_through_one_instance_reaches_a_second_instances_cache() {
     // second replica would hold. Only LISTEN/NOTIFY can tell B (the backstop reload is 60 s).
     let app = TestApp::spawn(&[Domain::Config]).await;
     let cache_b = ConfigCache::start(app.db.pool().await).await;
+    assert!(!cache_b.same_as(&app.context.config_cache().await), "B is a separate cache");
+    let anyone = Subject::account(1, ["staff"]);
     assert_eq!(cache_b.get_i64(RETENTION), Some(30));
-    assert!(!cache_b.flag_enabled("presence.board_v2"));
+    assert!(!cache_b.is_enabled("presence.board_v2", &anyone));
 
     let mut c = client(&app).await;
     update(&mut c, RETENTION, "12").await.unwrap();
@@ -277,8 +279,258 @@ async fn a_change_through_one_instance_reaches_a_second_instances_cache() {
     })
     .await
     .unwrap();
-    eventually(&cache_b, |cache| cache.flag_enabled("presence.board_v2")).await;
+    eventually(&cache_b, |cache| cache.is_enabled("presence.board_v2", &anyone)).await;
+
+    // A rule change (roles) reaches B too.
+    c.update_feature_flag(pb::UpdateFeatureFlagRequest {
+        feature_flag: Some(flag_with("presence.board_v2", true, None, &["admin"])),
+        update_mask: mask(&["roles"]),
+    })
+    .await
+    .unwrap();
+    eventually(&cache_b, |cache| !cache.is_enabled("presence.board_v2", &anyone)).await;
+    assert!(cache_b.is_enabled("presence.board_v2", &Subject::account(1, ["admin"])));
 
     c.delete_feature_flag(pb::DeleteFeatureFlagRequest { key: "presence.board_v2".into() }).await.unwrap();
-    eventually(&cache_b, |cache| !cache.flag_enabled("presence.board_v2")).await;
+    eventually(&cache_b, |cache| cache.flag_rule("presence.board_v2").is_none()).await;
+}
+
+fn flag_with(key: &str, enabled: bool, pct: Option<i32>, roles: &[&str]) -> pb::FeatureFlag {
+    pb::FeatureFlag {
+        key: key.into(),
+        enabled,
+        rollout_percentage: pct,
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
+    Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
+}
+
+async fn create_flag(c: &mut ConfigServiceClient<AuthedChannel>, flag: pb::FeatureFlag) -> pb::FeatureFlag {
+    c.create_feature_flag(pb::CreateFeatureFlagRequest { feature_flag: Some(flag) })
+        .await
+        .expect("create flag")
+        .into_inner()
+        .feature_flag
+        .expect("flag")
+}
+
+async fn evaluate(
+    c: &mut ConfigServiceClient<AuthedChannel>,
+    key: &str,
+    subject: Option<i64>,
+) -> Result<pb::EvaluateFeatureFlagResponse, tonic::Status> {
+    c.evaluate_feature_flag(pb::EvaluateFeatureFlagRequest { key: key.into(), subject_account_id: subject })
+        .await
+        .map(|r| r.into_inner())
+}
+
+#[tokio::test]
+async fn the_config_service_reads_through_the_process_wide_cache() {
+    let app = TestApp::spawn(&[Domain::Config]).await;
+    let shared = app.context.config_cache().await;
+    assert!(shared.same_as(&app.context.config_cache().await), "one cache per process");
+    let mut c = client(&app).await;
+    let someone = Subject::account(5, ["staff"]);
+    // The service refreshes the shared cache before it answers a write, so this process
+    // reads its own write at once (other replicas get it through NOTIFY).
+    create_flag(&mut c, flag_with("board.v3", true, None, &[])).await;
+    assert!(shared.is_enabled("board.v3", &someone));
+    update(&mut c, RETENTION, "9").await.unwrap();
+    assert_eq!(shared.get_i64(RETENTION), Some(9));
+    c.update_feature_flag(pb::UpdateFeatureFlagRequest {
+        feature_flag: Some(flag_with("board.v3", false, None, &[])),
+        update_mask: mask(&["enabled"]),
+    })
+    .await
+    .unwrap();
+    assert!(!shared.is_enabled("board.v3", &someone));
+}
+
+#[tokio::test]
+async fn percentage_rollout_is_stable_and_roughly_proportional() {
+    let app = TestApp::spawn(&[Domain::Config]).await;
+    let mut c = client(&app).await;
+    let created = create_flag(&mut c, flag_with("rollout.thirty", true, Some(30), &[])).await;
+    assert_eq!((created.rollout_percentage, created.roles.len()), (Some(30), 0));
+    let cache = app.context.config_cache().await;
+    let on: Vec<i64> =
+        (1..=1000).filter(|id| cache.is_enabled("rollout.thirty", &Subject::account(*id, ["staff"]))).collect();
+    // Deterministic (SHA-256 buckets), so the band is only there to allow any hash: ~300.
+    assert!((220..=380).contains(&on.len()), "{} of 1000 subjects in a 30 % rollout", on.len());
+    let again: Vec<i64> =
+        (1..=1000).filter(|id| cache.is_enabled("rollout.thirty", &Subject::account(*id, ["guest"]))).collect();
+    assert_eq!(on, again, "the same subjects every time (roles do not move the bucket)");
+    // Another flag at 30 % samples other subjects.
+    create_flag(&mut c, flag_with("rollout.other", true, Some(30), &[])).await;
+    let other: Vec<i64> =
+        (1..=1000).filter(|id| cache.is_enabled("rollout.other", &Subject::account(*id, [""; 0]))).collect();
+    assert_ne!(on, other);
+
+    // Widening the rollout keeps everyone who was in (buckets are fixed, the threshold moves).
+    c.update_feature_flag(pb::UpdateFeatureFlagRequest {
+        feature_flag: Some(flag_with("rollout.thirty", true, Some(60), &[])),
+        update_mask: mask(&["rollout_percentage"]),
+    })
+    .await
+    .unwrap();
+    let wider: Vec<i64> =
+        (1..=1000).filter(|id| cache.is_enabled("rollout.thirty", &Subject::account(*id, [""; 0]))).collect();
+    assert!(on.iter().all(|id| wider.contains(id)) && (520..=680).contains(&wider.len()), "{}", wider.len());
+
+    // The RPC answers the same as the cache, with the bucket, for the caller and for others.
+    let me = create_account(&app, "rollout@school.de", PASSWORD, &["staff"], true).await;
+    let token = mint_token(&app, &me.to_string(), &["staff"], &role_permissions(&app, "staff").await).await;
+    let mut as_me = ConfigServiceClient::new(app.channel_as(Domain::Config, &token).await);
+    let mine = evaluate(&mut as_me, "rollout.thirty", None).await.unwrap();
+    assert_eq!(mine.subject_account_id, Some(me));
+    assert_eq!(mine.enabled, cache.is_enabled("rollout.thirty", &Subject::account(me, ["staff"])));
+    assert_eq!(mine.enabled, i64::from(mine.bucket) < 6000);
+    let reason = if mine.enabled { pb::EvaluationReason::RulesMatched } else { pb::EvaluationReason::OutsideRollout };
+    assert_eq!(mine.reason(), reason);
+    let for_me = evaluate(&mut c, "rollout.thirty", Some(me)).await.unwrap();
+    assert_eq!((for_me.enabled, for_me.bucket), (mine.enabled, mine.bucket));
+
+    // 0 % is nobody, 100 % everybody.
+    c.update_feature_flag(pb::UpdateFeatureFlagRequest {
+        feature_flag: Some(flag_with("rollout.thirty", true, Some(0), &[])),
+        update_mask: mask(&["rollout_percentage"]),
+    })
+    .await
+    .unwrap();
+    assert!((1..=1000).all(|id| !cache.is_enabled("rollout.thirty", &Subject::account(id, [""; 0]))));
+    c.update_feature_flag(pb::UpdateFeatureFlagRequest {
+        feature_flag: Some(flag_with("rollout.thirty", true, Some(100), &[])),
+        update_mask: mask(&["rollout_percentage"]),
+    })
+    .await
+    .unwrap();
+    assert!((1..=1000).all(|id| cache.is_enabled("rollout.thirty", &Subject::account(id, [""; 0]))));
+}
+
+#[tokio::test]
+async fn role_rules_and_who_may_evaluate_for_whom() {
+    let app = TestApp::spawn(&[Domain::Config]).await;
+    let mut admin = client(&app).await;
+    let staff = create_account(&app, "staff@school.de", PASSWORD, &["staff"], true).await;
+    let guest = create_account(&app, "guest@school.de", PASSWORD, &["guest"], true).await;
+    let nobody = create_account(&app, "nobody@school.de", PASSWORD, &[], true).await;
+    create_flag(&mut admin, flag_with("staff.only", true, None, &["staff", "admin"])).await;
+    create_flag(&mut admin, flag_with("everyone", true, None, &[])).await;
+    create_flag(&mut admin, flag_with("switched.off", false, None, &[])).await;
+    create_flag(&mut admin, flag_with("staff.none", true, Some(0), &["staff"])).await;
+
+    let r = evaluate(&mut admin, "staff.only", Some(staff)).await.unwrap();
+    assert!(r.enabled && r.reason() == pb::EvaluationReason::RulesMatched, "{r:?}");
+    let r = evaluate(&mut admin, "staff.only", Some(guest)).await.unwrap();
+    assert!(!r.enabled && r.reason() == pb::EvaluationReason::RoleNotMatched, "{r:?}");
+    let r = evaluate(&mut admin, "everyone", Some(guest)).await.unwrap();
+    assert!(r.enabled && r.reason() == pb::EvaluationReason::OnForEveryone, "{r:?}");
+    let r = evaluate(&mut admin, "switched.off", Some(staff)).await.unwrap();
+    assert!(!r.enabled && r.reason() == pb::EvaluationReason::FlagOff, "{r:?}");
+    // Roles AND percentage: the right role, but 0 % of it.
+    let r = evaluate(&mut admin, "staff.none", Some(staff)).await.unwrap();
+    assert!(!r.enabled && r.reason() == pb::EvaluationReason::OutsideRollout, "{r:?}");
+
+    // The caller itself is evaluated with the roles of its token.
+    let staff_token = mint_token(&app, &staff.to_string(), &["staff"], &role_permissions(&app, "staff").await).await;
+    let mut as_staff = ConfigServiceClient::new(app.channel_as(Domain::Config, &staff_token).await);
+    let r = evaluate(&mut as_staff, "staff.only", None).await.unwrap();
+    assert!(r.enabled && r.subject_account_id == Some(staff), "{r:?}");
+    // Staff hold config:read, so they may ask for another account.
+    assert!(!evaluate(&mut as_staff, "staff.only", Some(guest)).await.unwrap().enabled);
+
+    // Without config:read: only for oneself.
+    let nobody_token = mint_token(&app, &nobody.to_string(), &[], &[]).await;
+    let mut as_nobody = ConfigServiceClient::new(app.channel_as(Domain::Config, &nobody_token).await);
+    let r = evaluate(&mut as_nobody, "staff.only", None).await.unwrap();
+    assert_eq!(r.reason(), pb::EvaluationReason::RoleNotMatched);
+    assert!(evaluate(&mut as_nobody, "everyone", Some(nobody)).await.unwrap().enabled, "own id is fine");
+    let err = evaluate(&mut as_nobody, "staff.only", Some(staff)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(err.message().contains("config:read"), "{}", err.message());
+
+    // Addressed flag missing → NotFound; bad fields → InvalidArgument naming them.
+    assert_eq!(evaluate(&mut admin, "no.such.flag", None).await.unwrap_err().code(), Code::NotFound);
+    assert_invalid(&evaluate(&mut admin, "Bad Key", Some(0)).await.unwrap_err(), &["key", "subject_account_id"]);
+    assert_invalid(&evaluate(&mut admin, "everyone", Some(999_999)).await.unwrap_err(), &["subject_account_id"]);
+}
+
+#[tokio::test]
+async fn flag_rules_are_validated_on_write() {
+    let app = TestApp::spawn(&[Domain::Config]).await;
+    let mut c = client(&app).await;
+    let err = c
+        .create_feature_flag(pb::CreateFeatureFlagRequest {
+            feature_flag: Some(flag_with("bad.rules", true, Some(101), &["wizard", " ", "staff", "staff"])),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(
+        &err,
+        &["feature_flag.rollout_percentage", "feature_flag.roles[0]", "feature_flag.roles[1]", "feature_flag.roles[3]"],
+    );
+    assert!(err.message().contains("wizard"), "{}", err.message());
+    let err = c
+        .create_feature_flag(pb::CreateFeatureFlagRequest {
+            feature_flag: Some(flag_with("bad.rules", true, Some(-1), &[])),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, &["feature_flag.rollout_percentage"]);
+    let err = c
+        .create_feature_flag(pb::CreateFeatureFlagRequest {
+            feature_flag: Some(flag_with("Bad Key", true, None, &["nope"])),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, &["feature_flag.key", "feature_flag.roles[0]"]);
+    let many: Vec<String> = (0..51).map(|i| format!("r{i}")).collect();
+    let err = c
+        .create_feature_flag(pb::CreateFeatureFlagRequest {
+            feature_flag: Some(pb::FeatureFlag { roles: many, ..flag_with("too.many", true, None, &[]) }),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, &["feature_flag.roles"]);
+    // Nothing was created.
+    let list = c.list_feature_flags(pb::ListFeatureFlagsRequest { page_size: 0, page_token: String::new() }).await;
+    assert_eq!(list.unwrap().into_inner().total_size, 0);
+
+    // Roles are trimmed; the update mask changes only what it names; unset percentage clears it.
+    let f = create_flag(&mut c, flag_with("good.rules", true, Some(25), &[" staff ", "guest"])).await;
+    assert_eq!((f.rollout_percentage, f.roles.clone()), (Some(25), vec!["staff".to_owned(), "guest".to_owned()]));
+    let err = c
+        .update_feature_flag(pb::UpdateFeatureFlagRequest {
+            feature_flag: Some(flag_with("good.rules", true, Some(200), &["ghost"])),
+            update_mask: mask(&["rollout_percentage", "roles"]),
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, &["feature_flag.rollout_percentage", "feature_flag.roles[0]"]);
+    let f = c
+        .update_feature_flag(pb::UpdateFeatureFlagRequest {
+            feature_flag: Some(flag_with("good.rules", false, None, &["admin"])),
+            update_mask: mask(&["rollout_percentage"]),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .feature_flag
+        .unwrap();
+    assert_eq!((f.enabled, f.rollout_percentage, f.roles.len()), (true, None, 2), "only the percentage changed");
+    let f = c
+        .update_feature_flag(pb::UpdateFeatureFlagRequest {
+            feature_flag: Some(flag_with("good.rules", true, Some(5), &[])),
+            update_mask: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .feature_flag
+        .unwrap();
+    assert_eq!((f.rollout_percentage, f.roles.len()), (Some(5), 0), "an empty mask replaces every field");
 }

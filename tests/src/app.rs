@@ -28,6 +28,8 @@ pub fn test_config(database_url: &str) -> Config {
     config.grpc_base_port = 0;
     config.gateway_port = 0;
     config.mqtt_port = 0;
+    // No daily retention purge inside tests: a run at 02:00 would race the test's own.
+    config.cleanup_time = None;
     config
 }
 
@@ -38,6 +40,8 @@ pub struct TestApp {
     pub db: TestDb,
     /// The configuration the services run with (its generated `secret_key` included).
     pub config: Config,
+    /// The context the services were built from (its shared config cache included).
+    pub context: ServiceContext,
     addrs: HashMap<Domain, SocketAddr>,
     shutdown: ShutdownToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -64,7 +68,7 @@ impl TestApp {
             addrs.insert(r.domain, r.addr);
             tasks.push(r.task);
         }
-        Self { db, config, addrs, shutdown, tasks }
+        Self { db, config, context: ctx, addrs, shutdown, tasks }
     }
 
     /// Where `domain` listens.

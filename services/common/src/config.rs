@@ -103,6 +103,10 @@ pub struct Config {
     /// `PHOENIX_SECRET_KEY`: the server secret (encrypts stored signing keys, keys email
     /// hashes). Generated per process in development when unset; required in production.
     pub secret_key: ServerSecret,
+    /// `PHOENIX_CLEANUP_TIME`: local time (in [`Config::timezone`]) of the daily retention
+    /// purge, run by the process serving the config domain; `None` (`off`) = no schedule
+    /// (e.g. when a Kubernetes CronJob runs `phoenix cleanup` instead).
+    pub cleanup_time: Option<chrono::NaiveTime>,
 }
 
 /// The server secret (`PHOENIX_SECRET_KEY`). Never printed: `Debug` shows only whether it
@@ -250,6 +254,11 @@ impl Config {
             "(dev: generated; `phoenix dev` keeps it in the data directory)",
             "server secret, 32+ characters: encrypts stored JWT signing keys and keys email hashes; required in production",
         ),
+        (
+            "PHOENIX_CLEANUP_TIME",
+            "02:00",
+            "local time (HH:MM, school time zone) of the daily retention purge, run by the process serving config; `off` = none",
+        ),
     ];
 
     /// Reads the process environment.
@@ -371,11 +380,14 @@ impl Config {
                     value: v,
                 })?,
             },
-            daily_checkout_time: parse_time_of_day(
-                "PHOENIX_DAILY_CHECKOUT_TIME",
-                get("PHOENIX_DAILY_CHECKOUT_TIME"),
-                chrono::NaiveTime::from_hms_opt(15, 0, 0).expect("valid time"),
-            )?,
+            daily_checkout_time: match get("PHOENIX_DAILY_CHECKOUT_TIME") {
+                None => chrono::NaiveTime::from_hms_opt(15, 0, 0).expect("valid time"),
+                Some(v) => parse_time_of_day(&v).ok_or_else(|| ConfigError {
+                    var: "PHOENIX_DAILY_CHECKOUT_TIME",
+                    reason: "expected a time of day such as 15:00 (HH:MM)".into(),
+                    value: v,
+                })?,
+            },
             reader_rate_limit: parse_num("PHOENIX_READER_RATE_LIMIT", get("PHOENIX_READER_RATE_LIMIT"), 20, 0, 10_000)?,
             reader_burst: parse_num("PHOENIX_READER_BURST", get("PHOENIX_READER_BURST"), 100, 1, 100_000)?,
             mqtt_client_id: match get("PHOENIX_MQTT_CLIENT_ID") {
@@ -415,6 +427,15 @@ impl Config {
             },
             gateway_client_secret: get("PHOENIX_GATEWAY_CLIENT_SECRET").map(Secret),
             secret_key,
+            cleanup_time: match get("PHOENIX_CLEANUP_TIME") {
+                None => chrono::NaiveTime::from_hms_opt(2, 0, 0),
+                Some(v) if v.eq_ignore_ascii_case("off") => None,
+                Some(v) => Some(parse_time_of_day(&v).ok_or_else(|| ConfigError {
+                    var: "PHOENIX_CLEANUP_TIME",
+                    reason: "expected a local time HH:MM (24 h) such as 02:00, or `off`".into(),
+                    value: v,
+                })?),
+            },
         })
     }
 }
@@ -454,18 +475,13 @@ fn parse_duration(
     }
 }
 
-/// Parses a local time of day, `HH:MM`.
-fn parse_time_of_day(
-    var: &'static str,
-    value: Option<String>,
-    default: chrono::NaiveTime,
-) -> Result<chrono::NaiveTime, ConfigError> {
-    let Some(value) = value else { return Ok(default) };
-    chrono::NaiveTime::parse_from_str(&value, "%H:%M").map_err(|_| ConfigError {
-        var,
-        reason: "expected a time of day such as 15:00 (HH:MM)".into(),
-        value,
-    })
+/// `HH:MM` with two-digit minutes (chrono alone would read `2:5` as 02:05).
+fn parse_time_of_day(v: &str) -> Option<chrono::NaiveTime> {
+    let (_, minutes) = v.split_once(':')?;
+    if minutes.len() != 2 {
+        return None;
+    }
+    chrono::NaiveTime::parse_from_str(v, "%H:%M").ok()
 }
 
 fn is_mqtt_name(v: &str) -> bool {
@@ -552,6 +568,52 @@ mod tests {
             ("PHOENIX_READER_BURST", "0"),
         ] {
             assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{var}={bad}");
+        }
+    }
+
+    #[test]
+    fn cleanup_time_defaults_to_two_at_night() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.cleanup_time, chrono::NaiveTime::from_hms_opt(2, 0, 0));
+    }
+
+    #[test]
+    fn cleanup_time_is_a_local_time_or_off() {
+        let c = config(&[("PHOENIX_CLEANUP_TIME", "3:30")]).expect("valid");
+        assert_eq!(c.cleanup_time, chrono::NaiveTime::from_hms_opt(3, 30, 0));
+        assert_eq!(config(&[("PHOENIX_CLEANUP_TIME", "OFF")]).expect("valid").cleanup_time, None);
+        for bad in ["25:00", "2:5", "02:00:00", "noon"] {
+            let err = config(&[("PHOENIX_CLEANUP_TIME", bad)]).unwrap_err();
+            assert_eq!(err.var, "PHOENIX_CLEANUP_TIME", "{bad}");
+        }
+    }
+
+    /// The README's configuration table is generated from [`Config::VARIABLES`]:
+    /// `PHOENIX_UPDATE_README=1 cargo test -p phoenix-common readme` rewrites it.
+    #[test]
+    fn readme_configuration_table_matches_variables() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let header = "| variable | default | meaning |\n|---|---|---|\n";
+        let table: String = Config::VARIABLES
+            .iter()
+            .map(|(var, default, meaning)| {
+                let default = if default.starts_with('(') { (*default).to_owned() } else { format!("`{default}`") };
+                format!("| `{var}` | {default} | {meaning} |\n")
+            })
+            .collect();
+        let start = readme.find(header).expect("README has the configuration table") + header.len();
+        let end = readme[start..].find("\n\n").map_or(readme.len(), |i| start + i + 1);
+        if readme[start..end] != table {
+            if std::env::var_os("PHOENIX_UPDATE_README").is_some() {
+                let updated = format!("{}{table}{}", &readme[..start], &readme[end..]);
+                std::fs::write(&path, updated).expect("write README.md");
+            } else {
+                panic!(
+                    "README.md's configuration table is out of date; run \
+                     `PHOENIX_UPDATE_README=1 cargo test -p phoenix-common readme`. Expected:\n{table}"
+                );
+            }
         }
     }
 

@@ -17,6 +17,7 @@
 //! | [`time`] | protobuf timestamps and the school's business date |
 //! | [`caller`] | the caller (account, staff record, admin or not) for resource rules |
 //! | [`authz`] | access-token verification, permission declarations and checks, [`authz::AuthContext`] |
+//! | [`jobs`] | scheduled jobs: one replica at a time (advisory lock), daily at a local time |
 
 pub mod access;
 pub mod authz;
@@ -27,6 +28,7 @@ pub mod db;
 pub mod domain;
 pub mod email;
 pub mod error;
+pub mod jobs;
 pub mod page;
 pub mod pagination;
 pub mod password;

@@ -5,7 +5,11 @@
 //! on commit. Each cache holds one dedicated (non-pooled) connection that LISTENs and reloads
 //! the whole snapshot on any notice (the tables are tiny). The snapshot is also reloaded after
 //! every (re)connect and every [`SAFETY_RELOAD`] as a backstop for notices missed while
-//! disconnected.
+//! disconnected. A write through this process's config service also reloads at once
+//! ([`ConfigCache::refresh`]), so a caller reads its own write from this replica.
+//!
+//! One cache per process: `phoenix`'s `ServiceContext` starts it on first use and hands
+//! clones to every domain (the config service, the retention purge).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, Weak};
@@ -15,6 +19,7 @@ use futures::StreamExt;
 use phoenix_common::db::DbPool;
 use tokio::sync::watch;
 
+use crate::flags::{self, Evaluation, FlagRule, Subject};
 use crate::{registry, repo};
 
 /// Backstop reload interval (notices are lost while the listen connection is down).
@@ -23,7 +28,7 @@ pub const SAFETY_RELOAD: Duration = Duration::from_secs(60);
 #[derive(Debug, Default)]
 struct Snapshot {
     settings: HashMap<String, String>,
-    flags: HashMap<String, bool>,
+    flags: HashMap<String, FlagRule>,
 }
 
 #[derive(Debug)]
@@ -31,12 +36,22 @@ struct Shared {
     snapshot: RwLock<Snapshot>,
     /// Bumped after every reload; tests and callers can wait for freshness.
     version: watch::Sender<u64>,
+    /// Serialises reloads, so a slow reload that read older rows never overwrites the
+    /// snapshot of a later one.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// A cheap-to-clone handle on the process's config snapshot.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConfigCache {
     shared: Arc<Shared>,
+    pool: DbPool,
+}
+
+impl std::fmt::Debug for ConfigCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigCache").field("shared", &self.shared).finish_non_exhaustive()
+    }
 }
 
 impl ConfigCache {
@@ -44,12 +59,16 @@ impl ConfigCache {
     /// handle is dropped. Call once per process and clone the handle.
     pub async fn start(pool: DbPool) -> Self {
         let (version, _) = watch::channel(0);
-        let shared = Arc::new(Shared { snapshot: RwLock::new(Snapshot::default()), version });
+        let shared = Arc::new(Shared {
+            snapshot: RwLock::new(Snapshot::default()),
+            version,
+            reloading: tokio::sync::Mutex::new(()),
+        });
         if let Err(e) = reload(&pool, &shared).await {
             tracing::warn!(error = %e, "config cache: initial load failed; defaults apply until the next reload");
         }
-        tokio::spawn(listen(pool, Arc::downgrade(&shared)));
-        Self { shared }
+        tokio::spawn(listen(pool.clone(), Arc::downgrade(&shared)));
+        Self { shared, pool }
     }
 
     /// The value of `key` (stored, else the registry default); `None` for an unknown key.
@@ -65,9 +84,32 @@ impl ConfigCache {
         self.get(key).and_then(|v| v.parse().ok()).or_else(|| def.default.parse().ok())
     }
 
-    /// Whether feature flag `key` is on (an unknown flag is off).
-    pub fn flag_enabled(&self, key: &str) -> bool {
-        self.shared.snapshot.read().ok().and_then(|s| s.flags.get(key).copied()).unwrap_or(false)
+    /// Whether feature flag `key` is on for `subject` (rules in [`crate::flags`]); an
+    /// unknown flag is off.
+    pub fn is_enabled(&self, key: &str, subject: &Subject) -> bool {
+        self.evaluate(key, subject).is_some_and(|e| e.enabled)
+    }
+
+    /// The evaluation of flag `key` for `subject`; `None` for an unknown flag.
+    pub fn evaluate(&self, key: &str, subject: &Subject) -> Option<Evaluation> {
+        let guard = self.shared.snapshot.read().ok()?;
+        guard.flags.get(key).map(|rule| flags::evaluate(key, rule, subject))
+    }
+
+    /// The cached rule of flag `key`.
+    pub fn flag_rule(&self, key: &str) -> Option<FlagRule> {
+        self.shared.snapshot.read().ok().and_then(|s| s.flags.get(key).cloned())
+    }
+
+    /// Reloads the snapshot now (after a write through this process, or before a job that
+    /// must see the latest values); the error is the database's.
+    pub async fn refresh(&self) -> anyhow::Result<()> {
+        reload(&self.pool, &self.shared).await
+    }
+
+    /// Whether `self` and `other` are handles on the same snapshot (one cache per process).
+    pub fn same_as(&self, other: &ConfigCache) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// A receiver that changes after every reload.
@@ -77,12 +119,13 @@ impl ConfigCache {
 }
 
 async fn reload(pool: &DbPool, shared: &Shared) -> anyhow::Result<()> {
+    let _serial = shared.reloading.lock().await;
     let mut conn = pool.get().await?;
     let settings = repo::all_settings(&mut conn).await?;
     let flags = repo::all_flags(&mut conn).await?;
     let snapshot = Snapshot {
         settings: settings.into_iter().map(|s| (s.key, s.value)).collect(),
-        flags: flags.into_iter().map(|f| (f.key, f.enabled)).collect(),
+        flags: flags.into_iter().map(|f| (f.key.clone(), f.rule())).collect(),
     };
     if let Ok(mut guard) = shared.snapshot.write() {
         *guard = snapshot;

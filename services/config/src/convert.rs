@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 use phoenix_proto::config::v1 as pb;
 
+use crate::flags::Reason;
 use crate::registry::{Kind, SettingDef};
 use crate::repo::{FlagRow, StoredSetting};
+use crate::retention::Report;
 
 pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
@@ -42,5 +44,32 @@ pub(crate) fn flag(row: FlagRow) -> pb::FeatureFlag {
         updated_by_account_id: row.updated_by,
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
+        rollout_percentage: row.rollout_percentage,
+        roles: row.roles,
+    }
+}
+
+pub(crate) fn reason(r: Reason) -> pb::EvaluationReason {
+    match r {
+        Reason::FlagOff => pb::EvaluationReason::FlagOff,
+        Reason::OnForEveryone => pb::EvaluationReason::OnForEveryone,
+        Reason::RoleNotMatched => pb::EvaluationReason::RoleNotMatched,
+        Reason::OutsideRollout => pb::EvaluationReason::OutsideRollout,
+        Reason::RulesMatched => pb::EvaluationReason::RulesMatched,
+    }
+}
+
+pub(crate) fn retention_report(r: &Report) -> pb::RunRetentionCleanupResponse {
+    pb::RunRetentionCleanupResponse {
+        dry_run: r.dry_run,
+        visits: r.visits,
+        scan_receipts: r.scan_receipts,
+        presence_events: r.presence_events,
+        students: i32::try_from(r.students).unwrap_or(i32::MAX),
+        audit_records: r.audit_records,
+        complete: r.complete,
+        default_retention_days: r.default_retention_days,
+        start_time: Some(timestamp(r.started_at)),
+        finish_time: Some(timestamp(r.finished_at)),
     }
 }

@@ -78,8 +78,10 @@ impl SettingDef {
     }
 }
 
-/// Every setting Phoenix reads (behaviour.md names the scan, session, checkout and cleanup
-/// settings; §4/§5 of the reference the retention default).
+/// Every setting Phoenix reads (behaviour.md names the scan, session and checkout settings;
+/// §4/§5 of the reference the retention default, which the retention purge reads). The
+/// purge's time of day is `PHOENIX_CLEANUP_TIME` (behaviour.md), deliberately not a setting
+/// too: one source, no second knob that silently loses.
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef {
         key: "attendance.daily_checkout_time",
@@ -93,15 +95,7 @@ pub const SETTINGS: &[SettingDef] = &[
         key: "privacy.default_visit_retention_days",
         kind: Kind::Integer { min: 1, max: 31 },
         default: "30",
-        description: "Visit retention in days for students without an accepted privacy consent",
-        locked: false,
-        requires_restart: false,
-    },
-    SettingDef {
-        key: "retention.cleanup_time",
-        kind: Kind::TimeOfDay,
-        default: "02:00",
-        description: "Local time of the daily retention purge",
+        description: "Visit retention in days for students without an accepted privacy consent (read by the retention purge)",
         locked: false,
         requires_restart: false,
     },

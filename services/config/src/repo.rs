@@ -3,7 +3,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_db::schema::auth::{account_roles, accounts, roles};
 use phoenix_db::schema::config::{feature_flags, settings};
+
+use crate::flags::FlagRule;
 
 /// NOTIFY channel every config change is announced on (payload: `setting:<key>` / `flag:<key>`).
 pub const CHANGE_CHANNEL: &str = "phoenix_config_changed";
@@ -36,6 +39,48 @@ pub struct FlagRow {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// Share of subjects (0–100); `None` = no percentage rule.
+    pub rollout_percentage: Option<i32>,
+    /// Role names; empty = no role rule.
+    pub roles: Vec<String>,
+}
+
+impl FlagRow {
+    /// The evaluation rule of this flag.
+    pub fn rule(&self) -> FlagRule {
+        FlagRule {
+            enabled: self.enabled,
+            // The CHECK keeps it within 0..=100; clamp rather than trust blindly.
+            rollout_percentage: self.rollout_percentage.map(|p| u8::try_from(p.clamp(0, 100)).unwrap_or(100)),
+            roles: self.roles.clone(),
+        }
+    }
+}
+
+/// The writable columns of a flag.
+#[derive(Debug, Clone)]
+pub struct FlagWrite<'a> {
+    /// On/off.
+    pub enabled: bool,
+    /// Description.
+    pub description: Option<&'a str>,
+    /// Share of subjects (0–100).
+    pub rollout_percentage: Option<i32>,
+    /// Role names.
+    pub roles: &'a [String],
+}
+
+/// A partial change of a flag (`None` = keep).
+#[derive(Debug, Clone, Default)]
+pub struct FlagChange<'a> {
+    /// On/off.
+    pub enabled: Option<bool>,
+    /// Description (`Some(None)` clears it).
+    pub description: Option<Option<&'a str>>,
+    /// Share of subjects (`Some(None)` removes the rule).
+    pub rollout_percentage: Option<Option<i32>>,
+    /// Role names (`Some(&[])` removes the rule).
+    pub roles: Option<&'a [String]>,
 }
 
 /// Every stored setting.
@@ -106,15 +151,16 @@ pub async fn count_flags(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
 pub async fn insert_flag(
     conn: &mut AsyncPgConnection,
     key: &str,
-    enabled: bool,
-    description: Option<&str>,
+    flag: &FlagWrite<'_>,
     updated_by: Option<i64>,
 ) -> QueryResult<Option<FlagRow>> {
     diesel::insert_into(feature_flags::table)
         .values((
             feature_flags::key.eq(key),
-            feature_flags::enabled.eq(enabled),
-            feature_flags::description.eq(description),
+            feature_flags::enabled.eq(flag.enabled),
+            feature_flags::description.eq(flag.description),
+            feature_flags::rollout_percentage.eq(flag.rollout_percentage),
+            feature_flags::roles.eq(flag.roles),
             feature_flags::updated_by.eq(updated_by),
         ))
         .on_conflict_do_nothing()
@@ -128,8 +174,7 @@ pub async fn insert_flag(
 pub async fn update_flag(
     conn: &mut AsyncPgConnection,
     key: &str,
-    enabled: Option<bool>,
-    description: Option<Option<&str>>,
+    change: &FlagChange<'_>,
     updated_by: Option<i64>,
 ) -> QueryResult<Option<FlagRow>> {
     let Some(current) =
@@ -139,8 +184,10 @@ pub async fn update_flag(
     };
     diesel::update(feature_flags::table.find(key))
         .set((
-            feature_flags::enabled.eq(enabled.unwrap_or(current.enabled)),
-            feature_flags::description.eq(description.unwrap_or(current.description.as_deref())),
+            feature_flags::enabled.eq(change.enabled.unwrap_or(current.enabled)),
+            feature_flags::description.eq(change.description.unwrap_or(current.description.as_deref())),
+            feature_flags::rollout_percentage.eq(change.rollout_percentage.unwrap_or(current.rollout_percentage)),
+            feature_flags::roles.eq(change.roles.unwrap_or(&current.roles)),
             feature_flags::updated_by.eq(updated_by),
         ))
         .returning(FlagRow::as_returning())
@@ -152,6 +199,27 @@ pub async fn update_flag(
 /// Deletes a flag; returns whether it existed.
 pub async fn delete_flag(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
     Ok(diesel::delete(feature_flags::table.find(key)).execute(conn).await? > 0)
+}
+
+/// Which of `names` are existing roles (`auth.roles`, read-only cross-schema).
+pub async fn existing_roles(conn: &mut AsyncPgConnection, names: &[String]) -> QueryResult<Vec<String>> {
+    roles::table.filter(roles::name.eq_any(names)).select(roles::name).load(conn).await
+}
+
+/// Role names of account `account_id`; `None` when there is no such account.
+pub async fn account_role_names(conn: &mut AsyncPgConnection, account_id: i64) -> QueryResult<Option<Vec<String>>> {
+    let exists: bool = diesel::select(diesel::dsl::exists(accounts::table.find(account_id))).get_result(conn).await?;
+    if !exists {
+        return Ok(None);
+    }
+    let names = account_roles::table
+        .inner_join(roles::table)
+        .filter(account_roles::account_id.eq(account_id))
+        .select(roles::name)
+        .order(roles::name)
+        .load(conn)
+        .await?;
+    Ok(Some(names))
 }
 
 /// Announces a change to every replica's cache; delivered only if the transaction commits.

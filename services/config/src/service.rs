@@ -2,7 +2,7 @@
 
 use diesel_async::AsyncConnection;
 use pb::config_service_server::ConfigService;
-use phoenix_common::authz::{MethodTable, Requirement};
+use phoenix_common::authz::{self, AuthContext, MethodTable, Principal, Requirement};
 use phoenix_common::caller::Caller;
 use phoenix_common::db::DbPool;
 use phoenix_common::page::KeyPage;
@@ -10,7 +10,9 @@ use phoenix_common::{Error, FieldViolations};
 use phoenix_proto::config::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::{convert, registry, repo, validate};
+use crate::flags::Subject;
+use crate::retention::{self, RetentionOptions, RunOutcome, Trigger};
+use crate::{ConfigCache, convert, registry, repo, validate};
 
 /// The permission each RPC needs (checked by the shared auth layer; strings from the seed).
 pub const METHODS: MethodTable = &[
@@ -24,12 +26,20 @@ pub const METHODS: MethodTable = &[
     ("/phoenix.config.v1.ConfigService/CreateFeatureFlag", Requirement::Permission("config:manage")),
     ("/phoenix.config.v1.ConfigService/UpdateFeatureFlag", Requirement::Permission("config:update")),
     ("/phoenix.config.v1.ConfigService/DeleteFeatureFlag", Requirement::Permission("config:manage")),
+    // Any caller for itself; evaluating for another account checks config:read in the handler.
+    ("/phoenix.config.v1.ConfigService/EvaluateFeatureFlag", Requirement::Authenticated),
+    ("/phoenix.config.v1.ConfigService/RunRetentionCleanup", Requirement::Permission("config:manage")),
 ];
+
+/// Update-mask paths of `UpdateFeatureFlag`.
+const FLAG_PATHS: [&str; 4] = ["enabled", "description", "rollout_percentage", "roles"];
 
 /// The service state.
 #[derive(Clone)]
 pub struct ConfigServiceImpl {
     pool: DbPool,
+    cache: ConfigCache,
+    retention: RetentionOptions,
 }
 
 impl std::fmt::Debug for ConfigServiceImpl {
@@ -39,10 +49,40 @@ impl std::fmt::Debug for ConfigServiceImpl {
 }
 
 impl ConfigServiceImpl {
-    /// A service on `pool`.
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+    /// A service on `pool`, reading flags and the retention default through the process's
+    /// shared `cache`.
+    pub fn new(pool: DbPool, cache: ConfigCache, retention: RetentionOptions) -> Self {
+        Self { pool, cache, retention }
     }
+
+    /// After a committed write: this replica sees it at once (others through NOTIFY).
+    async fn refresh_cache(&self) {
+        if let Err(e) = self.cache.refresh().await {
+            tracing::warn!(error = %e, "config cache: reload after a write failed; the notice will bring it");
+        }
+    }
+}
+
+/// A validated flag rule of a create or update request.
+struct FlagRuleInput {
+    rollout_percentage: Option<i32>,
+    roles: Vec<String>,
+}
+
+/// Validates percentage and role names (the latter against `auth.roles`).
+async fn flag_rule_input(
+    conn: &mut diesel_async::AsyncPgConnection,
+    flag: &pb::FeatureFlag,
+    v: &mut FieldViolations,
+) -> Result<FlagRuleInput, Error> {
+    let rollout_percentage =
+        validate::rollout_percentage("feature_flag.rollout_percentage", flag.rollout_percentage, v);
+    let roles = validate::flag_roles("feature_flag.roles", &flag.roles, v);
+    if !roles.is_empty() {
+        let existing = repo::existing_roles(conn, &roles).await?;
+        validate::unknown_roles("feature_flag.roles", &roles, &existing, v);
+    }
+    Ok(FlagRuleInput { rollout_percentage, roles })
 }
 
 type Reply<T> = Result<Response<T>, Status>;
@@ -122,6 +162,8 @@ impl ConfigService for ConfigServiceImpl {
                 Ok(row)
             })
             .await?;
+        drop(conn);
+        self.refresh_cache().await;
         Ok(Response::new(pb::UpdateSettingResponse { setting: Some(convert::setting(def, Some(&stored))) }))
     }
 
@@ -138,6 +180,8 @@ impl ConfigService for ConfigServiceImpl {
             Ok(())
         })
         .await?;
+        drop(conn);
+        self.refresh_cache().await;
         Ok(Response::new(pb::ResetSettingResponse { setting: Some(convert::setting(def, None)) }))
     }
 
@@ -165,6 +209,8 @@ impl ConfigService for ConfigServiceImpl {
                 Ok(out)
             })
             .await?;
+        drop(conn);
+        self.refresh_cache().await;
         Ok(Response::new(pb::ImportSettingsResponse { settings }))
     }
 
@@ -202,18 +248,30 @@ impl ConfigService for ConfigServiceImpl {
     ) -> Reply<pb::CreateFeatureFlagResponse> {
         let caller = Caller::of(&request, &self.pool).await?;
         let flag = request.into_inner().feature_flag.ok_or_else(|| Error::invalid("feature_flag", "is required"))?;
-        let key = validate::flag_key("feature_flag.key", &flag.key)?;
+        let mut v = FieldViolations::default();
+        let key = validate::collect_flag_key("feature_flag.key", &flag.key, &mut v);
         let description = Some(flag.description.trim()).filter(|d| !d.is_empty());
         let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let rule = flag_rule_input(&mut conn, &flag, &mut v).await?;
+        v.into_result()?;
+        let key = key.ok_or_else(|| Error::invalid("feature_flag.key", "invalid key"))?;
+        let write = repo::FlagWrite {
+            enabled: flag.enabled,
+            description,
+            rollout_percentage: rule.rollout_percentage,
+            roles: &rule.roles,
+        };
         let row = conn
             .transaction::<_, Error, _>(async |conn| {
-                let row = repo::insert_flag(conn, &key, flag.enabled, description, caller.account_id)
+                let row = repo::insert_flag(conn, &key, &write, caller.account_id)
                     .await?
                     .ok_or_else(|| Error::AlreadyExists(format!("feature flag {key:?} already exists")))?;
                 repo::notify_change(conn, &format!("flag:{key}")).await?;
                 Ok(row)
             })
             .await?;
+        drop(conn);
+        self.refresh_cache().await;
         Ok(Response::new(pb::CreateFeatureFlagResponse { feature_flag: Some(convert::flag(row)) }))
     }
 
@@ -228,25 +286,32 @@ impl ConfigService for ConfigServiceImpl {
         let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         let mut v = FieldViolations::default();
         for p in &paths {
-            if p != "enabled" && p != "description" {
-                v.add("update_mask", format!("unknown path {p:?}; allowed: enabled, description"));
+            if !FLAG_PATHS.contains(&p.as_str()) {
+                v.add("update_mask", format!("unknown path {p:?}; allowed: {}", FLAG_PATHS.join(", ")));
             }
         }
-        v.into_result()?;
-        let all = paths.is_empty();
-        let enabled = (all || paths.iter().any(|p| p == "enabled")).then_some(flag.enabled);
-        let description = Some(flag.description.trim()).filter(|d| !d.is_empty());
-        let description = (all || paths.iter().any(|p| p == "description")).then_some(description);
+        let wants = |path: &str| paths.is_empty() || paths.iter().any(|p| p == path);
         let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let rule = flag_rule_input(&mut conn, &flag, &mut v).await?;
+        v.into_result()?;
+        let description = Some(flag.description.trim()).filter(|d| !d.is_empty());
+        let change = repo::FlagChange {
+            enabled: wants("enabled").then_some(flag.enabled),
+            description: wants("description").then_some(description),
+            rollout_percentage: wants("rollout_percentage").then_some(rule.rollout_percentage),
+            roles: wants("roles").then_some(rule.roles.as_slice()),
+        };
         let row = conn
             .transaction::<_, Error, _>(async |conn| {
-                let row = repo::update_flag(conn, &key, enabled, description, caller.account_id)
+                let row = repo::update_flag(conn, &key, &change, caller.account_id)
                     .await?
                     .ok_or_else(|| Error::not_found("feature flag", &key))?;
                 repo::notify_change(conn, &format!("flag:{key}")).await?;
                 Ok(row)
             })
             .await?;
+        drop(conn);
+        self.refresh_cache().await;
         Ok(Response::new(pb::UpdateFeatureFlagResponse { feature_flag: Some(convert::flag(row)) }))
     }
 
@@ -264,6 +329,75 @@ impl ConfigService for ConfigServiceImpl {
             Ok(())
         })
         .await?;
+        drop(conn);
+        self.refresh_cache().await;
         Ok(Response::new(pb::DeleteFeatureFlagResponse {}))
+    }
+
+    async fn evaluate_feature_flag(
+        &self,
+        request: Request<pb::EvaluateFeatureFlagRequest>,
+    ) -> Reply<pb::EvaluateFeatureFlagResponse> {
+        let ctx = AuthContext::of(&request)?.clone();
+        let req = request.into_inner();
+        let mut v = FieldViolations::default();
+        let key = validate::collect_flag_key("key", &req.key, &mut v);
+        if req.subject_account_id.is_some_and(|id| id <= 0) {
+            v.add("subject_account_id", "must be a positive account id");
+        }
+        v.into_result()?;
+        let key = key.ok_or_else(|| Error::invalid("key", "invalid key"))?;
+        let own_account = match &ctx.principal {
+            Principal::Account(id) => Some(*id),
+            Principal::Service(_) => None,
+        };
+        let (subject, subject_account_id) = match req.subject_account_id {
+            Some(id) if Some(id) != own_account => {
+                if !authz::grants(&ctx.permissions, "config:read") {
+                    return Err(Error::PermissionDenied(
+                        "missing permission config:read (needed to evaluate a flag for another account)".into(),
+                    )
+                    .into());
+                }
+                let mut conn = self.pool.get().await.map_err(Error::from)?;
+                let roles = repo::account_role_names(&mut conn, id)
+                    .await
+                    .map_err(Error::from)?
+                    .ok_or_else(|| Error::invalid("subject_account_id", format!("no account {id}")))?;
+                (Subject::account(id, roles), Some(id))
+            }
+            // The caller itself: the roles its token carries.
+            _ => match &ctx.principal {
+                Principal::Account(id) => (Subject::account(*id, ctx.roles.iter().cloned()), Some(*id)),
+                Principal::Service(client) => (Subject::service(client), None),
+            },
+        };
+        let eval = self.cache.evaluate(&key, &subject).ok_or_else(|| Error::not_found("feature flag", &key))?;
+        Ok(Response::new(pb::EvaluateFeatureFlagResponse {
+            key,
+            enabled: eval.enabled,
+            reason: convert::reason(eval.reason) as i32,
+            bucket: i32::try_from(eval.bucket).unwrap_or(0),
+            subject_account_id,
+        }))
+    }
+
+    async fn run_retention_cleanup(
+        &self,
+        request: Request<pb::RunRetentionCleanupRequest>,
+    ) -> Reply<pb::RunRetentionCleanupResponse> {
+        let account = match &AuthContext::of(&request)?.principal {
+            Principal::Account(id) => Some(*id),
+            Principal::Service(_) => None,
+        };
+        let dry_run = request.into_inner().dry_run;
+        match retention::run(&self.pool, &self.cache, self.retention, Trigger::Rpc(account), dry_run).await? {
+            RunOutcome::Done(report) => Ok(Response::new(convert::retention_report(&report))),
+            RunOutcome::AlreadyRunning => Err(Error::precondition(
+                "RETENTION_CLEANUP_RUNNING",
+                "a retention purge is already running (another replica, the schedule or the CLI); try again after it",
+            )
+            .into()),
+        }
     }
 }

@@ -63,12 +63,65 @@ pub(crate) fn import(items: &[(String, String)]) -> Result<Vec<SettingWrite>> {
 
 /// A feature-flag key: `[a-z0-9_.]{1,100}` (the table's CHECK).
 pub(crate) fn flag_key(field: &str, key: &str) -> Result<String> {
+    let mut v = FieldViolations::default();
+    let key = collect_flag_key(field, key, &mut v);
+    v.into_result()?;
+    key.ok_or_else(|| Error::invalid(field, "invalid key"))
+}
+
+/// [`flag_key`], adding the violation to `v` instead of returning it.
+pub(crate) fn collect_flag_key(field: &str, key: &str, v: &mut FieldViolations) -> Option<String> {
     let ok = (1..=100).contains(&key.len())
         && key.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.');
     if ok {
-        Ok(key.to_owned())
+        Some(key.to_owned())
     } else {
-        Err(Error::invalid(field, format!("must match [a-z0-9_.]{{1,100}}, got {key:?}")))
+        v.add(field, format!("must match [a-z0-9_.]{{1,100}}, got {key:?}"));
+        None
+    }
+}
+
+/// Most roles a flag may name (the table's CHECK).
+pub(crate) const MAX_FLAG_ROLES: usize = 50;
+
+/// A rollout percentage: unset or 0–100; violations name `field`.
+pub(crate) fn rollout_percentage(field: &str, value: Option<i32>, v: &mut FieldViolations) -> Option<i32> {
+    match value {
+        Some(p) if !(0..=100).contains(&p) => {
+            v.add(field, format!("must be 0..=100 (percent of subjects), got {p}"));
+            None
+        }
+        other => other,
+    }
+}
+
+/// Role names of a flag, trimmed: each non-empty and at most once, at most
+/// [`MAX_FLAG_ROLES`]. Whether they exist is checked against `auth.roles` by the caller
+/// ([`unknown_roles`]).
+pub(crate) fn flag_roles(field: &str, roles: &[String], v: &mut FieldViolations) -> Vec<String> {
+    if roles.len() > MAX_FLAG_ROLES {
+        v.add(field, format!("at most {MAX_FLAG_ROLES} roles, got {}", roles.len()));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(roles.len());
+    for (i, raw) in roles.iter().enumerate() {
+        let name = raw.trim();
+        if name.is_empty() {
+            v.add(format!("{field}[{i}]"), "must not be empty");
+        } else if out.iter().any(|r| r == name) {
+            v.add(format!("{field}[{i}]"), format!("role {name:?} appears more than once"));
+        } else {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// Adds a violation for every name of `roles` that is not in `existing`.
+pub(crate) fn unknown_roles(field: &str, roles: &[String], existing: &[String], v: &mut FieldViolations) {
+    for (i, name) in roles.iter().enumerate() {
+        if !existing.contains(name) {
+            v.add(format!("{field}[{i}]"), format!("unknown role {name:?}"));
+        }
     }
 }
 
@@ -88,6 +141,22 @@ mod tests {
         let Err(Error::InvalidArgument(v)) = import(&items) else { panic!("expected InvalidArgument") };
         let fields: Vec<_> = v.iter().map(|(f, _)| f.to_owned()).collect();
         assert_eq!(fields, ["settings[0].value", "settings[2].key", "settings[3].key", "settings[4].key"]);
+    }
+
+    #[test]
+    fn flag_rules() {
+        let mut v = FieldViolations::default();
+        assert_eq!(rollout_percentage("p", Some(0), &mut v), Some(0));
+        assert_eq!(rollout_percentage("p", Some(100), &mut v), Some(100));
+        assert_eq!(rollout_percentage("p", None, &mut v), None);
+        assert!(v.iter().next().is_none());
+        rollout_percentage("p", Some(101), &mut v);
+        rollout_percentage("p", Some(-1), &mut v);
+        let roles = flag_roles("r", &[" staff ".into(), "".into(), "staff".into()], &mut v);
+        assert_eq!(roles, ["staff"]);
+        unknown_roles("r", &["staff".into(), "wizard".into()], &["staff".into()], &mut v);
+        let fields: Vec<_> = v.iter().map(|(f, _)| f.to_owned()).collect();
+        assert_eq!(fields, ["p", "p", "r[1]", "r[2]", "r[1]"]);
     }
 
     #[test]

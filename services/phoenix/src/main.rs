@@ -75,6 +75,17 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// Run the retention purge now (needs DATABASE_URL): completed visits and scan receipts
+    /// past each pupil's retention, presence events past 48 h, audited. Refused while
+    /// another run (a replica's schedule, the RPC) holds the lock.
+    Cleanup {
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per batch (one transaction each).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
+        batch_size: i64,
+    },
     /// Apply, revert or list database migrations (needs DATABASE_URL).
     Migrate {
         #[command(subcommand)]
@@ -221,6 +232,32 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             };
             for m in phoenix_db::migrate(url, command).await? {
                 println!("[{}] {}", if m.applied { "x" } else { " " }, m.name);
+            }
+        }
+        Command::Cleanup { dry_run, batch_size } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            let ctx = ServiceContext::new(pool.clone(), config.clone());
+            let options = phoenix_config::retention::RetentionOptions { batch_size, ..ctx.retention_options() };
+            let cache = ctx.config_cache().await;
+            let trigger = phoenix_config::retention::Trigger::Cli;
+            match phoenix_config::retention::run(&pool, &cache, options, trigger, dry_run).await? {
+                phoenix_config::retention::RunOutcome::AlreadyRunning => {
+                    println!("A retention purge is already running (another replica or process); nothing done.");
+                }
+                phoenix_config::retention::RunOutcome::Done(r) => {
+                    let verb = if r.dry_run { "would delete" } else { "deleted" };
+                    println!(
+                        "Retention purge {verb}: {} visits, {} scan receipts, {} presence events ({} students; \
+                         school default {} days).",
+                        r.visits, r.scan_receipts, r.presence_events, r.students, r.default_retention_days
+                    );
+                    if !r.dry_run {
+                        println!("  audit records written: {}", r.audit_records);
+                    }
+                    if !r.complete {
+                        println!("  stopped at the time budget; run again to continue.");
+                    }
+                }
             }
         }
         Command::SeedDemo => {

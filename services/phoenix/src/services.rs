@@ -9,6 +9,9 @@ use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{self, ServiceRoutes, ShutdownToken};
+use phoenix_config::ConfigCache;
+use phoenix_config::retention::RetentionOptions;
+use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
 
 /// What every domain service is built from.
@@ -20,13 +23,28 @@ pub struct ServiceContext {
     pub config: Config,
     /// Verifies access tokens for every domain of the process (one key cache).
     pub verifier: Arc<TokenVerifier>,
+    /// The process's one settings/flags cache, started on first use (a process serving no
+    /// domain that reads settings holds no LISTEN connection).
+    config_cache: Arc<OnceCell<ConfigCache>>,
 }
 
 impl ServiceContext {
     /// A context whose token verifier reads public keys from the shared database.
     pub fn new(pool: DbPool, config: Config) -> Self {
         let verifier = Arc::new(TokenVerifier::new(pool.clone()));
-        Self { pool, config, verifier }
+        Self { pool, config, verifier, config_cache: Arc::new(OnceCell::new()) }
+    }
+
+    /// The process's shared [`ConfigCache`] (settings and feature flags, invalidated across
+    /// replicas by LISTEN/NOTIFY): every domain of the process gets a handle on the same
+    /// snapshot.
+    pub async fn config_cache(&self) -> ConfigCache {
+        self.config_cache.get_or_init(|| ConfigCache::start(self.pool.clone())).await.clone()
+    }
+
+    /// Tuning of the retention purge: receipts are kept for the scan replay window.
+    pub fn retention_options(&self) -> RetentionOptions {
+        RetentionOptions { scan_window: self.config.scan_max_age, ..RetentionOptions::default() }
     }
 }
 
@@ -90,7 +108,7 @@ pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Resu
             routes.add_service(Authorized::new(server, phoenix_activities::METHODS, ctx.verifier.clone())?);
         }
         Domain::Config => {
-            let server = phoenix_config::server(ctx.pool.clone());
+            let server = phoenix_config::server(ctx.pool.clone(), ctx.config_cache().await, ctx.retention_options());
             routes.add_service(Authorized::new(server, phoenix_config::METHODS, ctx.verifier.clone())?);
         }
         Domain::Feedback => {
@@ -138,7 +156,9 @@ pub fn port_for(domain: Domain, base_port: u16) -> u16 {
 }
 
 /// Binds and starts each domain of `domains`. `fallback` lets a busy default port fall back
-/// to a free one (dev); in `serve` a busy port is an error.
+/// to a free one (dev); in `serve` a busy port is an error. The process serving the config
+/// domain also runs the daily retention purge at `PHOENIX_CLEANUP_TIME` (several replicas:
+/// the advisory lock lets one of them do it).
 pub async fn start(
     domains: &[Domain],
     ctx: &ServiceContext,
@@ -157,6 +177,18 @@ pub async fn start(
         let task = tokio::spawn(server::serve(listener, routes, health, names, shutdown.clone()));
         tracing::info!(%domain, %addr, "service listening");
         running.push(RunningService { domain, addr, task });
+    }
+    if domains.contains(&Domain::Config)
+        && let Some(at) = ctx.config.cleanup_time
+    {
+        tokio::spawn(phoenix_config::retention::run_daily(
+            ctx.pool.clone(),
+            ctx.config_cache().await,
+            ctx.retention_options(),
+            at,
+            ctx.config.timezone,
+            shutdown.clone(),
+        ));
     }
     Ok(running)
 }

@@ -22,5 +22,7 @@ diesel::table! {
         updated_by -> Nullable<Int8>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        rollout_percentage -> Nullable<Int4>,
+        roles -> Array<Text>,
     }
 }
