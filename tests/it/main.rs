@@ -3,6 +3,11 @@
 
 mod accounts;
 mod active;
+mod active_attendance;
+mod active_combined;
+mod active_common;
+mod active_supervisors;
+mod active_visits;
 mod activities;
 mod activities_manage;
 mod audit;

@@ -1,25 +1,45 @@
-//! `phoenix-active`, this slice of `phoenix.active.v1.ActiveService` (schema `active`): room
-//! sessions with supervisors, and `ProcessScan`, the reader hot path (behaviour.md "One scan,
-//! step by step"). The rest of the domain (claims, combined sessions, the visits API, the
-//! presence board and `WatchPresence`) comes with its own issue.
+//! `phoenix-active`, `phoenix.active.v1.ActiveService` (schema `active`): room sessions with
+//! supervisors and combined groups, `ProcessScan` (the reader hot path, behaviour.md "One
+//! scan, step by step"), visits and daily attendance by hand and as lists, a pupil's
+//! presence, and analytics. The presence board and `WatchPresence` are a separate service.
 //!
 //! | module | holds |
 //! |---|---|
 //! | [`service`] | the tonic impl and [`METHODS`] |
+//! | `handlers` | caller → module → response for the RPCs below `ProcessScan` |
 //! | [`scan`] | `ProcessScan` in one transaction |
 //! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
 //! | [`sessions`] | start (with `force`), end, get, list |
+//! | [`supervisors`] | join, leave, claim, replace |
+//! | [`combined`] | combined groups of running sessions |
+//! | [`visits`] | get, list, manual check-in / check-out / end (the scan's locks) |
+//! | [`attendance`] | a pupil's day and state, lists, check-out for the day |
+//! | [`pupil`] | a pupil's presence now, redacted without full access |
+//! | [`analytics`] | counts and room utilisation (aggregates only) |
+//! | [`scope`] | who may see and change which pupils' presence data |
+//! | [`store`] | shared row locks (pupil, session) and look-ups |
+//! | [`calendar`] | business days as instants |
 //! | [`validate`] | requests → typed commands with field violations |
 //! | [`convert`] | domain → proto |
-//! | [`repo`] | diesel queries |
+//! | [`repo`] | diesel queries of sessions and scans |
 
+pub mod analytics;
+pub mod attendance;
+pub mod calendar;
+pub mod combined;
 pub mod convert;
 pub mod events;
+mod handlers;
+pub mod pupil;
 pub mod repo;
 pub mod scan;
+pub mod scope;
 pub mod service;
 pub mod sessions;
+pub mod store;
+pub mod supervisors;
 pub mod validate;
+pub mod visits;
 
 pub use events::PRESENCE_CHANNEL;
 pub use scan::ScanSettings;

@@ -68,6 +68,10 @@ pub struct SessionFilter {
     pub room_id: Option<i64>,
     pub activity_id: Option<i64>,
     pub education_group_id: Option<i64>,
+    /// Running sessions without a current supervisor or assistant.
+    pub unclaimed: bool,
+    /// Sessions this staff member currently supervises.
+    pub supervisor_staff_id: Option<i64>,
 }
 
 pub async fn room_exists(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
@@ -172,6 +176,17 @@ fn filtered_sessions(filter: &SessionFilter) -> groups::BoxedQuery<'static, Pg> 
     }
     if let Some(g) = filter.education_group_id {
         q = q.filter(groups::education_group_id.eq(g));
+    }
+    let supervised = group_supervisors::table.filter(group_supervisors::end_date.is_null());
+    if filter.unclaimed {
+        q = q
+            .filter(groups::end_time.is_null())
+            .filter(groups::id.ne_all(supervised.select(group_supervisors::active_group_id)));
+    }
+    if let Some(staff) = filter.supervisor_staff_id {
+        q = q.filter(groups::id.eq_any(
+            supervised.filter(group_supervisors::staff_id.eq(staff)).select(group_supervisors::active_group_id),
+        ));
     }
     q
 }

@@ -107,6 +107,16 @@ pub fn list_sessions(req: pb::ListSessionsRequest) -> Result<ListSessions> {
             *slot = Some(id);
         }
     }
+    if let Some(staff) = req.supervisor_staff_id {
+        positive(&mut v, "supervisor_staff_id", staff);
+        filter.supervisor_staff_id = Some(staff);
+    }
+    if req.unclaimed {
+        if filter.running == Some(false) {
+            v.add("unclaimed", "only running sessions are unclaimed; leave state unspecified or RUNNING");
+        }
+        filter.unclaimed = true;
+    }
     let page_size = match pagination::page_size(req.page_size) {
         Ok(n) => n,
         Err(e) => {
@@ -233,5 +243,21 @@ mod tests {
         let ok = list_sessions(pb::ListSessionsRequest { state: 1, ..Default::default() }).expect("valid");
         assert_eq!(ok.filter.running, Some(true));
         assert_eq!(ok.page_size, 50);
+        let err = list_sessions(pb::ListSessionsRequest {
+            state: 2,
+            unclaimed: true,
+            supervisor_staff_id: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(fields(err), ["supervisor_staff_id", "unclaimed"], "ended sessions are never unclaimed");
+        let ok = list_sessions(pb::ListSessionsRequest {
+            unclaimed: true,
+            supervisor_staff_id: Some(4),
+            ..Default::default()
+        })
+        .expect("valid");
+        assert!(ok.filter.unclaimed);
+        assert_eq!(ok.filter.supervisor_staff_id, Some(4));
     }
 }

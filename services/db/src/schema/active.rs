@@ -64,6 +64,11 @@ diesel::table! {
         end_time -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        #[max_length = 100]
+        name -> Varchar,
+        room_id -> Int8,
+        notes -> Nullable<Text>,
+        created_by -> Nullable<Int8>,
     }
 }
 

@@ -42,6 +42,7 @@ diesel::joinable!(iot::devices -> users::persons (registered_by_id));
 diesel::joinable!(active::scan_receipts -> iot::devices (device_id));
 diesel::joinable!(active::scan_receipts -> users::students (student_id));
 diesel::joinable!(active::groups -> facilities::rooms (room_id));
+diesel::joinable!(active::combined_groups -> facilities::rooms (room_id));
 diesel::joinable!(active::groups -> activities::activities (activity_id));
 diesel::joinable!(active::groups -> education::groups (education_group_id));
 diesel::joinable!(active::groups -> iot::devices (device_id));

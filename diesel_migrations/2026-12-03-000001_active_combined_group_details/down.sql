@@ -1,0 +1,11 @@
+DROP INDEX active.idx_active_combined_groups_created_by;
+DROP INDEX active.idx_active_combined_groups_room_id;
+ALTER TABLE active.combined_groups
+    DROP CONSTRAINT ck_active_combined_groups_notes,
+    DROP CONSTRAINT ck_active_combined_groups_name,
+    DROP CONSTRAINT fk_active_combined_groups_created_by,
+    DROP CONSTRAINT fk_active_combined_groups_room_id,
+    DROP COLUMN created_by,
+    DROP COLUMN notes,
+    DROP COLUMN room_id,
+    DROP COLUMN name;

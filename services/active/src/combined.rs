@@ -1,0 +1,371 @@
+//! Combined groups (`active.combined_groups` + `active.group_mappings`): running sessions
+//! supervised together in one room for a while. Service rule: a session is in at most one
+//! running combination. Every change takes the session's row lock (the lock scans and
+//! supervisor changes take), so two combinations racing for one session serialise and the
+//! second sees the first.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
+use phoenix_common::access::Caller;
+use phoenix_common::convert::collect;
+use phoenix_common::page::PageRequest;
+use phoenix_common::time::{to_timestamp, to_timestamp_opt};
+use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_db::schema::active::{combined_groups, group_mappings};
+use phoenix_db::schema::facilities;
+use phoenix_proto::active::v1 as pb;
+
+use crate::repo;
+use crate::store;
+
+/// Longest name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest notes, in characters.
+pub const MAX_NOTES_CHARS: usize = 1000;
+
+/// A row of `active.combined_groups`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = combined_groups, check_for_backend(Pg))]
+pub struct CombinedRow {
+    pub id: i64,
+    pub name: String,
+    pub room_id: i64,
+    pub notes: Option<String>,
+    pub created_by: Option<i64>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// A combined group as callers see it.
+#[derive(Debug, Clone)]
+pub struct CombinedView {
+    pub row: CombinedRow,
+    pub room_name: String,
+    pub session_ids: Vec<i64>,
+}
+
+/// The proto message.
+pub fn to_pb(v: CombinedView) -> pb::CombinedGroup {
+    pb::CombinedGroup {
+        id: v.row.id,
+        name: v.row.name,
+        room_id: v.row.room_id,
+        room_name: v.room_name,
+        notes: v.row.notes.unwrap_or_default(),
+        created_by_staff_id: v.row.created_by,
+        start_time: Some(to_timestamp(v.row.start_time)),
+        end_time: to_timestamp_opt(v.row.end_time),
+        running: v.row.end_time.is_none(),
+        session_ids: v.session_ids,
+    }
+}
+
+fn positive(v: &mut FieldViolations, field: &str, id: i64) -> i64 {
+    if id <= 0 {
+        v.add(field, format!("must be a positive id, got {id}"));
+    }
+    id
+}
+
+fn ended(id: i64) -> Error {
+    Error::precondition("COMBINATION_ENDED", format!("combined group {id} has ended; create a new one"))
+}
+
+async fn views(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<CombinedView>> {
+    let mut rows: Vec<(CombinedRow, String)> = combined_groups::table
+        .inner_join(facilities::rooms::table)
+        .filter(combined_groups::id.eq_any(ids))
+        .select((CombinedRow::as_select(), facilities::rooms::name))
+        .load(conn)
+        .await?;
+    rows.sort_by_key(|(r, _)| ids.iter().position(|i| *i == r.id));
+    let mappings: Vec<(i64, i64)> = group_mappings::table
+        .filter(group_mappings::combined_group_id.eq_any(ids))
+        .order((group_mappings::combined_group_id, group_mappings::active_group_id))
+        .select((group_mappings::combined_group_id, group_mappings::active_group_id))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(row, room_name)| CombinedView {
+            session_ids: mappings.iter().filter(|(c, _)| *c == row.id).map(|(_, s)| *s).collect(),
+            room_name,
+            row,
+        })
+        .collect())
+}
+
+async fn view(conn: &mut AsyncPgConnection, id: i64) -> Result<CombinedView> {
+    views(conn, &[id]).await?.into_iter().next().ok_or_else(|| Error::not_found("combined group", id))
+}
+
+async fn lock(conn: &mut AsyncPgConnection, id: i64) -> Result<CombinedRow> {
+    combined_groups::table
+        .find(id)
+        .select(CombinedRow::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| Error::not_found("combined group", id))
+}
+
+async fn lock_running(conn: &mut AsyncPgConnection, id: i64) -> Result<CombinedRow> {
+    let row = lock(conn, id).await?;
+    if row.end_time.is_some() {
+        return Err(ended(id));
+    }
+    Ok(row)
+}
+
+/// The running combination (other than `except`) session `session` is in, if any.
+async fn running_combination_of(
+    conn: &mut AsyncPgConnection,
+    session: i64,
+    except: Option<i64>,
+) -> QueryResult<Option<i64>> {
+    let mut q = group_mappings::table
+        .inner_join(combined_groups::table)
+        .filter(group_mappings::active_group_id.eq(session))
+        .filter(combined_groups::end_time.is_null())
+        .select(combined_groups::id)
+        .into_boxed();
+    if let Some(c) = except {
+        q = q.filter(combined_groups::id.ne(c));
+    }
+    q.first(conn).await.optional()
+}
+
+/// Locks a session that may join combination `into` (None while creating it):
+/// `field` names it in the request.
+async fn lock_joinable_session(
+    conn: &mut AsyncPgConnection,
+    session: i64,
+    field: &str,
+    into: Option<i64>,
+) -> Result<()> {
+    let Some(row) = store::lock_session(conn, session).await? else {
+        return Err(Error::invalid(field, format!("session {session} does not exist")));
+    };
+    if row.end_time.is_some() {
+        return Err(store::session_ended(session));
+    }
+    if let Some(other) = running_combination_of(conn, session, into).await? {
+        return Err(Error::precondition(
+            "SESSION_COMBINED",
+            format!("session {session} is already in running combined group {other}; remove it there first"),
+        ));
+    }
+    Ok(())
+}
+
+async fn insert_mapping(conn: &mut AsyncPgConnection, combined: i64, session: i64) -> QueryResult<usize> {
+    diesel::insert_into(group_mappings::table)
+        .values((group_mappings::combined_group_id.eq(combined), group_mappings::active_group_id.eq(session)))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+}
+
+/// `CreateCombinedGroup`.
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    req: pb::CreateCombinedGroupRequest,
+    now: DateTime<Utc>,
+) -> Result<CombinedView> {
+    let mut v = FieldViolations::default();
+    let name = req.name.trim().to_owned();
+    match name.chars().count() {
+        0 => v.add("name", "is required: 1 to 100 characters"),
+        n if n > MAX_NAME_CHARS => v.add("name", format!("must have at most {MAX_NAME_CHARS} characters, got {n}")),
+        _ => {}
+    }
+    let room_id = positive(&mut v, "room_id", req.room_id);
+    if req.session_ids.is_empty() {
+        v.add("session_ids", "name at least one running session");
+    }
+    let mut sessions: Vec<(usize, i64)> = Vec::new();
+    for (i, s) in req.session_ids.iter().enumerate() {
+        let field = format!("session_ids[{i}]");
+        if positive(&mut v, &field, *s) > 0 {
+            if sessions.iter().any(|(_, x)| x == s) {
+                v.add(field, format!("session {s} is named twice"));
+            } else {
+                sessions.push((i, *s));
+            }
+        }
+    }
+    let notes = req.notes.trim().to_owned();
+    if notes.chars().count() > MAX_NOTES_CHARS {
+        v.add("notes", format!("must have at most {MAX_NOTES_CHARS} characters"));
+    }
+    v.into_result()?;
+    // Lock in id order: two combinations of overlapping sessions cannot deadlock.
+    sessions.sort_by_key(|(_, s)| *s);
+    let created_by = caller.staff_id;
+    conn.transaction::<_, Error, _>(async move |conn| {
+        if !repo::room_exists(conn, room_id).await? {
+            return Err(Error::invalid("room_id", format!("room {room_id} does not exist")));
+        }
+        for (i, s) in &sessions {
+            lock_joinable_session(conn, *s, &format!("session_ids[{i}]"), None).await?;
+        }
+        let id: i64 = diesel::insert_into(combined_groups::table)
+            .values((
+                combined_groups::name.eq(&name),
+                combined_groups::room_id.eq(room_id),
+                combined_groups::notes.eq(Some(notes.as_str()).filter(|n| !n.is_empty())),
+                combined_groups::created_by.eq(created_by),
+                combined_groups::start_time.eq(now),
+            ))
+            .returning(combined_groups::id)
+            .get_result(conn)
+            .await?;
+        for (_, s) in &sessions {
+            insert_mapping(conn, id, *s).await?;
+        }
+        view(conn, id).await
+    })
+    .await
+}
+
+/// `GetCombinedGroup`.
+pub async fn get(conn: &mut AsyncPgConnection, req: pb::GetCombinedGroupRequest) -> Result<CombinedView> {
+    let mut v = FieldViolations::default();
+    let id = positive(&mut v, "id", req.id);
+    v.into_result()?;
+    view(conn, id).await
+}
+
+#[derive(Debug, Default)]
+struct Filter {
+    running: Option<bool>,
+    room_id: Option<i64>,
+    session_id: Option<i64>,
+}
+
+fn filtered(f: &Filter) -> combined_groups::BoxedQuery<'static, Pg> {
+    let mut q = combined_groups::table.into_boxed();
+    match f.running {
+        Some(true) => q = q.filter(combined_groups::end_time.is_null()),
+        Some(false) => q = q.filter(combined_groups::end_time.is_not_null()),
+        None => {}
+    }
+    if let Some(r) = f.room_id {
+        q = q.filter(combined_groups::room_id.eq(r));
+    }
+    if let Some(s) = f.session_id {
+        q = q.filter(
+            combined_groups::id.eq_any(
+                group_mappings::table
+                    .filter(group_mappings::active_group_id.eq(s))
+                    .select(group_mappings::combined_group_id),
+            ),
+        );
+    }
+    q
+}
+
+/// `ListCombinedGroups`: one page (newest first), its next-page token and the total.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    req: pb::ListCombinedGroupsRequest,
+) -> Result<(Vec<CombinedView>, String, i64)> {
+    let mut v = FieldViolations::default();
+    let mut filter = Filter::default();
+    match pb::SessionState::try_from(req.state) {
+        Ok(pb::SessionState::Unspecified) => {}
+        Ok(pb::SessionState::Running) => filter.running = Some(true),
+        Ok(pb::SessionState::Ended) => filter.running = Some(false),
+        Err(_) => v.add("state", format!("unknown value {}", req.state)),
+    }
+    filter.room_id = req.room_id.map(|r| positive(&mut v, "room_id", r));
+    filter.session_id = req.session_id.map(|s| positive(&mut v, "session_id", s));
+    let page =
+        collect(PageRequest::parse("combined_groups", &format!("{filter:?}"), req.page_size, &req.page_token), &mut v);
+    v.into_result()?;
+    let page = page.ok_or_else(|| Error::invalid("page_token", "is not valid"))?;
+    let mut q = filtered(&filter);
+    if let Some(before) = page.after_id()? {
+        q = q.filter(combined_groups::id.lt(before));
+    }
+    let ids: Vec<i64> =
+        q.order(combined_groups::id.desc()).limit(page.fetch_limit()).select(combined_groups::id).load(conn).await?;
+    let (ids, token) = page.finish(ids, |id| id.to_string());
+    let total: i64 = filtered(&filter).count().get_result(conn).await?;
+    Ok((views(conn, &ids).await?, token, total))
+}
+
+/// `EndCombinedGroup`.
+pub async fn end(
+    conn: &mut AsyncPgConnection,
+    req: pb::EndCombinedGroupRequest,
+    now: DateTime<Utc>,
+) -> Result<CombinedView> {
+    let mut v = FieldViolations::default();
+    let id = positive(&mut v, "id", req.id);
+    v.into_result()?;
+    conn.transaction::<_, Error, _>(async move |conn| {
+        let row = lock_running(conn, id).await?;
+        diesel::update(combined_groups::table.find(id))
+            .set(combined_groups::end_time.eq(Some(now.max(row.start_time))))
+            .execute(conn)
+            .await?;
+        view(conn, id).await
+    })
+    .await
+}
+
+fn pair(combined: i64, session: i64) -> Result<(i64, i64)> {
+    let mut v = FieldViolations::default();
+    let c = positive(&mut v, "combined_group_id", combined);
+    let s = positive(&mut v, "session_id", session);
+    v.into_result()?;
+    Ok((c, s))
+}
+
+/// `AddSessionToCombinedGroup`.
+pub async fn add_session(
+    conn: &mut AsyncPgConnection,
+    req: pb::AddSessionToCombinedGroupRequest,
+) -> Result<CombinedView> {
+    let (combined, session) = pair(req.combined_group_id, req.session_id)?;
+    conn.transaction::<_, Error, _>(async move |conn| {
+        lock_running(conn, combined).await?;
+        lock_joinable_session(conn, session, "session_id", Some(combined)).await?;
+        if insert_mapping(conn, combined, session).await? == 0 {
+            return Err(Error::AlreadyExists(format!("session {session} is already in combined group {combined}")));
+        }
+        view(conn, combined).await
+    })
+    .await
+}
+
+/// `RemoveSessionFromCombinedGroup`.
+pub async fn remove_session(
+    conn: &mut AsyncPgConnection,
+    req: pb::RemoveSessionFromCombinedGroupRequest,
+) -> Result<CombinedView> {
+    let (combined, session) = pair(req.combined_group_id, req.session_id)?;
+    conn.transaction::<_, Error, _>(async move |conn| {
+        lock_running(conn, combined).await?;
+        let removed = diesel::delete(
+            group_mappings::table
+                .filter(group_mappings::combined_group_id.eq(combined))
+                .filter(group_mappings::active_group_id.eq(session)),
+        )
+        .execute(conn)
+        .await?;
+        if removed == 0 {
+            return Err(Error::precondition(
+                "NOT_IN_COMBINATION",
+                format!("session {session} is not in combined group {combined}"),
+            ));
+        }
+        view(conn, combined).await
+    })
+    .await
+}
