@@ -10,6 +10,7 @@ use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{self, ServiceRoutes, ShutdownToken};
 use tokio::task::JoinHandle;
+use tonic_health::server::HealthReporter;
 
 /// What every domain service is built from.
 #[derive(Clone)]
@@ -45,6 +46,8 @@ pub struct RunningService {
     pub addr: SocketAddr,
     /// Finishes when the server has drained after shutdown.
     pub task: JoinHandle<anyhow::Result<()>>,
+    /// Reports its health (SERVING while up; turned NOT_SERVING on shutdown).
+    pub health: HealthReporter,
 }
 
 /// Every gRPC service name each domain serves (health reports each).
@@ -151,9 +154,9 @@ pub async fn start(
         let routes = domain_routes(domain, ctx).await?;
         let names = routes.names().to_vec();
         let (routes, health) = routes.into_serving().await;
-        let task = tokio::spawn(server::serve(listener, routes, health, names, shutdown.clone()));
+        let task = tokio::spawn(server::serve(listener, routes, health.clone(), names, shutdown.clone()));
         tracing::info!(%domain, %addr, "service listening");
-        running.push(RunningService { domain, addr, task });
+        running.push(RunningService { domain, addr, task, health });
     }
     Ok(running)
 }
