@@ -13,6 +13,7 @@ mod dev_stack;
 mod education;
 mod facilities;
 mod feedback;
+mod gateway_web;
 mod guardians;
 mod invitations;
 mod iot;

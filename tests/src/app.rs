@@ -9,6 +9,7 @@ use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tonic_health::server::HealthReporter;
 
 use crate::TestDb;
 
@@ -39,6 +40,7 @@ pub struct TestApp {
     /// The configuration the services run with (its generated `secret_key` included).
     pub config: Config,
     addrs: HashMap<Domain, SocketAddr>,
+    health: HashMap<Domain, HealthReporter>,
     shutdown: ShutdownToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -53,17 +55,24 @@ impl TestApp {
         let running =
             services::start(domains, &ctx, config.listen_host, 0, false, &shutdown).await.expect("start services");
         let mut addrs = HashMap::new();
+        let mut health = HashMap::new();
         let mut tasks = Vec::new();
         for r in running {
             addrs.insert(r.domain, r.addr);
+            health.insert(r.domain, r.health);
             tasks.push(r.task);
         }
-        Self { db, config, addrs, shutdown, tasks }
+        Self { db, config, addrs, health, shutdown, tasks }
     }
 
     /// Where `domain` listens.
     pub fn addr(&self, domain: Domain) -> SocketAddr {
         *self.addrs.get(&domain).unwrap_or_else(|| panic!("{domain} is not running in this TestApp"))
+    }
+
+    /// The health reporter of `domain`'s server (to change what its health service says).
+    pub fn health(&self, domain: Domain) -> HealthReporter {
+        self.health.get(&domain).cloned().unwrap_or_else(|| panic!("{domain} is not running in this TestApp"))
     }
 
     /// A connected gRPC channel to `domain`.
