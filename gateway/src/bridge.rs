@@ -36,7 +36,7 @@ use phoenix_common::db::DbPool;
 use phoenix_common::server::ShutdownToken;
 use phoenix_iot::model::LogEvent;
 
-use crate::rate_limit::KeyedLimiter;
+use crate::rate::{RateLimit, RateLimiter};
 use phoenix_iot::presence::{self, Credentials};
 use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
@@ -281,7 +281,10 @@ pub fn start(config: BridgeConfig, deps: BridgeDeps, shutdown: ShutdownToken) ->
         credentials: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashMap::new()),
         logged: Mutex::new(HashMap::new()),
-        limiter: KeyedLimiter::new(config.reader_rate.0, config.reader_rate.1),
+        limiter: RateLimiter::new(
+            RateLimit { per_second: f64::from(config.reader_rate.0), burst: config.reader_rate.1 },
+            RateLimiter::<String>::MAX_CLIENTS,
+        ),
         config: config.clone(),
     });
     let task = tokio::spawn(run(config, ctx, client, eventloop, shutdown));
@@ -299,8 +302,8 @@ struct Context {
     seen: Mutex<HashMap<i64, Instant>>,
     /// (device pk, event) → when it was last logged.
     logged: Mutex<HashMap<(i64, &'static str), Instant>>,
-    /// Scans per reader ([`BridgeConfig::reader_rate`]); `None` = unlimited.
-    limiter: Option<KeyedLimiter>,
+    /// Scans per reader ([`BridgeConfig::reader_rate`]).
+    limiter: RateLimiter<String>,
     config: BridgeConfig,
 }
 
@@ -682,9 +685,7 @@ async fn handle_scan(ctx: &Context, device: &str, payload: &[u8]) {
     // After the signature (forged scans cannot use up a reader's budget), before any
     // scan work: a runaway reader must not take the database with it. Nothing is stored,
     // so the same scan is applied normally if it comes again later.
-    if let Some(limiter) = &ctx.limiter
-        && limiter.check(device, Instant::now()).is_err()
-    {
+    if ctx.limiter.check(device.to_owned(), Instant::now()).is_err() {
         BridgeStats::bump(&ctx.stats.rate_limited);
         tracing::debug!(%device, scan_id = %scan.scan_id, "scan over the reader's rate limit");
         ctx.publish_result(device, &ScanResult::rejected(scan.scan_id.clone(), Code::RateLimited)).await;

@@ -2,18 +2,26 @@
 //!
 //! - [`broker`]: the embedded MQTT broker (rumqttd) that `phoenix dev` runs when `MQTT_URL`
 //!   is unset; any standard broker works in its place.
-//! - [`web`]: the browser-facing server — grpc-web (tonic-web) over HTTP/1.1 and HTTP/2.
+//! - [`web`]: the browser-facing server — gRPC and grpc-web (tonic-web) over HTTP/1.1 and
+//!   HTTP/2, assembled from [`route`] (what answers a call), [`forward`] (to the domain
+//!   services), [`cors`], [`headers`] (security headers), [`limits`] (request size),
+//!   [`rate`] (token buckets per client, and per reader for the bridge), [`grpc`] (protocol, errors) and [`assets`] (the
+//!   embedded dashboard).
 //! - [`bridge`]: the MQTT reader bridge (signed scans → `active.v1 ProcessScan` → results).
 //! - [`auth`]: the seam for the gateway's service credential on outgoing calls.
-//! - [`rate_limit`]: token buckets per key (readers' scans; browser clients).
 //! - [`sim`]: a simulated reader speaking the reader protocol (`phoenix reader-sim`, tests).
-//!
-//! Planned: forwarding of every domain's gRPC API to browsers.
 
+pub mod assets;
 pub mod auth;
 pub mod bridge;
 pub mod broker;
-pub mod rate_limit;
+pub mod cors;
+pub mod forward;
+pub mod grpc;
+pub mod headers;
+pub mod limits;
+pub mod rate;
+pub mod route;
 pub mod sim;
 pub mod web;
 

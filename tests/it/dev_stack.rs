@@ -1,5 +1,5 @@
 //! `phoenix dev` end to end (its library entry point): every service and the gateway answer
-//! health SERVING over real gRPC, the demo school and the admin exist, and it stops cleanly.
+//! health SERVING over real gRPC (every domain also through the gateway), the demo school and the admin exist, and it stops cleanly.
 
 use diesel::QueryDsl as _;
 use diesel_async::RunQueryDsl;
@@ -32,6 +32,11 @@ async fn dev_stack_starts_every_service_healthy_and_stops_cleanly() {
     }
     let gateway = health_status(stack.gateway, phoenix_gateway::GATEWAY_HEALTH_NAME).await.expect("gateway health");
     assert_eq!(gateway, ServingStatus::Serving as i32);
+    // The gateway forwards to the in-process domains: each one's health through it.
+    for domain in Domain::ALL {
+        let status = health_status(stack.gateway, domain.grpc_service()).await.expect("health through the gateway");
+        assert_eq!(status, ServingStatus::Serving as i32, "{domain} through the gateway");
+    }
     // The broker accepts MQTT connections.
     let broker = stack.mqtt_url.trim_start_matches("mqtt://").to_owned();
     std::net::TcpStream::connect(&broker).expect("embedded broker accepts connections");

@@ -20,6 +20,7 @@ mod dev_stack;
 mod education;
 mod facilities;
 mod feedback;
+mod gateway_web;
 mod guardians;
 mod invitations;
 mod iot;

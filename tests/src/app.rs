@@ -9,6 +9,7 @@ use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tonic_health::server::HealthReporter;
 
 use crate::TestDb;
 
@@ -43,6 +44,7 @@ pub struct TestApp {
     /// The context the services were built from (its shared config cache included).
     pub context: ServiceContext,
     addrs: HashMap<Domain, SocketAddr>,
+    health: HashMap<Domain, HealthReporter>,
     shutdown: ShutdownToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -63,17 +65,24 @@ impl TestApp {
         let running =
             services::start(domains, &ctx, config.listen_host, 0, false, &shutdown).await.expect("start services");
         let mut addrs = HashMap::new();
+        let mut health = HashMap::new();
         let mut tasks = Vec::new();
         for r in running {
             addrs.insert(r.domain, r.addr);
+            health.insert(r.domain, r.health);
             tasks.push(r.task);
         }
-        Self { db, config, context: ctx, addrs, shutdown, tasks }
+        Self { db, config, context: ctx, addrs, health, shutdown, tasks }
     }
 
     /// Where `domain` listens.
     pub fn addr(&self, domain: Domain) -> SocketAddr {
         *self.addrs.get(&domain).unwrap_or_else(|| panic!("{domain} is not running in this TestApp"))
+    }
+
+    /// The health reporter of `domain`'s server (to change what its health service says).
+    pub fn health(&self, domain: Domain) -> HealthReporter {
+        self.health.get(&domain).cloned().unwrap_or_else(|| panic!("{domain} is not running in this TestApp"))
     }
 
     /// A connected gRPC channel to `domain`.

@@ -4,8 +4,11 @@
 //! mirrors [`Config::VARIABLES`]); a bad value fails start-up with an error that names the
 //! variable, the value and what was expected.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
+
+use crate::domain::Domain;
 
 /// A configuration value that could not be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -89,12 +92,21 @@ pub struct Config {
     /// `PHOENIX_MQTT_SHARED_GROUP`: when set, the gateway subscribes as `$share/{group}/…` so
     /// several replicas split the readers' messages.
     pub mqtt_shared_group: Option<String>,
-    /// `PHOENIX_ACTIVE_URL`: where the gateway calls `active.v1 ProcessScan`; `None` = the
-    /// active domain's port on the listen host.
-    pub active_url: Option<String>,
-    /// `PHOENIX_AUTH_URL`: where the gateway exchanges its service credential; `None` = the
-    /// auth domain's port on the listen host.
-    pub auth_url: Option<String>,
+    /// `PHOENIX_<DOMAIN>_URL` ([`service_url_var`]): where the gateway reaches each domain
+    /// (forwarding browser calls; `auth` also for its service credential, `active` for
+    /// ProcessScan). A domain without an entry is on its port on the listen host
+    /// ([`Config::service_url`]).
+    pub service_urls: BTreeMap<Domain, String>,
+    /// `PHOENIX_CORS_ORIGINS`: exact browser origins (`https://host[:port]`) allowed to call
+    /// the gateway cross-origin; empty = same-origin only. Never `*`.
+    pub cors_origins: Vec<String>,
+    /// `PHOENIX_GATEWAY_MAX_REQUEST_BYTES`: largest request body the gateway accepts.
+    pub gateway_max_request_bytes: u64,
+    /// `PHOENIX_GATEWAY_RATE_LIMIT`: sustained API requests per second per client at the
+    /// gateway (token bucket); 0 = no limit.
+    pub gateway_rate_limit: f64,
+    /// `PHOENIX_GATEWAY_RATE_BURST`: requests a client may make at once before the rate applies.
+    pub gateway_rate_burst: u32,
     /// `PHOENIX_GATEWAY_CLIENT_ID`: the gateway's service client (`auth.service_clients`).
     pub gateway_client_id: String,
     /// `PHOENIX_GATEWAY_CLIENT_SECRET`: its secret (`phoenix create-service-client` prints it
@@ -211,7 +223,7 @@ impl Config {
         ("PHOENIX_DB_POOL_TIMEOUT_MS", "5000", "wait for a pooled connection before answering Unavailable"),
         ("PHOENIX_LISTEN_HOST", "127.0.0.1", "interface for gRPC services and the gateway (0.0.0.0 in containers)"),
         ("PHOENIX_GRPC_BASE_PORT", "50051", "domain N listens on base + N (auth 0 … audit 10); 0 = ephemeral"),
-        ("PHOENIX_GATEWAY_PORT", "8080", "gateway port (grpc-web); 0 = ephemeral"),
+        ("PHOENIX_GATEWAY_PORT", "8080", "gateway port (dashboard, gRPC and grpc-web); 0 = ephemeral"),
         ("PHOENIX_SERVICES", "all", "domains `phoenix serve` runs: `all` or e.g. `auth,users`"),
         ("MQTT_URL", "(dev: embedded broker)", "external MQTT broker, mqtt://host:port"),
         ("PHOENIX_MQTT_PORT", "1883", "embedded broker port; 0 = ephemeral"),
@@ -237,12 +249,53 @@ impl Config {
         ("PHOENIX_READER_BURST", "100", "scans one reader may send at once, e.g. an offline buffer replay"),
         ("PHOENIX_MQTT_CLIENT_ID", "phoenix-gateway", "the gateway's MQTT client id (persistent session)"),
         ("PHOENIX_MQTT_SHARED_GROUP", "(off)", "shared-subscription group, so gateway replicas split the scans"),
-        ("PHOENIX_ACTIVE_URL", "(the active port on the listen host)", "where the gateway calls ProcessScan"),
         (
             "PHOENIX_AUTH_URL",
             "(the auth port on the listen host)",
-            "where the gateway exchanges its service credential",
+            "where the gateway forwards auth calls and exchanges its service credential",
         ),
+        ("PHOENIX_USERS_URL", "(the users port on the listen host)", "where the gateway forwards users calls"),
+        (
+            "PHOENIX_EDUCATION_URL",
+            "(the education port on the listen host)",
+            "where the gateway forwards education calls",
+        ),
+        (
+            "PHOENIX_FACILITIES_URL",
+            "(the facilities port on the listen host)",
+            "where the gateway forwards facilities calls",
+        ),
+        (
+            "PHOENIX_ACTIVITIES_URL",
+            "(the activities port on the listen host)",
+            "where the gateway forwards activities calls",
+        ),
+        (
+            "PHOENIX_ACTIVE_URL",
+            "(the active port on the listen host)",
+            "where the gateway forwards active calls and calls ProcessScan",
+        ),
+        ("PHOENIX_SCHEDULE_URL", "(the schedule port on the listen host)", "where the gateway forwards schedule calls"),
+        ("PHOENIX_IOT_URL", "(the iot port on the listen host)", "where the gateway forwards iot calls"),
+        ("PHOENIX_FEEDBACK_URL", "(the feedback port on the listen host)", "where the gateway forwards feedback calls"),
+        ("PHOENIX_CONFIG_URL", "(the config port on the listen host)", "where the gateway forwards config calls"),
+        ("PHOENIX_AUDIT_URL", "(the audit port on the listen host)", "where the gateway forwards audit calls"),
+        (
+            "PHOENIX_CORS_ORIGINS",
+            "(none: same-origin only)",
+            "browser origins allowed to call the gateway, comma list of exact origins such as https://board.school.example (no `*`)",
+        ),
+        (
+            "PHOENIX_GATEWAY_MAX_REQUEST_BYTES",
+            "1048576",
+            "largest request body the gateway accepts (1 KiB–64 MiB); larger: HTTP 413 / RESOURCE_EXHAUSTED",
+        ),
+        (
+            "PHOENIX_GATEWAY_RATE_LIMIT",
+            "50",
+            "API requests per second per client at the gateway (per account when its token verifies, else per IP); 0 = off",
+        ),
+        ("PHOENIX_GATEWAY_RATE_BURST", "100", "requests a client may make at once before the rate limit applies"),
         ("PHOENIX_GATEWAY_CLIENT_ID", "gateway", "the gateway's service client id"),
         (
             "PHOENIX_GATEWAY_CLIENT_SECRET",
@@ -412,8 +465,38 @@ impl Config {
                     });
                 }
             },
-            active_url: get("PHOENIX_ACTIVE_URL").map(|v| parse_url("PHOENIX_ACTIVE_URL", v, &["http"])).transpose()?,
-            auth_url: get("PHOENIX_AUTH_URL").map(|v| parse_url("PHOENIX_AUTH_URL", v, &["http"])).transpose()?,
+            service_urls: {
+                let mut urls = BTreeMap::new();
+                for domain in Domain::ALL {
+                    let var = service_url_var(domain);
+                    if let Some(v) = get(var) {
+                        urls.insert(domain, parse_url(var, v, &["http"])?);
+                    }
+                }
+                urls
+            },
+            cors_origins: get("PHOENIX_CORS_ORIGINS").map(parse_origins).transpose()?.unwrap_or_default(),
+            gateway_max_request_bytes: parse_num(
+                "PHOENIX_GATEWAY_MAX_REQUEST_BYTES",
+                get("PHOENIX_GATEWAY_MAX_REQUEST_BYTES"),
+                1024 * 1024,
+                1024,
+                64 * 1024 * 1024,
+            )?,
+            gateway_rate_limit: parse_num(
+                "PHOENIX_GATEWAY_RATE_LIMIT",
+                get("PHOENIX_GATEWAY_RATE_LIMIT"),
+                50.0,
+                0.0,
+                100_000.0,
+            )?,
+            gateway_rate_burst: parse_num(
+                "PHOENIX_GATEWAY_RATE_BURST",
+                get("PHOENIX_GATEWAY_RATE_BURST"),
+                100,
+                1,
+                100_000,
+            )?,
             gateway_client_id: match get("PHOENIX_GATEWAY_CLIENT_ID") {
                 None => "gateway".into(),
                 Some(v) if is_mqtt_name(&v) => v,
@@ -438,6 +521,84 @@ impl Config {
             },
         })
     }
+}
+
+impl Config {
+    /// Where `domain` is reached when `PHOENIX_<DOMAIN>_URL` is set; `None` = its port on
+    /// the listen host (the caller knows the port).
+    pub fn service_url(&self, domain: Domain) -> Option<&str> {
+        self.service_urls.get(&domain).map(String::as_str)
+    }
+}
+
+/// The variable naming where the gateway reaches `domain`: `PHOENIX_<DOMAIN>_URL`.
+pub const fn service_url_var(domain: Domain) -> &'static str {
+    match domain {
+        Domain::Auth => "PHOENIX_AUTH_URL",
+        Domain::Users => "PHOENIX_USERS_URL",
+        Domain::Education => "PHOENIX_EDUCATION_URL",
+        Domain::Facilities => "PHOENIX_FACILITIES_URL",
+        Domain::Activities => "PHOENIX_ACTIVITIES_URL",
+        Domain::Active => "PHOENIX_ACTIVE_URL",
+        Domain::Schedule => "PHOENIX_SCHEDULE_URL",
+        Domain::Iot => "PHOENIX_IOT_URL",
+        Domain::Feedback => "PHOENIX_FEEDBACK_URL",
+        Domain::Config => "PHOENIX_CONFIG_URL",
+        Domain::Audit => "PHOENIX_AUDIT_URL",
+    }
+}
+
+/// `PHOENIX_CORS_ORIGINS`: a comma list of exact origins, `scheme://host[:port]` with
+/// scheme `http` or `https`, no path. `*` is refused: an origin list is the point.
+fn parse_origins(value: String) -> Result<Vec<String>, ConfigError> {
+    let mut out: Vec<String> = Vec::new();
+    for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let reason = if origin == "*" || origin.contains('*') {
+            Some("wildcards are not allowed: list each browser origin exactly")
+        } else if !is_origin(origin) {
+            Some(
+                "expected exact origins such as https://board.school.example or http://localhost:5173 (no path, no trailing slash)",
+            )
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(ConfigError { var: "PHOENIX_CORS_ORIGINS", reason: reason.into(), value: origin.into() });
+        }
+        if !out.iter().any(|o| o == origin) {
+            out.push(origin.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// `http(s)://host[:port]` as browsers serialise an origin (lowercase scheme and host).
+fn is_origin(origin: &str) -> bool {
+    let Some((scheme, rest)) = origin.split_once("://") else { return false };
+    if !matches!(scheme, "http" | "https") || rest.is_empty() {
+        return false;
+    }
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((addr, tail)) if addr.parse::<std::net::Ipv6Addr>().is_ok() => (None, tail),
+            _ => return false,
+        },
+        None => match rest.split_once(':') {
+            Some((h, _)) => (Some(h), &rest[h.len()..]),
+            None => (Some(rest), ""),
+        },
+    };
+    let host_ok = host.is_none_or(|h| {
+        !h.is_empty()
+            && h.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-'))
+            && !h.starts_with(['.', '-'])
+            && !h.ends_with(['.', '-'])
+    });
+    let port_ok = match port.strip_prefix(':') {
+        None => port.is_empty(),
+        Some(p) => p.parse::<u16>().is_ok_and(|n| n > 0) && p.bytes().all(|b| b.is_ascii_digit()),
+    };
+    host_ok && port_ok
 }
 
 /// Parses `90`, `90s`, `15m`, `24h` or `2d` into a duration within `min..=max`.
@@ -547,7 +708,11 @@ mod tests {
         assert_eq!(c.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(c.mqtt_client_id, "phoenix-gateway");
         assert_eq!(c.mqtt_shared_group, None);
-        assert_eq!(c.active_url, None);
+        assert!(c.service_urls.is_empty());
+        assert!(c.cors_origins.is_empty());
+        assert_eq!(c.gateway_max_request_bytes, 1024 * 1024);
+        assert_eq!(c.gateway_rate_limit, 50.0);
+        assert_eq!(c.gateway_rate_burst, 100);
         assert_eq!(c.daily_checkout_time, chrono::NaiveTime::from_hms_opt(15, 0, 0).expect("time"));
         assert_eq!((c.reader_rate_limit, c.reader_burst), (20, 100));
     }
@@ -642,7 +807,8 @@ mod tests {
         assert_eq!(c.timezone, chrono_tz::Europe::Vienna);
         assert_eq!(c.mqtt_client_id, "gw-1");
         assert_eq!(c.mqtt_shared_group.as_deref(), Some("gateways"));
-        assert_eq!(c.active_url.as_deref(), Some("http://active:50056"));
+        assert_eq!(c.service_url(Domain::Active), Some("http://active:50056"));
+        assert_eq!(c.service_url(Domain::Users), None);
         assert_eq!(config(&[("PHOENIX_SCAN_MAX_AGE", "3600")]).expect("secs").scan_max_age.as_secs(), 3600);
         for bad in ["0", "10s", "1y", "h", "31d", "-5m"] {
             assert_eq!(config(&[("PHOENIX_SCAN_MAX_AGE", bad)]).unwrap_err().var, "PHOENIX_SCAN_MAX_AGE", "{bad}");
@@ -651,6 +817,65 @@ mod tests {
         assert_eq!(config(&[("PHOENIX_MQTT_CLIENT_ID", "a/b")]).unwrap_err().var, "PHOENIX_MQTT_CLIENT_ID");
         assert_eq!(config(&[("PHOENIX_MQTT_SHARED_GROUP", "a+")]).unwrap_err().var, "PHOENIX_MQTT_SHARED_GROUP");
         assert_eq!(config(&[("PHOENIX_ACTIVE_URL", "active:1")]).unwrap_err().var, "PHOENIX_ACTIVE_URL");
+    }
+
+    #[test]
+    fn every_domain_has_an_upstream_url_variable() {
+        for domain in Domain::ALL {
+            let var = service_url_var(domain);
+            assert_eq!(var, format!("PHOENIX_{}_URL", domain.name().to_uppercase()));
+            assert!(Config::VARIABLES.iter().any(|(v, _, _)| *v == var), "{var} is not in Config::VARIABLES");
+            let c = config(&[(var, "http://upstream:1")]).expect("valid");
+            assert_eq!(c.service_url(domain), Some("http://upstream:1"));
+            assert_eq!(config(&[(var, "upstream:1")]).unwrap_err().var, var);
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_exact_and_never_a_wildcard() {
+        let c = config(&[(
+            "PHOENIX_CORS_ORIGINS",
+            " https://board.school.example, http://localhost:5173 ,http://[::1]:8080,https://board.school.example",
+        )])
+        .expect("valid");
+        assert_eq!(c.cors_origins, ["https://board.school.example", "http://localhost:5173", "http://[::1]:8080"]);
+        for bad in [
+            "*",
+            "https://*.school.example",
+            "board.school.example",
+            "https://board.school.example/",
+            "https://Board.example",
+            "ftp://x",
+            "https://x:0",
+            "https://x:99999",
+            "https://x/path",
+            "null",
+        ] {
+            let err = config(&[("PHOENIX_CORS_ORIGINS", bad)]).unwrap_err();
+            assert_eq!(err.var, "PHOENIX_CORS_ORIGINS", "{bad}");
+        }
+        assert!(config(&[("PHOENIX_CORS_ORIGINS", "*")]).unwrap_err().reason.contains("wildcard"));
+    }
+
+    #[test]
+    fn gateway_limits_are_parsed_and_bounded() {
+        let c = config(&[
+            ("PHOENIX_GATEWAY_MAX_REQUEST_BYTES", "4096"),
+            ("PHOENIX_GATEWAY_RATE_LIMIT", "0.5"),
+            ("PHOENIX_GATEWAY_RATE_BURST", "3"),
+        ])
+        .expect("valid");
+        assert_eq!((c.gateway_max_request_bytes, c.gateway_rate_limit, c.gateway_rate_burst), (4096, 0.5, 3));
+        assert_eq!(config(&[("PHOENIX_GATEWAY_RATE_LIMIT", "0")]).expect("off").gateway_rate_limit, 0.0);
+        for (var, bad) in [
+            ("PHOENIX_GATEWAY_MAX_REQUEST_BYTES", "10"),
+            ("PHOENIX_GATEWAY_RATE_LIMIT", "-1"),
+            ("PHOENIX_GATEWAY_RATE_LIMIT", "NaN"),
+            ("PHOENIX_GATEWAY_RATE_LIMIT", "inf"),
+            ("PHOENIX_GATEWAY_RATE_BURST", "0"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var, "{bad}");
+        }
     }
 
     #[test]

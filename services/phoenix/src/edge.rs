@@ -1,27 +1,52 @@
-//! The gateway's reader bridge as `phoenix dev` and `phoenix gateway` run it.
+//! The gateway as `phoenix dev` and `phoenix gateway` run it: where it reaches each domain,
+//! its browser-facing server's options, its service credential and the MQTT reader bridge.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use phoenix_common::authz::TokenVerifier;
 use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
 use phoenix_gateway::auth::TokenSource;
 use phoenix_gateway::bridge::{self, Bridge, BridgeConfig, BridgeDeps};
+use phoenix_gateway::web::{RateLimit, WebOptions};
 
 use crate::services::port_for;
 
-/// Where the bridge calls ProcessScan: `PHOENIX_ACTIVE_URL`, else `active` (a listening
-/// address, an unspecified host meaning this machine).
-pub fn active_url(config: &Config, active: Option<SocketAddr>) -> String {
-    config.active_url.clone().unwrap_or_else(|| local_url(config, Domain::Active, active))
+/// Where the gateway reaches `domain`: `PHOENIX_<DOMAIN>_URL`, else `addr` (the in-process
+/// address in `phoenix dev`; an unspecified host meaning this machine), else the domain's
+/// port on the listen host.
+pub fn service_url(config: &Config, domain: Domain, addr: Option<SocketAddr>) -> String {
+    config.service_url(domain).map(str::to_owned).unwrap_or_else(|| local_url(config, domain, addr))
 }
 
-/// Where the gateway exchanges its service credential: `PHOENIX_AUTH_URL`, else the auth
-/// domain at `auth` (dev) or on its port on the listen host.
+/// Where the bridge calls ProcessScan (`PHOENIX_ACTIVE_URL`, see [`service_url`]).
+pub fn active_url(config: &Config, active: Option<SocketAddr>) -> String {
+    service_url(config, Domain::Active, active)
+}
+
+/// Where the gateway exchanges its service credential (`PHOENIX_AUTH_URL`, see [`service_url`]).
 pub fn auth_url(config: &Config, auth: Option<SocketAddr>) -> String {
-    config.auth_url.clone().unwrap_or_else(|| local_url(config, Domain::Auth, auth))
+    service_url(config, Domain::Auth, auth)
+}
+
+/// The browser-facing server's options: every domain's upstream ([`service_url`], with
+/// `addr_of` giving in-process addresses in `phoenix dev`), CORS origins, size and rate
+/// limits. `verifier` lets the rate limit key authenticated callers by account.
+pub fn web_options(
+    config: &Config,
+    addr_of: impl Fn(Domain) -> Option<SocketAddr>,
+    verifier: Option<Arc<TokenVerifier>>,
+) -> WebOptions {
+    WebOptions {
+        upstreams: Domain::ALL.iter().map(|&d| (d, service_url(config, d, addr_of(d)))).collect(),
+        cors_origins: config.cors_origins.clone(),
+        max_request_bytes: config.gateway_max_request_bytes,
+        rate: RateLimit { per_second: config.gateway_rate_limit, burst: config.gateway_rate_burst },
+        verifier,
+    }
 }
 
 fn local_url(config: &Config, domain: Domain, addr: Option<SocketAddr>) -> String {

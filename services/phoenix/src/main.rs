@@ -38,10 +38,11 @@ enum Command {
         #[arg(long, env = "PHOENIX_SERVICES", default_value = "all")]
         services: String,
     },
-    /// Run the edge alone: the grpc-web server and the MQTT reader bridge (as on Kubernetes).
-    /// Needs DATABASE_URL, PHOENIX_DEVICE_KEY_SECRET, the gateway's service credential
-    /// (PHOENIX_GATEWAY_CLIENT_SECRET) and the auth and active services (PHOENIX_AUTH_URL,
-    /// PHOENIX_ACTIVE_URL); uses MQTT_URL, or starts the embedded broker when it is unset.
+    /// Run the edge alone: the browser entry point (dashboard; every domain's API over gRPC and
+    /// grpc-web, forwarded to PHOENIX_<DOMAIN>_URL) and the MQTT reader bridge (as on
+    /// Kubernetes). Needs DATABASE_URL, PHOENIX_DEVICE_KEY_SECRET and the gateway's service
+    /// credential (PHOENIX_GATEWAY_CLIENT_SECRET); uses MQTT_URL, or starts the embedded
+    /// broker when it is unset.
     Gateway,
     /// A simulated RFID reader: signs scans with the device key, publishes them, waits for
     /// each Result (re-sending every 5 s) and prints it.
@@ -301,8 +302,11 @@ async fn run_gateway(config: Config) -> anyhow::Result<()> {
     let shutdown = ShutdownToken::new();
     server::cancel_on_signal(shutdown.clone());
     let listener = server::bind(config.listen_host, config.gateway_port, false).await?;
-    println!("gateway on http://{} (grpc-web), MQTT broker {mqtt_url}", listener.local_addr()?);
-    let web = tokio::spawn(phoenix_gateway::web::serve(listener, shutdown.clone()));
+    println!("gateway on http://{} (dashboard, gRPC and grpc-web), MQTT broker {mqtt_url}", listener.local_addr()?);
+    // Tokens are verified (keys from the shared database) only to rate-limit by account.
+    let verifier = std::sync::Arc::new(phoenix_common::authz::TokenVerifier::new(pool.clone()));
+    let options = phoenix::edge::web_options(&config, |_| None, Some(verifier));
+    let web = tokio::spawn(phoenix_gateway::web::serve(listener, options, shutdown.clone()));
     let active = phoenix::edge::active_url(&config, None);
     let secret = config.gateway_client_secret.clone().ok_or_else(|| {
         anyhow::anyhow!(
@@ -327,7 +331,7 @@ fn print_dev_summary(stack: &DevStack) {
         None => println!("  database        from DATABASE_URL"),
     }
     println!("  MQTT broker     {}", stack.mqtt_url);
-    println!("  gateway         http://{} (grpc-web, health, reflection)", stack.gateway);
+    println!("  gateway         http://{} (dashboard; every API over gRPC and grpc-web)", stack.gateway);
     for (domain, addr) in &stack.services {
         println!("  {:<15} {addr}  {}", domain.name(), domain.grpc_service());
     }

@@ -13,6 +13,7 @@ use phoenix_config::ConfigCache;
 use phoenix_config::retention::RetentionOptions;
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
+use tonic_health::server::HealthReporter;
 
 /// What every domain service is built from.
 #[derive(Clone)]
@@ -63,6 +64,8 @@ pub struct RunningService {
     pub addr: SocketAddr,
     /// Finishes when the server has drained after shutdown.
     pub task: JoinHandle<anyhow::Result<()>>,
+    /// Reports its health (SERVING while up; turned NOT_SERVING on shutdown).
+    pub health: HealthReporter,
 }
 
 /// Every gRPC service name each domain serves (health reports each).
@@ -174,9 +177,9 @@ pub async fn start(
         let routes = domain_routes(domain, ctx).await?;
         let names = routes.names().to_vec();
         let (routes, health) = routes.into_serving().await;
-        let task = tokio::spawn(server::serve(listener, routes, health, names, shutdown.clone()));
+        let task = tokio::spawn(server::serve(listener, routes, health.clone(), names, shutdown.clone()));
         tracing::info!(%domain, %addr, "service listening");
-        running.push(RunningService { domain, addr, task });
+        running.push(RunningService { domain, addr, task, health });
     }
     if domains.contains(&Domain::Config)
         && let Some(at) = ctx.config.cleanup_time
