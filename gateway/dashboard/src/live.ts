@@ -4,8 +4,9 @@
 //   event applied (nothing lost, nothing doubled), after an exponential backoff with jitter
 //   (0.5 s doubling up to 30 s; reset once an event arrives). Coming back online retries at
 //   once.
-// - CURSOR_EXPIRED (the cursor is older than the retained event log) and events the board
-//   cannot apply in place reload the board and watch from its cursor.
+// - CURSOR_EXPIRED (the cursor is older than the retained event log), a cursor the server
+//   rejects as invalid, and events the board cannot apply in place reload the board and
+//   watch from its cursor.
 // - UNAUTHENTICATED renews the access token once and resumes; PERMISSION_DENIED stops.
 
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -66,6 +67,7 @@ export class Live {
     let board: Board | undefined;
     let loaded = false;
     let attempt = 0;
+    let refused = 0; // cursors refused since the last event
     let renewed = false;
     this.cb.status("connecting");
     while (!signal.aborted) {
@@ -83,6 +85,7 @@ export class Live {
         let reload = false;
         for await (const res of this.client.watchPresence({ cursor: board.cursor }, { signal: stream.signal })) {
           attempt = 0;
+          refused = 0;
           renewed = false;
           if (!res.event) continue;
           const applied = applyEvent(board, res.event);
@@ -103,9 +106,12 @@ export class Live {
       } catch (e) {
         if (signal.aborted) return;
         const err = ConnectError.from(e);
-        if (err.code === Code.FailedPrecondition && reason(err) === "CURSOR_EXPIRED") {
+        // An expired (or unreadable) cursor: start over from a fresh board — at once the
+        // first time, with backoff should a fresh board's cursor be refused too.
+        const expired = err.code === Code.FailedPrecondition && reason(err) === "CURSOR_EXPIRED";
+        if (expired || (err.code === Code.InvalidArgument && board)) {
           board = undefined;
-          attempt = 0;
+          if (refused++ > 0) await this.sleep(backoffMs(refused));
           continue;
         }
         if (err.code === Code.PermissionDenied) {
