@@ -106,7 +106,7 @@ if (check) {
     console.error("Rebuild with: (cd gateway/dashboard && npm ci && npm run build), then commit src/gen and dist.");
     process.exit(1);
   }
-  console.log("dashboard: dist/ and src/gen/ are up to date");
+  console.log(`dashboard: ${missing.length ? "dist/ is" : "dist/ and src/gen/ are"} up to date`);
 } else {
   const files = await bundle();
   rmSync(dist, { recursive: true, force: true });
