@@ -93,7 +93,13 @@ if (check) {
   } else {
     const out = mkdtempSync(join(tmpdir(), "phoenix-dashboard-gen-"));
     try {
-      execFileSync(join(root, "node_modules/.bin/buf"), ["generate", "--output", out], { cwd: root, stdio: "inherit" });
+      // protoc-gen-es from node_modules/.bin, also when run without npm.
+      const PATH = `${join(root, "node_modules/.bin")}:${process.env.PATH ?? ""}`;
+      execFileSync(join(root, "node_modules/.bin/buf"), ["generate", "--output", out], {
+        cwd: root,
+        stdio: "inherit",
+        env: { ...process.env, PATH },
+      });
       problems.push(...diff("src/gen", listFiles(join(out, "src/gen")), listFiles(join(root, "src/gen"))));
     } finally {
       rmSync(out, { recursive: true, force: true });
