@@ -63,6 +63,27 @@ ensure_npm() {
   fi
 }
 
+# Debian's Chromium, for the browser tests of the dashboard (tests/browser: playwright-core
+# drives it and never downloads a browser of its own), with a font for its screenshots.
+# CHROMIUM_PATH may name another binary.
+ensure_chromium() {
+  if [ -n "${CHROMIUM_PATH:-}" ] && [ -x "${CHROMIUM_PATH}" ]; then return; fi
+  if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium fonts-dejavu-core
+  fi
+}
+
+# npm ci in DIR (exact versions of its package-lock.json), unless node_modules is already
+# newer than the lock file.
+ensure_npm_ci() {
+  local dir=$1
+  if [ -f "$dir/node_modules/.package-lock.json" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    return
+  fi
+  echo "==> npm ci ($dir)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # Python 3 with grpcio + grpcio-tools, for the out-of-process client of
 # tests/python/auth_e2e.py. Tries pip for the user's python3, then with
 # --break-system-packages (Debian's externally managed system python), then a virtualenv

@@ -15,6 +15,7 @@ mod auth;
 mod authz;
 mod caller;
 mod config;
+mod dashboard_browser;
 mod demo;
 mod dev_stack;
 mod education;

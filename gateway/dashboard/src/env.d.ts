@@ -1,0 +1,2 @@
+// esbuild bundles the stylesheet imported by main.ts into dist/app-<hash>.css.
+declare module "*.css";
