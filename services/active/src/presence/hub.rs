@@ -248,13 +248,17 @@ impl Reader {
                         tracing::warn!(error = %e, "presence hub: refreshing counts and supervision failed");
                     }
                 }
-                Wake::Notified | Wake::Retry => {}
+                // Fresh commits: retry soon; the same ones still waiting: back off.
+                Wake::Notified => retry = RETRY_MIN,
+                Wake::Retry => retry = (retry * 2).min(RETRY_MAX),
             }
             match self.catch_up().await {
                 Ok(read) => {
                     let give_up = settings.poll * 2;
                     pending.retain(|id, since| !read.contains(id) && since.elapsed() < give_up);
-                    retry = if pending.is_empty() { RETRY_MIN } else { (retry * 2).min(RETRY_MAX) };
+                    if pending.is_empty() {
+                        retry = RETRY_MIN;
+                    }
                 }
                 // A pool or query failure: the LISTEN connection is fine; the next tick retries.
                 Err(e) => tracing::warn!(error = %e, "presence hub: reading the event log failed"),
@@ -266,9 +270,10 @@ impl Reader {
     async fn catch_up(&mut self) -> anyhow::Result<HashSet<i64>> {
         let mut read = HashSet::new();
         loop {
-            // Check for watchers before the read: a watcher that subscribes after it reads a
-            // backlog below a horizon at least as high as this page's, so skipping the
-            // broadcast of an unwatched page loses nothing (see the module docs).
+            // Whether anyone watches, checked before and after the read: a watcher that
+            // subscribes after the second check reads its backlog below a horizon at least
+            // as high as this page's, so skipping the broadcast (and the resolving) of an
+            // unwatched page loses nothing (see the module docs).
             let watched = self.watched();
             let page = {
                 let mut conn = self.shared.pool.get().await?;

@@ -34,6 +34,9 @@ pub type WatchStream = ReceiverStream<std::result::Result<pb::WatchPresenceRespo
 /// behind it then fills, and the watcher re-reads from the table when it lags).
 const BUFFER: usize = 64;
 
+/// How long a new stream waits for a hub that has not started yet (database down).
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Opens a stream for `caller` after `cursor` (`None`: from now). Cursor errors (expired,
 /// not of this log) are the call's status, before any message.
 pub async fn open(
@@ -43,8 +46,14 @@ pub async fn open(
     caller: Caller,
     cursor: Option<Cursor>,
 ) -> Result<WatchStream> {
-    if !hub.ready().await {
-        return Err(Error::Unavailable("the server is shutting down; reconnect with the last cursor".into()));
+    match tokio::time::timeout(READY_WAIT, hub.ready()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Error::Unavailable("the server is shutting down; reconnect with the last cursor".into()));
+        }
+        Err(_) => {
+            return Err(Error::Unavailable("the presence stream is not ready (database unreachable); retry".into()));
+        }
     }
     // Subscribe before reading anything (see the hub's ordering argument).
     let live = hub.subscribe();
