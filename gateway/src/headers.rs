@@ -5,8 +5,7 @@
 use http::{HeaderValue, Response, header};
 
 /// The page may load only what the gateway serves, may not be framed, and sends no referrer.
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 /// Adds the security headers (and `cache-control: no-store` unless set) to `response`.
 pub fn secure<B>(mut response: Response<B>) -> Response<B> {

@@ -77,7 +77,6 @@ async fn dashboard_page_works_in_chromium() {
 }
 
 #[tokio::test]
-#[ignore = "needs presence service + gateway forwarding (merging)"]
 async fn dashboard_shows_a_scanned_pupil_live() {
     let Some(chromium) = chromium() else { return };
     let db = TestDb::new().await;

@@ -27,6 +27,7 @@ mod invitations;
 mod iot;
 mod migrations;
 mod password_reset;
+mod presence;
 mod python_e2e;
 mod reader;
 mod retention;

@@ -131,6 +131,11 @@ pub async fn group(conn: &mut AsyncPgConnection, name: &str) -> i64 {
     insert_returning_id(conn, &format!("INSERT INTO education.groups (name) VALUES ('{name}') RETURNING id")).await
 }
 
+/// A teacher record for staff member `staff_id`; returns the teacher id.
+pub async fn teacher(conn: &mut AsyncPgConnection, staff_id: i64) -> i64 {
+    insert_returning_id(conn, &format!("INSERT INTO users.teachers (staff_id) VALUES ({staff_id}) RETURNING id")).await
+}
+
 /// Makes teacher `teacher_id` a leader of `group_id`.
 pub async fn group_teacher(conn: &mut AsyncPgConnection, group_id: i64, teacher_id: i64) -> i64 {
     insert_returning_id(

@@ -9,6 +9,7 @@
 //! | `handlers` | caller → module → response for the RPCs below `ProcessScan` |
 //! | [`scan`] | `ProcessScan` in one transaction |
 //! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
+//! | [`presence`] | `phoenix.active.v1.PresenceService`: the board and `WatchPresence` |
 //! | [`sessions`] | start (with `force`), end, get, list |
 //! | [`supervisors`] | join, leave, claim, replace |
 //! | [`combined`] | combined groups of running sessions |
@@ -30,6 +31,7 @@ pub mod combined;
 pub mod convert;
 pub mod events;
 mod handlers;
+pub mod presence;
 pub mod pupil;
 pub mod repo;
 pub mod scan;
@@ -42,6 +44,7 @@ pub mod validate;
 pub mod visits;
 
 pub use events::PRESENCE_CHANNEL;
+pub use presence::{PRESENCE_METHODS, PRESENCE_SERVICE_NAME, PresenceSettings};
 pub use scan::ScanSettings;
 pub use service::{ActiveApi, METHODS};
 
@@ -57,6 +60,11 @@ pub fn scan_settings(config: &Config) -> ScanSettings {
         timezone: config.timezone,
         daily_checkout_time: config.daily_checkout_time,
     }
+}
+
+/// Presence settings from the process configuration (the defaults otherwise).
+pub fn presence_settings(config: &Config) -> PresenceSettings {
+    PresenceSettings::new(config.timezone)
 }
 
 /// The tonic server of the active domain.

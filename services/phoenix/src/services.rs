@@ -72,6 +72,7 @@ pub struct RunningService {
 pub fn service_names(domain: Domain) -> Vec<&'static str> {
     match domain {
         Domain::Auth => phoenix_auth::SERVICE_NAMES.to_vec(),
+        Domain::Active => vec![Domain::Active.grpc_service(), phoenix_active::PRESENCE_SERVICE_NAME],
         other => vec![other.grpc_service()],
     }
 }
@@ -91,14 +92,20 @@ pub fn method_tables() -> Vec<MethodTable> {
         phoenix_users::service::METHODS,
         phoenix_iot::METHODS,
         phoenix_active::METHODS,
+        phoenix_active::PRESENCE_METHODS,
     ]);
     tables
 }
 
 /// Routes of one domain: health + reflection, plus the domain's own servers, each behind
 /// the authorization layer with its method table. Domains without methods yet serve only
-/// health and reflection.
-pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Result<ServiceRoutes> {
+/// health and reflection. `shutdown` also stops background tasks a server owns (the
+/// presence hub, which ends open streams so the server can drain).
+pub async fn domain_routes(
+    domain: Domain,
+    ctx: &ServiceContext,
+    shutdown: &ShutdownToken,
+) -> anyhow::Result<ServiceRoutes> {
     let mut routes = ServiceRoutes::new(&service_names(domain))?;
     match domain {
         Domain::Auth => {
@@ -144,6 +151,13 @@ pub async fn domain_routes(domain: Domain, ctx: &ServiceContext) -> anyhow::Resu
         Domain::Active => {
             let server = phoenix_active::server(ctx.pool.clone(), phoenix_active::scan_settings(&ctx.config));
             routes.add_service(Authorized::new(server, phoenix_active::METHODS, ctx.verifier.clone())?);
+            // One presence hub per active server (LISTEN connection, broadcast to watchers).
+            let presence = phoenix_active::presence::server(
+                ctx.pool.clone(),
+                phoenix_active::presence_settings(&ctx.config),
+                shutdown.child_token(),
+            );
+            routes.add_service(Authorized::new(presence, phoenix_active::PRESENCE_METHODS, ctx.verifier.clone())?);
         }
         Domain::Audit => {
             let server = phoenix_audit::server(ctx.pool.clone());
@@ -174,7 +188,7 @@ pub async fn start(
     for &domain in domains {
         let listener = server::bind(host, port_for(domain, base_port), fallback).await?;
         let addr = listener.local_addr()?;
-        let routes = domain_routes(domain, ctx).await?;
+        let routes = domain_routes(domain, ctx, shutdown).await?;
         let names = routes.names().to_vec();
         let (routes, health) = routes.into_serving().await;
         let task = tokio::spawn(server::serve(listener, routes, health.clone(), names, shutdown.clone()));

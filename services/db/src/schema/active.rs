@@ -130,6 +130,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    active.presence_log_purge (id) {
+        id -> Int2,
+        tx_id -> Int8,
+        event_id -> Int8,
+        purged_at -> Nullable<Timestamptz>,
+        deleted -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(presence_events -> groups (session_id));
 diesel::joinable!(visits -> groups (active_group_id));
 diesel::joinable!(group_supervisors -> groups (active_group_id));

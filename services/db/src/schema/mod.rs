@@ -62,8 +62,8 @@ diesel::joinable!(config::feature_flags -> auth::accounts (updated_by));
 use self::active::{
     attendance as active_attendance, combined_groups as active_combined_groups,
     group_mappings as active_group_mappings, group_supervisors as active_group_supervisors, groups as active_groups,
-    presence_events as active_presence_events, scan_receipts as active_scan_receipts,
-    scheduled_checkouts as active_scheduled_checkouts, visits as active_visits,
+    presence_events as active_presence_events, presence_log_purge as active_presence_log_purge,
+    scan_receipts as active_scan_receipts, scheduled_checkouts as active_scheduled_checkouts, visits as active_visits,
 };
 use self::activities::{
     activities as activities_activities, categories as activities_categories, enrollments as activities_enrollments,
@@ -139,6 +139,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     activities_supervisors,
     activities_enrollments,
     active_presence_events,
+    active_presence_log_purge,
     active_scan_receipts,
     active_groups,
     active_visits,

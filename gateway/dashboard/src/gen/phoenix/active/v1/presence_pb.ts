@@ -12,30 +12,32 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file phoenix/active/v1/presence.proto.
  */
 export const file_phoenix_active_v1_presence: GenFile = /*@__PURE__*/
-  fileDesc("CiBwaG9lbml4L2FjdGl2ZS92MS9wcmVzZW5jZS5wcm90bxIRcGhvZW5peC5hY3RpdmUudjEidQoOUHJlc2VuY2VDb3VudHMSDwoHaW5fcm9vbRgBIAEoAxISCgppbl90cmFuc2l0GAIgASgDEg4KBmFic2VudBgDIAEoAxIRCglnb25lX2hvbWUYBCABKAMSDAoEc2ljaxgFIAEoAxINCgV0b3RhbBgGIAEoAyI8ChJQcmVzZW5jZVN1cGVydmlzb3ISEAoIc3RhZmZfaWQYASABKAMSFAoMZGlzcGxheV9uYW1lGAIgASgJImQKDVByZXNlbmNlUHVwaWwSEgoKc3R1ZGVudF9pZBgBIAEoAxIUCgxkaXNwbGF5X25hbWUYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqsDCgxSb29tUHJlc2VuY2USDwoHcm9vbV9pZBgBIAEoAxIRCglyb29tX25hbWUYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoAxIYCgthY3Rpdml0eV9pZBgEIAEoA0gAiAEBEhUKDWFjdGl2aXR5X25hbWUYBSABKAkSHwoSZWR1Y2F0aW9uX2dyb3VwX2lkGAYgASgDSAGIAQESHAoUZWR1Y2F0aW9uX2dyb3VwX25hbWUYByABKAkSOgoLc3VwZXJ2aXNvcnMYCCADKAsyJS5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVN1cGVydmlzb3ISEwoLcHVwaWxfY291bnQYCSABKAMSFQoIY2FwYWNpdHkYCiABKAVIAogBARIwCgZwdXBpbHMYCyADKAsyIC5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVB1cGlsEhcKD3B1cGlsc19yZWRhY3RlZBgMIAEoCBIMCgRtaW5lGA0gASgIQg4KDF9hY3Rpdml0eV9pZEIVChNfZWR1Y2F0aW9uX2dyb3VwX2lkQgsKCV9jYXBhY2l0eSIZChdHZXRQcmVzZW5jZUJvYXJkUmVxdWVzdCLGAQoYR2V0UHJlc2VuY2VCb2FyZFJlc3BvbnNlEi4KBXJvb21zGAEgAygLMh8ucGhvZW5peC5hY3RpdmUudjEuUm9vbVByZXNlbmNlEjEKBmNvdW50cxgCIAEoCzIhLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlQ291bnRzEg4KBmN1cnNvchgDIAEoCRIpCgVhc19vZhgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZGF0ZRgFIAEoCSKlAwoNUHJlc2VuY2VFdmVudBIOCgZjdXJzb3IYASABKAkSMgoEa2luZBgCIAEoDjIkLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlRXZlbnRLaW5kEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgVwdXBpbBgEIAEoCzIgLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlUHVwaWwSFAoHcm9vbV9pZBgFIAEoA0gAiAEBEhEKCXJvb21fbmFtZRgGIAEoCRIXCgpzZXNzaW9uX2lkGAcgASgDSAGIAQESGQoMZnJvbV9yb29tX2lkGAggASgDSAKIAQESMQoGY291bnRzGAkgASgLMiEucGhvZW5peC5hY3RpdmUudjEuUHJlc2VuY2VDb3VudHMSHQoQcm9vbV9wdXBpbF9jb3VudBgKIAEoA0gDiAEBQgoKCF9yb29tX2lkQg0KC19zZXNzaW9uX2lkQg8KDV9mcm9tX3Jvb21faWRCEwoRX3Jvb21fcHVwaWxfY291bnQiJgoUV2F0Y2hQcmVzZW5jZVJlcXVlc3QSDgoGY3Vyc29yGAEgASgJIkgKFVdhdGNoUHJlc2VuY2VSZXNwb25zZRIvCgVldmVudBgBIAEoCzIgLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlRXZlbnQqigMKEVByZXNlbmNlRXZlbnRLaW5kEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfVU5TUEVDSUZJRUQQABIiCh5QUkVTRU5DRV9FVkVOVF9LSU5EX0NIRUNLRURfSU4QARIjCh9QUkVTRU5DRV9FVkVOVF9LSU5EX0NIRUNLRURfT1VUEAISIwofUFJFU0VOQ0VfRVZFTlRfS0lORF9UUkFOU0ZFUlJFRBADEiEKHVBSRVNFTkNFX0VWRU5UX0tJTkRfR09ORV9IT01FEAQSHwobUFJFU0VOQ0VfRVZFTlRfS0lORF9BUlJJVkVEEAUSJwojUFJFU0VOQ0VfRVZFTlRfS0lORF9TRVNTSU9OX1NUQVJURUQQBhIlCiFQUkVTRU5DRV9FVkVOVF9LSU5EX1NFU1NJT05fRU5ERUQQBxIrCidQUkVTRU5DRV9FVkVOVF9LSU5EX1NVUEVSVklTT1JTX0NIQU5HRUQQCBIhCh1QUkVTRU5DRV9FVkVOVF9LSU5EX0hFQVJUQkVBVBAJMuQBCg9QcmVzZW5jZVNlcnZpY2USawoQR2V0UHJlc2VuY2VCb2FyZBIqLnBob2VuaXguYWN0aXZlLnYxLkdldFByZXNlbmNlQm9hcmRSZXF1ZXN0GisucGhvZW5peC5hY3RpdmUudjEuR2V0UHJlc2VuY2VCb2FyZFJlc3BvbnNlEmQKDVdhdGNoUHJlc2VuY2USJy5waG9lbml4LmFjdGl2ZS52MS5XYXRjaFByZXNlbmNlUmVxdWVzdBooLnBob2VuaXguYWN0aXZlLnYxLldhdGNoUHJlc2VuY2VSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiBwaG9lbml4L2FjdGl2ZS92MS9wcmVzZW5jZS5wcm90bxIRcGhvZW5peC5hY3RpdmUudjEidQoOUHJlc2VuY2VDb3VudHMSDwoHaW5fcm9vbRgBIAEoAxISCgppbl90cmFuc2l0GAIgASgDEg4KBmFic2VudBgDIAEoAxIRCglnb25lX2hvbWUYBCABKAMSDAoEc2ljaxgFIAEoAxINCgV0b3RhbBgGIAEoAyI8ChJQcmVzZW5jZVN1cGVydmlzb3ISEAoIc3RhZmZfaWQYASABKAMSFAoMZGlzcGxheV9uYW1lGAIgASgJImQKDVByZXNlbmNlUHVwaWwSEgoKc3R1ZGVudF9pZBgBIAEoAxIUCgxkaXNwbGF5X25hbWUYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqsDCgxSb29tUHJlc2VuY2USDwoHcm9vbV9pZBgBIAEoAxIRCglyb29tX25hbWUYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoAxIYCgthY3Rpdml0eV9pZBgEIAEoA0gAiAEBEhUKDWFjdGl2aXR5X25hbWUYBSABKAkSHwoSZWR1Y2F0aW9uX2dyb3VwX2lkGAYgASgDSAGIAQESHAoUZWR1Y2F0aW9uX2dyb3VwX25hbWUYByABKAkSOgoLc3VwZXJ2aXNvcnMYCCADKAsyJS5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVN1cGVydmlzb3ISEwoLcHVwaWxfY291bnQYCSABKAMSFQoIY2FwYWNpdHkYCiABKAVIAogBARIwCgZwdXBpbHMYCyADKAsyIC5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVB1cGlsEhcKD3B1cGlsc19yZWRhY3RlZBgMIAEoCBIMCgRtaW5lGA0gASgIQg4KDF9hY3Rpdml0eV9pZEIVChNfZWR1Y2F0aW9uX2dyb3VwX2lkQgsKCV9jYXBhY2l0eSIZChdHZXRQcmVzZW5jZUJvYXJkUmVxdWVzdCLGAQoYR2V0UHJlc2VuY2VCb2FyZFJlc3BvbnNlEi4KBXJvb21zGAEgAygLMh8ucGhvZW5peC5hY3RpdmUudjEuUm9vbVByZXNlbmNlEjEKBmNvdW50cxgCIAEoCzIhLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlQ291bnRzEg4KBmN1cnNvchgDIAEoCRIpCgVhc19vZhgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZGF0ZRgFIAEoCSKqBAoNUHJlc2VuY2VFdmVudBIOCgZjdXJzb3IYASABKAkSMgoEa2luZBgCIAEoDjIkLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlRXZlbnRLaW5kEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgVwdXBpbBgEIAEoCzIgLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlUHVwaWwSFAoHcm9vbV9pZBgFIAEoA0gAiAEBEhEKCXJvb21fbmFtZRgGIAEoCRIXCgpzZXNzaW9uX2lkGAcgASgDSAGIAQESGQoMZnJvbV9yb29tX2lkGAggASgDSAKIAQESMQoGY291bnRzGAkgASgLMiEucGhvZW5peC5hY3RpdmUudjEuUHJlc2VuY2VDb3VudHMSHQoQcm9vbV9wdXBpbF9jb3VudBgKIAEoA0gDiAEBEiIKFWZyb21fcm9vbV9wdXBpbF9jb3VudBgLIAEoA0gEiAEBEhYKDmZyb21fcm9vbV9uYW1lGAwgASgJEi0KBHJvb20YDSABKAsyHy5waG9lbml4LmFjdGl2ZS52MS5Sb29tUHJlc2VuY2VCCgoIX3Jvb21faWRCDQoLX3Nlc3Npb25faWRCDwoNX2Zyb21fcm9vbV9pZEITChFfcm9vbV9wdXBpbF9jb3VudEIYChZfZnJvbV9yb29tX3B1cGlsX2NvdW50IiYKFFdhdGNoUHJlc2VuY2VSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCSJIChVXYXRjaFByZXNlbmNlUmVzcG9uc2USLwoFZXZlbnQYASABKAsyIC5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZUV2ZW50KooDChFQcmVzZW5jZUV2ZW50S2luZBIjCh9QUkVTRU5DRV9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASIgoeUFJFU0VOQ0VfRVZFTlRfS0lORF9DSEVDS0VEX0lOEAESIwofUFJFU0VOQ0VfRVZFTlRfS0lORF9DSEVDS0VEX09VVBACEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfVFJBTlNGRVJSRUQQAxIhCh1QUkVTRU5DRV9FVkVOVF9LSU5EX0dPTkVfSE9NRRAEEh8KG1BSRVNFTkNFX0VWRU5UX0tJTkRfQVJSSVZFRBAFEicKI1BSRVNFTkNFX0VWRU5UX0tJTkRfU0VTU0lPTl9TVEFSVEVEEAYSJQohUFJFU0VOQ0VfRVZFTlRfS0lORF9TRVNTSU9OX0VOREVEEAcSKwonUFJFU0VOQ0VfRVZFTlRfS0lORF9TVVBFUlZJU09SU19DSEFOR0VEEAgSIQodUFJFU0VOQ0VfRVZFTlRfS0lORF9IRUFSVEJFQVQQCTLkAQoPUHJlc2VuY2VTZXJ2aWNlEmsKEEdldFByZXNlbmNlQm9hcmQSKi5waG9lbml4LmFjdGl2ZS52MS5HZXRQcmVzZW5jZUJvYXJkUmVxdWVzdBorLnBob2VuaXguYWN0aXZlLnYxLkdldFByZXNlbmNlQm9hcmRSZXNwb25zZRJkCg1XYXRjaFByZXNlbmNlEicucGhvZW5peC5hY3RpdmUudjEuV2F0Y2hQcmVzZW5jZVJlcXVlc3QaKC5waG9lbml4LmFjdGl2ZS52MS5XYXRjaFByZXNlbmNlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
- * School-wide pupil counts for today (aggregates only, no personal data).
+ * School-wide pupil counts for today's business date (aggregates only, no personal data).
+ * Every active pupil is counted in exactly one state, the first that applies in the order
+ * in_room, sick, gone_home, in_transit, absent, so the five add up to `total`.
  *
  * @generated from message phoenix.active.v1.PresenceCounts
  */
 export type PresenceCounts = Message<"phoenix.active.v1.PresenceCounts"> & {
   /**
-   * Present today with an open visit in a running session.
+   * An open visit in a running session.
    *
    * @generated from field: int64 in_room = 1;
    */
   inRoom: bigint;
 
   /**
-   * Present today, no open visit.
+   * Present today (attendance open), no open visit.
    *
    * @generated from field: int64 in_transit = 2;
    */
   inTransit: bigint;
 
   /**
-   * Active pupils with no attendance record today.
+   * No attendance record today.
    *
    * @generated from field: int64 absent = 3;
    */
@@ -49,7 +51,7 @@ export type PresenceCounts = Message<"phoenix.active.v1.PresenceCounts"> & {
   goneHome: bigint;
 
   /**
-   * Marked sick.
+   * Marked sick (and not in a room).
    *
    * @generated from field: int64 sick = 5;
    */
@@ -231,6 +233,8 @@ export const GetPresenceBoardRequestSchema: GenMessage<GetPresenceBoardRequest> 
  */
 export type GetPresenceBoardResponse = Message<"phoenix.active.v1.GetPresenceBoardResponse"> & {
   /**
+   * The caller's rooms (`mine`) first, then by room name.
+   *
    * @generated from field: repeated phoenix.active.v1.RoomPresence rooms = 1;
    */
   rooms: RoomPresence[];
@@ -241,7 +245,8 @@ export type GetPresenceBoardResponse = Message<"phoenix.active.v1.GetPresenceBoa
   counts?: PresenceCounts | undefined;
 
   /**
-   * Stream position of this snapshot (for WatchPresence).
+   * Stream position of this snapshot (opaque): WatchPresence from it delivers exactly the
+   * changes the snapshot does not contain.
    *
    * @generated from field: string cursor = 3;
    */
@@ -274,7 +279,7 @@ export const GetPresenceBoardResponseSchema: GenMessage<GetPresenceBoardResponse
  */
 export type PresenceEvent = Message<"phoenix.active.v1.PresenceEvent"> & {
   /**
-   * Stream position after this event; resume from here.
+   * Stream position after this event (opaque); resume from here.
    *
    * @generated from field: string cursor = 1;
    */
@@ -299,7 +304,8 @@ export type PresenceEvent = Message<"phoenix.active.v1.PresenceEvent"> & {
   pupil?: PresencePupil | undefined;
 
   /**
-   * Room entered (check-in, transfer) or left (check-out), and its session.
+   * Room entered (check-in, transfer) or left (check-out), and its session; the room of a
+   * session event.
    *
    * @generated from field: optional int64 room_id = 5;
    */
@@ -316,25 +322,47 @@ export type PresenceEvent = Message<"phoenix.active.v1.PresenceEvent"> & {
   sessionId?: bigint | undefined;
 
   /**
-   * Room left by a transfer.
+   * Room left by a transfer or by going home.
    *
    * @generated from field: optional int64 from_room_id = 8;
    */
   fromRoomId?: bigint | undefined;
 
   /**
-   * School-wide counts right after this event.
+   * School-wide counts when the event was read (at least as new as the event; changes
+   * delivered right after it may already be included).
    *
    * @generated from field: phoenix.active.v1.PresenceCounts counts = 9;
    */
   counts?: PresenceCounts | undefined;
 
   /**
-   * Pupils in `room_id` right after this event.
+   * Pupils in `room_id` (0 when no session runs there) when the event was read.
    *
    * @generated from field: optional int64 room_pupil_count = 10;
    */
   roomPupilCount?: bigint | undefined;
+
+  /**
+   * Pupils in `from_room_id` when the event was read.
+   *
+   * @generated from field: optional int64 from_room_pupil_count = 11;
+   */
+  fromRoomPupilCount?: bigint | undefined;
+
+  /**
+   * @generated from field: string from_room_name = 12;
+   */
+  fromRoomName: string;
+
+  /**
+   * SESSION_STARTED and SUPERVISORS_CHANGED: the room as GetPresenceBoard shows it, with
+   * `mine` for this caller but without `pupils` (reload the board for those when `mine`
+   * changes). Unset for other kinds and when the session is no longer running.
+   *
+   * @generated from field: phoenix.active.v1.RoomPresence room = 13;
+   */
+  room?: RoomPresence | undefined;
 };
 
 /**
@@ -349,9 +377,11 @@ export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
  */
 export type WatchPresenceRequest = Message<"phoenix.active.v1.WatchPresenceRequest"> & {
   /**
-   * Resume after this position (from a previous event or GetPresenceBoard). Empty = from
-   * now. A cursor older than the retained event log is FailedPrecondition
-   * (CURSOR_EXPIRED): reload the board and watch from its cursor.
+   * Resume after this position (from a previous event, a heartbeat or GetPresenceBoard).
+   * Empty = from now. The event log keeps 48 hours: a cursor older than the retained log
+   * is FailedPrecondition (CURSOR_EXPIRED): reload the board and watch from its cursor. A
+   * malformed cursor is InvalidArgument. When the server shuts down the stream ends with
+   * UNAVAILABLE: reconnect (to any replica) with the last cursor.
    *
    * @generated from field: string cursor = 1;
    */

@@ -1,0 +1,230 @@
+//! `GetPresenceBoard`: one consistent snapshot of the running rooms, the pupils the caller
+//! may see, and the school-wide counts — and who may see which pupil ([`Access`]), shared
+//! with the live stream.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel_async::AsyncPgConnection;
+use phoenix_common::access::{self, Caller, StudentAccess};
+use phoenix_common::time::business_date_in;
+use phoenix_common::{Error, Result};
+use phoenix_reader_protocol::display_name;
+
+use super::cursor::Cursor;
+use super::repo::{self, Counts};
+
+/// Which running sessions (and their rooms) each staff member supervises, as the hub last
+/// read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Supervision {
+    by_staff: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+impl Supervision {
+    /// From `(staff, session, room)` rows.
+    pub fn from_rows(rows: &[repo::SupervisionRow]) -> Self {
+        let mut by_staff: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+        for r in rows {
+            by_staff.entry(r.staff_id).or_default().push((r.session_id, r.room_id));
+        }
+        Self { by_staff }
+    }
+
+    /// `(session, room)` pairs `staff` supervises.
+    pub fn of(&self, staff: i64) -> &[(i64, i64)] {
+        self.by_staff.get(&staff).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// What one caller may see (reference §3.5 plus the session rule): a pupil in full when the
+/// caller is an admin, the pupil's group is one of the caller's groups today, or the caller
+/// supervises the session the pupil is in (or the room they are entering or leaving).
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub caller: Caller,
+    pub my_groups: Vec<i64>,
+    /// `(session, room)` the caller supervises.
+    pub supervised: Vec<(i64, i64)>,
+}
+
+impl Access {
+    /// The caller's groups on `today` and the sessions they supervise now.
+    pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, today: NaiveDate) -> Result<Self> {
+        let my_groups = access::my_group_ids(conn, &caller, today).await?;
+        let supervised = match caller.staff_id {
+            Some(staff) => {
+                repo::supervision(conn, Some(staff)).await?.into_iter().map(|r| (r.session_id, r.room_id)).collect()
+            }
+            None => Vec::new(),
+        };
+        Ok(Self { caller, my_groups, supervised })
+    }
+
+    /// Takes the caller's sessions from the hub's latest supervision.
+    pub fn set_supervision(&mut self, supervision: &Supervision) {
+        self.supervised = self.caller.staff_id.map(|s| supervision.of(s).to_vec()).unwrap_or_default();
+    }
+
+    fn supervises_session(&self, session: i64) -> bool {
+        self.supervised.iter().any(|(s, _)| *s == session)
+    }
+
+    fn supervises_room(&self, room: i64) -> bool {
+        self.supervised.iter().any(|(_, r)| *r == room)
+    }
+
+    /// Full access to a pupil of group `group` who is in (or moving between) `session` and
+    /// `rooms`.
+    pub fn sees_pupil(&self, group: Option<i64>, session: Option<i64>, rooms: [Option<i64>; 2]) -> bool {
+        access::student_access(&self.caller, group, &self.my_groups) == StudentAccess::Full
+            || session.is_some_and(|s| self.supervises_session(s))
+            || rooms.into_iter().flatten().any(|r| self.supervises_room(r))
+    }
+
+    /// The session belongs to one of the caller's groups or the caller supervises it.
+    pub fn mine(&self, session: i64, education_group: Option<i64>) -> bool {
+        education_group.is_some_and(|g| self.my_groups.contains(&g)) || self.supervises_session(session)
+    }
+}
+
+/// A room with a running session, without its pupils.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomTile {
+    pub session_id: i64,
+    pub room_id: i64,
+    pub room_name: String,
+    pub capacity: Option<i32>,
+    pub activity_id: Option<i64>,
+    pub activity_name: String,
+    pub education_group_id: Option<i64>,
+    pub education_group_name: String,
+    /// `(staff id, display name)`.
+    pub supervisors: Vec<(i64, String)>,
+    pub pupil_count: i64,
+}
+
+/// A pupil on the board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoardPupil {
+    pub student_id: i64,
+    pub display_name: String,
+    pub since: DateTime<Utc>,
+}
+
+/// One room as a caller sees it.
+#[derive(Debug, Clone)]
+pub struct BoardRoom {
+    pub tile: RoomTile,
+    pub pupils: Vec<BoardPupil>,
+    pub mine: bool,
+}
+
+/// The board of one caller.
+#[derive(Debug, Clone)]
+pub struct Board {
+    pub rooms: Vec<BoardRoom>,
+    pub counts: Counts,
+    pub cursor: Cursor,
+    pub as_of: DateTime<Utc>,
+    pub date: NaiveDate,
+}
+
+/// Tiles of running sessions (all, or those of `sessions`), by room name: two queries.
+pub async fn tiles(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> Result<Vec<RoomTile>> {
+    let rooms = repo::running_rooms(conn, sessions).await?;
+    let mut supervisors: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+    for s in repo::supervisors(conn, sessions).await? {
+        supervisors.entry(s.session_id).or_default().push((s.staff_id, display_name(&s.first_name, &s.last_name)));
+    }
+    Ok(rooms
+        .into_iter()
+        .map(|r| RoomTile {
+            supervisors: supervisors.remove(&r.session_id).unwrap_or_default(),
+            session_id: r.session_id,
+            room_id: r.room_id,
+            room_name: r.room_name,
+            capacity: r.capacity,
+            activity_id: r.activity_id,
+            activity_name: r.activity_name.unwrap_or_default(),
+            education_group_id: r.education_group_id,
+            education_group_name: r.education_group_name.unwrap_or_default(),
+            pupil_count: r.pupil_count,
+        })
+        .collect())
+}
+
+/// The board for `caller`: every read in one REPEATABLE READ, read-only transaction, so
+/// rooms, pupils, counts and the cursor describe one instant (see [`super::cursor`]).
+pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, tz: chrono_tz::Tz) -> Result<Board> {
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run::<_, Error, _>(async move |conn| {
+            let (snapshot, as_of) = repo::snapshot(conn).await?;
+            let date = business_date_in(as_of, tz);
+            let access = Access::load(conn, caller, date).await?;
+            let tiles = tiles(conn, None).await?;
+            let supervised: Vec<i64> = access.supervised.iter().map(|(s, _)| *s).collect();
+            let mut pupils: HashMap<i64, Vec<BoardPupil>> = HashMap::new();
+            for p in repo::visible_pupils(conn, access.caller.is_admin, &access.my_groups, &supervised).await? {
+                pupils.entry(p.session_id).or_default().push(BoardPupil {
+                    student_id: p.student_id,
+                    display_name: display_name(&p.first_name, &p.last_name),
+                    since: p.entry_time,
+                });
+            }
+            let counts = repo::counts(conn, date).await?;
+            let mut rooms: Vec<BoardRoom> = tiles
+                .into_iter()
+                .map(|tile| BoardRoom {
+                    pupils: pupils.remove(&tile.session_id).unwrap_or_default(),
+                    mine: access.mine(tile.session_id, tile.education_group_id),
+                    tile,
+                })
+                .collect();
+            // Mine first; the query already ordered by room name (a stable sort keeps it).
+            rooms.sort_by_key(|r| !r.mine);
+            Ok(Board { rooms, counts, cursor: Cursor::from_snapshot(snapshot), as_of, date })
+        })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(caller: Caller, groups: &[i64], supervised: &[(i64, i64)]) -> Access {
+        Access { caller, my_groups: groups.to_vec(), supervised: supervised.to_vec() }
+    }
+
+    #[test]
+    fn full_access_for_admins_own_groups_and_supervisors_only() {
+        let admin = access(Caller::ADMIN, &[], &[]);
+        assert!(admin.sees_pupil(None, None, [None, None]));
+        let teacher = access(Caller::staff(1), &[3], &[]);
+        assert!(teacher.sees_pupil(Some(3), Some(9), [Some(7), None]));
+        assert!(!teacher.sees_pupil(Some(4), Some(9), [Some(7), None]));
+        assert!(!teacher.sees_pupil(None, None, [None, None]));
+        let supervisor = access(Caller::staff(2), &[], &[(9, 7)]);
+        assert!(supervisor.sees_pupil(Some(4), Some(9), [Some(7), None]), "in the supervised session");
+        assert!(supervisor.sees_pupil(Some(4), Some(10), [Some(8), Some(7)]), "leaving the supervised room");
+        assert!(!supervisor.sees_pupil(Some(4), Some(10), [Some(8), None]));
+        assert!(supervisor.mine(9, None) && !supervisor.mine(10, Some(3)) && teacher.mine(10, Some(3)));
+    }
+
+    #[test]
+    fn supervision_per_staff_member() {
+        let rows = [
+            repo::SupervisionRow { staff_id: 1, session_id: 10, room_id: 100 },
+            repo::SupervisionRow { staff_id: 1, session_id: 11, room_id: 101 },
+            repo::SupervisionRow { staff_id: 2, session_id: 11, room_id: 101 },
+        ];
+        let s = Supervision::from_rows(&rows);
+        assert_eq!(s.of(1), &[(10, 100), (11, 101)]);
+        assert_eq!(s.of(3), &[]);
+        let mut a = access(Caller::staff(2), &[], &[]);
+        a.set_supervision(&s);
+        assert_eq!(a.supervised, vec![(11, 101)]);
+    }
+}

@@ -1,0 +1,226 @@
+//! Reading the event log page by page and resolving a page once (names, rooms, counts) for
+//! every watcher, before each watcher redacts it for its caller.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel_async::AsyncPgConnection;
+use phoenix_common::time::business_date_in;
+use phoenix_common::{Error, Result};
+use phoenix_reader_protocol::display_name;
+
+use super::board::{self, RoomTile, Supervision};
+use super::cursor::{Cursor, Position};
+use super::repo::{self, Counts, EventRow};
+use crate::events::ChangeKind;
+
+/// A pupil as an event shows them to callers with full access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPupil {
+    pub student_id: i64,
+    pub display_name: String,
+    /// For redaction only; never sent.
+    pub group_id: Option<i64>,
+    /// Start of the visit an event opened (check-in, transfer).
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// One event with everything a watcher needs, before redaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub position: Position,
+    pub kind: ChangeKind,
+    pub occurred_at: DateTime<Utc>,
+    pub pupil: Option<EventPupil>,
+    pub session_id: Option<i64>,
+    pub room_id: Option<i64>,
+    pub room_name: String,
+    pub room_pupil_count: Option<i64>,
+    pub from_room_id: Option<i64>,
+    pub from_room_name: String,
+    pub from_room_pupil_count: Option<i64>,
+    /// Session start and supervisor changes: the room tile (when the session still runs).
+    pub tile: Option<RoomTile>,
+}
+
+impl Resolved {
+    /// A session started, ended or changed supervisors.
+    pub fn changes_sessions(&self) -> bool {
+        is_session_kind(self.kind)
+    }
+}
+
+fn is_session_kind(kind: ChangeKind) -> bool {
+    matches!(kind, ChangeKind::SessionStarted | ChangeKind::SessionEnded | ChangeKind::SupervisorsChanged)
+}
+
+/// What to do besides reading rows.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    pub limit: i64,
+    /// Resolve names, rooms and counts (skipped by the hub while nobody watches).
+    pub resolve: bool,
+    /// Reload who supervises what when the page has session events (the hub).
+    pub supervision: bool,
+    /// Fail with CURSOR_EXPIRED when the log was purged past the cursor, and reject cursors
+    /// ahead of the database (a client's cursor).
+    pub check_cursor: bool,
+    pub timezone: chrono_tz::Tz,
+}
+
+/// One page of the log after a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub events: Vec<Resolved>,
+    /// Every event up to here has been read: the last event's position, or the horizon
+    /// when the page reached it.
+    pub upto: Position,
+    /// More events may follow below the horizon.
+    pub full: bool,
+    /// Ids of the events read (also when not resolved).
+    pub ids: Vec<i64>,
+    /// School-wide counts (when resolved and the page has events).
+    pub counts: Option<Counts>,
+    /// Who supervises what (when asked and the page changed sessions).
+    pub supervision: Option<Supervision>,
+    pub sessions_changed: bool,
+}
+
+/// The reason of an expired cursor.
+pub const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
+
+/// Reads (and resolves) the next page after `cursor` in one REPEATABLE READ, read-only
+/// transaction: the rows, the horizon they are below and their names share one snapshot.
+pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: ReadOptions) -> Result<Page> {
+    let cursor = cursor.clone();
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run::<_, Error, _>(async move |conn| {
+            if options.check_cursor {
+                check_cursor(conn, &cursor).await?;
+            }
+            let (rows, horizon) = repo::events_after(conn, &cursor, options.limit).await?;
+            let full = rows.len() as i64 >= options.limit;
+            let last = rows.last().map(EventRow::position);
+            let upto = match (last, full) {
+                (Some(p), true) => p,
+                (last, false) => last.unwrap_or_default().max(Position::horizon(horizon)),
+                (None, true) => Position::horizon(horizon),
+            };
+            let sessions_changed = rows.iter().any(|r| ChangeKind::parse(&r.kind).is_some_and(is_session_kind));
+            let supervision = if options.supervision && sessions_changed {
+                Some(Supervision::from_rows(&repo::supervision(conn, None).await?))
+            } else {
+                None
+            };
+            let ids = rows.iter().map(|r| r.id).collect();
+            let (events, counts) = if options.resolve && !rows.is_empty() {
+                let events = resolve(conn, &rows).await?;
+                let counts = repo::counts(conn, business_date_in(Utc::now(), options.timezone)).await?;
+                (events, Some(counts))
+            } else {
+                (Vec::new(), None)
+            };
+            Ok(Page { events, upto, full, ids, counts, supervision, sessions_changed })
+        })
+        .await
+}
+
+async fn check_cursor(conn: &mut AsyncPgConnection, cursor: &Cursor) -> Result<()> {
+    let (now, _) = repo::snapshot(conn).await?;
+    if cursor.highest_tx() > now.xmax {
+        return Err(Error::invalid("cursor", "the cursor is not a position of this event log"));
+    }
+    let purged = repo::purged_up_to(conn).await?;
+    if purged > cursor.after {
+        return Err(Error::precondition(
+            CURSOR_EXPIRED,
+            "the event log no longer holds the changes after this cursor; reload the board and watch from its cursor",
+        ));
+    }
+    Ok(())
+}
+
+/// Names, visit starts, room names and counts, and session tiles for `rows`: at most four
+/// queries for the whole page.
+async fn resolve(conn: &mut AsyncPgConnection, rows: &[EventRow]) -> Result<Vec<Resolved>> {
+    let students: Vec<i64> = unique(rows.iter().filter_map(|r| r.student_id));
+    let names: HashMap<i64, repo::StudentRow> = if students.is_empty() {
+        HashMap::new()
+    } else {
+        repo::students(conn, &students).await?.into_iter().map(|s| (s.id, s)).collect()
+    };
+    let entering = |r: &&EventRow| matches!(r.kind.as_str(), "checked_in" | "transferred");
+    let visit_students: Vec<i64> = unique(rows.iter().filter(entering).filter_map(|r| r.student_id));
+    let visit_sessions: Vec<i64> = unique(rows.iter().filter(entering).filter_map(|r| r.session_id));
+    let starts: HashMap<(i64, i64), DateTime<Utc>> = if visit_students.is_empty() {
+        HashMap::new()
+    } else {
+        repo::visit_starts(conn, &visit_students, &visit_sessions)
+            .await?
+            .into_iter()
+            .map(|v| ((v.student_id, v.session_id), v.entry_time))
+            .collect()
+    };
+    let room_ids: Vec<i64> = unique(rows.iter().flat_map(|r| [r.room_id, r.from_room_id]).flatten());
+    let rooms: HashMap<i64, repo::RoomCountRow> = if room_ids.is_empty() {
+        HashMap::new()
+    } else {
+        repo::room_counts(conn, &room_ids).await?.into_iter().map(|r| (r.id, r)).collect()
+    };
+    let tile_sessions: Vec<i64> = unique(
+        rows.iter()
+            .filter(|r| matches!(r.kind.as_str(), "session_started" | "supervisors_changed"))
+            .filter_map(|r| r.session_id),
+    );
+    let tiles: HashMap<i64, RoomTile> = if tile_sessions.is_empty() {
+        HashMap::new()
+    } else {
+        board::tiles(conn, Some(&tile_sessions)).await?.into_iter().map(|t| (t.session_id, t)).collect()
+    };
+
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let Some(kind) = ChangeKind::parse(&r.kind) else {
+            // The CHECK constraint makes this unreachable; skip rather than stop the stream.
+            tracing::warn!(event = r.id, "presence event of an unknown kind skipped");
+            continue;
+        };
+        let pupil = r.student_id.and_then(|id| names.get(&id)).map(|s| EventPupil {
+            student_id: s.id,
+            display_name: display_name(&s.first_name, &s.last_name),
+            group_id: s.group_id,
+            since: r
+                .session_id
+                .and_then(|session| starts.get(&(s.id, session)).copied())
+                .filter(|_| matches!(kind, ChangeKind::CheckedIn | ChangeKind::Transferred)),
+        });
+        let room = |id: Option<i64>| id.and_then(|id| rooms.get(&id));
+        out.push(Resolved {
+            position: r.position(),
+            kind,
+            occurred_at: r.occurred_at,
+            pupil,
+            session_id: r.session_id,
+            room_id: r.room_id,
+            room_name: room(r.room_id).map(|x| x.name.clone()).unwrap_or_default(),
+            room_pupil_count: room(r.room_id).map(|x| x.pupil_count),
+            from_room_id: r.from_room_id,
+            from_room_name: room(r.from_room_id).map(|x| x.name.clone()).unwrap_or_default(),
+            from_room_pupil_count: room(r.from_room_id).map(|x| x.pupil_count),
+            tile: match kind {
+                ChangeKind::SessionStarted | ChangeKind::SupervisorsChanged => {
+                    r.session_id.and_then(|s| tiles.get(&s).cloned())
+                }
+                _ => None,
+            },
+        });
+    }
+    Ok(out)
+}
+
+fn unique(ids: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut seen = HashSet::new();
+    ids.filter(|id| seen.insert(*id)).collect()
+}

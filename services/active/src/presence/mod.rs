@@ -1,0 +1,178 @@
+//! `phoenix.active.v1.PresenceService`: the presence board and its live stream
+//! (behaviour.md "Dashboard and live view", "States of a pupil").
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`board`] | `GetPresenceBoard` in one REPEATABLE READ snapshot, and [`board::Access`] (who sees which pupil) |
+//! | [`cursor`] | stream positions and the opaque cursors (board snapshot vs event position) |
+//! | [`feed`] | reading the event log in pages below the horizon, resolving a page once |
+//! | [`hub`] | one per process: LISTEN + safety poll, broadcast to watchers, purge |
+//! | [`watch`] | one `WatchPresence` stream: backlog, live batches, redaction, heartbeats |
+//! | [`repo`] | the set-based SQL (a few queries per board or page, never per room or pupil) |
+//! | [`convert`] | domain → proto with redaction |
+//!
+//! Retention: `active.presence_events` is a resume buffer, not history. The hub deletes
+//! events older than [`PresenceSettings::retention`] (48 h) every
+//! [`PresenceSettings::purge_every`] (10 min), on one replica at a time (advisory lock), as a
+//! prefix in stream order, and records the purged position in `active.presence_log_purge`;
+//! a cursor at or before it is answered FailedPrecondition `CURSOR_EXPIRED` (reload the
+//! board). Visits and attendance keep their own retention (behaviour.md "Retention").
+
+pub mod board;
+pub mod convert;
+pub mod cursor;
+pub mod feed;
+pub mod hub;
+pub mod repo;
+pub mod watch;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use phoenix_common::authz::{MethodTable, Requirement};
+use phoenix_common::caller::Caller;
+use phoenix_common::db::DbPool;
+use phoenix_common::server::ShutdownToken;
+use phoenix_common::{Error, Result};
+use phoenix_proto::active::v1 as pb;
+use phoenix_proto::active::v1::presence_service_server::PresenceServiceServer;
+use tonic::{Request, Response, Status};
+use tracing::instrument;
+
+pub use cursor::Cursor;
+pub use feed::CURSOR_EXPIRED;
+pub use hub::Hub;
+
+/// The permission each presence RPC needs (both read the same data).
+pub const PRESENCE_METHODS: MethodTable = &[
+    ("/phoenix.active.v1.PresenceService/GetPresenceBoard", Requirement::Permission("groups:read")),
+    ("/phoenix.active.v1.PresenceService/WatchPresence", Requirement::Permission("groups:read")),
+];
+
+/// The gRPC service name (health reports it next to `ActiveService`).
+pub const PRESENCE_SERVICE_NAME: &str = "phoenix.active.v1.PresenceService";
+
+/// Settings of the board and the stream.
+#[derive(Debug, Clone)]
+pub struct PresenceSettings {
+    /// The school's time zone: the business date of the counts and of "my groups".
+    pub timezone: chrono_tz::Tz,
+    /// A heartbeat after this long without a message (keeps proxies from closing streams).
+    pub heartbeat: Duration,
+    /// The hub's safety poll (and LISTEN connection ping).
+    pub poll: Duration,
+    /// How long events are kept for resuming.
+    pub retention: Duration,
+    /// How often the hub purges older events.
+    pub purge_every: Duration,
+    /// How often counts, supervision and each watcher's groups are re-read regardless of
+    /// events.
+    pub access_refresh: Duration,
+    /// Batches buffered for slow watchers before they lag (and re-read from the table).
+    pub channel_capacity: usize,
+}
+
+impl PresenceSettings {
+    /// The defaults: heartbeat 15 s, poll 1 s, retention 48 h, purge every 10 min, refresh
+    /// every 60 s, 1024 batches.
+    pub fn new(timezone: chrono_tz::Tz) -> Self {
+        Self {
+            timezone,
+            heartbeat: Duration::from_secs(15),
+            poll: Duration::from_secs(1),
+            retention: Duration::from_secs(48 * 3600),
+            purge_every: Duration::from_secs(10 * 60),
+            access_refresh: Duration::from_secs(60),
+            channel_capacity: 1024,
+        }
+    }
+}
+
+/// Deletes events older than `retention` if no other replica is purging (advisory lock), in
+/// one transaction with the purged-position record. `None` when another replica holds the
+/// lock.
+pub async fn purge(conn: &mut AsyncPgConnection, retention: Duration) -> Result<Option<usize>> {
+    let retention = chrono::Duration::from_std(retention).map_err(anyhow::Error::from)?;
+    let cutoff = Utc::now() - retention;
+    conn.transaction::<_, Error, _>(async move |conn| {
+        if !repo::try_purge_lock(conn).await? {
+            return Ok(None);
+        }
+        Ok(Some(repo::purge_before(conn, cutoff).await?))
+    })
+    .await
+}
+
+/// The presence service of one process (its hub is shared by all clones).
+#[derive(Clone)]
+pub struct PresenceApi {
+    pool: DbPool,
+    settings: PresenceSettings,
+    hub: Hub,
+}
+
+impl std::fmt::Debug for PresenceApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PresenceApi").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl PresenceApi {
+    /// The service, starting the process's hub (stopped by `shutdown`, which also ends the
+    /// open streams so the server can drain).
+    pub fn start(pool: DbPool, settings: PresenceSettings, shutdown: ShutdownToken) -> Self {
+        let hub = Hub::start(pool.clone(), settings.clone(), shutdown);
+        Self { pool, settings, hub }
+    }
+
+    /// `GetPresenceBoard`.
+    pub async fn get_board(&self, caller: Caller) -> Result<pb::GetPresenceBoardResponse> {
+        let mut conn = self.pool.get().await?;
+        let board = board::load(&mut conn, caller, self.settings.timezone).await?;
+        Ok(convert::board(board))
+    }
+
+    /// `WatchPresence`.
+    pub async fn watch(&self, caller: Caller, req: pb::WatchPresenceRequest) -> Result<watch::WatchStream> {
+        let cursor = match req.cursor.as_str() {
+            "" => None,
+            text => Some(Cursor::decode(text).ok_or_else(|| {
+                Error::invalid("cursor", "not a cursor of this stream; pass one from an event or GetPresenceBoard")
+            })?),
+        };
+        watch::open(&self.hub, &self.pool, &self.settings, caller, cursor).await
+    }
+}
+
+fn status(e: Error) -> Status {
+    e.into()
+}
+
+#[tonic::async_trait]
+impl pb::presence_service_server::PresenceService for PresenceApi {
+    #[instrument(skip_all)]
+    async fn get_presence_board(
+        &self,
+        request: Request<pb::GetPresenceBoardRequest>,
+    ) -> Result<Response<pb::GetPresenceBoardResponse>, Status> {
+        let caller = Caller::of(&request, &self.pool).await.map_err(status)?;
+        self.get_board(caller).await.map(Response::new).map_err(status)
+    }
+
+    type WatchPresenceStream = watch::WatchStream;
+
+    #[instrument(skip_all)]
+    async fn watch_presence(
+        &self,
+        request: Request<pb::WatchPresenceRequest>,
+    ) -> Result<Response<Self::WatchPresenceStream>, Status> {
+        let caller = Caller::of(&request, &self.pool).await.map_err(status)?;
+        self.watch(caller, request.into_inner()).await.map(Response::new).map_err(status)
+    }
+}
+
+/// The tonic server of the presence service (starts its hub).
+pub fn server(pool: DbPool, settings: PresenceSettings, shutdown: ShutdownToken) -> PresenceServiceServer<PresenceApi> {
+    PresenceServiceServer::new(PresenceApi::start(pool, settings, shutdown))
+}

@@ -1,0 +1,441 @@
+//! Set-based reads of the presence board and the event log (a handful of queries whatever
+//! the school's size, never one per room or pupil), and the log's purge. No proto types.
+//!
+//! Reads of other schemas (`users`, `facilities`, `activities`, `education`) are joins, as
+//! api.md allows; nothing outside `active` is written.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::sql_types::{Array, BigInt, Bool, Date, Int4, Nullable, Text, Timestamptz};
+use diesel::{OptionalExtension as _, QueryableByName};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::cursor::{Cursor, Position, Snapshot};
+
+type QueryResult<T> = diesel::QueryResult<T>;
+
+// ---------------------------------------------------------------------------------------------
+// Snapshot and event log
+
+#[derive(QueryableByName)]
+struct SnapshotRow {
+    #[diesel(sql_type = Text)]
+    snapshot: String,
+    #[diesel(sql_type = Timestamptz)]
+    now: DateTime<Utc>,
+}
+
+/// The current statement's snapshot (the transaction's, under REPEATABLE READ) and `now()`.
+pub async fn snapshot(conn: &mut AsyncPgConnection) -> QueryResult<(Snapshot, DateTime<Utc>)> {
+    let row: SnapshotRow =
+        diesel::sql_query("SELECT pg_current_snapshot()::text AS snapshot, now() AS now").get_result(conn).await?;
+    let snapshot = Snapshot::parse(&row.snapshot).ok_or_else(|| {
+        diesel::result::Error::DeserializationError(format!("unexpected pg_snapshot {:?}", row.snapshot).into())
+    })?;
+    Ok((snapshot, row.now))
+}
+
+/// One row of `active.presence_events`.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct EventRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub tx_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub occurred_at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub kind: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub student_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub session_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub room_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub from_room_id: Option<i64>,
+}
+
+impl EventRow {
+    /// Its stream position.
+    pub fn position(&self) -> Position {
+        Position::new(self.tx_id, self.id)
+    }
+}
+
+/// Up to `limit` events not covered by `cursor`, in stream order, below the horizon of the
+/// statement's snapshot — plus that horizon. Run both in one REPEATABLE READ transaction
+/// (or accept a horizon from a later snapshot than the rows').
+pub async fn events_after(
+    conn: &mut AsyncPgConnection,
+    cursor: &Cursor,
+    limit: i64,
+) -> QueryResult<(Vec<EventRow>, i64)> {
+    #[derive(QueryableByName)]
+    struct Horizon {
+        #[diesel(sql_type = BigInt)]
+        horizon: i64,
+    }
+    let horizon: Horizon = diesel::sql_query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon")
+        .get_result(conn)
+        .await?;
+    let (xmax, xip) = match cursor.pending() {
+        Some((xmax, xip)) => (Some(xmax), xip.to_vec()),
+        None => (None, Vec::new()),
+    };
+    // Row comparison on the unique (tx_id, id) index; a snapshot cursor only misses the
+    // transactions it did not see (running ones and those from xmax on).
+    let rows = diesel::sql_query(
+        "SELECT id, tx_id, occurred_at, kind, student_id, session_id, room_id, from_room_id \
+         FROM active.presence_events \
+         WHERE (tx_id, id) > ($1, $2) AND tx_id < $3 \
+           AND ($4::bigint IS NULL OR tx_id >= $4 OR tx_id = ANY($5)) \
+         ORDER BY tx_id, id LIMIT $6",
+    )
+    .bind::<BigInt, _>(cursor.after.tx)
+    .bind::<BigInt, _>(cursor.after.id)
+    .bind::<BigInt, _>(horizon.horizon)
+    .bind::<Nullable<BigInt>, _>(xmax)
+    .bind::<Array<BigInt>, _>(xip)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    Ok((rows, horizon.horizon))
+}
+
+/// The last purged position (`(0, 0)` before the first purge).
+pub async fn purged_up_to(conn: &mut AsyncPgConnection) -> QueryResult<Position> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        tx_id: i64,
+        #[diesel(sql_type = BigInt)]
+        event_id: i64,
+    }
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT tx_id, event_id FROM active.presence_log_purge WHERE id = 1").load(conn).await?;
+    Ok(rows.into_iter().next().map_or(Position::new(0, 0), |r| Position::new(r.tx_id, r.event_id)))
+}
+
+/// Deletes the prefix of the log (in stream order) up to the newest event that occurred
+/// before `cutoff` and records the position. Call inside a transaction holding the purge
+/// lock. Returns the number of deleted events.
+pub async fn purge_before(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>) -> QueryResult<usize> {
+    #[derive(QueryableByName)]
+    struct Last {
+        #[diesel(sql_type = BigInt)]
+        tx_id: i64,
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let last: Option<Last> = diesel::sql_query(
+        "SELECT tx_id, id FROM active.presence_events \
+         WHERE occurred_at < $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+         ORDER BY tx_id DESC, id DESC LIMIT 1",
+    )
+    .bind::<Timestamptz, _>(cutoff)
+    .get_result(conn)
+    .await
+    .optional()?;
+    let Some(last) = last else { return Ok(0) };
+    let deleted = diesel::sql_query("DELETE FROM active.presence_events WHERE (tx_id, id) <= ($1, $2)")
+        .bind::<BigInt, _>(last.tx_id)
+        .bind::<BigInt, _>(last.id)
+        .execute(conn)
+        .await?;
+    diesel::sql_query(
+        "UPDATE active.presence_log_purge SET tx_id = $1, event_id = $2, purged_at = now(), deleted = $3 \
+         WHERE id = 1 AND (tx_id, event_id) < ($1, $2)",
+    )
+    .bind::<BigInt, _>(last.tx_id)
+    .bind::<BigInt, _>(last.id)
+    .bind::<BigInt, _>(deleted as i64)
+    .execute(conn)
+    .await?;
+    Ok(deleted)
+}
+
+/// Takes the purge's transaction-scoped advisory lock if free (one replica purges).
+pub async fn try_purge_lock(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = Bool)]
+        locked: bool,
+    }
+    let row: Locked =
+        diesel::sql_query("SELECT pg_try_advisory_xact_lock(hashtext('phoenix.active.presence_purge')) AS locked")
+            .get_result(conn)
+            .await?;
+    Ok(row.locked)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Board
+
+/// A running session with its room, names and open-visit count.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct RoomRow {
+    #[diesel(sql_type = BigInt)]
+    pub session_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub room_id: i64,
+    #[diesel(sql_type = Text)]
+    pub room_name: String,
+    #[diesel(sql_type = Nullable<Int4>)]
+    pub capacity: Option<i32>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub activity_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub activity_name: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub education_group_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub education_group_name: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub pupil_count: i64,
+}
+
+/// Running sessions (all, or those of `sessions`), with their rooms.
+pub async fn running_rooms(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> QueryResult<Vec<RoomRow>> {
+    diesel::sql_query(
+        "SELECT g.id AS session_id, g.room_id, r.name AS room_name, r.capacity, g.activity_id, \
+                a.name AS activity_name, g.education_group_id, eg.name AS education_group_name, \
+                (SELECT count(*) FROM active.visits v \
+                  WHERE v.active_group_id = g.id AND v.exit_time IS NULL) AS pupil_count \
+         FROM active.groups g \
+         JOIN facilities.rooms r ON r.id = g.room_id \
+         LEFT JOIN activities.activities a ON a.id = g.activity_id \
+         LEFT JOIN education.groups eg ON eg.id = g.education_group_id \
+         WHERE g.end_time IS NULL AND ($1::bigint[] IS NULL OR g.id = ANY($1)) \
+         ORDER BY r.name, g.id",
+    )
+    .bind::<Nullable<Array<BigInt>>, _>(sessions.map(<[i64]>::to_vec))
+    .load(conn)
+    .await
+}
+
+/// A current supervisor of a running session, with their name.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct SupervisorRow {
+    #[diesel(sql_type = BigInt)]
+    pub session_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub staff_id: i64,
+    #[diesel(sql_type = Text)]
+    pub first_name: String,
+    #[diesel(sql_type = Text)]
+    pub last_name: String,
+}
+
+/// Current supervisors of running sessions (all, or those of `sessions`).
+pub async fn supervisors(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> QueryResult<Vec<SupervisorRow>> {
+    diesel::sql_query(
+        "SELECT gs.active_group_id AS session_id, gs.staff_id, p.first_name, p.last_name \
+         FROM active.group_supervisors gs \
+         JOIN active.groups g ON g.id = gs.active_group_id AND g.end_time IS NULL \
+         JOIN users.staff s ON s.id = gs.staff_id \
+         JOIN users.persons p ON p.id = s.person_id \
+         WHERE gs.end_date IS NULL AND ($1::bigint[] IS NULL OR gs.active_group_id = ANY($1)) \
+         ORDER BY gs.active_group_id, gs.id",
+    )
+    .bind::<Nullable<Array<BigInt>>, _>(sessions.map(<[i64]>::to_vec))
+    .load(conn)
+    .await
+}
+
+/// A pupil with an open visit in a running session.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct PupilRow {
+    #[diesel(sql_type = BigInt)]
+    pub session_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub student_id: i64,
+    #[diesel(sql_type = Text)]
+    pub first_name: String,
+    #[diesel(sql_type = Text)]
+    pub last_name: String,
+    #[diesel(sql_type = Timestamptz)]
+    pub entry_time: DateTime<Utc>,
+}
+
+/// Pupils in rooms that a caller may see in full: all (`everyone`), those of `groups`, and
+/// everyone in `sessions` (the caller's supervised sessions). The filter runs in SQL so a
+/// teacher's board does not ship the whole school.
+pub async fn visible_pupils(
+    conn: &mut AsyncPgConnection,
+    everyone: bool,
+    groups: &[i64],
+    sessions: &[i64],
+) -> QueryResult<Vec<PupilRow>> {
+    diesel::sql_query(
+        "SELECT v.active_group_id AS session_id, st.id AS student_id, p.first_name, p.last_name, v.entry_time \
+         FROM active.visits v \
+         JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL \
+         JOIN users.students st ON st.id = v.student_id \
+         JOIN users.persons p ON p.id = st.person_id \
+         WHERE v.exit_time IS NULL \
+           AND ($1 OR st.group_id = ANY($2) OR v.active_group_id = ANY($3)) \
+         ORDER BY v.active_group_id, p.first_name, p.last_name, st.id",
+    )
+    .bind::<Bool, _>(everyone)
+    .bind::<Array<BigInt>, _>(groups.to_vec())
+    .bind::<Array<BigInt>, _>(sessions.to_vec())
+    .load(conn)
+    .await
+}
+
+/// School-wide counts (see `PresenceCounts`: one state per active pupil, in the order
+/// in_room, sick, gone_home, in_transit, absent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
+pub struct Counts {
+    #[diesel(sql_type = BigInt)]
+    pub in_room: i64,
+    #[diesel(sql_type = BigInt)]
+    pub in_transit: i64,
+    #[diesel(sql_type = BigInt)]
+    pub absent: i64,
+    #[diesel(sql_type = BigInt)]
+    pub gone_home: i64,
+    #[diesel(sql_type = BigInt)]
+    pub sick: i64,
+    #[diesel(sql_type = BigInt)]
+    pub total: i64,
+}
+
+/// The counts for business date `today`.
+pub async fn counts(conn: &mut AsyncPgConnection, today: NaiveDate) -> QueryResult<Counts> {
+    diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE o.student_id IS NOT NULL) AS in_room, \
+                count(*) FILTER (WHERE o.student_id IS NULL AND NOT s.sick \
+                                   AND a.id IS NOT NULL AND a.check_out_time IS NULL) AS in_transit, \
+                count(*) FILTER (WHERE o.student_id IS NULL AND NOT s.sick AND a.id IS NULL) AS absent, \
+                count(*) FILTER (WHERE o.student_id IS NULL AND NOT s.sick \
+                                   AND a.check_out_time IS NOT NULL) AS gone_home, \
+                count(*) FILTER (WHERE o.student_id IS NULL AND s.sick) AS sick, \
+                count(*) AS total \
+         FROM users.students s \
+         LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
+         LEFT JOIN (SELECT v.student_id FROM active.visits v \
+                    JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL \
+                    WHERE v.exit_time IS NULL) o ON o.student_id = s.id \
+         WHERE s.deactivated_at IS NULL",
+    )
+    .bind::<Date, _>(today)
+    .get_result(conn)
+    .await
+}
+
+/// Who supervises which running session: `(staff, session, room)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, QueryableByName)]
+pub struct SupervisionRow {
+    #[diesel(sql_type = BigInt)]
+    pub staff_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub session_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub room_id: i64,
+}
+
+/// Running sessions each staff member (or only `staff`) supervises, including every session
+/// combined with one they supervise (data-model.md: supervisors of any session of a running
+/// combination see all of its sessions).
+pub async fn supervision(conn: &mut AsyncPgConnection, staff: Option<i64>) -> QueryResult<Vec<SupervisionRow>> {
+    diesel::sql_query(
+        "WITH direct AS ( \
+             SELECT gs.staff_id, gs.active_group_id AS session_id \
+             FROM active.group_supervisors gs \
+             JOIN active.groups g ON g.id = gs.active_group_id AND g.end_time IS NULL \
+             WHERE gs.end_date IS NULL AND ($1::bigint IS NULL OR gs.staff_id = $1) \
+         ), reach AS ( \
+             SELECT staff_id, session_id FROM direct \
+             UNION \
+             SELECT d.staff_id, m2.active_group_id \
+             FROM direct d \
+             JOIN active.group_mappings m1 ON m1.active_group_id = d.session_id \
+             JOIN active.combined_groups c ON c.id = m1.combined_group_id AND c.end_time IS NULL \
+             JOIN active.group_mappings m2 ON m2.combined_group_id = c.id \
+         ) \
+         SELECT r.staff_id, r.session_id, g.room_id \
+         FROM reach r JOIN active.groups g ON g.id = r.session_id AND g.end_time IS NULL \
+         ORDER BY r.staff_id, r.session_id",
+    )
+    .bind::<Nullable<BigInt>, _>(staff)
+    .load(conn)
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resolving events
+
+/// A pupil's name and group.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct StudentRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub first_name: String,
+    #[diesel(sql_type = Text)]
+    pub last_name: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub group_id: Option<i64>,
+}
+
+pub async fn students(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<StudentRow>> {
+    diesel::sql_query(
+        "SELECT st.id, p.first_name, p.last_name, st.group_id \
+         FROM users.students st JOIN users.persons p ON p.id = st.person_id WHERE st.id = ANY($1)",
+    )
+    .bind::<Array<BigInt>, _>(ids.to_vec())
+    .load(conn)
+    .await
+}
+
+/// The start of each pupil's latest visit in a session.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct VisitStartRow {
+    #[diesel(sql_type = BigInt)]
+    pub student_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub session_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub entry_time: DateTime<Utc>,
+}
+
+pub async fn visit_starts(
+    conn: &mut AsyncPgConnection,
+    students: &[i64],
+    sessions: &[i64],
+) -> QueryResult<Vec<VisitStartRow>> {
+    diesel::sql_query(
+        "SELECT DISTINCT ON (student_id, active_group_id) student_id, active_group_id AS session_id, entry_time \
+         FROM active.visits WHERE student_id = ANY($1) AND active_group_id = ANY($2) \
+         ORDER BY student_id, active_group_id, entry_time DESC",
+    )
+    .bind::<Array<BigInt>, _>(students.to_vec())
+    .bind::<Array<BigInt>, _>(sessions.to_vec())
+    .load(conn)
+    .await
+}
+
+/// A room's name and the pupils in its running session now (0 without one).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct RoomCountRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub pupil_count: i64,
+}
+
+pub async fn room_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<RoomCountRow>> {
+    diesel::sql_query(
+        "SELECT r.id, r.name, \
+                (SELECT count(*) FROM active.groups g \
+                 JOIN active.visits v ON v.active_group_id = g.id AND v.exit_time IS NULL \
+                 WHERE g.room_id = r.id AND g.end_time IS NULL) AS pupil_count \
+         FROM facilities.rooms r WHERE r.id = ANY($1)",
+    )
+    .bind::<Array<BigInt>, _>(ids.to_vec())
+    .load(conn)
+    .await
+}

@@ -1,0 +1,227 @@
+//! One `WatchPresence` stream: subscribe to the hub, read the backlog after the client's
+//! cursor from the table, then follow the hub's batches; redact each event for the caller;
+//! heartbeat when idle.
+//!
+//! The watcher keeps its own [`Cursor`] and sends an event only when the cursor does not
+//! cover it yet, so the overlap between backlog and live batches is never sent twice. A
+//! watcher that falls behind the broadcast channel (`Lagged`) re-reads from its cursor.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use phoenix_common::access::Caller;
+use phoenix_common::db::DbPool;
+use phoenix_common::time::business_date_in;
+use phoenix_common::{Error, Result};
+use phoenix_proto::active::v1 as pb;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use super::PresenceSettings;
+use super::board::Access;
+use super::convert;
+use super::cursor::{Cursor, Position};
+use super::feed::{self, Page, ReadOptions, Resolved};
+use super::hub::{Batch, Hub, PAGE};
+use super::repo::{self, Counts};
+
+/// The response stream of one watcher.
+pub type WatchStream = ReceiverStream<std::result::Result<pb::WatchPresenceResponse, Status>>;
+
+/// Messages buffered per watcher before it waits for its client (the broadcast channel
+/// behind it then fills, and the watcher re-reads from the table when it lags).
+const BUFFER: usize = 64;
+
+/// How long a new stream waits for a hub that has not started yet (database down).
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens a stream for `caller` after `cursor` (`None`: from now). Cursor errors (expired,
+/// not of this log) are the call's status, before any message.
+pub async fn open(
+    hub: &Hub,
+    pool: &DbPool,
+    settings: &PresenceSettings,
+    caller: Caller,
+    cursor: Option<Cursor>,
+) -> Result<WatchStream> {
+    match tokio::time::timeout(READY_WAIT, hub.ready()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Error::Unavailable("the server is shutting down; reconnect with the last cursor".into()));
+        }
+        Err(_) => {
+            return Err(Error::Unavailable("the presence stream is not ready (database unreachable); retry".into()));
+        }
+    }
+    // Subscribe before reading anything (see the hub's ordering argument).
+    let live = hub.subscribe();
+    let mut conn = pool.get().await?;
+    let today = business_date_in(Utc::now(), settings.timezone);
+    let access = Access::load(&mut conn, caller, today).await?;
+    let cursor = match cursor {
+        Some(c) => c,
+        None => Cursor::from_snapshot(repo::snapshot(&mut conn).await?.0),
+    };
+    let first = feed::read_page(&mut conn, &cursor, backlog_options(settings)).await?;
+    drop(conn);
+
+    let (out, stream) = mpsc::channel(BUFFER);
+    let watcher = Watcher {
+        hub: hub.clone(),
+        pool: pool.clone(),
+        settings: settings.clone(),
+        access,
+        cursor,
+        out,
+        last_sent: Instant::now(),
+        counts: None,
+    };
+    tokio::spawn(watcher.run(first, live));
+    Ok(ReceiverStream::new(stream))
+}
+
+fn backlog_options(settings: &PresenceSettings) -> ReadOptions {
+    ReadOptions { limit: PAGE, resolve: true, supervision: false, check_cursor: true, timezone: settings.timezone }
+}
+
+struct Watcher {
+    hub: Hub,
+    pool: DbPool,
+    settings: PresenceSettings,
+    access: Access,
+    cursor: Cursor,
+    out: mpsc::Sender<std::result::Result<pb::WatchPresenceResponse, Status>>,
+    last_sent: Instant,
+    /// The newest counts this watcher saw in a page or batch.
+    counts: Option<Counts>,
+}
+
+/// Why a stream ends.
+enum End {
+    /// The client went away.
+    Gone,
+    /// Tell the client, then end.
+    Status(Status),
+}
+
+impl From<Error> for End {
+    fn from(e: Error) -> Self {
+        End::Status(e.into())
+    }
+}
+
+impl Watcher {
+    async fn run(mut self, first: Page, live: broadcast::Receiver<Arc<Batch>>) {
+        if let Err(End::Status(status)) = self.follow(first, live).await {
+            let _ = self.out.send(Err(status)).await;
+        }
+    }
+
+    async fn follow(&mut self, first: Page, mut live: broadcast::Receiver<Arc<Batch>>) -> Result<(), End> {
+        let full = first.full;
+        self.deliver_page(first).await?;
+        if full {
+            self.backlog().await?;
+        }
+        let mut refresh = tokio::time::interval(self.settings.access_refresh);
+        refresh.tick().await;
+        loop {
+            let heartbeat_at = self.last_sent + self.settings.heartbeat;
+            let shutdown = self.hub.shutdown().clone();
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    return Err(End::Status(Status::unavailable(
+                        "the server is shutting down; reconnect with the last cursor",
+                    )));
+                }
+                _ = self.out.closed() => return Err(End::Gone),
+                batch = live.recv() => match batch {
+                    Ok(batch) => self.deliver_batch(&batch).await?,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(missed, "presence watcher lagged; re-reading from its cursor");
+                        self.backlog().await?;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => {
+                        return Err(End::Status(Status::unavailable("presence stream closed; reconnect with the last cursor")));
+                    }
+                },
+                _ = tokio::time::sleep_until(heartbeat_at) => self.heartbeat().await?,
+                _ = refresh.tick() => self.refresh_access().await,
+            }
+        }
+    }
+
+    /// Reads pages from the table after the cursor until below-horizon is exhausted.
+    async fn backlog(&mut self) -> Result<(), End> {
+        loop {
+            let page = {
+                let mut conn = self.pool.get().await.map_err(Error::from)?;
+                feed::read_page(&mut conn, &self.cursor, backlog_options(&self.settings)).await?
+            };
+            let full = page.full;
+            if page.sessions_changed {
+                self.access.set_supervision(&self.hub.supervision());
+            }
+            self.deliver_page(page).await?;
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn deliver_page(&mut self, page: Page) -> Result<(), End> {
+        self.deliver(&page.events, page.upto, page.counts).await
+    }
+
+    async fn deliver_batch(&mut self, batch: &Batch) -> Result<(), End> {
+        if let Some(s) = &batch.supervision {
+            self.access.set_supervision(s);
+        }
+        self.deliver(&batch.events, batch.upto, batch.counts).await
+    }
+
+    /// Sends the events the cursor does not cover, in order, then moves the cursor to
+    /// `upto` (everything up to it has been read).
+    async fn deliver(&mut self, events: &[Resolved], upto: Position, counts: Option<Counts>) -> Result<(), End> {
+        if counts.is_some() {
+            self.counts = counts;
+        }
+        for e in events {
+            if self.cursor.covers(e.position) {
+                continue;
+            }
+            self.cursor.advance_to(e.position);
+            let event = convert::event(e, &self.access, self.counts.as_ref(), &self.cursor);
+            self.send(event).await?;
+        }
+        self.cursor.advance_to(upto);
+        Ok(())
+    }
+
+    async fn heartbeat(&mut self) -> Result<(), End> {
+        let counts = self.hub.counts();
+        self.send(convert::heartbeat(&self.cursor, &counts, Utc::now())).await
+    }
+
+    /// Reloads the caller's groups and sessions (substitutions start and end by date; a
+    /// supervisor change may come without an event). Keeps the old set on failure.
+    async fn refresh_access(&mut self) {
+        let today = business_date_in(Utc::now(), self.settings.timezone);
+        let loaded = async {
+            let mut conn = self.pool.get().await?;
+            Access::load(&mut conn, self.access.caller, today).await
+        }
+        .await;
+        match loaded {
+            Ok(access) => self.access = access,
+            Err(e) => tracing::warn!(error = %e, "presence watcher: refreshing access failed; keeping the last"),
+        }
+    }
+
+    async fn send(&mut self, event: pb::PresenceEvent) -> Result<(), End> {
+        self.last_sent = Instant::now();
+        self.out.send(Ok(pb::WatchPresenceResponse { event: Some(event) })).await.map_err(|_| End::Gone)
+    }
+}
