@@ -251,6 +251,13 @@ async fn the_board_shows_each_caller_exactly_the_pupils_they_may_see() {
     assert!(none.rooms.iter().all(|r| r.pupils.is_empty() && r.pupils_redacted && !r.mine));
     assert_eq!(none.rooms.iter().map(|r| r.pupil_count).collect::<Vec<_>>(), [3, 2]);
 
+    // Health reports the presence service next to ActiveService.
+    let serving = tonic_health::ServingStatus::Serving as i32;
+    for service in ["phoenix.active.v1.ActiveService", "phoenix.active.v1.PresenceService"] {
+        let status = phoenix_tests::app::health_status(app.addr(Domain::Active), service).await.expect("health");
+        assert_eq!(status, serving, "{service}");
+    }
+
     for other in [&fox, &owl, &sup, &none] {
         assert_eq!(other.counts, admin.counts, "aggregates are the same for everyone");
         assert_eq!(other.rooms.len(), 2);
