@@ -177,6 +177,12 @@ async fn ids(conn: &mut AsyncPgConnection) -> (BTreeSet<i64>, BTreeSet<i64>, BTr
     (v.into_iter().collect(), r.into_iter().collect(), e.into_iter().collect())
 }
 
+/// `active.presence_log_purge`: the last purged stream position (tx_id, event id).
+async fn purge_mark(conn: &mut AsyncPgConnection) -> (i64, i64) {
+    use phoenix_db::schema::active::presence_log_purge as mark;
+    mark::table.select((mark::tx_id, mark::event_id)).first(conn).await.expect("purge mark")
+}
+
 async fn client(app: &TestApp) -> ConfigServiceClient<AuthedChannel> {
     ConfigServiceClient::new(app.admin_channel(Domain::Config).await)
 }
@@ -276,6 +282,15 @@ async fn purge_deletes_exactly_what_is_past_each_students_retention_and_audits_i
     let x = populate(&app, &mut c).await;
     let mut conn = app.db.conn().await;
     let before = ids(&mut conn).await;
+    // The newest expiring presence event, in stream order: where the purge mark must end.
+    let gone_events: Vec<i64> = x.gone_events.iter().copied().collect();
+    let newest_gone: (i64, i64) = presence_events::table
+        .filter(presence_events::id.eq_any(&gone_events))
+        .order((presence_events::tx_id.desc(), presence_events::id.desc()))
+        .select((presence_events::tx_id, presence_events::id))
+        .first(&mut conn)
+        .await
+        .expect("newest expiring event");
 
     // Dry run: the counts of the real run, nothing deleted, nothing audited.
     let dry = cleanup(&mut c, true).await.expect("dry run");
@@ -288,6 +303,7 @@ async fn purge_deletes_exactly_what_is_past_each_students_retention_and_audits_i
     assert_eq!(dry.default_retention_days, 14);
     assert_eq!(ids(&mut conn).await, before, "a dry run deletes nothing");
     assert!(audit_rows(&mut conn).await.is_empty());
+    assert_eq!(purge_mark(&mut conn).await, (0, 0), "nor moves the purge mark");
 
     let run = cleanup(&mut c, false).await.expect("run");
     assert!(!run.dry_run && run.complete);
@@ -303,6 +319,8 @@ async fn purge_deletes_exactly_what_is_past_each_students_retention_and_audits_i
     assert_eq!(v, x.kept_visits);
     assert_eq!(r, x.kept_receipts);
     assert_eq!(e, x.kept_events);
+    // Cursors from before a deleted event now expire instead of resuming over a gap.
+    assert_eq!(purge_mark(&mut conn).await, newest_gone, "the WatchPresence purge mark moved past them");
     assert_eq!(before.0, union(&x.gone_visits, &x.kept_visits), "fixture bookkeeping");
     assert_eq!(before.1, union(&x.gone_receipts, &x.kept_receipts));
     assert_eq!(before.2, union(&x.gone_events, &x.kept_events));

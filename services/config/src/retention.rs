@@ -170,6 +170,15 @@ const EVENTS_EXPIRED: &str = "FROM active.presence_events p LEFT JOIN eff e ON e
     WHERE p.occurred_at < $2 - CASE WHEN e.days IS NULL THEN make_interval(secs => $4)
         ELSE LEAST(make_interval(secs => $4), make_interval(days => e.days)) END";
 
+/// Moves `active.presence_log_purge` (the `WatchPresence` resume horizon) to the newest
+/// presence event of CTE `gone`, never backwards.
+const MARK_PURGED: &str = "mark AS (
+    UPDATE active.presence_log_purge m
+    SET tx_id = last.tx_id, event_id = last.event_id, purged_at = now(), deleted = last.n
+    FROM (SELECT tx_id, event_id, count(*) OVER () AS n FROM gone ORDER BY tx_id DESC, event_id DESC LIMIT 1) last
+    WHERE m.id = 1 AND (m.tx_id, m.event_id) < (last.tx_id, last.event_id)
+)";
+
 /// The audit insert of a batch: from CTE `gone (student_id, days, consent_id)`.
 fn audited(table: &str) -> String {
     format!(
@@ -238,9 +247,16 @@ fn batch_sql(table: Table) -> String {
     let doomed = format!(
         "doomed AS (SELECT {alias}.id, {student} AS student_id, e.days, e.consent_id {expired} ORDER BY {key} LIMIT $5)"
     );
+    // Presence events also return their stream position, for `mark` below.
+    let position = if table == Table::Events { ", t.tx_id, t.id AS event_id" } else { "" };
     let gone = format!(
-        "gone AS (DELETE FROM {target} t USING doomed d WHERE t.id = d.id RETURNING d.student_id, d.days, d.consent_id)"
+        "gone AS (DELETE FROM {target} t USING doomed d WHERE t.id = d.id \
+         RETURNING d.student_id, d.days, d.consent_id{position})"
     );
+    // Deleting presence events (not a prefix: a pupil's expire sooner) must move the log's
+    // purge mark past them, as the hub's own purge does, so that a resume cursor from before
+    // a deleted event is answered CURSOR_EXPIRED instead of resuming over a silent gap.
+    let mark = if table == Table::Events { format!(", {MARK_PURGED}") } else { String::new() };
     let (audit_cte, audited_rows) = match audit {
         Some(table) => {
             (format!(", {}", audited(table)), "SELECT entity_id AS student_id, 0::bigint AS deleted FROM audited")
@@ -248,7 +264,7 @@ fn batch_sql(table: Table) -> String {
         None => (String::new(), "SELECT NULL::bigint AS student_id, 0::bigint AS deleted WHERE false"),
     };
     format!(
-        "WITH {EFFECTIVE}, {doomed}, {gone}{audit_cte}
+        "WITH {EFFECTIVE}, {doomed}, {gone}{mark}{audit_cte}
         {audited_rows}
         UNION ALL SELECT NULL::bigint, count(*)::bigint FROM gone"
     )
