@@ -5,7 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use diesel::sql_types::{BigInt, Date, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use phoenix_common::convert::{format_date, parse_date};
+use phoenix_common::convert::format_date;
+use phoenix_common::validate::parse_date;
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::active::v1 as pb;
 

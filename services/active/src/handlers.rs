@@ -286,7 +286,7 @@ impl ActiveApi {
             v.add("room_id", format!("must be a positive id, got {}", req.room_id));
         }
         let range =
-            phoenix_common::convert::collect(analytics::range(&req.start_date, &req.end_date, self.today()), &mut v);
+            phoenix_common::validate::collect(analytics::range(&req.start_date, &req.end_date, self.today()), &mut v);
         v.into_result()?;
         let range = range.ok_or_else(|| Error::invalid("start_date", "is required"))?;
         let mut conn = self.conn().await?;

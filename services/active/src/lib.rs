@@ -48,8 +48,10 @@ pub use presence::{PRESENCE_METHODS, PRESENCE_SERVICE_NAME, PresenceSettings};
 pub use scan::ScanSettings;
 pub use service::{ActiveApi, METHODS};
 
+use phoenix_common::authz::Authorized;
 use phoenix_common::config::Config;
-use phoenix_common::db::DbPool;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::active::v1::active_service_server::ActiveServiceServer;
 
 /// Scan settings from the process configuration.
@@ -67,7 +69,22 @@ pub fn presence_settings(config: &Config) -> PresenceSettings {
     PresenceSettings::new(config.timezone)
 }
 
-/// The tonic server of the active domain.
-pub fn server(pool: DbPool, settings: ScanSettings) -> ActiveServiceServer<ActiveApi> {
-    ActiveServiceServer::new(ActiveApi::new(pool, settings))
+/// This domain in the process: `ActiveService` and `PresenceService`, their permission
+/// tables and servers. One presence hub per active server (LISTEN connection, broadcast to
+/// watchers), stopped with the process.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Active,
+    services: &["phoenix.active.v1.ActiveService", PRESENCE_SERVICE_NAME],
+    methods: &[METHODS, PRESENCE_METHODS],
+    add: add_servers,
+};
+
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        let active = ActiveServiceServer::new(ActiveApi::new(ctx.pool.clone(), scan_settings(&ctx.config)));
+        routes.add_service(Authorized::new(active, METHODS, ctx.verifier.clone())?);
+        let presence = presence::server(ctx.pool.clone(), presence_settings(&ctx.config), ctx.shutdown.child_token());
+        routes.add_service(Authorized::new(presence, PRESENCE_METHODS, ctx.verifier.clone())?);
+        Ok(())
+    })
 }

@@ -11,10 +11,26 @@ mod validate;
 
 pub use service::{ActivitiesServiceImpl, METHODS};
 
-use phoenix_common::db::DbPool;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::activities::v1::activities_service_server::ActivitiesServiceServer;
 
-/// The tonic server for `pool`.
-pub fn server(pool: DbPool) -> ActivitiesServiceServer<ActivitiesServiceImpl> {
-    ActivitiesServiceServer::new(ActivitiesServiceImpl::new(pool))
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Activities,
+    services: &["phoenix.activities.v1.ActivitiesService"],
+    methods: &[METHODS],
+    add: add_servers,
+};
+
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        routes.add_service(Authorized::new(
+            ActivitiesServiceServer::new(ActivitiesServiceImpl::new(ctx.pool.clone())),
+            METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

@@ -20,10 +20,26 @@ pub mod trail;
 
 pub use service::{AuditApi, METHODS};
 
-use phoenix_common::db::DbPool;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::audit::v1::audit_service_server::AuditServiceServer;
 
-/// The tonic server for `pool`.
-pub fn server(pool: DbPool) -> AuditServiceServer<AuditApi> {
-    AuditServiceServer::new(AuditApi::new(pool))
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Audit,
+    services: &["phoenix.audit.v1.AuditService"],
+    methods: &[METHODS],
+    add: add_servers,
+};
+
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        routes.add_service(Authorized::new(
+            AuditServiceServer::new(AuditApi::new(ctx.pool.clone())),
+            METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

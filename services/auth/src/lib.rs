@@ -32,25 +32,30 @@ pub mod throttle;
 pub mod tokens;
 pub mod validate;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use phoenix_common::authz::{Authorized, MethodTable, Requirement, TokenVerifier};
-use phoenix_common::config::Config;
-use phoenix_common::db::DbPool;
-use phoenix_common::server::ServiceRoutes;
+use phoenix_common::authz::{Authorized, MethodTable, Requirement};
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::auth::v1::account_service_server::AccountServiceServer;
 use phoenix_proto::auth::v1::auth_service_server::AuthServiceServer;
 use phoenix_proto::auth::v1::invitation_service_server::InvitationServiceServer;
 use phoenix_proto::auth::v1::role_service_server::RoleServiceServer;
 
-/// Names of the gRPC services this crate serves (health reports each).
-pub const SERVICE_NAMES: &[&str] = &[
-    "phoenix.auth.v1.AuthService",
-    "phoenix.auth.v1.AccountService",
-    "phoenix.auth.v1.RoleService",
-    "phoenix.auth.v1.InvitationService",
-];
+/// This domain in the process: its four gRPC services, their permission tables and servers.
+/// Adding the servers makes sure a signing key exists (generating and storing one on first
+/// start), so it needs the database.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Auth,
+    services: &[
+        "phoenix.auth.v1.AuthService",
+        "phoenix.auth.v1.AccountService",
+        "phoenix.auth.v1.RoleService",
+        "phoenix.auth.v1.InvitationService",
+    ],
+    methods: &[AUTH_METHODS, ACCOUNT_METHODS, ROLE_METHODS, INVITATION_METHODS],
+    add: add_servers,
+};
 
 /// What each `phoenix.auth.v1` method requires (api.md: everything but login, refresh,
 /// password reset, invitation acceptance, health and reflection is authenticated; public
@@ -111,9 +116,6 @@ pub const INVITATION_METHODS: MethodTable = &[
     ("/phoenix.auth.v1.InvitationService/AcceptInvitation", Requirement::Public),
 ];
 
-/// Every method table of this crate, one per gRPC service.
-pub const METHOD_TABLES: &[MethodTable] = &[AUTH_METHODS, ACCOUNT_METHODS, ROLE_METHODS, INVITATION_METHODS];
-
 /// Lifetimes and throttling limits. Defaults are the production values.
 #[derive(Debug, Clone)]
 pub struct AuthOptions {
@@ -166,23 +168,18 @@ impl Default for AuthOptions {
     }
 }
 
-/// Adds the auth servers, each behind its authorization check, to `routes`. Makes sure a
-/// signing key exists (generating and storing one on first start), so it needs the database.
-pub async fn add_servers(
-    routes: &mut ServiceRoutes,
-    pool: DbPool,
-    config: &Config,
-    options: AuthOptions,
-    verifier: Arc<TokenVerifier>,
-) -> anyhow::Result<()> {
-    let signer = keys::ensure_signing_key(&pool, &config.secret_key, &options).await?;
-    let invitations = invitation_service::InvitationService::new(pool.clone(), options.invitation_ttl);
-    let auth = service::AuthService::new(pool.clone(), config.secret_key.clone(), signer, options)?;
-    routes.add_service(Authorized::new(AuthServiceServer::new(auth), AUTH_METHODS, verifier.clone())?);
-    let accounts = account_service::AccountService::new(pool.clone());
-    routes.add_service(Authorized::new(AccountServiceServer::new(accounts), ACCOUNT_METHODS, verifier.clone())?);
-    let roles = role_service::RoleService::new(pool);
-    routes.add_service(Authorized::new(RoleServiceServer::new(roles), ROLE_METHODS, verifier.clone())?);
-    routes.add_service(Authorized::new(InvitationServiceServer::new(invitations), INVITATION_METHODS, verifier)?);
-    Ok(())
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        let (pool, verifier, options) = (ctx.pool.clone(), ctx.verifier.clone(), AuthOptions::default());
+        let signer = keys::ensure_signing_key(&pool, &ctx.config.secret_key, &options).await?;
+        let invitations = invitation_service::InvitationService::new(pool.clone(), options.invitation_ttl);
+        let auth = service::AuthService::new(pool.clone(), ctx.config.secret_key.clone(), signer, options)?;
+        routes.add_service(Authorized::new(AuthServiceServer::new(auth), AUTH_METHODS, verifier.clone())?);
+        let accounts = account_service::AccountService::new(pool.clone());
+        routes.add_service(Authorized::new(AccountServiceServer::new(accounts), ACCOUNT_METHODS, verifier.clone())?);
+        let roles = role_service::RoleService::new(pool);
+        routes.add_service(Authorized::new(RoleServiceServer::new(roles), ROLE_METHODS, verifier.clone())?);
+        routes.add_service(Authorized::new(InvitationServiceServer::new(invitations), INVITATION_METHODS, verifier)?);
+        Ok(())
+    })
 }

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tonic::codegen::{BoxFuture, Service, http};
 use tonic::server::NamedService;
+use tracing::Instrument as _;
 
 use crate::db::DbPool;
 use crate::error::Error;
@@ -90,6 +91,16 @@ pub enum Principal {
     Account(i64),
     /// An internal service client (`auth.service_clients.client_id`).
     Service(String),
+}
+
+impl std::fmt::Display for Principal {
+    /// `account:<id>` or `service:<client_id>` (what logs and spans carry; never a name).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::Account(id) => write!(f, "account:{id}"),
+            Principal::Service(client) => write!(f, "service:{client}"),
+        }
+    }
 }
 
 /// The verified caller, put into the request extensions by [`Authorized`].
@@ -411,17 +422,81 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (table, verifier) = (self.table, self.verifier.clone());
-        Box::pin(async move {
-            match authorize(table, &verifier, request.uri().path(), request.headers()).await {
-                Ok(ctx) => {
-                    if let Some(ctx) = ctx {
-                        request.extensions_mut().insert(ctx);
+        let span = rpc_span(request.uri().path());
+        let started = Instant::now();
+        Box::pin(
+            async move {
+                let response = match authorize(table, &verifier, request.uri().path(), request.headers()).await {
+                    Ok(ctx) => {
+                        if let Some(ctx) = &ctx {
+                            tracing::Span::current().record("rpc.caller", tracing::field::display(&ctx.principal));
+                        }
+                        if let Some(ctx) = ctx {
+                            request.extensions_mut().insert(ctx);
+                        }
+                        inner.call(request).await?
                     }
-                    inner.call(request).await
-                }
-                Err(e) => Ok(tonic::Status::from(e).into_http()),
+                    Err(e) => tonic::Status::from(e).into_http(),
+                };
+                Ok(finish_rpc_span(response, tracing::Span::current(), started))
             }
-        })
+            .instrument(span),
+        )
+    }
+}
+
+/// The span every served RPC runs in (house style: handlers add no `#[instrument]` of
+/// their own): method, caller (account id or service client, never a name), and on
+/// completion the gRPC status and latency.
+fn rpc_span(method: &str) -> tracing::Span {
+    tracing::info_span!(
+        "rpc",
+        rpc.method = %method,
+        rpc.caller = tracing::field::Empty,
+        rpc.status = tracing::field::Empty,
+        rpc.latency_ms = tracing::field::Empty,
+    )
+}
+
+/// Records the status and latency of `response` on `span` once it is known: at once for
+/// a trailers-only answer (errors), otherwise when the body's trailers go out (so a stream's
+/// latency is its whole duration).
+fn finish_rpc_span(
+    response: http::Response<tonic::body::Body>,
+    span: tracing::Span,
+    started: Instant,
+) -> http::Response<tonic::body::Body> {
+    use http_body_util::BodyExt as _;
+    if let Some(code) = grpc_status(response.headers()) {
+        record_rpc_end(&span, code, started);
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = body.map_frame(move |frame| {
+        if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+            record_rpc_end(&span, code, started);
+        }
+        frame
+    });
+    http::Response::from_parts(parts, tonic::body::Body::new(body))
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
+    let value = headers.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+    Some(tonic::Code::from_i32(value))
+}
+
+fn record_rpc_end(span: &tracing::Span, code: tonic::Code, started: Instant) {
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.record("rpc.status", tracing::field::debug(code));
+    span.record("rpc.latency_ms", latency_ms);
+    let _entered = span.enter();
+    match code {
+        tonic::Code::Ok => tracing::debug!(status = ?code, latency_ms, "rpc finished"),
+        tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss | tonic::Code::Unavailable => {
+            tracing::warn!(status = ?code, latency_ms, "rpc failed")
+        }
+        _ => tracing::info!(status = ?code, latency_ms, "rpc refused"),
     }
 }
 

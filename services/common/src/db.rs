@@ -12,6 +12,12 @@ pub type DbPool = bb8::Pool<AsyncPgConnection>;
 /// A connection checked out of [`DbPool`].
 pub type DbConn<'a> = bb8::PooledConnection<'a, AsyncPgConnection>;
 
+/// A connection from `pool` for one handler; a pool that cannot hand one out in time maps
+/// to a retryable error (house style: handlers write `let mut conn = db::conn(&self.pool).await?;`).
+pub async fn conn(pool: &DbPool) -> crate::Result<DbConn<'_>> {
+    Ok(pool.get().await?)
+}
+
 /// Pool sizing; [`PoolOptions::from_config`] reads it from [`crate::config::Config`].
 #[derive(Debug, Clone, Copy)]
 pub struct PoolOptions {

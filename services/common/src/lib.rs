@@ -10,7 +10,8 @@
 //! | [`domain`] | the list of Phoenix domains, their gRPC names and port offsets |
 //! | [`server`] | health + reflection wiring, serving a domain on a port, graceful shutdown |
 //! | [`page`] | keyset page tokens and page-size rules of every `List*` RPC |
-//! | [`convert`] | proto ⇄ domain helpers: timestamps, dates, field masks, text, constraint names |
+//! | [`convert`] | row → proto helpers: dates, constraint names, `LIKE` patterns |
+//! | [`validate`] | request checks: ids, text, dates, update masks and [`validate::Update`], pages |
 //! | [`email`] | email normalisation (trimmed, lower-case) |
 //! | [`password`] | argon2id hashing with the parameters of the original system |
 //! | [`pagination`] | page sizes and id tokens of the iot and active lists (to fold into [`page`]) |
@@ -35,5 +36,9 @@ pub mod password;
 pub mod server;
 pub mod telemetry;
 pub mod time;
+pub mod validate;
 
 pub use error::{Error, FieldViolations, Result};
+
+/// What a tonic handler returns (house style: the body uses `?` on [`Error`] results).
+pub type Reply<T> = std::result::Result<tonic::Response<T>, tonic::Status>;

@@ -1,17 +1,66 @@
 //! Serving a domain: the standard health and reflection services, binding its port, and
 //! stopping gracefully (SIGTERM / Ctrl-C → health NOT_SERVING → drain → exit).
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::http;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::authz::Authorized;
+use crate::authz::{Authorized, MethodTable, TokenVerifier};
+use crate::config::Config;
+use crate::db::DbPool;
+use crate::domain::Domain;
+
+/// What a domain's servers are built from: the process's pool, configuration, token
+/// verifier (one key cache for every domain of the process) and shutdown token (background
+/// tasks a server owns stop with it).
+#[derive(Clone)]
+pub struct DomainContext {
+    /// The shared database pool.
+    pub pool: DbPool,
+    /// Process configuration.
+    pub config: Config,
+    /// Verifies access tokens for every domain of the process.
+    pub verifier: Arc<TokenVerifier>,
+    /// Cancelled when the process shuts down.
+    pub shutdown: CancellationToken,
+    /// Process-wide state a domain shares with the rest of the process, by type (the config
+    /// domain's settings cache).
+    pub extensions: http::Extensions,
+}
+
+impl std::fmt::Debug for DomainContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DomainContext").finish_non_exhaustive()
+    }
+}
+
+/// The future [`DomainServers::add`] returns.
+pub type AddServersFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+/// How a domain crate registers itself with the process (house style: every domain crate
+/// exports one `pub const SERVERS: DomainServers` from its `lib.rs`, and the binary loops
+/// over the list of them).
+#[derive(Debug, Clone, Copy)]
+pub struct DomainServers {
+    /// Which domain.
+    pub domain: Domain,
+    /// Every gRPC service the domain's port serves (health and reflection report each).
+    pub services: &'static [&'static str],
+    /// The permission declarations of those services, one table per service.
+    pub methods: &'static [MethodTable],
+    /// Adds the domain's servers (each behind [`Authorized`]) to `routes`.
+    pub add: for<'a> fn(&'a mut ServiceRoutes, &'a DomainContext) -> AddServersFuture<'a>,
+}
 
 /// Routes for one process-facing server, pre-filled with `grpc.health.v1.Health` and server
 /// reflection (v1 and v1alpha, so every `grpcurl` version can list and describe).

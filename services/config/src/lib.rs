@@ -19,17 +19,65 @@ pub use cache::ConfigCache;
 pub use flags::Subject;
 pub use service::{ConfigServiceImpl, METHODS};
 
+use std::sync::Arc;
+
+use phoenix_common::authz::Authorized;
 use phoenix_common::db::DbPool;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::config::v1::config_service_server::ConfigServiceServer;
+use tokio::sync::OnceCell;
 
-/// The health/service name of this domain.
-pub const SERVICE_NAME: &str = "phoenix.config.v1.ConfigService";
+/// This domain in the process: its gRPC service, permission table and servers. The process
+/// that serves it also runs the daily retention purge at `PHOENIX_CLEANUP_TIME` (several
+/// replicas: the advisory lock lets one of them do it).
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Config,
+    services: &["phoenix.config.v1.ConfigService"],
+    methods: &[METHODS],
+    add: add_servers,
+};
 
-/// The tonic server for `pool`, reading through the process's shared `cache`.
-pub fn server(
-    pool: DbPool,
-    cache: ConfigCache,
-    retention: retention::RetentionOptions,
-) -> ConfigServiceServer<ConfigServiceImpl> {
-    ConfigServiceServer::new(ConfigServiceImpl::new(pool, cache, retention))
+/// The process's one [`ConfigCache`] slot, shared through [`DomainContext::extensions`]:
+/// started on first use, so a process serving no domain that reads settings holds no
+/// LISTEN connection, and every user of the process gets a handle on the same snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct SharedConfigCache(Arc<OnceCell<ConfigCache>>);
+
+impl SharedConfigCache {
+    /// The process's cache, started on first call.
+    pub async fn get(&self, pool: &DbPool) -> ConfigCache {
+        self.0.get_or_init(|| ConfigCache::start(pool.clone())).await.clone()
+    }
+
+    /// The slot of `ctx`, or a fresh one when the process put none there.
+    pub fn of(ctx: &DomainContext) -> Self {
+        ctx.extensions.get::<Self>().cloned().unwrap_or_default()
+    }
+}
+
+/// Tuning of the retention purge for this process: receipts are kept for the scan replay
+/// window.
+pub fn retention_options(config: &phoenix_common::config::Config) -> retention::RetentionOptions {
+    retention::RetentionOptions { scan_window: config.scan_max_age, ..retention::RetentionOptions::default() }
+}
+
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        let cache = SharedConfigCache::of(ctx).get(&ctx.pool).await;
+        let options = retention_options(&ctx.config);
+        let server = ConfigServiceServer::new(ConfigServiceImpl::new(ctx.pool.clone(), cache.clone(), options.clone()));
+        routes.add_service(Authorized::new(server, METHODS, ctx.verifier.clone())?);
+        if let Some(at) = ctx.config.cleanup_time {
+            tokio::spawn(retention::run_daily(
+                ctx.pool.clone(),
+                cache,
+                options,
+                at,
+                ctx.config.timezone,
+                ctx.shutdown.clone(),
+            ));
+        }
+        Ok(())
+    })
 }

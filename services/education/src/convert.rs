@@ -1,7 +1,8 @@
 //! Rows → proto messages.
 
 use chrono::NaiveDate;
-use phoenix_common::convert::{format_date, timestamp};
+use phoenix_common::convert::format_date;
+use phoenix_common::time::to_timestamp as timestamp;
 use phoenix_proto::education::v1 as pb;
 
 use crate::repo::{GroupRecord, SubstitutionRow};

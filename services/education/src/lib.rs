@@ -15,13 +15,26 @@ pub mod repo;
 pub mod service;
 pub mod validate;
 
-use phoenix_common::db::DbPool;
-pub use phoenix_proto::education::v1::education_service_server::EducationServiceServer;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
+use phoenix_proto::education::v1::education_service_server::EducationServiceServer;
 
-/// gRPC name of the service (health reports it).
-pub const SERVICE_NAME: &str = "phoenix.education.v1.EducationService";
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Education,
+    services: &["phoenix.education.v1.EducationService"],
+    methods: &[service::METHODS],
+    add: add_servers,
+};
 
-/// The tonic server of this domain on `pool`.
-pub fn server(pool: DbPool) -> EducationServiceServer<service::Education> {
-    EducationServiceServer::new(service::Education::new(pool))
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        routes.add_service(Authorized::new(
+            EducationServiceServer::new(service::Education::new(ctx.pool.clone())),
+            service::METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

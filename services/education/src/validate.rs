@@ -3,10 +3,10 @@
 //! the date rules are pure and unit-tested.
 
 use chrono::NaiveDate;
-use phoenix_common::convert::{
+use phoenix_common::page::PageRequest;
+use phoenix_common::validate::{
     collect, mask_paths, optional_id, optional_text, parse_date, required_id, required_text,
 };
-use phoenix_common::page::PageRequest;
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::education::v1 as pb;
 

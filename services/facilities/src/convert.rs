@@ -1,6 +1,6 @@
 //! Rows → proto messages.
 
-use phoenix_common::convert::timestamp;
+use phoenix_common::time::to_timestamp as timestamp;
 use phoenix_proto::facilities::v1 as pb;
 
 use crate::repo::{Building, Location, Occupancy, Room};

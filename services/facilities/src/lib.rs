@@ -15,13 +15,26 @@ pub mod repo;
 pub mod service;
 pub mod validate;
 
-use phoenix_common::db::DbPool;
-pub use phoenix_proto::facilities::v1::facilities_service_server::FacilitiesServiceServer;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
+use phoenix_proto::facilities::v1::facilities_service_server::FacilitiesServiceServer;
 
-/// gRPC name of the service (health reports it).
-pub const SERVICE_NAME: &str = "phoenix.facilities.v1.FacilitiesService";
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Facilities,
+    services: &["phoenix.facilities.v1.FacilitiesService"],
+    methods: &[service::METHODS],
+    add: add_servers,
+};
 
-/// The tonic server of this domain on `pool`.
-pub fn server(pool: DbPool) -> FacilitiesServiceServer<service::Facilities> {
-    FacilitiesServiceServer::new(service::Facilities::new(pool))
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        routes.add_service(Authorized::new(
+            FacilitiesServiceServer::new(service::Facilities::new(ctx.pool.clone())),
+            service::METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

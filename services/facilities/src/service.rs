@@ -249,8 +249,8 @@ impl Facilities {
 
     async fn do_list_locations(&self, req: pb::ListLocationsRequest) -> Result<pb::ListLocationsResponse> {
         let mut v = phoenix_common::FieldViolations::default();
-        let building_id = phoenix_common::convert::optional_id("building_id", req.building_id, &mut v);
-        let page = phoenix_common::convert::collect(
+        let building_id = phoenix_common::validate::optional_id("building_id", req.building_id, &mut v);
+        let page = phoenix_common::validate::collect(
             phoenix_common::page::PageRequest::parse(
                 "locations",
                 &format!("{building_id:?}"),

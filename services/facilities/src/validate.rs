@@ -1,8 +1,8 @@
 //! Requests → typed commands, before any I/O (reference §6 "Room"). Every violation names
 //! the request field (`room.capacity`), all are reported at once.
 
-use phoenix_common::convert::{collect, mask_paths, optional_id, optional_text, required_id, required_text};
 use phoenix_common::page::PageRequest;
+use phoenix_common::validate::{collect, mask_paths, optional_id, optional_text, required_id, required_text};
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::facilities::v1 as pb;
 

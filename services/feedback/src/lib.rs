@@ -11,13 +11,26 @@ mod validate;
 
 pub use service::{FeedbackServiceImpl, METHODS};
 
-use phoenix_common::db::DbPool;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::feedback::v1::feedback_service_server::FeedbackServiceServer;
 
-/// The health/service name of this domain.
-pub const SERVICE_NAME: &str = "phoenix.feedback.v1.FeedbackService";
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Feedback,
+    services: &["phoenix.feedback.v1.FeedbackService"],
+    methods: &[METHODS],
+    add: add_servers,
+};
 
-/// The tonic server for `pool`.
-pub fn server(pool: DbPool) -> FeedbackServiceServer<FeedbackServiceImpl> {
-    FeedbackServiceServer::new(FeedbackServiceImpl::new(pool))
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        routes.add_service(Authorized::new(
+            FeedbackServiceServer::new(FeedbackServiceImpl::new(ctx.pool.clone())),
+            METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

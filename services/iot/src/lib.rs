@@ -23,11 +23,29 @@ pub mod validate;
 
 pub use service::{IotApi, METHODS, accepts_scans};
 
-use phoenix_common::config::Secret;
-use phoenix_common::db::DbPool;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::iot::v1::iot_service_server::IotServiceServer;
 
-/// The tonic server of the iot domain.
-pub fn server(pool: DbPool, secret: Secret) -> IotServiceServer<IotApi> {
-    IotServiceServer::new(IotApi::new(pool, secret))
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Iot,
+    services: &["phoenix.iot.v1.IotService"],
+    methods: &[METHODS],
+    add: add_servers,
+};
+
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        let secret = ctx.config.device_key_secret.clone().ok_or_else(|| {
+            anyhow::anyhow!("PHOENIX_DEVICE_KEY_SECRET is not set: the iot service derives reader keys from it")
+        })?;
+        routes.add_service(Authorized::new(
+            IotServiceServer::new(IotApi::new(ctx.pool.clone(), secret)),
+            METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

@@ -4,18 +4,32 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use phoenix_common::authz::{Authorized, MethodTable, TokenVerifier};
+use phoenix_common::authz::{MethodTable, TokenVerifier};
 use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
-use phoenix_common::server::{self, ServiceRoutes, ShutdownToken};
-use phoenix_config::ConfigCache;
+use phoenix_common::server::{self, DomainContext, DomainServers, ServiceRoutes, ShutdownToken};
 use phoenix_config::retention::RetentionOptions;
-use tokio::sync::OnceCell;
+use phoenix_config::{ConfigCache, SharedConfigCache};
 use tokio::task::JoinHandle;
 use tonic_health::server::HealthReporter;
 
-/// What every domain service is built from.
+/// Every domain of Phoenix, each registered by its crate's `SERVERS`.
+pub const DOMAINS: [DomainServers; 11] = [
+    phoenix_auth::SERVERS,
+    phoenix_users::SERVERS,
+    phoenix_education::SERVERS,
+    phoenix_facilities::SERVERS,
+    phoenix_activities::SERVERS,
+    phoenix_active::SERVERS,
+    phoenix_schedule::SERVERS,
+    phoenix_iot::SERVERS,
+    phoenix_feedback::SERVERS,
+    phoenix_config::SERVERS,
+    phoenix_audit::SERVERS,
+];
+
+/// What every domain service of the process is built from.
 #[derive(Clone)]
 pub struct ServiceContext {
     /// The shared database pool.
@@ -24,28 +38,40 @@ pub struct ServiceContext {
     pub config: Config,
     /// Verifies access tokens for every domain of the process (one key cache).
     pub verifier: Arc<TokenVerifier>,
-    /// The process's one settings/flags cache, started on first use (a process serving no
-    /// domain that reads settings holds no LISTEN connection).
-    config_cache: Arc<OnceCell<ConfigCache>>,
+    /// The process's one settings/flags cache slot (started on first use).
+    config_cache: SharedConfigCache,
 }
 
 impl ServiceContext {
     /// A context whose token verifier reads public keys from the shared database.
     pub fn new(pool: DbPool, config: Config) -> Self {
         let verifier = Arc::new(TokenVerifier::new(pool.clone()));
-        Self { pool, config, verifier, config_cache: Arc::new(OnceCell::new()) }
+        Self { pool, config, verifier, config_cache: SharedConfigCache::default() }
     }
 
     /// The process's shared [`ConfigCache`] (settings and feature flags, invalidated across
     /// replicas by LISTEN/NOTIFY): every domain of the process gets a handle on the same
     /// snapshot.
     pub async fn config_cache(&self) -> ConfigCache {
-        self.config_cache.get_or_init(|| ConfigCache::start(self.pool.clone())).await.clone()
+        self.config_cache.get(&self.pool).await
     }
 
     /// Tuning of the retention purge: receipts are kept for the scan replay window.
     pub fn retention_options(&self) -> RetentionOptions {
-        RetentionOptions { scan_window: self.config.scan_max_age, ..RetentionOptions::default() }
+        phoenix_config::retention_options(&self.config)
+    }
+
+    /// What a domain's servers are built from, stopping with `shutdown`.
+    pub fn domain_context(&self, shutdown: &ShutdownToken) -> DomainContext {
+        let mut extensions = tonic::codegen::http::Extensions::new();
+        extensions.insert(self.config_cache.clone());
+        DomainContext {
+            pool: self.pool.clone(),
+            config: self.config.clone(),
+            verifier: self.verifier.clone(),
+            shutdown: shutdown.clone(),
+            extensions,
+        }
     }
 }
 
@@ -68,102 +94,34 @@ pub struct RunningService {
     pub health: HealthReporter,
 }
 
-/// Every gRPC service name each domain serves (health reports each).
+/// The registration of `domain`.
+pub fn servers(domain: Domain) -> &'static DomainServers {
+    DOMAINS.iter().find(|s| s.domain == domain).expect("every Domain has an entry in DOMAINS (a unit test checks)")
+}
+
+/// Every gRPC service name `domain` serves (health reports each).
 pub fn service_names(domain: Domain) -> Vec<&'static str> {
-    match domain {
-        Domain::Auth => phoenix_auth::SERVICE_NAMES.to_vec(),
-        Domain::Active => vec![Domain::Active.grpc_service(), phoenix_active::PRESENCE_SERVICE_NAME],
-        other => vec![other.grpc_service()],
-    }
+    servers(domain).services.to_vec()
 }
 
 /// The permission declarations of every served method, per gRPC service. A test checks
 /// them against the proto descriptors: every method declared, nothing declared twice.
 pub fn method_tables() -> Vec<MethodTable> {
-    let mut tables = phoenix_auth::METHOD_TABLES.to_vec();
-    tables.extend([
-        phoenix_activities::METHODS,
-        phoenix_config::METHODS,
-        phoenix_feedback::METHODS,
-        phoenix_audit::METHODS,
-        phoenix_schedule::METHODS,
-        phoenix_education::service::METHODS,
-        phoenix_facilities::service::METHODS,
-        phoenix_users::service::METHODS,
-        phoenix_iot::METHODS,
-        phoenix_active::METHODS,
-        phoenix_active::PRESENCE_METHODS,
-    ]);
-    tables
+    DOMAINS.iter().flat_map(|s| s.methods.iter().copied()).collect()
 }
 
 /// Routes of one domain: health + reflection, plus the domain's own servers, each behind
-/// the authorization layer with its method table. Domains without methods yet serve only
-/// health and reflection. `shutdown` also stops background tasks a server owns (the
-/// presence hub, which ends open streams so the server can drain).
+/// the authorization layer with its method table. `shutdown` also stops background tasks a
+/// server owns (the presence hub, which ends open streams so the server can drain; the
+/// daily retention purge).
 pub async fn domain_routes(
     domain: Domain,
     ctx: &ServiceContext,
     shutdown: &ShutdownToken,
 ) -> anyhow::Result<ServiceRoutes> {
-    let mut routes = ServiceRoutes::new(&service_names(domain))?;
-    match domain {
-        Domain::Auth => {
-            let options = phoenix_auth::AuthOptions::default();
-            phoenix_auth::add_servers(&mut routes, ctx.pool.clone(), &ctx.config, options, ctx.verifier.clone())
-                .await?;
-        }
-        Domain::Activities => {
-            let server = phoenix_activities::server(ctx.pool.clone());
-            routes.add_service(Authorized::new(server, phoenix_activities::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Config => {
-            let server = phoenix_config::server(ctx.pool.clone(), ctx.config_cache().await, ctx.retention_options());
-            routes.add_service(Authorized::new(server, phoenix_config::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Feedback => {
-            let server = phoenix_feedback::server(ctx.pool.clone());
-            routes.add_service(Authorized::new(server, phoenix_feedback::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Schedule => {
-            let server = phoenix_schedule::server(ctx.pool.clone());
-            routes.add_service(Authorized::new(server, phoenix_schedule::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Education => {
-            let server = phoenix_education::server(ctx.pool.clone());
-            routes.add_service(Authorized::new(server, phoenix_education::service::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Facilities => {
-            let server = phoenix_facilities::server(ctx.pool.clone());
-            routes.add_service(Authorized::new(server, phoenix_facilities::service::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Users => {
-            let server = phoenix_users::server(ctx.pool.clone());
-            routes.add_service(Authorized::new(server, phoenix_users::service::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Iot => {
-            let secret = ctx.config.device_key_secret.clone().ok_or_else(|| {
-                anyhow::anyhow!("PHOENIX_DEVICE_KEY_SECRET is not set: the iot service derives reader keys from it")
-            })?;
-            let server = phoenix_iot::server(ctx.pool.clone(), secret);
-            routes.add_service(Authorized::new(server, phoenix_iot::METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Active => {
-            let server = phoenix_active::server(ctx.pool.clone(), phoenix_active::scan_settings(&ctx.config));
-            routes.add_service(Authorized::new(server, phoenix_active::METHODS, ctx.verifier.clone())?);
-            // One presence hub per active server (LISTEN connection, broadcast to watchers).
-            let presence = phoenix_active::presence::server(
-                ctx.pool.clone(),
-                phoenix_active::presence_settings(&ctx.config),
-                shutdown.child_token(),
-            );
-            routes.add_service(Authorized::new(presence, phoenix_active::PRESENCE_METHODS, ctx.verifier.clone())?);
-        }
-        Domain::Audit => {
-            let server = phoenix_audit::server(ctx.pool.clone());
-            routes.add_service(Authorized::new(server, phoenix_audit::METHODS, ctx.verifier.clone())?);
-        }
-    }
+    let servers = servers(domain);
+    let mut routes = ServiceRoutes::new(servers.services)?;
+    (servers.add)(&mut routes, &ctx.domain_context(shutdown)).await?;
     Ok(routes)
 }
 
@@ -173,9 +131,7 @@ pub fn port_for(domain: Domain, base_port: u16) -> u16 {
 }
 
 /// Binds and starts each domain of `domains`. `fallback` lets a busy default port fall back
-/// to a free one (dev); in `serve` a busy port is an error. The process serving the config
-/// domain also runs the daily retention purge at `PHOENIX_CLEANUP_TIME` (several replicas:
-/// the advisory lock lets one of them do it).
+/// to a free one (dev); in `serve` a busy port is an error.
 pub async fn start(
     domains: &[Domain],
     ctx: &ServiceContext,
@@ -195,17 +151,18 @@ pub async fn start(
         tracing::info!(%domain, %addr, "service listening");
         running.push(RunningService { domain, addr, task, health });
     }
-    if domains.contains(&Domain::Config)
-        && let Some(at) = ctx.config.cleanup_time
-    {
-        tokio::spawn(phoenix_config::retention::run_daily(
-            ctx.pool.clone(),
-            ctx.config_cache().await,
-            ctx.retention_options(),
-            at,
-            ctx.config.timezone,
-            shutdown.clone(),
-        ));
-    }
     Ok(running)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_domain_is_registered_once() {
+        for domain in Domain::ALL {
+            assert_eq!(DOMAINS.iter().filter(|s| s.domain == domain).count(), 1, "{domain}");
+            assert_eq!(servers(domain).services[0], domain.grpc_service(), "{domain}: first service is its own");
+        }
+    }
 }

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, NaiveTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use phoenix_common::convert::{collect, mask_paths};
 use phoenix_common::db::DbPool;
 use phoenix_common::page::Page;
 use phoenix_common::time::BUSINESS_TZ;
+use phoenix_common::validate::{collect, mask_paths};
 use phoenix_common::{Error, FieldViolations};
 use phoenix_proto::schedule::v1 as pb;
 

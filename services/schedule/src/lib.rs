@@ -15,10 +15,26 @@ mod validate;
 
 pub use service::{METHODS, ScheduleServiceImpl};
 
-use phoenix_common::db::DbPool;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::schedule::v1::schedule_service_server::ScheduleServiceServer;
 
-/// The tonic server for `pool`.
-pub fn server(pool: DbPool) -> ScheduleServiceServer<ScheduleServiceImpl> {
-    ScheduleServiceServer::new(ScheduleServiceImpl::new(pool))
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Schedule,
+    services: &["phoenix.schedule.v1.ScheduleService"],
+    methods: &[METHODS],
+    add: add_servers,
+};
+
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        routes.add_service(Authorized::new(
+            ScheduleServiceServer::new(ScheduleServiceImpl::new(ctx.pool.clone())),
+            METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

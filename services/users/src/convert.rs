@@ -1,7 +1,8 @@
 //! Rows → proto messages. Students are converted in full; [`crate::redact`] then cuts them
 //! down to the caller's access.
 
-use phoenix_common::convert::{format_date, timestamp};
+use phoenix_common::convert::format_date;
+use phoenix_common::time::to_timestamp as timestamp;
 use phoenix_proto::users::v1 as pb;
 
 use crate::enums;

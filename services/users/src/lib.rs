@@ -18,13 +18,26 @@ pub mod repo;
 pub mod service;
 pub mod validate;
 
-use phoenix_common::db::DbPool;
-pub use phoenix_proto::users::v1::users_service_server::UsersServiceServer;
+use phoenix_common::authz::Authorized;
+use phoenix_common::domain::Domain;
+use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
+use phoenix_proto::users::v1::users_service_server::UsersServiceServer;
 
-/// gRPC name of the service (health reports it).
-pub const SERVICE_NAME: &str = "phoenix.users.v1.UsersService";
+/// This domain in the process: its gRPC service, permission table and servers.
+pub const SERVERS: DomainServers = DomainServers {
+    domain: Domain::Users,
+    services: &["phoenix.users.v1.UsersService"],
+    methods: &[service::METHODS],
+    add: add_servers,
+};
 
-/// The tonic server of this domain on `pool`.
-pub fn server(pool: DbPool) -> UsersServiceServer<service::Users> {
-    UsersServiceServer::new(service::Users::new(pool))
+fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
+    Box::pin(async move {
+        routes.add_service(Authorized::new(
+            UsersServiceServer::new(service::Users::new(ctx.pool.clone())),
+            service::METHODS,
+            ctx.verifier.clone(),
+        )?);
+        Ok(())
+    })
 }

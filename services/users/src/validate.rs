@@ -2,10 +2,10 @@
 //! Every violation names the request field (`student.school_class`); all are reported at once.
 
 use chrono::{NaiveDate, Utc};
-use phoenix_common::convert::{
+use phoenix_common::page::PageRequest;
+use phoenix_common::validate::{
     collect, mask_paths, optional_id, optional_text, parse_date, required_id, required_text,
 };
-use phoenix_common::page::PageRequest;
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::users::v1 as pb;
 

@@ -2,7 +2,7 @@
 //! and notes (§6 "Pickup").
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use phoenix_common::convert::{optional_text, parse_date, required_id};
+use phoenix_common::validate::{optional_text, parse_date, required_id};
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::users::v1 as pb;
 
@@ -39,7 +39,7 @@ pub fn upsert_consent(req: pb::UpsertPrivacyConsentRequest) -> Result<ConsentInp
     let c = req.consent.ok_or_else(|| Error::invalid("consent", "is required"))?;
     let mut v = FieldViolations::default();
     let student_id = required_id("consent.student_id", c.student_id, &mut v);
-    let policy_version = phoenix_common::convert::required_text("consent.policy_version", &c.policy_version, &mut v);
+    let policy_version = phoenix_common::validate::required_text("consent.policy_version", &c.policy_version, &mut v);
     if !(1..=31).contains(&c.data_retention_days) {
         v.add("consent.data_retention_days", format!("must be 1–31 days, got {}", c.data_retention_days));
     }
@@ -206,7 +206,7 @@ fn apply_note(n: &pb::PickupNote, paths: &[&str], f: &mut NoteFields, v: &mut Fi
                 }
             }
             "content" => {
-                f.content = phoenix_common::convert::required_text("note.content", &n.content, v);
+                f.content = phoenix_common::validate::required_text("note.content", &n.content, v);
                 max_len("note.content", &Some(f.content.clone()), 500, v);
             }
             _ => {}

@@ -1,7 +1,7 @@
 //! Guardians, their phone numbers and their links to students (reference §6 "Guardian").
 
-use phoenix_common::convert::{collect, optional_id, optional_text, required_id, required_text};
 use phoenix_common::page::PageRequest;
+use phoenix_common::validate::{collect, optional_id, optional_text, required_id, required_text};
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::users::v1 as pb;
 
