@@ -1,0 +1,10 @@
+//! Active sessions: attendance, combined groups, supervisors, visits, presence and the reader pipeline.
+
+#[allow(clippy::module_inception)]
+mod active;
+mod attendance;
+mod combined;
+mod supervisors;
+mod visits;
+mod presence;
+mod reader;

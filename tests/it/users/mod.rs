@@ -1,0 +1,5 @@
+//! Users and guardians.
+
+#[allow(clippy::module_inception)]
+mod users;
+mod guardians;
