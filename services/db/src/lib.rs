@@ -6,6 +6,7 @@
 //! - [`MIGRATIONS`]: every migration in `diesel_migrations/`, embedded in the binary, and
 //!   [`migrate`] to run them without the diesel CLI and without libpq.
 
+pub mod auth_events;
 pub mod schema;
 
 use diesel_async::AsyncPgConnection;
