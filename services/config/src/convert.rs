@@ -1,16 +1,12 @@
 //! Domain rows → proto messages.
 
-use chrono::{DateTime, Utc};
+use phoenix_common::time::to_timestamp;
 use phoenix_proto::config::v1 as pb;
 
 use crate::flags::Reason;
 use crate::registry::{Kind, SettingDef};
 use crate::repo::{FlagRow, StoredSetting};
 use crate::retention::Report;
-
-pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
 
 /// A registry entry with its stored value, if any.
 pub(crate) fn setting(def: &SettingDef, stored: Option<&StoredSetting>) -> pb::Setting {
@@ -32,7 +28,7 @@ pub(crate) fn setting(def: &SettingDef, stored: Option<&StoredSetting>) -> pb::S
         locked: def.locked,
         requires_restart: def.requires_restart,
         is_set: stored.is_some(),
-        update_time: stored.map(|s| timestamp(s.updated_at)),
+        update_time: stored.map(|s| to_timestamp(s.updated_at)),
     }
 }
 
@@ -42,8 +38,8 @@ pub(crate) fn flag(row: FlagRow) -> pb::FeatureFlag {
         enabled: row.enabled,
         description: row.description.unwrap_or_default(),
         updated_by_account_id: row.updated_by,
-        create_time: Some(timestamp(row.created_at)),
-        update_time: Some(timestamp(row.updated_at)),
+        create_time: Some(to_timestamp(row.created_at)),
+        update_time: Some(to_timestamp(row.updated_at)),
         rollout_percentage: row.rollout_percentage,
         roles: row.roles,
     }
@@ -69,7 +65,7 @@ pub(crate) fn retention_report(r: &Report) -> pb::RunRetentionCleanupResponse {
         audit_records: r.audit_records,
         complete: r.complete,
         default_retention_days: r.default_retention_days,
-        start_time: Some(timestamp(r.started_at)),
-        finish_time: Some(timestamp(r.finished_at)),
+        start_time: Some(to_timestamp(r.started_at)),
+        finish_time: Some(to_timestamp(r.finished_at)),
     }
 }

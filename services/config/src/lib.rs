@@ -1,23 +1,27 @@
-//! `phoenix-config`: the `phoenix.config.v1.ConfigService` server.
+//! `phoenix-config`: the `phoenix.config.v1.ConfigService` server (schema `config`).
 //!
-//! - [`registry`]: the one authoritative list of setting keys (type, range, default).
-//! - [`cache`]: [`ConfigCache`], the cached reader other services share (LISTEN/NOTIFY).
-//! - [`flags`]: feature-flag evaluation (roles AND stable percentage bucketing).
-//! - [`retention`]: the retention purge (RPC, CLI and daily schedule).
-//! - [`service`]: the tonic handlers; [`METHODS`] declares each RPC's permission.
+//! | module | holds |
+//! |---|---|
+//! | `service` | `ConfigApi`, the tonic handlers, and `METHODS` (each RPC's permission) |
+//! | `validate` | requests → typed commands, collecting field violations |
+//! | `repo` | diesel queries on `config.*` (and the role look-ups in `auth`) |
+//! | `convert` | rows → proto messages |
+//! | [`registry`] | the one authoritative list of setting keys (type, range, default) |
+//! | [`cache`] | [`ConfigCache`], the cached reader other services share (LISTEN/NOTIFY) |
+//! | [`flags`] | feature-flag evaluation (roles AND stable percentage bucketing) |
+//! | [`retention`] | the retention purge (RPC, CLI and daily schedule) |
 
 pub mod cache;
 mod convert;
 pub mod flags;
 pub mod registry;
-pub mod repo;
+mod repo;
 pub mod retention;
-pub mod service;
+mod service;
 mod validate;
 
 pub use cache::ConfigCache;
 pub use flags::Subject;
-pub use service::{ConfigServiceImpl, METHODS};
 
 use std::sync::Arc;
 
@@ -34,7 +38,7 @@ use tokio::sync::OnceCell;
 pub const SERVERS: DomainServers = DomainServers {
     domain: Domain::Config,
     services: &["phoenix.config.v1.ConfigService"],
-    methods: &[METHODS],
+    methods: &[service::METHODS],
     add: add_servers,
 };
 
@@ -66,8 +70,8 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
     Box::pin(async move {
         let cache = SharedConfigCache::of(ctx).get(&ctx.pool).await;
         let options = retention_options(&ctx.config);
-        let server = ConfigServiceServer::new(ConfigServiceImpl::new(ctx.pool.clone(), cache.clone(), options.clone()));
-        routes.add_service(Authorized::new(server, METHODS, ctx.verifier.clone())?);
+        let server = ConfigServiceServer::new(service::ConfigApi::new(ctx.pool.clone(), cache.clone(), options));
+        routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         if let Some(at) = ctx.config.cleanup_time {
             tokio::spawn(retention::run_daily(
                 ctx.pool.clone(),

@@ -1,4 +1,5 @@
-//! Diesel queries on `config.settings` and `config.feature_flags`.
+//! Diesel queries on `config.settings` and `config.feature_flags` (and the read-only role
+//! look-ups in `auth` the flag rules need).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -6,7 +7,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::auth::{account_roles, accounts, roles};
 use phoenix_db::schema::config::{feature_flags, settings};
 
+use phoenix_common::Result;
+
 use crate::flags::FlagRule;
+use crate::validate::{FlagUpdate, NewFlag, SettingWrite};
 
 /// NOTIFY channel every config change is announced on (payload: `setting:<key>` / `flag:<key>`).
 pub const CHANGE_CHANNEL: &str = "phoenix_config_changed";
@@ -57,157 +61,132 @@ impl FlagRow {
     }
 }
 
-/// The writable columns of a flag.
-#[derive(Debug, Clone)]
-pub struct FlagWrite<'a> {
-    /// On/off.
-    pub enabled: bool,
-    /// Description.
-    pub description: Option<&'a str>,
-    /// Share of subjects (0–100).
-    pub rollout_percentage: Option<i32>,
-    /// Role names.
-    pub roles: &'a [String],
-}
-
-/// A partial change of a flag (`None` = keep).
-#[derive(Debug, Clone, Default)]
-pub struct FlagChange<'a> {
-    /// On/off.
-    pub enabled: Option<bool>,
-    /// Description (`Some(None)` clears it).
-    pub description: Option<Option<&'a str>>,
-    /// Share of subjects (`Some(None)` removes the rule).
-    pub rollout_percentage: Option<Option<i32>>,
-    /// Role names (`Some(&[])` removes the rule).
-    pub roles: Option<&'a [String]>,
-}
-
 /// Every stored setting.
-pub async fn all_settings(conn: &mut AsyncPgConnection) -> QueryResult<Vec<StoredSetting>> {
-    settings::table.select(StoredSetting::as_select()).load(conn).await
+pub async fn all_settings(conn: &mut AsyncPgConnection) -> Result<Vec<StoredSetting>> {
+    Ok(settings::table.select(StoredSetting::as_select()).load(conn).await?)
 }
 
 /// Stored values of `keys`.
-pub async fn settings_by_keys(conn: &mut AsyncPgConnection, keys: &[&str]) -> QueryResult<Vec<StoredSetting>> {
-    settings::table.filter(settings::key.eq_any(keys)).select(StoredSetting::as_select()).load(conn).await
+pub async fn settings_by_keys(conn: &mut AsyncPgConnection, keys: &[&str]) -> Result<Vec<StoredSetting>> {
+    Ok(settings::table.filter(settings::key.eq_any(keys)).select(StoredSetting::as_select()).load(conn).await?)
 }
 
-/// Inserts or replaces the stored value of `key`.
-pub async fn upsert_setting(
-    conn: &mut AsyncPgConnection,
-    key: &str,
-    value: &str,
-    category: &str,
-    description: &str,
-    requires_restart: bool,
-) -> QueryResult<StoredSetting> {
-    diesel::insert_into(settings::table)
+/// Inserts or replaces the stored value of a validated write.
+pub async fn upsert_setting(conn: &mut AsyncPgConnection, write: &SettingWrite) -> Result<StoredSetting> {
+    let (key, value, category) = (write.def.key, write.value.as_str(), write.def.category());
+    Ok(diesel::insert_into(settings::table)
         .values((
             settings::key.eq(key),
             settings::value.eq(value),
             settings::category.eq(category),
-            settings::description.eq(description),
-            settings::requires_restart.eq(requires_restart),
+            settings::description.eq(write.def.description),
+            settings::requires_restart.eq(write.def.requires_restart),
         ))
         .on_conflict(settings::key)
         .do_update()
         .set((settings::value.eq(value), settings::category.eq(category)))
         .returning(StoredSetting::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// Deletes the stored value of `key`; returns whether there was one.
-pub async fn delete_setting(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+pub async fn delete_setting(conn: &mut AsyncPgConnection, key: &str) -> Result<bool> {
     Ok(diesel::delete(settings::table.filter(settings::key.eq(key))).execute(conn).await? > 0)
 }
 
 /// Every flag (the cache's snapshot).
-pub async fn all_flags(conn: &mut AsyncPgConnection) -> QueryResult<Vec<FlagRow>> {
-    feature_flags::table.select(FlagRow::as_select()).order(feature_flags::key).load(conn).await
+pub async fn all_flags(conn: &mut AsyncPgConnection) -> Result<Vec<FlagRow>> {
+    Ok(feature_flags::table.select(FlagRow::as_select()).order(feature_flags::key).load(conn).await?)
 }
 
 /// One flag.
-pub async fn find_flag(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<Option<FlagRow>> {
-    feature_flags::table.find(key).select(FlagRow::as_select()).first(conn).await.optional()
+pub async fn find_flag(conn: &mut AsyncPgConnection, key: &str) -> Result<Option<FlagRow>> {
+    Ok(feature_flags::table.find(key).select(FlagRow::as_select()).first(conn).await.optional()?)
 }
 
 /// A page of flags after `after` (keyset on the key).
-pub async fn list_flags(conn: &mut AsyncPgConnection, after: Option<&str>, limit: i64) -> QueryResult<Vec<FlagRow>> {
+pub async fn list_flags(conn: &mut AsyncPgConnection, after: Option<&str>, limit: i64) -> Result<Vec<FlagRow>> {
     let mut q = feature_flags::table.select(FlagRow::as_select()).order(feature_flags::key).limit(limit).into_boxed();
     if let Some(after) = after {
         q = q.filter(feature_flags::key.gt(after.to_owned()));
     }
-    q.load(conn).await
+    Ok(q.load(conn).await?)
 }
 
 /// Number of flags.
-pub async fn count_flags(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    feature_flags::table.count().get_result(conn).await
+pub async fn count_flags(conn: &mut AsyncPgConnection) -> Result<i64> {
+    Ok(feature_flags::table.count().get_result(conn).await?)
 }
 
 /// Inserts a flag; `None` when the key is taken.
 pub async fn insert_flag(
     conn: &mut AsyncPgConnection,
-    key: &str,
-    flag: &FlagWrite<'_>,
+    flag: &NewFlag,
     updated_by: Option<i64>,
-) -> QueryResult<Option<FlagRow>> {
-    diesel::insert_into(feature_flags::table)
+) -> Result<Option<FlagRow>> {
+    Ok(diesel::insert_into(feature_flags::table)
         .values((
-            feature_flags::key.eq(key),
+            feature_flags::key.eq(&flag.key),
             feature_flags::enabled.eq(flag.enabled),
-            feature_flags::description.eq(flag.description),
+            feature_flags::description.eq(flag.description.as_deref()),
             feature_flags::rollout_percentage.eq(flag.rollout_percentage),
-            feature_flags::roles.eq(flag.roles),
+            feature_flags::roles.eq(&flag.roles),
             feature_flags::updated_by.eq(updated_by),
         ))
         .on_conflict_do_nothing()
         .returning(FlagRow::as_returning())
         .get_result(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Changes a flag; `None` when it does not exist.
 pub async fn update_flag(
     conn: &mut AsyncPgConnection,
-    key: &str,
-    change: &FlagChange<'_>,
+    change: &FlagUpdate,
     updated_by: Option<i64>,
-) -> QueryResult<Option<FlagRow>> {
+) -> Result<Option<FlagRow>> {
+    let key = change.key.as_str();
     let Some(current) =
         feature_flags::table.find(key).select(FlagRow::as_select()).for_update().first(conn).await.optional()?
     else {
         return Ok(None);
     };
-    diesel::update(feature_flags::table.find(key))
+    let description = match &change.description {
+        Some(d) => d.as_deref(),
+        None => current.description.as_deref(),
+    };
+    Ok(diesel::update(feature_flags::table.find(key))
         .set((
             feature_flags::enabled.eq(change.enabled.unwrap_or(current.enabled)),
-            feature_flags::description.eq(change.description.unwrap_or(current.description.as_deref())),
+            feature_flags::description.eq(description),
             feature_flags::rollout_percentage.eq(change.rollout_percentage.unwrap_or(current.rollout_percentage)),
-            feature_flags::roles.eq(change.roles.unwrap_or(&current.roles)),
+            feature_flags::roles.eq(change.roles.as_ref().unwrap_or(&current.roles)),
             feature_flags::updated_by.eq(updated_by),
         ))
         .returning(FlagRow::as_returning())
         .get_result(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Deletes a flag; returns whether it existed.
-pub async fn delete_flag(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<bool> {
+pub async fn delete_flag(conn: &mut AsyncPgConnection, key: &str) -> Result<bool> {
     Ok(diesel::delete(feature_flags::table.find(key)).execute(conn).await? > 0)
 }
 
-/// Which of `names` are existing roles (`auth.roles`, read-only cross-schema).
-pub async fn existing_roles(conn: &mut AsyncPgConnection, names: &[String]) -> QueryResult<Vec<String>> {
-    roles::table.filter(roles::name.eq_any(names)).select(roles::name).load(conn).await
+/// Which of `names` are existing roles (`auth.roles`, read-only cross-schema); no query
+/// for no names.
+pub async fn existing_roles(conn: &mut AsyncPgConnection, names: &[String]) -> Result<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(roles::table.filter(roles::name.eq_any(names)).select(roles::name).load(conn).await?)
 }
 
 /// Role names of account `account_id`; `None` when there is no such account.
-pub async fn account_role_names(conn: &mut AsyncPgConnection, account_id: i64) -> QueryResult<Option<Vec<String>>> {
+pub async fn account_role_names(conn: &mut AsyncPgConnection, account_id: i64) -> Result<Option<Vec<String>>> {
     let exists: bool = diesel::select(diesel::dsl::exists(accounts::table.find(account_id))).get_result(conn).await?;
     if !exists {
         return Ok(None);
@@ -223,11 +202,11 @@ pub async fn account_role_names(conn: &mut AsyncPgConnection, account_id: i64) -
 }
 
 /// Announces a change to every replica's cache; delivered only if the transaction commits.
-pub async fn notify_change(conn: &mut AsyncPgConnection, what: &str) -> QueryResult<()> {
+pub async fn notify_change(conn: &mut AsyncPgConnection, what: &str) -> Result<()> {
     diesel::sql_query("SELECT pg_notify($1, $2)")
         .bind::<diesel::sql_types::Text, _>(CHANGE_CHANNEL)
         .bind::<diesel::sql_types::Text, _>(what)
         .execute(conn)
-        .await
-        .map(drop)
+        .await?;
+    Ok(())
 }

@@ -319,14 +319,7 @@ pub async fn run(
     if dry_run {
         let mut conn = pool.get().await?;
         let report = count(&mut conn, params).await?;
-        tracing::info!(
-            trigger = trigger.name(),
-            visits = report.visits,
-            scan_receipts = report.scan_receipts,
-            presence_events = report.presence_events,
-            students = report.students,
-            "retention purge dry run"
-        );
+        log_report(trigger, &report);
         return Ok(RunOutcome::Done(report));
     }
     let lock = JobLock::try_acquire(pool, Job::RetentionPurge).await.map_err(|e| {
@@ -340,17 +333,24 @@ pub async fn run(
     let result = purge(lock.conn(), params, options, trigger).await;
     lock.release().await;
     let report = result?;
+    log_report(trigger, &report);
+    Ok(RunOutcome::Done(report))
+}
+
+/// One event per run: what it deleted (or, in a dry run, would delete); counts only.
+fn log_report(trigger: Trigger, report: &Report) {
     tracing::info!(
         trigger = trigger.name(),
+        dry_run = report.dry_run,
         visits = report.visits,
         scan_receipts = report.scan_receipts,
         presence_events = report.presence_events,
         students = report.students,
         audit_records = report.audit_records,
         complete = report.complete,
-        "retention purge finished"
+        "{}",
+        if report.dry_run { "retention purge dry run" } else { "retention purge finished" }
     );
-    Ok(RunOutcome::Done(report))
 }
 
 async fn count(conn: &mut AsyncPgConnection, p: Params) -> Result<Report> {

@@ -1,16 +1,168 @@
-//! Request → typed command, collecting every field violation.
+//! Requests → typed commands, collecting every field violation; pure, no I/O (the role
+//! names a flag write names are looked up by the handler and passed in).
 
 use std::collections::HashSet;
 
+use phoenix_common::page::PageRequest;
 use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_proto::config::v1 as pb;
 
 use crate::registry::{self, SettingDef};
+
+/// Update-mask paths of `UpdateFeatureFlag`.
+const FLAG_PATHS: [&str; 4] = ["enabled", "description", "rollout_percentage", "roles"];
 
 /// A validated value for a registry key.
 #[derive(Debug)]
 pub(crate) struct SettingWrite {
     pub def: &'static SettingDef,
     pub value: String,
+}
+
+/// A validated new feature flag (`CreateFeatureFlag`).
+#[derive(Debug)]
+pub(crate) struct NewFlag {
+    pub key: String,
+    pub enabled: bool,
+    pub description: Option<String>,
+    pub rollout_percentage: Option<i32>,
+    pub roles: Vec<String>,
+}
+
+/// A validated partial change of a feature flag (`UpdateFeatureFlag`); `None` = keep.
+#[derive(Debug)]
+pub(crate) struct FlagUpdate {
+    pub key: String,
+    pub enabled: Option<bool>,
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    /// `Some(None)` removes the rule.
+    pub rollout_percentage: Option<Option<i32>>,
+    /// `Some(vec![])` removes the rule.
+    pub roles: Option<Vec<String>>,
+}
+
+/// The setting a `GetSetting` / `ResetSetting` addresses: blank → `InvalidArgument`,
+/// unknown → `NotFound`.
+pub(crate) fn addressed_setting(key: &str) -> Result<&'static SettingDef> {
+    if key.trim().is_empty() {
+        return Err(Error::invalid("key", "must not be empty"));
+    }
+    registry::lookup(key.trim()).ok_or_else(|| Error::not_found("setting", key))
+}
+
+/// `ListSettings`: the category filter (trimmed, lower-case; empty = all) and the page.
+pub(crate) fn list_settings(req: &pb::ListSettingsRequest) -> Result<(String, PageRequest)> {
+    let category = req.category.trim().to_ascii_lowercase();
+    let page = PageRequest::parse("settings", &category, req.page_size, &req.page_token)?;
+    Ok((category, page))
+}
+
+/// `UpdateSetting`: a known, unlocked key (a request field, so unknown is
+/// `InvalidArgument`) and a valid value for it.
+pub(crate) fn update_setting(req: &pb::UpdateSettingRequest) -> Result<SettingWrite> {
+    let def = addressed_setting(&req.key).map_err(|e| match e {
+        Error::NotFound { .. } => {
+            let mut v = FieldViolations::default();
+            known_key("key", &req.key, &mut v);
+            Error::InvalidArgument(v)
+        }
+        other => other,
+    })?;
+    if def.locked {
+        return Err(Error::precondition(
+            "SETTING_LOCKED",
+            format!("{} is a locked system setting; it is set at deployment", def.key),
+        ));
+    }
+    let mut v = FieldViolations::default();
+    let write = setting_write("", &req.key, &req.value, &mut v);
+    phoenix_common::validate::finish(v, write)
+}
+
+/// `ResetSetting`: a known setting that is not locked.
+pub(crate) fn reset_setting(req: &pb::ResetSettingRequest) -> Result<&'static SettingDef> {
+    let def = addressed_setting(&req.key)?;
+    if def.locked {
+        return Err(Error::precondition("SETTING_LOCKED", format!("{} is a locked system setting", def.key)));
+    }
+    Ok(def)
+}
+
+/// `ImportSettings`: see [`import`].
+pub(crate) fn import_settings(req: pb::ImportSettingsRequest) -> Result<Vec<SettingWrite>> {
+    let items: Vec<(String, String)> = req.settings.into_iter().map(|s| (s.key, s.value)).collect();
+    import(&items)
+}
+
+/// `ListFeatureFlags`: the page (no filters).
+pub(crate) fn list_feature_flags(req: &pb::ListFeatureFlagsRequest) -> Result<PageRequest> {
+    PageRequest::parse("feature_flags", "", req.page_size, &req.page_token)
+}
+
+/// The role names (trimmed, non-blank) a flag write names: the handler looks them up in
+/// `auth.roles` and passes the existing ones to [`create_feature_flag`] /
+/// [`update_feature_flag`].
+pub(crate) fn named_roles(flag: Option<&pb::FeatureFlag>) -> Vec<String> {
+    let roles = flag.map(|f| f.roles.as_slice()).unwrap_or_default();
+    roles.iter().map(|r| r.trim()).filter(|r| !r.is_empty()).map(str::to_owned).collect()
+}
+
+/// `CreateFeatureFlag`; `existing_roles`: which of [`named_roles`] exist.
+pub(crate) fn create_feature_flag(req: pb::CreateFeatureFlagRequest, existing_roles: &[String]) -> Result<NewFlag> {
+    let flag = phoenix_common::validate::required("feature_flag", req.feature_flag)?;
+    let mut v = FieldViolations::default();
+    let key = collect_flag_key("feature_flag.key", &flag.key, &mut v);
+    let (rollout_percentage, roles) = flag_rule(&flag, existing_roles, &mut v);
+    let key = phoenix_common::validate::finish(v, key)?;
+    Ok(NewFlag { key, enabled: flag.enabled, description: description(&flag), rollout_percentage, roles })
+}
+
+/// `UpdateFeatureFlag`: the addressed key, the mask (empty = every field) and the rule;
+/// `existing_roles`: which of [`named_roles`] exist.
+pub(crate) fn update_feature_flag(req: pb::UpdateFeatureFlagRequest, existing_roles: &[String]) -> Result<FlagUpdate> {
+    let flag = phoenix_common::validate::required("feature_flag", req.feature_flag)?;
+    let key = flag_key("feature_flag.key", &flag.key)?;
+    let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+    let mut v = FieldViolations::default();
+    for p in &paths {
+        if !FLAG_PATHS.contains(&p.as_str()) {
+            v.add("update_mask", format!("unknown path {p:?}; allowed: {}", FLAG_PATHS.join(", ")));
+        }
+    }
+    let wants = |path: &str| paths.is_empty() || paths.iter().any(|p| p == path);
+    let (rollout_percentage, roles) = flag_rule(&flag, existing_roles, &mut v);
+    v.into_result()?;
+    Ok(FlagUpdate {
+        enabled: wants("enabled").then_some(flag.enabled),
+        description: wants("description").then(|| description(&flag)),
+        rollout_percentage: wants("rollout_percentage").then_some(rollout_percentage),
+        roles: wants("roles").then_some(roles),
+        key,
+    })
+}
+
+/// `EvaluateFeatureFlag`: the flag key and the optional subject account.
+pub(crate) fn evaluate_feature_flag(req: &pb::EvaluateFeatureFlagRequest) -> Result<(String, Option<i64>)> {
+    let mut v = FieldViolations::default();
+    let key = collect_flag_key("key", &req.key, &mut v);
+    if req.subject_account_id.is_some_and(|id| id <= 0) {
+        v.add("subject_account_id", "must be a positive account id");
+    }
+    Ok((phoenix_common::validate::finish(v, key)?, req.subject_account_id))
+}
+
+fn description(flag: &pb::FeatureFlag) -> Option<String> {
+    Some(flag.description.trim()).filter(|d| !d.is_empty()).map(str::to_owned)
+}
+
+/// The percentage and role names of a flag write, role names checked against
+/// `existing_roles`.
+fn flag_rule(flag: &pb::FeatureFlag, existing_roles: &[String], v: &mut FieldViolations) -> (Option<i32>, Vec<String>) {
+    let rollout_percentage = rollout_percentage("feature_flag.rollout_percentage", flag.rollout_percentage, v);
+    let roles = flag_roles("feature_flag.roles", &flag.roles, v);
+    unknown_roles("feature_flag.roles", &roles, existing_roles, v);
+    (rollout_percentage, roles)
 }
 
 /// The registry entry of `key`; unknown keys are `InvalidArgument` naming `field`.
