@@ -1,7 +1,7 @@
 //! Identity fixtures: accounts with roles, logging in over gRPC, attaching tokens.
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::domain::Domain;
 use phoenix_db::schema::auth::{account_roles, accounts, roles};
 use phoenix_proto::auth::v1 as pb;
@@ -16,23 +16,38 @@ pub const PASSWORD: &str = "Correct-Horse-9";
 /// Creates an account (argon2id hash of `password`) with the named roles; returns its id.
 pub async fn create_account(app: &TestApp, email: &str, password: &str, role_names: &[&str], active: bool) -> i64 {
     let hash = phoenix_common::password::hash(password).expect("hash");
-    let mut conn = app.db.conn().await;
+    insert_account(&mut app.db.conn().await, email, Some(hash), active, role_names).await
+}
+
+/// Inserts an account with the named roles; returns its id.
+async fn insert_account(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    password_hash: Option<String>,
+    active: bool,
+    role_names: &[&str],
+) -> i64 {
     let id: i64 = diesel::insert_into(accounts::table)
-        .values((accounts::email.eq(email), accounts::password_hash.eq(Some(hash)), accounts::active.eq(active)))
+        .values((accounts::email.eq(email), accounts::password_hash.eq(password_hash), accounts::active.eq(active)))
         .returning(accounts::id)
-        .get_result(&mut conn)
+        .get_result(conn)
         .await
         .expect("insert account");
     for name in role_names {
         let role: i64 =
-            roles::table.filter(roles::name.eq(*name)).select(roles::id).first(&mut conn).await.expect("role exists");
+            roles::table.filter(roles::name.eq(*name)).select(roles::id).first(conn).await.expect("role exists");
         diesel::insert_into(account_roles::table)
             .values((account_roles::account_id.eq(id), account_roles::role_id.eq(role)))
-            .execute(&mut conn)
+            .execute(conn)
             .await
             .expect("assign role");
     }
     id
+}
+
+/// A fresh e-mail address `<prefix>-<uuid>@test.example`.
+fn fresh_email(prefix: &str) -> String {
+    format!("{prefix}-{}@test.example", uuid::Uuid::new_v4().simple())
 }
 
 /// An auth client on the app's auth server.
@@ -59,11 +74,35 @@ pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 
 /// Signs an access token with this app's real signing key (created in its database if the
 /// auth service has not started yet), as the auth service would for `sub`.
+/// A `service:<client>` subject gets its (active) service-client row, as the token verifier
+/// refuses tokens of clients that do not exist.
 pub async fn mint_token(app: &TestApp, sub: &str, roles: &[&str], permissions: &[String]) -> String {
     let pool = app.db.pool().await;
-    let signer = phoenix_auth::keys::ensure_signing_key(&pool, &app.config.secret_key, &Default::default())
+    if let Some(client) = sub.strip_prefix(phoenix_common::authz::SERVICE_SUBJECT_PREFIX) {
+        use diesel_async::RunQueryDsl as _;
+        let mut conn = pool.get().await.expect("connection");
+        diesel::sql_query(
+            "INSERT INTO auth.service_clients (client_id, secret_hash, permissions, active) \
+             VALUES ($1, 'minted-by-tests', $2, true) ON CONFLICT (client_id) DO NOTHING",
+        )
+        .bind::<diesel::sql_types::Text, _>(client)
+        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(permissions)
+        .execute(&mut conn)
         .await
-        .expect("signing key");
+        .expect("service client for a minted token");
+    }
+    sign(&pool, &app.config.secret_key, sub, roles, permissions).await
+}
+
+/// Signs an access token for `sub` with the signing key in `pool`'s database.
+async fn sign(
+    pool: &phoenix_common::db::DbPool,
+    secret: &phoenix_common::config::ServerSecret,
+    sub: &str,
+    roles: &[&str],
+    permissions: &[String],
+) -> String {
+    let signer = phoenix_auth::keys::ensure_signing_key(pool, secret, &Default::default()).await.expect("signing key");
     let subject = phoenix_auth::tokens::Subject {
         sub: sub.to_owned(),
         roles: roles.iter().map(|r| r.to_string()).collect(),
@@ -75,22 +114,24 @@ pub async fn mint_token(app: &TestApp, sub: &str, roles: &[&str], permissions: &
 
 /// The permissions the seeded role `role` grants.
 pub async fn role_permissions(app: &TestApp, role: &str) -> Vec<String> {
+    permissions_of_role(&mut app.db.conn().await, role).await
+}
+
+async fn permissions_of_role(conn: &mut AsyncPgConnection, role: &str) -> Vec<String> {
     use phoenix_db::schema::auth::{permissions, role_permissions};
-    let mut conn = app.db.conn().await;
     role_permissions::table
         .inner_join(roles::table)
         .inner_join(permissions::table)
         .filter(roles::name.eq(role))
         .select(permissions::name)
-        .load(&mut conn)
+        .load(conn)
         .await
         .expect("role permissions")
 }
 
 /// A new admin account and an access token for it.
 pub async fn admin_token(app: &TestApp) -> (i64, String) {
-    let email = format!("admin-{}@test.example", uuid::Uuid::new_v4().simple());
-    let id = create_account(app, &email, PASSWORD, &["admin"], true).await;
+    let id = create_account(app, &fresh_email("admin"), PASSWORD, &["admin"], true).await;
     let token = mint_token(app, &id.to_string(), &["admin"], &role_permissions(app, "admin").await).await;
     (id, token)
 }
@@ -100,34 +141,6 @@ pub async fn admin_token(app: &TestApp) -> (i64, String) {
 pub async fn staff_token(app: &TestApp, staff_id: i64) -> String {
     let id = staff_account(&app.db.pool().await, staff_id).await;
     mint_token(app, &id.to_string(), &["staff"], &role_permissions(app, "staff").await).await
-}
-
-/// Adds `authorization: Bearer <token>` to every call on a channel.
-#[derive(Clone)]
-pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        request.metadata_mut().insert("authorization", self.0.clone());
-        Ok(request)
-    }
-}
-
-/// A channel whose every call carries a bearer token.
-pub type AuthedChannel = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
-
-impl TestApp {
-    /// A channel to `domain` authenticated with `token`.
-    pub async fn channel_as(&self, domain: Domain, token: &str) -> AuthedChannel {
-        let value = format!("Bearer {token}").parse().expect("ascii token");
-        tonic::service::interceptor::InterceptedService::new(self.channel(domain).await, Bearer(value))
-    }
-
-    /// A channel to `domain` authenticated as a fresh admin account.
-    pub async fn admin_channel(&self, domain: Domain) -> AuthedChannel {
-        let (_, token) = admin_token(self).await;
-        self.channel_as(domain, &token).await
-    }
 }
 
 /// Test-only request marker: "make this call as staff member N". [`TestChannel`] strips it
@@ -155,26 +168,17 @@ impl Minter {
 
     async fn sign(&self, sub: &str, role: &str) -> String {
         let pool = self.pool().await;
-        let perms = permissions_of_role(&pool, role).await;
-        let signer = phoenix_auth::keys::ensure_signing_key(&pool, &self.secret, &Default::default())
-            .await
-            .expect("signing key");
-        let subject = phoenix_auth::tokens::Subject {
-            sub: sub.to_owned(),
-            roles: vec![role.to_owned()],
-            permissions: perms,
-            session_id: None,
-        };
-        phoenix_auth::tokens::issue_access_token(&signer, subject, std::time::Duration::from_secs(900))
-            .expect("sign")
-            .token
+        let permissions = permissions_of_role(&mut *pool.get().await.expect("conn"), role).await;
+        sign(&pool, &self.secret, sub, &[role], &permissions).await
     }
 
     async fn admin(&self) -> String {
         self.admin
             .get_or_init(|| async {
                 let pool = self.pool().await;
-                let id = insert_account(&pool, &["admin"]).await;
+                let id =
+                    insert_account(&mut *pool.get().await.expect("conn"), &fresh_email("test"), None, true, &["admin"])
+                        .await;
                 self.sign(&id.to_string(), "admin").await
             })
             .await
@@ -209,7 +213,7 @@ async fn staff_account(pool: &phoenix_common::db::DbPool, staff_id: i64) -> i64 
     if let Some(id) = linked {
         return id;
     }
-    let id = insert_account(pool, &["staff"]).await;
+    let id = insert_account(&mut conn, &fresh_email("test"), None, true, &["staff"]).await;
     diesel::update(persons::table.find(person))
         .set(persons::account_id.eq(Some(id)))
         .execute(&mut conn)
@@ -218,47 +222,15 @@ async fn staff_account(pool: &phoenix_common::db::DbPool, staff_id: i64) -> i64 
     id
 }
 
-async fn insert_account(pool: &phoenix_common::db::DbPool, role_names: &[&str]) -> i64 {
-    let mut conn = pool.get().await.expect("conn");
-    let email = format!("test-{}@test.example", uuid::Uuid::new_v4().simple());
-    let id: i64 = diesel::insert_into(accounts::table)
-        .values((accounts::email.eq(email), accounts::active.eq(true)))
-        .returning(accounts::id)
-        .get_result(&mut conn)
-        .await
-        .expect("insert account");
-    for name in role_names {
-        let role: i64 =
-            roles::table.filter(roles::name.eq(*name)).select(roles::id).first(&mut conn).await.expect("role");
-        diesel::insert_into(account_roles::table)
-            .values((account_roles::account_id.eq(id), account_roles::role_id.eq(role)))
-            .execute(&mut conn)
-            .await
-            .expect("assign role");
-    }
-    id
-}
-
-async fn permissions_of_role(pool: &phoenix_common::db::DbPool, role: &str) -> Vec<String> {
-    use phoenix_db::schema::auth::{permissions, role_permissions};
-    let mut conn = pool.get().await.expect("conn");
-    role_permissions::table
-        .inner_join(roles::table)
-        .inner_join(permissions::table)
-        .filter(roles::name.eq(role))
-        .select(permissions::name)
-        .load(&mut conn)
-        .await
-        .expect("role permissions")
-}
-
 /// A channel that authenticates every call with a real token: an admin's by default, or the
 /// staff member's named by [`AS_STAFF_MARKER`]. A request that already carries an
-/// `authorization` header is sent as it is.
+/// `authorization` header is sent as it is. A channel made by [`TestApp::channel_as`] sends
+/// its one token on every call instead.
 #[derive(Clone)]
 pub struct TestChannel {
     inner: Channel,
     minter: std::sync::Arc<Minter>,
+    token: Option<http::HeaderValue>,
 }
 
 impl tower::Service<http::Request<tonic::body::Body>> for TestChannel {
@@ -275,9 +247,12 @@ impl tower::Service<http::Request<tonic::body::Body>> for TestChannel {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let minter = self.minter.clone();
+        let fixed = self.token.clone();
         Box::pin(async move {
             let staff = request.headers_mut().remove(AS_STAFF_MARKER);
-            if !request.headers().contains_key("authorization") {
+            if let Some(token) = fixed {
+                request.headers_mut().insert("authorization", token);
+            } else if !request.headers().contains_key("authorization") {
                 let token = match staff.and_then(|v| v.to_str().ok()?.parse::<i64>().ok()) {
                     Some(id) => minter.staff(id).await,
                     None => minter.admin().await,
@@ -293,12 +268,22 @@ impl TestApp {
     /// A [`TestChannel`] to `domain`: calls are made as an admin unless marked
     /// [`AS_STAFF_MARKER`] (see `phoenix_tests::grpc::request`).
     pub async fn test_channel(&self, domain: Domain) -> TestChannel {
+        self.authenticated_channel(domain, None).await
+    }
+
+    /// A [`TestChannel`] to `domain` that sends `authorization: Bearer <token>` on every call.
+    pub async fn channel_as(&self, domain: Domain, token: &str) -> TestChannel {
+        let value = format!("Bearer {token}").parse().expect("ascii token");
+        self.authenticated_channel(domain, Some(value)).await
+    }
+
+    async fn authenticated_channel(&self, domain: Domain, token: Option<http::HeaderValue>) -> TestChannel {
         let minter = Minter {
             app_db_url: self.db.url().to_owned(),
             secret: self.config.secret_key.clone(),
             admin: Default::default(),
             staff: Default::default(),
         };
-        TestChannel { inner: self.channel(domain).await, minter: std::sync::Arc::new(minter) }
+        TestChannel { inner: self.channel(domain).await, minter: std::sync::Arc::new(minter), token }
     }
 }

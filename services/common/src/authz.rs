@@ -43,6 +43,17 @@ const LEEWAY_SECS: u64 = 30;
 const MIN_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// Keys are re-read at least this often, so retirements reach every process.
 const MAX_CACHE_AGE: Duration = Duration::from_secs(300);
+/// How long one session check (account active, session not logged out, access unchanged
+/// since the token was issued) is reused: the bound on how late a revocation takes effect
+/// for a token's next call (README "Access tokens").
+pub const SESSION_CHECK_TTL: Duration = Duration::from_secs(5);
+/// While the database cannot be reached, a session check this old still answers (so a
+/// database restart does not log everybody out); older ones make the call `Unavailable`.
+const SESSION_CHECK_MAX_STALE: Duration = Duration::from_secs(120);
+/// At most this many session checks are cached (a flood of distinct tokens cannot grow it).
+const SESSION_CACHE_CAPACITY: usize = 50_000;
+/// How often an open stream re-checks its caller's access.
+pub const STREAM_RECHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// What one RPC requires of its caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +96,7 @@ pub struct Claims {
 }
 
 /// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// A user account.
     Account(i64),
@@ -116,6 +127,10 @@ pub struct AuthContext {
     pub session_id: Option<uuid::Uuid>,
     /// The token's `jti`.
     pub token_id: String,
+    /// Issued at (Unix seconds).
+    pub issued_at: i64,
+    /// Expires at (Unix seconds): a stream opened with this token ends then.
+    pub expires_at: i64,
 }
 
 impl AuthContext {
@@ -177,23 +192,25 @@ pub fn grants(held: &[String], required: &str) -> bool {
 }
 
 /// Effective permissions (api.md): role permissions plus direct grants, minus direct
-/// denies, where a deny wins. A wildcard that covers a denied permission is replaced by
-/// the concrete `catalogue` permissions it covers except the denied ones, so `*:*` with a
-/// deny of `users:delete` grants every catalogued permission but that one. Sorted, unique.
+/// denies, where a deny wins. A deny may itself be a wildcard (`users:*` denies every
+/// `users:` permission). A held wildcard that a deny overlaps is replaced by the concrete
+/// `catalogue` permissions it covers except the denied ones, so `*:*` with a deny of
+/// `users:delete` grants every catalogued permission but that one, and `users:*` with a deny
+/// of `users:*` grants nothing of `users`. Sorted, unique.
 pub fn effective_permissions(
     role_grants: &[String],
     direct_grants: &[String],
     denies: &[String],
     catalogue: &[String],
 ) -> Vec<String> {
-    let is_denied = |p: &str| denies.iter().any(|d| d == p);
+    let is_denied = |p: &str| denies.iter().any(|d| d == p || permission_matches(d, p));
+    let overlaps = |held: &str| denies.iter().any(|d| patterns_overlap(held, d));
     let mut out: Vec<String> = Vec::new();
     for held in role_grants.iter().chain(direct_grants) {
         if is_denied(held) {
             continue;
         }
-        let is_wildcard = held.contains('*');
-        if is_wildcard && denies.iter().any(|d| permission_matches(held, d)) {
+        if held.contains('*') && overlaps(held) {
             out.extend(
                 catalogue.iter().filter(|c| !c.contains('*') && permission_matches(held, c) && !is_denied(c)).cloned(),
             );
@@ -204,6 +221,25 @@ pub fn effective_permissions(
     out.sort();
     out.dedup();
     out
+}
+
+/// Whether some `resource:action` matches both permission patterns (`users:*` and `*:read`
+/// overlap in `users:read`).
+fn patterns_overlap(a: &str, b: &str) -> bool {
+    let everything = |p: &str| p == "*:*" || p == "admin:*";
+    if everything(a) || everything(b) {
+        return true;
+    }
+    let part = |x: &str, y: &str| match (x.strip_suffix('*'), y.strip_suffix('*')) {
+        (Some(xp), Some(yp)) => xp.starts_with(yp) || yp.starts_with(xp),
+        (Some(xp), None) => y.starts_with(xp),
+        (None, Some(yp)) => x.starts_with(yp),
+        (None, None) => x == y,
+    };
+    match (a.split_once(':'), b.split_once(':')) {
+        (Some((ar, aa)), Some((br, ba))) => part(ar, br) && part(aa, ba),
+        _ => false,
+    }
 }
 
 /// A public key that verifies tokens whose header names its `kid`.
@@ -223,10 +259,25 @@ struct KeyCache {
     loaded_at: Option<Instant>,
 }
 
-/// Verifies access tokens with the public keys in `auth.signing_keys` (or a fixed set).
+/// What the database says about a token's session, cached for [`SESSION_CHECK_TTL`].
+#[derive(Debug, Clone, Copy)]
+struct SessionState {
+    /// The account (or service client) exists and is active.
+    active: bool,
+    /// The refresh-token family is not logged out (always true without a session id).
+    session_live: bool,
+    /// Tokens issued before this (Unix seconds) carry stale permissions.
+    access_changed_at: i64,
+    checked_at: Instant,
+}
+
+/// Verifies access tokens with the public keys in `auth.signing_keys` (or a fixed set), and
+/// — with a database — that the token's account is active, its session not logged out and
+/// its permissions unchanged since it was issued.
 pub struct TokenVerifier {
     pool: Option<DbPool>,
     cache: tokio::sync::RwLock<KeyCache>,
+    sessions: std::sync::Mutex<HashMap<(Principal, Option<uuid::Uuid>), SessionState>>,
 }
 
 impl std::fmt::Debug for TokenVerifier {
@@ -238,13 +289,17 @@ impl std::fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     /// A verifier that reads public keys from `auth.signing_keys` on the shared database.
     pub fn new(pool: DbPool) -> Self {
-        Self { pool: Some(pool), cache: Default::default() }
+        Self { pool: Some(pool), cache: Default::default(), sessions: Default::default() }
     }
 
     /// A verifier with a fixed key set (unit tests, tools).
     pub fn with_keys(keys: Vec<VerificationKey>) -> Self {
         let keys = keys.into_iter().map(|k| (k.kid.clone(), k)).collect();
-        Self { pool: None, cache: tokio::sync::RwLock::new(KeyCache { keys, loaded_at: Some(Instant::now()) }) }
+        Self {
+            pool: None,
+            cache: tokio::sync::RwLock::new(KeyCache { keys, loaded_at: Some(Instant::now()) }),
+            sessions: Default::default(),
+        }
     }
 
     /// Verifies `token` (signature, `kid`, algorithm, issuer, audience, expiry) and returns
@@ -279,13 +334,80 @@ impl TokenVerifier {
             Some(_) => return Err(invalid()),
             None => Principal::Account(claims.sub.parse().map_err(|_| invalid())?),
         };
-        Ok(AuthContext {
+        let ctx = AuthContext {
             principal,
             roles: claims.roles,
             permissions: claims.perms,
             session_id: claims.sid,
             token_id: claims.jti,
-        })
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        };
+        self.check_session(&ctx).await?;
+        Ok(ctx)
+    }
+
+    /// Whether `ctx` still stands: not expired, its account or client active, its session not
+    /// logged out, its permissions not changed since it was issued. Answers from a check at
+    /// most [`SESSION_CHECK_TTL`] old. A verifier without a database checks expiry only.
+    pub async fn check_session(&self, ctx: &AuthContext) -> Result<(), Error> {
+        if ctx.expires_at + LEEWAY_SECS as i64 <= Utc::now().timestamp() {
+            return Err(Error::Unauthenticated("access token has expired; refresh it".into()));
+        }
+        let Some(pool) = &self.pool else { return Ok(()) };
+        let key = (ctx.principal.clone(), ctx.session_id);
+        let cached = self.sessions.lock().map_err(|_| poisoned())?.get(&key).copied();
+        let state = match cached {
+            Some(state) if state.checked_at.elapsed() < SESSION_CHECK_TTL => state,
+            _ => match load_session(pool, &ctx.principal, ctx.session_id).await {
+                Ok(state) => {
+                    let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
+                    if sessions.len() >= SESSION_CACHE_CAPACITY {
+                        sessions.retain(|_, s| s.checked_at.elapsed() < SESSION_CHECK_TTL);
+                        if sessions.len() >= SESSION_CACHE_CAPACITY {
+                            sessions.clear();
+                        }
+                    }
+                    sessions.insert(key, state);
+                    state
+                }
+                Err(Error::Unavailable(_)) if cached.is_some_and(|s| s.checked_at.elapsed() < SESSION_CHECK_MAX_STALE) => {
+                    cached.expect("checked above")
+                }
+                Err(e) => return Err(e),
+            },
+        };
+        if !state.active {
+            return Err(Error::Unauthenticated("this account is deactivated".into()));
+        }
+        if !state.session_live {
+            return Err(Error::Unauthenticated("this session was logged out; log in again".into()));
+        }
+        if ctx.issued_at < state.access_changed_at {
+            return Err(Error::Unauthenticated(
+                "your access changed after this token was issued; refresh the token".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resolves when the access of `ctx` ends — token expiry, logout, deactivation or a change
+    /// of roles or permissions — with the error to end a stream with. Re-checks every
+    /// [`STREAM_RECHECK_INTERVAL`] (through the session cache), so a revocation ends open
+    /// streams within seconds; a database outage does not end them.
+    pub async fn access_ended(&self, ctx: &AuthContext) -> Error {
+        loop {
+            let now = Utc::now().timestamp();
+            let until_expiry = u64::try_from(ctx.expires_at - now).unwrap_or(0);
+            tokio::time::sleep(STREAM_RECHECK_INTERVAL.min(Duration::from_secs(until_expiry))).await;
+            if ctx.expires_at <= Utc::now().timestamp() {
+                return Error::Unauthenticated("access token has expired; refresh it and reconnect".into());
+            }
+            match self.check_session(ctx).await {
+                Ok(()) | Err(Error::Unavailable(_)) => {}
+                Err(e) => return e,
+            }
+        }
     }
 
     async fn key(&self, kid: &str) -> Result<Option<VerificationKey>, Error> {
@@ -308,6 +430,59 @@ impl TokenVerifier {
         }
         Ok(cache.keys.get(kid).cloned())
     }
+}
+
+fn poisoned() -> Error {
+    Error::Internal(anyhow::anyhow!("session cache lock poisoned"))
+}
+
+#[derive(diesel::QueryableByName)]
+struct SessionRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    active: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    session_live: bool,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    access_changed_at: i64,
+}
+
+/// The session state of an account token (or the activation of a service client), in one
+/// query (a cross-schema read every service may do). A missing account is inactive.
+async fn load_session(pool: &DbPool, principal: &Principal, session: Option<uuid::Uuid>) -> Result<SessionState, Error> {
+    use diesel::sql_types::{BigInt, Nullable, Text, Uuid};
+    use diesel_async::RunQueryDsl as _;
+    let mut conn = pool.get().await?;
+    let rows: Vec<SessionRow> = match principal {
+        Principal::Account(id) => {
+            diesel::sql_query(
+                "SELECT a.active, \
+                        ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM auth.tokens t \
+                            WHERE t.family_id = $2 AND t.account_id = a.id AND t.revoked_at IS NULL)) AS session_live, \
+                        floor(extract(epoch FROM a.access_changed_at))::bigint AS access_changed_at \
+                 FROM auth.accounts a WHERE a.id = $1",
+            )
+            .bind::<BigInt, _>(*id)
+            .bind::<Nullable<Uuid>, _>(session)
+            .load(&mut conn)
+            .await?
+        }
+        Principal::Service(client) => {
+            diesel::sql_query(
+                "SELECT c.active, true AS session_live, 0::bigint AS access_changed_at \
+                 FROM auth.service_clients c WHERE c.client_id = $1",
+            )
+            .bind::<Text, _>(client)
+            .load(&mut conn)
+            .await?
+        }
+    };
+    let row = rows.into_iter().next();
+    Ok(SessionState {
+        active: row.as_ref().is_some_and(|r| r.active),
+        session_live: row.as_ref().is_some_and(|r| r.session_live),
+        access_changed_at: row.map_or(0, |r| r.access_changed_at),
+        checked_at: Instant::now(),
+    })
 }
 
 /// Public keys of `auth.signing_keys` (a cross-schema read every service may do).
@@ -533,6 +708,20 @@ mod tests {
         assert!(!grants(&eff, "users:delete"));
         let eff = effective_permissions(&s(&["rooms:read"]), &s(&["users:read"]), &[], &catalogue);
         assert_eq!(eff, s(&["rooms:read", "users:read"]));
+    }
+
+    #[test]
+    fn a_wildcard_deny_removes_everything_it_covers() {
+        let catalogue = s(&["users:read", "users:update", "users:delete", "rooms:read"]);
+        let eff = effective_permissions(&s(&["users:read", "users:update", "rooms:read"]), &[], &s(&["users:*"]), &catalogue);
+        assert_eq!(eff, s(&["rooms:read"]));
+        let eff = effective_permissions(&s(&["users:*", "rooms:read"]), &[], &s(&["users:*"]), &catalogue);
+        assert_eq!(eff, s(&["rooms:read"]));
+        let eff = effective_permissions(&s(&["*:*"]), &[], &s(&["users:*"]), &catalogue);
+        assert_eq!(eff, s(&["rooms:read"]));
+        let eff = effective_permissions(&s(&["*:read"]), &[], &s(&["users:*"]), &catalogue);
+        assert_eq!(eff, s(&["rooms:read"]));
+        assert!(effective_permissions(&s(&["rooms:read"]), &[], &s(&["*:*"]), &catalogue).is_empty());
     }
 
     #[test]

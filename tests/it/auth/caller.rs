@@ -10,7 +10,15 @@ use phoenix_tests::TestApp;
 use phoenix_tests::auth::{PASSWORD, create_account, role_permissions};
 
 fn context(principal: Principal, permissions: Vec<String>) -> AuthContext {
-    AuthContext { principal, roles: vec![], permissions, session_id: None, token_id: "t".into() }
+    AuthContext {
+        principal,
+        roles: vec![],
+        permissions,
+        session_id: None,
+        token_id: "t".into(),
+        issued_at: 0,
+        expires_at: i64::MAX,
+    }
 }
 
 #[tokio::test]

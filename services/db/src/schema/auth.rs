@@ -16,6 +16,7 @@ diesel::table! {
         last_login -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        access_changed_at -> Timestamptz,
     }
 }
 
