@@ -134,7 +134,7 @@ pub async fn seed_if_empty(pool: &DbPool) -> anyhow::Result<bool> {
                     ..Default::default()
                 }),
             })?;
-            let staff = users::service::create_staff(conn, new).await?;
+            let staff = users::staff::create_staff(conn, new).await?;
             teacher_ids.push(staff.teacher.map(|t| t.id).ok_or_else(|| anyhow::anyhow!("teacher record missing"))?);
         }
 
@@ -165,7 +165,7 @@ pub async fn seed_if_empty(pool: &DbPool) -> anyhow::Result<bool> {
                     ..Default::default()
                 }),
             })?;
-            users::service::create_student(conn, Caller::ADMIN, new).await?;
+            users::students::create_student(conn, Caller::ADMIN, new).await?;
         }
         Ok(true)
     })

@@ -2,7 +2,7 @@
 //! down to the caller's access.
 
 use phoenix_common::convert::format_date;
-use phoenix_common::time::to_timestamp as timestamp;
+use phoenix_common::time::{to_timestamp, to_timestamp_opt};
 use phoenix_proto::users::v1 as pb;
 
 use crate::enums;
@@ -20,8 +20,8 @@ pub fn person(p: Person) -> pb::Person {
         birthday: p.birthday.map(format_date),
         tag_id: p.tag_id,
         account_id: p.account_id,
-        create_time: Some(timestamp(p.created_at)),
-        update_time: Some(timestamp(p.updated_at)),
+        create_time: Some(to_timestamp(p.created_at)),
+        update_time: Some(to_timestamp(p.updated_at)),
     }
 }
 
@@ -38,8 +38,8 @@ pub fn staff(r: StaffRecord) -> pb::Staff {
         specialization: teacher.as_ref().and_then(|t| t.specialization.clone()),
         role: teacher.as_ref().and_then(|t| t.role.clone()),
         qualifications: teacher.as_ref().and_then(|t| t.qualifications.clone()),
-        create_time: Some(timestamp(r.staff.created_at)),
-        update_time: Some(timestamp(r.staff.updated_at)),
+        create_time: Some(to_timestamp(r.staff.created_at)),
+        update_time: Some(to_timestamp(r.staff.updated_at)),
     }
 }
 
@@ -66,7 +66,7 @@ pub fn student(
         pickup_status: s.pickup_status,
         bus: s.bus,
         sick: Some(s.sick),
-        sick_since: s.sick_since.map(timestamp),
+        sick_since: to_timestamp_opt(s.sick_since),
         tag_id: r.person.tag_id,
         guardian_contacts: Some(pb::GuardianContacts {
             contacts: contacts
@@ -90,9 +90,9 @@ pub fn student(
             .collect(),
         has_full_access: true,
         active: s.deactivated_at.is_none(),
-        deactivate_time: s.deactivated_at.map(timestamp),
-        create_time: Some(timestamp(s.created_at)),
-        update_time: Some(timestamp(s.updated_at)),
+        deactivate_time: to_timestamp_opt(s.deactivated_at),
+        create_time: Some(to_timestamp(s.created_at)),
+        update_time: Some(to_timestamp(s.updated_at)),
         location: Some(location(presence)),
     }
 }
@@ -106,7 +106,7 @@ fn location(p: Presence) -> pb::StudentLocation {
         Presence::InTransit { since } => (pb::Presence::InTransit, None, None, Some(since)),
         Presence::GoneHome { since } => (pb::Presence::GoneHome, None, None, Some(since)),
     };
-    pb::StudentLocation { presence: presence as i32, room_id, room_name, since: since.map(timestamp) }
+    pb::StudentLocation { presence: presence as i32, room_id, room_name, since: to_timestamp_opt(since) }
 }
 
 pub fn card(c: Card, holder: Option<i64>) -> pb::RfidCard {
@@ -114,8 +114,8 @@ pub fn card(c: Card, holder: Option<i64>) -> pb::RfidCard {
         tag_id: c.id,
         active: c.active,
         person_id: holder,
-        create_time: Some(timestamp(c.created_at)),
-        update_time: Some(timestamp(c.updated_at)),
+        create_time: Some(to_timestamp(c.created_at)),
+        update_time: Some(to_timestamp(c.updated_at)),
     }
 }
 
@@ -137,8 +137,8 @@ pub fn guardian(g: GuardianRow, phones: Vec<PhoneRow>) -> pb::Guardian {
         notes: g.notes,
         phone_numbers: phones.into_iter().map(phone).collect(),
         has_full_access: true,
-        create_time: Some(timestamp(g.created_at)),
-        update_time: Some(timestamp(g.updated_at)),
+        create_time: Some(to_timestamp(g.created_at)),
+        update_time: Some(to_timestamp(g.updated_at)),
     }
 }
 
@@ -151,8 +151,8 @@ pub fn phone(p: PhoneRow) -> pb::GuardianPhoneNumber {
         label: p.label,
         is_primary: p.is_primary,
         priority: p.priority,
-        create_time: Some(timestamp(p.created_at)),
-        update_time: Some(timestamp(p.updated_at)),
+        create_time: Some(to_timestamp(p.created_at)),
+        update_time: Some(to_timestamp(p.updated_at)),
     }
 }
 
@@ -169,8 +169,8 @@ pub fn link((l, first, last): Link) -> pb::StudentGuardian {
         can_pickup: l.can_pickup,
         pickup_notes: l.pickup_notes,
         emergency_priority: l.emergency_priority,
-        create_time: Some(timestamp(l.created_at)),
-        update_time: Some(timestamp(l.updated_at)),
+        create_time: Some(to_timestamp(l.created_at)),
+        update_time: Some(to_timestamp(l.updated_at)),
     }
 }
 
@@ -181,14 +181,14 @@ pub fn consent(c: ConsentRow, now: chrono::DateTime<chrono::Utc>) -> pb::Privacy
         student_id: c.student_id,
         policy_version: c.policy_version,
         accepted: c.accepted,
-        accept_time: c.accepted_at.map(timestamp),
-        expire_time: c.expires_at.map(timestamp),
+        accept_time: to_timestamp_opt(c.accepted_at),
+        expire_time: to_timestamp_opt(c.expires_at),
         duration_days: c.duration_days,
         renewal_required: renewal_required(c.accepted, c.expires_at, now),
         data_retention_days: c.data_retention_days,
         details_json: c.details.map(|d| d.to_string()),
-        create_time: Some(timestamp(c.created_at)),
-        update_time: Some(timestamp(c.updated_at)),
+        create_time: Some(to_timestamp(c.created_at)),
+        update_time: Some(to_timestamp(c.updated_at)),
     }
 }
 
@@ -215,8 +215,8 @@ pub fn exception(e: ExceptionRow) -> pb::PickupException {
         exception_date: format_date(e.exception_date),
         pickup_time: e.pickup_time.map(format_time),
         reason: e.reason,
-        create_time: Some(timestamp(e.created_at)),
-        update_time: Some(timestamp(e.updated_at)),
+        create_time: Some(to_timestamp(e.created_at)),
+        update_time: Some(to_timestamp(e.updated_at)),
     }
 }
 
@@ -226,7 +226,7 @@ pub fn note(n: NoteRow) -> pb::PickupNote {
         student_id: n.student_id,
         note_date: format_date(n.note_date),
         content: n.content,
-        create_time: Some(timestamp(n.created_at)),
-        update_time: Some(timestamp(n.updated_at)),
+        create_time: Some(to_timestamp(n.created_at)),
+        update_time: Some(to_timestamp(n.updated_at)),
     }
 }

@@ -211,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn other_staff_see_the_room_but_not_where_else_a_pupil_is() {
+    fn other_staff_see_the_room_but_not_where_else_a_student_is() {
         let at = |presence: pb::Presence, room: Option<i64>| pb::Student {
             location: Some(pb::StudentLocation {
                 presence: presence as i32,

@@ -1,24 +1,27 @@
-//! The tonic handlers of `phoenix.users.v1.UsersService` and the transactional operations
-//! behind them: validate → authorise (resource rules) → one transaction → repo → convert →
-//! redact. Reads use no transaction.
+//! Long because one tonic trait impl cannot be split across files: the 43 handlers of
+//! `phoenix.users.v1.UsersService` (persons, staff, students, RFID cards, guardians, consents,
+//! pickup), each reading validate → authorise the resource ([`crate::access`]) → one
+//! transaction through [`crate::repo`] → convert (and [`crate::redact`]). Reads use no
+//! transaction. Work longer than a screen lives in the domain modules ([`crate::students`],
+//! [`crate::staff`], [`crate::cards`], [`crate::guardians`]).
 
 use chrono::Utc;
-use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use diesel_async::AsyncConnection as _;
 use phoenix_common::access::{self, Caller, StudentAccess};
 use phoenix_common::authz::{MethodTable, Requirement};
-use phoenix_common::db::{DbConn, DbPool};
+use phoenix_common::db::{self, DbPool};
 use phoenix_common::time::business_today;
-use phoenix_common::{Error, Result};
+use phoenix_common::validate::id;
+use phoenix_common::{Error, Reply};
 use phoenix_proto::users::v1 as pb;
 use phoenix_proto::users::v1::users_service_server::UsersService;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
-use crate::repo::{self, Card, StaffRecord, StudentRecord, cards, persons, staff, students};
-use crate::validate::{self, NewPerson, NewStaff, NewStudent, StaffPerson, StaffState};
-use crate::{convert, error, redact};
-
-mod care;
-mod family;
+use crate::access::{
+    person_access, require_full_access, require_guardian_access, require_guardian_creator, require_person_modifiable,
+    student_for_write,
+};
+use crate::{cards, convert, error, guardians, redact, repo, staff, students, validate};
 
 /// The permission each RPC needs (`resource:action`, seeded in the `seed_data` migration),
 /// checked by the shared auth layer before the handler runs. Resource rules (student full
@@ -72,236 +75,64 @@ pub const METHODS: MethodTable = &[
 
 /// The users service over a database pool.
 #[derive(Clone)]
-pub struct Users {
+pub struct UsersApi {
     pool: DbPool,
 }
 
-impl std::fmt::Debug for Users {
+impl std::fmt::Debug for UsersApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Users").finish_non_exhaustive()
+        f.debug_struct("UsersApi").finish_non_exhaustive()
     }
 }
 
-impl Users {
+impl UsersApi {
     /// A service answering from `pool`.
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
     }
-
-    async fn conn(&self) -> Result<DbConn<'_>> {
-        Ok(self.pool.get().await?)
-    }
 }
 
-// ---- resource rules -------------------------------------------------------------------
-
-/// The student modify rule (reference §1.2 PUT /students): full access, i.e. admin, or the
-/// student's group is one of the caller's groups. Students without a group: admins only.
-async fn require_full_access(
-    conn: &mut AsyncPgConnection,
-    caller: &Caller,
-    student: &repo::students::StudentRow,
-) -> Result<()> {
-    match access::student_access_of(conn, caller, student.group_id).await? {
-        StudentAccess::Full => Ok(()),
-        StudentAccess::Limited => Err(Error::PermissionDenied(match student.group_id {
-            None => format!("student {} has no group: only administrators can change them", student.id),
-            Some(_) => format!("student {} is not in one of your groups (led or substituted today)", student.id),
-        })),
-    }
-}
-
-/// Changing a person who is a student is changing the student.
-async fn require_person_modifiable(conn: &mut AsyncPgConnection, caller: &Caller, person_id: i64) -> Result<()> {
-    match students::student_of_person(conn, person_id).await? {
-        Some(student) => require_full_access(conn, caller, &student).await,
-        None => Ok(()),
-    }
-}
-
-/// Access of `caller` to the student `person_id` is, `None` if the person is no student.
-async fn person_access(conn: &mut AsyncPgConnection, caller: &Caller, person_id: i64) -> Result<Option<StudentAccess>> {
-    match students::student_of_person(conn, person_id).await? {
-        Some(s) => Ok(Some(access::student_access_of(conn, caller, s.group_id).await?)),
-        None => Ok(None),
-    }
-}
-
-// ---- operations (one transaction each; also the demo school's code path) -------------------
-
-/// What an assignment changed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TagMove {
-    /// The card, now held by the person.
-    pub card: Card,
-    /// Who held it before.
-    pub previous_person_id: Option<i64>,
-    /// The card the person held before (now unassigned).
-    pub previous_tag_id: Option<String>,
-}
-
-/// Assigns `tag` to `person` inside the caller's transaction: creates the card if new,
-/// refuses an inactive card, takes it from its previous holder (who must be modifiable by
-/// the caller), then links it. All or nothing with the surrounding transaction.
-pub async fn assign_tag(
-    conn: &mut AsyncPgConnection,
-    caller: &Caller,
-    person: &repo::Person,
-    tag: &str,
-) -> Result<TagMove> {
-    cards::ensure_card(conn, tag).await?;
-    // The row lock serialises concurrent assignments of the same card.
-    let card = cards::lock_card(conn, tag).await?.ok_or_else(|| Error::not_found("rfid card", tag))?;
-    if !card.active {
-        return Err(Error::precondition("CARD_INACTIVE", format!("card {tag} is deactivated and cannot be assigned")));
-    }
-    let holder = cards::holder_of(conn, tag).await?;
-    let previous_tag_id = person.tag_id.clone().filter(|t| t != tag);
-    if holder == Some(person.id) {
-        return Ok(TagMove { card, previous_person_id: None, previous_tag_id: None });
-    }
-    if let Some(h) = holder {
-        require_person_modifiable(conn, caller, h).await?;
-        cards::set_person_tag(conn, h, None).await.map_err(error::card_write)?;
-    }
-    cards::set_person_tag(conn, person.id, Some(tag)).await.map_err(error::card_write)?;
-    Ok(TagMove { card, previous_person_id: holder, previous_tag_id })
-}
-
-async fn check_account(conn: &mut AsyncPgConnection, field: &str, account_id: Option<i64>) -> Result<()> {
-    if let Some(a) = account_id
-        && !persons::account_exists(conn, a).await?
-    {
-        return Err(Error::invalid(field, format!("account {a} does not exist")));
-    }
-    Ok(())
-}
-
-async fn check_group(conn: &mut AsyncPgConnection, group_id: Option<i64>) -> Result<()> {
-    if let Some(g) = group_id
-        && !students::group_exists(conn, g).await?
-    {
-        return Err(Error::invalid("student.group_id", format!("group {g} does not exist")));
-    }
-    Ok(())
-}
-
-/// Creates a person (and assigns their tag) in one transaction.
-pub async fn create_person(conn: &mut AsyncPgConnection, caller: Caller, new: NewPerson) -> Result<repo::Person> {
-    conn.transaction::<_, Error, _>(async move |c| {
-        check_account(c, "person.account_id", new.fields.account_id).await?;
-        let person = persons::insert_person(c, &new.fields).await.map_err(|e| error::person_write(e, "person"))?;
-        if let Some(tag) = &new.tag {
-            assign_tag(c, &caller, &person, tag).await?;
-        }
-        persons::find_person(c, person.id).await?.ok_or_else(|| Error::not_found("person", person.id))
-    })
-    .await
-}
-
-/// Creates a staff member (with a new person and teacher record as asked) in one transaction.
-pub async fn create_staff(conn: &mut AsyncPgConnection, new: NewStaff) -> Result<StaffRecord> {
-    conn.transaction::<_, Error, _>(async move |c| {
-        let person_id = match &new.person {
-            StaffPerson::Existing(id) => {
-                persons::find_person(c, *id)
-                    .await?
-                    .ok_or_else(|| Error::invalid("staff.person_id", format!("person {id} does not exist")))?
-                    .id
-            }
-            StaffPerson::New(fields) => {
-                persons::insert_person(c, fields).await.map_err(|e| error::person_write(e, "staff"))?.id
-            }
-        };
-        let row = staff::insert_staff(c, person_id, new.notes.as_deref())
-            .await
-            .map_err(|e| error::staff_insert(e, person_id))?;
-        if let Some(t) = &new.teacher {
-            staff::insert_teacher(c, row.id, t).await?;
-        }
-        staff::find_staff(c, row.id).await?.ok_or_else(|| Error::not_found("staff member", row.id))
-    })
-    .await
-}
-
-/// Creates a student with their person (and tag) in one transaction.
-pub async fn create_student(conn: &mut AsyncPgConnection, caller: Caller, new: NewStudent) -> Result<StudentRecord> {
-    conn.transaction::<_, Error, _>(async move |c| {
-        check_group(c, new.student.group_id).await?;
-        let person =
-            persons::insert_person(c, &new.person.fields).await.map_err(|e| error::person_write(e, "student"))?;
-        let row = students::insert_student(c, person.id, &new.student).await.map_err(error::student_write)?;
-        if let Some(tag) = &new.person.tag {
-            assign_tag(c, &caller, &person, tag).await?;
-        }
-        students::find_student(c, row.id).await?.ok_or_else(|| Error::not_found("student", row.id))
-    })
-    .await
-}
-
-/// A student as `caller` may see it: full record, then redacted to the caller's access.
-async fn student_view(conn: &mut AsyncPgConnection, caller: &Caller, record: StudentRecord) -> Result<pb::Student> {
-    let access = access::student_access_of(conn, caller, record.student.group_id).await?;
-    let mut views = student_views(conn, vec![(record, access)]).await?;
-    views.pop().ok_or_else(|| Error::not_found("student", "view"))
-}
-
-/// Converts and redacts `records`; guardian contacts are loaded only for full-access rows.
-async fn student_views(
-    conn: &mut AsyncPgConnection,
-    records: Vec<(StudentRecord, StudentAccess)>,
-) -> Result<Vec<pb::Student>> {
-    let full_ids: Vec<i64> =
-        records.iter().filter(|(_, a)| *a == StudentAccess::Full).map(|(r, _)| r.student.id).collect();
-    let mut contacts = students::guardian_contacts(conn, &full_ids).await?;
-    let mut group_ids: Vec<i64> = records.iter().filter_map(|(r, _)| r.student.group_id).collect();
-    group_ids.sort_unstable();
-    group_ids.dedup();
-    let supervisors = students::group_supervisors(conn, &group_ids).await?;
-    let ids: Vec<i64> = records.iter().map(|(r, _)| r.student.id).collect();
-    let mut presences = students::presences(conn, &ids, business_today()).await?;
-    Ok(records
-        .into_iter()
-        .map(|(r, a)| {
-            let c = contacts.remove(&r.student.id).unwrap_or_default();
-            let s = r.student.group_id.and_then(|g| supervisors.get(&g).cloned()).unwrap_or_default();
-            let p = presences.remove(&r.student.id).unwrap_or(students::Presence::Absent);
-            redact::student(convert::student(r, c, s, p), a)
-        })
-        .collect())
-}
-
-fn not_found_student(id: i64) -> Error {
-    Error::not_found("student", id)
-}
-
-impl Users {
+#[tonic::async_trait]
+impl UsersService for UsersApi {
     // ---- persons ----------------------------------------------------------------------
 
-    async fn do_create_person(&self, caller: Caller, req: pb::CreatePersonRequest) -> Result<pb::CreatePersonResponse> {
-        let new = validate::create_person(req)?;
-        let mut conn = self.conn().await?;
-        let person = create_person(&mut conn, caller, new).await?;
+    async fn create_person(&self, request: Request<pb::CreatePersonRequest>) -> Reply<pb::CreatePersonResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let new = validate::create_person(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let person = conn
+            .transaction::<_, Error, _>(async move |c| {
+                repo::persons::check_account(c, "person.account_id", new.fields.account_id).await?;
+                let person =
+                    repo::persons::insert_person(c, &new.fields).await.map_err(|e| error::person_write(e, "person"))?;
+                if let Some(tag) = &new.tag {
+                    cards::assign_tag(c, &caller, &person, tag).await?;
+                }
+                repo::persons::find_person(c, person.id).await?.ok_or_else(|| Error::not_found("person", person.id))
+            })
+            .await?;
         tracing::info!(person_id = person.id, "person created");
-        Ok(pb::CreatePersonResponse { person: Some(convert::person(person)) })
+        Ok(Response::new(pb::CreatePersonResponse { person: Some(convert::person(person)) }))
     }
 
-    async fn do_get_person(&self, caller: Caller, req: pb::GetPersonRequest) -> Result<pb::GetPersonResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
-        let person = persons::find_person(&mut conn, id).await?.ok_or_else(|| Error::not_found("person", id))?;
+    async fn get_person(&self, request: Request<pb::GetPersonRequest>) -> Reply<pb::GetPersonResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let person = repo::persons::find_person(&mut conn, id).await?.ok_or_else(|| Error::not_found("person", id))?;
         let access = person_access(&mut conn, &caller, id).await?;
-        Ok(pb::GetPersonResponse { person: Some(redact::person(convert::person(person), access)) })
+        Ok(Response::new(pb::GetPersonResponse { person: Some(redact::person(convert::person(person), access)) }))
     }
 
-    async fn do_list_persons(&self, caller: Caller, req: pb::ListPersonsRequest) -> Result<pb::ListPersonsResponse> {
-        let (filter, page) = validate::list_persons(req)?;
-        let mut conn = self.conn().await?;
-        let total_size = persons::count_persons(&mut conn, &filter).await?;
-        let rows = persons::list_persons(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
+    async fn list_persons(&self, request: Request<pb::ListPersonsRequest>) -> Reply<pb::ListPersonsResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (filter, page) = validate::list_persons(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let total_size = repo::persons::count_persons(&mut conn, &filter).await?;
+        let rows = repo::persons::list_persons(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |p| p.id.to_string());
         let ids: Vec<i64> = rows.iter().map(|p| p.id).collect();
-        let student_groups = persons::student_groups_of_persons(&mut conn, &ids).await?;
+        let student_groups = repo::persons::student_groups_of_persons(&mut conn, &ids).await?;
         let mine = access::my_group_ids(&mut conn, &caller, business_today()).await?;
         let persons = rows
             .into_iter()
@@ -310,34 +141,36 @@ impl Users {
                 redact::person(convert::person(p), a)
             })
             .collect();
-        Ok(pb::ListPersonsResponse { persons, next_page_token, total_size })
+        Ok(Response::new(pb::ListPersonsResponse { persons, next_page_token, total_size }))
     }
 
-    async fn do_update_person(&self, caller: Caller, req: pb::UpdatePersonRequest) -> Result<pb::UpdatePersonResponse> {
-        let update = validate::update_person(req)?;
-        let mut conn = self.conn().await?;
+    async fn update_person(&self, request: Request<pb::UpdatePersonRequest>) -> Reply<pb::UpdatePersonResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let update = validate::update_person(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         let person = conn
             .transaction::<_, Error, _>(async move |c| {
-                let stored =
-                    persons::lock_person(c, update.id).await?.ok_or_else(|| Error::not_found("person", update.id))?;
+                let stored = repo::persons::lock_person(c, update.id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("person", update.id))?;
                 require_person_modifiable(c, &caller, stored.id).await?;
-                let fields = update.apply(stored.fields())?;
+                let fields = validate::apply_person(&update, stored.fields())?;
                 if fields.account_id != stored.account_id {
-                    check_account(c, "person.account_id", fields.account_id).await?;
+                    repo::persons::check_account(c, "person.account_id", fields.account_id).await?;
                 }
-                persons::write_person(c, stored.id, &fields).await.map_err(|e| error::person_write(e, "person"))
+                repo::persons::write_person(c, stored.id, &fields).await.map_err(|e| error::person_write(e, "person"))
             })
             .await?;
         tracing::info!(person_id = person.id, "person updated");
-        Ok(pb::UpdatePersonResponse { person: Some(convert::person(person)) })
+        Ok(Response::new(pb::UpdatePersonResponse { person: Some(convert::person(person)) }))
     }
 
-    async fn do_delete_person(&self, req: pb::DeletePersonRequest) -> Result<pb::DeletePersonResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
+    async fn delete_person(&self, request: Request<pb::DeletePersonRequest>) -> Reply<pb::DeletePersonResponse> {
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
         conn.transaction::<_, Error, _>(async move |c| {
-            persons::lock_person(c, id).await?.ok_or_else(|| Error::not_found("person", id))?;
-            if let Some(s) = students::student_of_person(c, id).await? {
+            repo::persons::lock_person(c, id).await?.ok_or_else(|| Error::not_found("person", id))?;
+            if let Some(s) = repo::students::student_of_person(c, id).await? {
                 return Err(Error::precondition(
                     "PERSON_IS_STUDENT",
                     format!(
@@ -346,125 +179,89 @@ impl Users {
                     ),
                 ));
             }
-            persons::delete_person(c, id).await?;
+            repo::persons::delete_person(c, id).await?;
             Ok(())
         })
         .await?;
         tracing::info!(person_id = id, "person deleted");
-        Ok(pb::DeletePersonResponse {})
+        Ok(Response::new(pb::DeletePersonResponse {}))
     }
 
     // ---- staff ------------------------------------------------------------------------
 
-    async fn do_create_staff(&self, req: pb::CreateStaffRequest) -> Result<pb::CreateStaffResponse> {
-        let new = validate::create_staff(req)?;
-        let mut conn = self.conn().await?;
-        let record = create_staff(&mut conn, new).await?;
+    async fn create_staff(&self, request: Request<pb::CreateStaffRequest>) -> Reply<pb::CreateStaffResponse> {
+        let new = validate::create_staff(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let record = staff::create_staff(&mut conn, new).await?;
         tracing::info!(staff_id = record.staff.id, "staff member created");
-        Ok(pb::CreateStaffResponse { staff: Some(convert::staff(record)) })
+        Ok(Response::new(pb::CreateStaffResponse { staff: Some(convert::staff(record)) }))
     }
 
-    async fn do_get_staff(&self, req: pb::GetStaffRequest) -> Result<pb::GetStaffResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
-        let record = staff::find_staff(&mut conn, id).await?.ok_or_else(|| Error::not_found("staff member", id))?;
-        Ok(pb::GetStaffResponse { staff: Some(convert::staff(record)) })
+    async fn get_staff(&self, request: Request<pb::GetStaffRequest>) -> Reply<pb::GetStaffResponse> {
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let record =
+            repo::staff::find_staff(&mut conn, id).await?.ok_or_else(|| Error::not_found("staff member", id))?;
+        Ok(Response::new(pb::GetStaffResponse { staff: Some(convert::staff(record)) }))
     }
 
-    async fn do_list_staff(&self, req: pb::ListStaffRequest) -> Result<pb::ListStaffResponse> {
-        let (filter, page) = validate::list_staff(req)?;
-        let mut conn = self.conn().await?;
-        let total_size = staff::count_staff(&mut conn, &filter).await?;
-        let rows = staff::list_staff(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
+    async fn list_staff(&self, request: Request<pb::ListStaffRequest>) -> Reply<pb::ListStaffResponse> {
+        let (filter, page) = validate::list_staff(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let total_size = repo::staff::count_staff(&mut conn, &filter).await?;
+        let rows = repo::staff::list_staff(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |r| r.staff.id.to_string());
-        Ok(pb::ListStaffResponse { staff: rows.into_iter().map(convert::staff).collect(), next_page_token, total_size })
+        let staff = rows.into_iter().map(convert::staff).collect();
+        Ok(Response::new(pb::ListStaffResponse { staff, next_page_token, total_size }))
     }
 
-    async fn do_update_staff(&self, req: pb::UpdateStaffRequest) -> Result<pb::UpdateStaffResponse> {
-        let update = validate::update_staff(req)?;
-        let mut conn = self.conn().await?;
-        let record = conn
-            .transaction::<_, Error, _>(async move |c| {
-                let id = update.id;
-                if !staff::lock_staff(c, id).await? {
-                    return Err(Error::not_found("staff member", id));
-                }
-                let stored = staff::find_staff(c, id).await?.ok_or_else(|| Error::not_found("staff member", id))?;
-                let before = StaffState {
-                    notes: stored.staff.staff_notes.clone(),
-                    teacher: stored.teacher.as_ref().map(|t| repo::TeacherFields {
-                        specialization: t.specialization.clone(),
-                        role: t.role.clone(),
-                        qualifications: t.qualifications.clone(),
-                    }),
-                };
-                let after = update.apply(before.clone());
-                if after.notes != before.notes {
-                    staff::write_staff_notes(c, id, after.notes.as_deref()).await?;
-                }
-                match (&stored.teacher, &after.teacher) {
-                    (Some(t), None) => {
-                        // Removing the teacher record would silently drop group links.
-                        if staff::groups_led(c, t.id).await? > 0 {
-                            return Err(Error::precondition(
-                                "TEACHER_LEADS_GROUPS",
-                                format!("staff member {id} leads groups; remove them as group teacher first"),
-                            ));
-                        }
-                        staff::delete_teacher(c, id).await?;
-                    }
-                    (None, Some(f)) => {
-                        staff::insert_teacher(c, id, f).await?;
-                    }
-                    (Some(_), Some(f)) if Some(f) != before.teacher.as_ref() => {
-                        staff::write_teacher(c, id, f).await?;
-                    }
-                    _ => {}
-                }
-                staff::find_staff(c, id).await?.ok_or_else(|| Error::not_found("staff member", id))
-            })
-            .await?;
+    async fn update_staff(&self, request: Request<pb::UpdateStaffRequest>) -> Reply<pb::UpdateStaffResponse> {
+        let update = validate::update_staff(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let record = staff::update_staff(&mut conn, update).await?;
         tracing::info!(staff_id = record.staff.id, "staff member updated");
-        Ok(pb::UpdateStaffResponse { staff: Some(convert::staff(record)) })
+        Ok(Response::new(pb::UpdateStaffResponse { staff: Some(convert::staff(record)) }))
     }
 
-    async fn do_delete_staff(&self, req: pb::DeleteStaffRequest) -> Result<pb::DeleteStaffResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
+    async fn delete_staff(&self, request: Request<pb::DeleteStaffRequest>) -> Reply<pb::DeleteStaffResponse> {
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
         conn.transaction::<_, Error, _>(async move |c| {
-            if staff::delete_staff(c, id).await? { Ok(()) } else { Err(Error::not_found("staff member", id)) }
+            if repo::staff::delete_staff(c, id).await? { Ok(()) } else { Err(Error::not_found("staff member", id)) }
         })
         .await?;
         tracing::info!(staff_id = id, "staff member deleted");
-        Ok(pb::DeleteStaffResponse {})
+        Ok(Response::new(pb::DeleteStaffResponse {}))
     }
 
     // ---- students ---------------------------------------------------------------------
 
-    async fn do_create_student(
-        &self,
-        caller: Caller,
-        req: pb::CreateStudentRequest,
-    ) -> Result<pb::CreateStudentResponse> {
-        let new = validate::create_student(req)?;
-        let mut conn = self.conn().await?;
-        let record = create_student(&mut conn, caller, new).await?;
+    async fn create_student(&self, request: Request<pb::CreateStudentRequest>) -> Reply<pb::CreateStudentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let new = validate::create_student(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let record = students::create_student(&mut conn, caller, new).await?;
         tracing::info!(student_id = record.student.id, "student created");
-        Ok(pb::CreateStudentResponse { student: Some(student_view(&mut conn, &caller, record).await?) })
+        let student = students::view(&mut conn, &caller, record).await?;
+        Ok(Response::new(pb::CreateStudentResponse { student: Some(student) }))
     }
 
-    async fn do_get_student(&self, caller: Caller, req: pb::GetStudentRequest) -> Result<pb::GetStudentResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
-        let record = students::find_student(&mut conn, id).await?.ok_or_else(|| not_found_student(id))?;
-        Ok(pb::GetStudentResponse { student: Some(student_view(&mut conn, &caller, record).await?) })
+    async fn get_student(&self, request: Request<pb::GetStudentRequest>) -> Reply<pb::GetStudentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let record =
+            repo::students::find_student(&mut conn, id).await?.ok_or_else(|| Error::not_found("student", id))?;
+        let student = students::view(&mut conn, &caller, record).await?;
+        Ok(Response::new(pb::GetStudentResponse { student: Some(student) }))
     }
 
-    async fn do_list_students(&self, caller: Caller, req: pb::ListStudentsRequest) -> Result<pb::ListStudentsResponse> {
-        let (filter, page) = validate::list_students(req)?;
-        let mut conn = self.conn().await?;
-        let total_size = students::count_students(&mut conn, &filter).await?;
-        let rows = students::list_students(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
+    async fn list_students(&self, request: Request<pb::ListStudentsRequest>) -> Reply<pb::ListStudentsResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (filter, page) = validate::list_students(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let total_size = repo::students::count_students(&mut conn, &filter).await?;
+        let rows = repo::students::list_students(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |r| r.student.id.to_string());
         let mine = access::my_group_ids(&mut conn, &caller, business_today()).await?;
         let with_access = rows
@@ -474,478 +271,611 @@ impl Users {
                 (r, a)
             })
             .collect();
-        let students = student_views(&mut conn, with_access).await?;
-        Ok(pb::ListStudentsResponse { students, next_page_token, total_size })
+        let students = students::views(&mut conn, with_access).await?;
+        Ok(Response::new(pb::ListStudentsResponse { students, next_page_token, total_size }))
     }
 
-    async fn do_update_student(
-        &self,
-        caller: Caller,
-        req: pb::UpdateStudentRequest,
-    ) -> Result<pb::UpdateStudentResponse> {
-        let update = validate::update_student(req)?;
-        let mut conn = self.conn().await?;
+    async fn update_student(&self, request: Request<pb::UpdateStudentRequest>) -> Reply<pb::UpdateStudentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let update = validate::update_student(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         let record = conn
             .transaction::<_, Error, _>(async move |c| {
                 let id = update.id;
-                let stored = students::lock_student(c, id).await?.ok_or_else(|| not_found_student(id))?;
+                let stored =
+                    repo::students::lock_student(c, id).await?.ok_or_else(|| Error::not_found("student", id))?;
                 require_full_access(c, &caller, &stored).await?;
-                let person = persons::lock_person(c, stored.person_id)
+                let person = repo::persons::lock_person(c, stored.person_id)
                     .await?
                     .ok_or_else(|| Error::not_found("person", stored.person_id))?;
-                let (person_fields, student_fields) = update.apply(person.fields(), stored.fields())?;
+                let (person_fields, student_fields) =
+                    validate::apply_student(&update, person.fields(), stored.fields())?;
                 if student_fields.group_id != stored.group_id {
-                    check_group(c, student_fields.group_id).await?;
+                    repo::students::check_group(c, student_fields.group_id).await?;
                 }
-                if update.touches_person() {
-                    persons::write_person(c, person.id, &person_fields)
+                if validate::touches_person(&update) {
+                    repo::persons::write_person(c, person.id, &person_fields)
                         .await
                         .map_err(|e| error::person_write(e, "student"))?;
                 }
-                students::write_student(c, id, &student_fields).await.map_err(error::student_write)?;
-                students::find_student(c, id).await?.ok_or_else(|| not_found_student(id))
+                repo::students::write_student(c, id, &student_fields).await.map_err(error::student_write)?;
+                repo::students::find_student(c, id).await?.ok_or_else(|| Error::not_found("student", id))
             })
             .await?;
         tracing::info!(student_id = record.student.id, "student updated");
-        Ok(pb::UpdateStudentResponse { student: Some(student_view(&mut conn, &caller, record).await?) })
+        let student = students::view(&mut conn, &caller, record).await?;
+        Ok(Response::new(pb::UpdateStudentResponse { student: Some(student) }))
     }
 
-    async fn set_student_active(&self, caller: Caller, id: i64, active: bool) -> Result<pb::Student> {
-        let mut conn = self.conn().await?;
-        let record = conn
-            .transaction::<_, Error, _>(async move |c| {
-                let stored = students::lock_student(c, id).await?.ok_or_else(|| not_found_student(id))?;
-                require_full_access(c, &caller, &stored).await?;
-                match (active, stored.deactivated_at.is_some()) {
-                    (false, true) => {
-                        return Err(Error::precondition(
-                            "STUDENT_INACTIVE",
-                            format!("student {id} is already deactivated"),
-                        ));
-                    }
-                    (true, false) => {
-                        return Err(Error::precondition("STUDENT_ACTIVE", format!("student {id} is active")));
-                    }
-                    (false, false) => {
-                        students::set_deactivated(c, id, Some(Utc::now())).await?;
-                        // A pupil who left holds no card: it goes back to the pool.
-                        cards::set_person_tag(c, stored.person_id, None).await?;
-                    }
-                    (true, true) => students::set_deactivated(c, id, None).await?,
-                }
-                students::find_student(c, id).await?.ok_or_else(|| not_found_student(id))
-            })
-            .await?;
-        tracing::info!(student_id = id, active, "student activation changed");
-        student_view(&mut conn, &caller, record).await
+    async fn deactivate_student(
+        &self,
+        request: Request<pb::DeactivateStudentRequest>,
+    ) -> Reply<pb::DeactivateStudentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let record = students::set_active(&mut conn, caller, id, false).await?;
+        tracing::info!(student_id = id, active = false, "student activation changed");
+        let student = students::view(&mut conn, &caller, record).await?;
+        Ok(Response::new(pb::DeactivateStudentResponse { student: Some(student) }))
+    }
+
+    async fn reactivate_student(
+        &self,
+        request: Request<pb::ReactivateStudentRequest>,
+    ) -> Reply<pb::ReactivateStudentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let record = students::set_active(&mut conn, caller, id, true).await?;
+        tracing::info!(student_id = id, active = true, "student activation changed");
+        let student = students::view(&mut conn, &caller, record).await?;
+        Ok(Response::new(pb::ReactivateStudentResponse { student: Some(student) }))
     }
 
     // ---- cards ------------------------------------------------------------------------
 
-    async fn do_assign_card(
-        &self,
-        caller: Caller,
-        req: pb::AssignRfidCardRequest,
-    ) -> Result<pb::AssignRfidCardResponse> {
-        let (person_id, tag) = validate::assign_card(req)?;
-        let mut conn = self.conn().await?;
+    async fn assign_rfid_card(&self, request: Request<pb::AssignRfidCardRequest>) -> Reply<pb::AssignRfidCardResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (person_id, tag) = validate::assign_card(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         let moved = conn
             .transaction::<_, Error, _>(async move |c| {
-                let person =
-                    persons::lock_person(c, person_id).await?.ok_or_else(|| Error::not_found("person", person_id))?;
+                let person = repo::persons::lock_person(c, person_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("person", person_id))?;
                 require_person_modifiable(c, &caller, person_id).await?;
-                assign_tag(c, &caller, &person, &tag).await
+                cards::assign_tag(c, &caller, &person, &tag).await
             })
             .await?;
         tracing::info!(person_id, previous_person_id = moved.previous_person_id, "rfid card assigned");
-        Ok(pb::AssignRfidCardResponse {
+        Ok(Response::new(pb::AssignRfidCardResponse {
             card: Some(convert::card(moved.card, Some(person_id))),
             previous_person_id: moved.previous_person_id,
             previous_tag_id: moved.previous_tag_id,
-        })
+        }))
     }
 
-    async fn do_unassign_card(
+    async fn unassign_rfid_card(
         &self,
-        caller: Caller,
-        req: pb::UnassignRfidCardRequest,
-    ) -> Result<pb::UnassignRfidCardResponse> {
-        let person_id = validate::id("person_id", req.person_id)?;
-        let mut conn = self.conn().await?;
+        request: Request<pb::UnassignRfidCardRequest>,
+    ) -> Reply<pb::UnassignRfidCardResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let person_id = id("person_id", request.get_ref().person_id)?;
+        let mut conn = db::conn(&self.pool).await?;
         let card = conn
             .transaction::<_, Error, _>(async move |c| {
-                let person =
-                    persons::lock_person(c, person_id).await?.ok_or_else(|| Error::not_found("person", person_id))?;
+                let person = repo::persons::lock_person(c, person_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("person", person_id))?;
                 require_person_modifiable(c, &caller, person_id).await?;
                 let Some(tag) = person.tag_id else {
                     return Err(Error::precondition("NO_CARD", format!("person {person_id} holds no RFID card")));
                 };
-                cards::set_person_tag(c, person_id, None).await?;
-                cards::find_card(c, &tag).await?.map(|(card, _)| card).ok_or_else(|| Error::not_found("rfid card", tag))
+                repo::cards::set_person_tag(c, person_id, None).await?;
+                let card = repo::cards::find_card(c, &tag).await?.map(|(card, _)| card);
+                card.ok_or_else(|| Error::not_found("rfid card", tag))
             })
             .await?;
         tracing::info!(person_id, "rfid card unassigned");
-        Ok(pb::UnassignRfidCardResponse { card: Some(convert::card(card, None)) })
+        Ok(Response::new(pb::UnassignRfidCardResponse { card: Some(convert::card(card, None)) }))
     }
 
-    async fn do_deactivate_card(
+    async fn deactivate_rfid_card(
         &self,
-        caller: Caller,
-        req: pb::DeactivateRfidCardRequest,
-    ) -> Result<pb::DeactivateRfidCardResponse> {
-        let tag = validate::card_tag(&req.tag_id)?;
-        let mut conn = self.conn().await?;
+        request: Request<pb::DeactivateRfidCardRequest>,
+    ) -> Reply<pb::DeactivateRfidCardResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let tag = validate::card_tag(&request.get_ref().tag_id)?;
+        let mut conn = db::conn(&self.pool).await?;
         let (card, holder) = conn
             .transaction::<_, Error, _>(async move |c| {
-                let card = cards::lock_card(c, &tag).await?.ok_or_else(|| Error::not_found("rfid card", &tag))?;
-                let holder = cards::holder_of(c, &tag).await?;
+                let card = repo::cards::lock_card(c, &tag).await?.ok_or_else(|| Error::not_found("rfid card", &tag))?;
+                let holder = repo::cards::holder_of(c, &tag).await?;
                 if let Some(h) = holder {
                     require_person_modifiable(c, &caller, h).await?;
                 }
                 if !card.active {
                     return Err(Error::precondition("CARD_INACTIVE", format!("card {tag} is already deactivated")));
                 }
-                let card =
-                    cards::set_card_active(c, &tag, false).await?.ok_or_else(|| Error::not_found("rfid card", &tag))?;
+                let card = repo::cards::set_card_active(c, &tag, false)
+                    .await?
+                    .ok_or_else(|| Error::not_found("rfid card", &tag))?;
                 Ok((card, holder))
             })
             .await?;
         tracing::info!(holder_person_id = holder, "rfid card deactivated");
-        Ok(pb::DeactivateRfidCardResponse { card: Some(convert::card(card, holder)) })
+        Ok(Response::new(pb::DeactivateRfidCardResponse { card: Some(convert::card(card, holder)) }))
     }
 
-    async fn do_get_card(&self, caller: Caller, req: pb::GetRfidCardRequest) -> Result<pb::GetRfidCardResponse> {
-        let tag = validate::card_tag(&req.tag_id)?;
-        let mut conn = self.conn().await?;
+    async fn get_rfid_card(&self, request: Request<pb::GetRfidCardRequest>) -> Reply<pb::GetRfidCardResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let tag = validate::card_tag(&request.get_ref().tag_id)?;
+        let mut conn = db::conn(&self.pool).await?;
         let (card, holder) =
-            cards::find_card(&mut conn, &tag).await?.ok_or_else(|| Error::not_found("rfid card", &tag))?;
-        // Who holds a pupil's tag is the pupil's tag: hidden like the tag itself.
+            repo::cards::find_card(&mut conn, &tag).await?.ok_or_else(|| Error::not_found("rfid card", &tag))?;
+        // Who holds a student's tag is the student's tag: hidden like the tag itself.
         let holder = match holder {
             Some(h) if person_access(&mut conn, &caller, h).await? == Some(StudentAccess::Limited) => None,
             other => other,
         };
-        Ok(pb::GetRfidCardResponse { card: Some(convert::card(card, holder)) })
-    }
-
-    async fn do_list_cards(
-        &self,
-        req: pb::ListUnassignedRfidCardsRequest,
-    ) -> Result<pb::ListUnassignedRfidCardsResponse> {
-        let page = validate::list_cards(req)?;
-        let mut conn = self.conn().await?;
-        let total_size = cards::count_unassigned(&mut conn).await?;
-        let rows = cards::list_unassigned(&mut conn, page.after.as_deref(), page.fetch_limit()).await?;
-        let (rows, next_page_token) = page.finish(rows, |c| c.id.clone());
-        Ok(pb::ListUnassignedRfidCardsResponse {
-            cards: rows.into_iter().map(|c| convert::card(c, None)).collect(),
-            next_page_token,
-            total_size,
-        })
-    }
-}
-
-/// Runs a handler body with the caller of `request` (from the verified token).
-macro_rules! with_caller {
-    ($self:ident, $request:ident, $method:ident) => {{
-        let caller = Caller::of(&$request, &$self.pool).await?;
-        Ok(Response::new($self.$method(caller, $request.into_inner()).await?))
-    }};
-}
-
-#[tonic::async_trait]
-impl UsersService for Users {
-    async fn create_person(
-        &self,
-        r: Request<pb::CreatePersonRequest>,
-    ) -> Result<Response<pb::CreatePersonResponse>, Status> {
-        with_caller!(self, r, do_create_person)
-    }
-
-    async fn get_person(&self, r: Request<pb::GetPersonRequest>) -> Result<Response<pb::GetPersonResponse>, Status> {
-        with_caller!(self, r, do_get_person)
-    }
-
-    async fn list_persons(
-        &self,
-        r: Request<pb::ListPersonsRequest>,
-    ) -> Result<Response<pb::ListPersonsResponse>, Status> {
-        with_caller!(self, r, do_list_persons)
-    }
-
-    async fn update_person(
-        &self,
-        r: Request<pb::UpdatePersonRequest>,
-    ) -> Result<Response<pb::UpdatePersonResponse>, Status> {
-        with_caller!(self, r, do_update_person)
-    }
-
-    async fn delete_person(
-        &self,
-        r: Request<pb::DeletePersonRequest>,
-    ) -> Result<Response<pb::DeletePersonResponse>, Status> {
-        Ok(Response::new(self.do_delete_person(r.into_inner()).await?))
-    }
-
-    async fn create_staff(
-        &self,
-        r: Request<pb::CreateStaffRequest>,
-    ) -> Result<Response<pb::CreateStaffResponse>, Status> {
-        Ok(Response::new(self.do_create_staff(r.into_inner()).await?))
-    }
-
-    async fn get_staff(&self, r: Request<pb::GetStaffRequest>) -> Result<Response<pb::GetStaffResponse>, Status> {
-        Ok(Response::new(self.do_get_staff(r.into_inner()).await?))
-    }
-
-    async fn list_staff(&self, r: Request<pb::ListStaffRequest>) -> Result<Response<pb::ListStaffResponse>, Status> {
-        Ok(Response::new(self.do_list_staff(r.into_inner()).await?))
-    }
-
-    async fn update_staff(
-        &self,
-        r: Request<pb::UpdateStaffRequest>,
-    ) -> Result<Response<pb::UpdateStaffResponse>, Status> {
-        Ok(Response::new(self.do_update_staff(r.into_inner()).await?))
-    }
-
-    async fn delete_staff(
-        &self,
-        r: Request<pb::DeleteStaffRequest>,
-    ) -> Result<Response<pb::DeleteStaffResponse>, Status> {
-        Ok(Response::new(self.do_delete_staff(r.into_inner()).await?))
-    }
-
-    async fn create_student(
-        &self,
-        r: Request<pb::CreateStudentRequest>,
-    ) -> Result<Response<pb::CreateStudentResponse>, Status> {
-        with_caller!(self, r, do_create_student)
-    }
-
-    async fn get_student(&self, r: Request<pb::GetStudentRequest>) -> Result<Response<pb::GetStudentResponse>, Status> {
-        with_caller!(self, r, do_get_student)
-    }
-
-    async fn list_students(
-        &self,
-        r: Request<pb::ListStudentsRequest>,
-    ) -> Result<Response<pb::ListStudentsResponse>, Status> {
-        with_caller!(self, r, do_list_students)
-    }
-
-    async fn update_student(
-        &self,
-        r: Request<pb::UpdateStudentRequest>,
-    ) -> Result<Response<pb::UpdateStudentResponse>, Status> {
-        with_caller!(self, r, do_update_student)
-    }
-
-    async fn deactivate_student(
-        &self,
-        r: Request<pb::DeactivateStudentRequest>,
-    ) -> Result<Response<pb::DeactivateStudentResponse>, Status> {
-        let caller = Caller::of(&r, &self.pool).await?;
-        let id = validate::id("id", r.into_inner().id)?;
-        let student = self.set_student_active(caller, id, false).await?;
-        Ok(Response::new(pb::DeactivateStudentResponse { student: Some(student) }))
-    }
-
-    async fn reactivate_student(
-        &self,
-        r: Request<pb::ReactivateStudentRequest>,
-    ) -> Result<Response<pb::ReactivateStudentResponse>, Status> {
-        let caller = Caller::of(&r, &self.pool).await?;
-        let id = validate::id("id", r.into_inner().id)?;
-        let student = self.set_student_active(caller, id, true).await?;
-        Ok(Response::new(pb::ReactivateStudentResponse { student: Some(student) }))
-    }
-
-    async fn assign_rfid_card(
-        &self,
-        r: Request<pb::AssignRfidCardRequest>,
-    ) -> Result<Response<pb::AssignRfidCardResponse>, Status> {
-        with_caller!(self, r, do_assign_card)
-    }
-
-    async fn unassign_rfid_card(
-        &self,
-        r: Request<pb::UnassignRfidCardRequest>,
-    ) -> Result<Response<pb::UnassignRfidCardResponse>, Status> {
-        with_caller!(self, r, do_unassign_card)
-    }
-
-    async fn deactivate_rfid_card(
-        &self,
-        r: Request<pb::DeactivateRfidCardRequest>,
-    ) -> Result<Response<pb::DeactivateRfidCardResponse>, Status> {
-        with_caller!(self, r, do_deactivate_card)
-    }
-
-    async fn get_rfid_card(
-        &self,
-        r: Request<pb::GetRfidCardRequest>,
-    ) -> Result<Response<pb::GetRfidCardResponse>, Status> {
-        with_caller!(self, r, do_get_card)
+        Ok(Response::new(pb::GetRfidCardResponse { card: Some(convert::card(card, holder)) }))
     }
 
     async fn list_unassigned_rfid_cards(
         &self,
-        r: Request<pb::ListUnassignedRfidCardsRequest>,
-    ) -> Result<Response<pb::ListUnassignedRfidCardsResponse>, Status> {
-        Ok(Response::new(self.do_list_cards(r.into_inner()).await?))
+        request: Request<pb::ListUnassignedRfidCardsRequest>,
+    ) -> Reply<pb::ListUnassignedRfidCardsResponse> {
+        let page = validate::list_cards(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let total_size = repo::cards::count_unassigned(&mut conn).await?;
+        let rows = repo::cards::list_unassigned(&mut conn, page.after.as_deref(), page.fetch_limit()).await?;
+        let (rows, next_page_token) = page.finish(rows, |c| c.id.clone());
+        Ok(Response::new(pb::ListUnassignedRfidCardsResponse {
+            cards: rows.into_iter().map(|c| convert::card(c, None)).collect(),
+            next_page_token,
+            total_size,
+        }))
     }
 
-    async fn create_guardian(
-        &self,
-        r: Request<pb::CreateGuardianRequest>,
-    ) -> Result<Response<pb::CreateGuardianResponse>, Status> {
-        with_caller!(self, r, do_create_guardian)
+    // ---- guardians --------------------------------------------------------------------
+
+    async fn create_guardian(&self, request: Request<pb::CreateGuardianRequest>) -> Reply<pb::CreateGuardianResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let fields = validate::family::create_guardian(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        require_guardian_creator(&mut conn, &caller).await?;
+        let row = conn
+            .transaction::<_, Error, _>(async move |c| {
+                repo::guardians::insert_guardian(c, &fields).await.map_err(error::guardian_write)
+            })
+            .await?;
+        tracing::info!(guardian_id = row.id, "guardian created");
+        Ok(Response::new(pb::CreateGuardianResponse { guardian: Some(convert::guardian(row, Vec::new())) }))
     }
 
-    async fn get_guardian(
-        &self,
-        r: Request<pb::GetGuardianRequest>,
-    ) -> Result<Response<pb::GetGuardianResponse>, Status> {
-        with_caller!(self, r, do_get_guardian)
+    async fn get_guardian(&self, request: Request<pb::GetGuardianRequest>) -> Reply<pb::GetGuardianResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let row =
+            repo::guardians::find_guardian(&mut conn, id).await?.ok_or_else(|| Error::not_found("guardian", id))?;
+        let guardian = guardians::views(&mut conn, &caller, vec![row]).await?.pop();
+        Ok(Response::new(pb::GetGuardianResponse { guardian }))
     }
 
-    async fn list_guardians(
-        &self,
-        r: Request<pb::ListGuardiansRequest>,
-    ) -> Result<Response<pb::ListGuardiansResponse>, Status> {
-        with_caller!(self, r, do_list_guardians)
+    async fn list_guardians(&self, request: Request<pb::ListGuardiansRequest>) -> Reply<pb::ListGuardiansResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (filter, page) = validate::family::list_guardians(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let total_size = repo::guardians::count_guardians(&mut conn, &filter).await?;
+        let rows = repo::guardians::list_guardians(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
+        let (rows, next_page_token) = page.finish(rows, |g| g.id.to_string());
+        let guardians = guardians::views(&mut conn, &caller, rows).await?;
+        Ok(Response::new(pb::ListGuardiansResponse { guardians, next_page_token, total_size }))
     }
 
-    async fn update_guardian(
-        &self,
-        r: Request<pb::UpdateGuardianRequest>,
-    ) -> Result<Response<pb::UpdateGuardianResponse>, Status> {
-        with_caller!(self, r, do_update_guardian)
+    async fn update_guardian(&self, request: Request<pb::UpdateGuardianRequest>) -> Reply<pb::UpdateGuardianResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let update = validate::family::update_guardian(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let guardian = conn
+            .transaction::<_, Error, _>(async move |c| {
+                let stored = repo::guardians::lock_guardian(c, update.id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("guardian", update.id))?;
+                require_guardian_access(c, &caller, stored.id).await?;
+                let fields = validate::family::apply_guardian(&update, stored.fields())?;
+                repo::guardians::write_guardian(c, stored.id, &fields).await.map_err(error::guardian_write)?;
+                guardians::full(c, stored.id).await
+            })
+            .await?;
+        tracing::info!(guardian_id = guardian.id, "guardian updated");
+        Ok(Response::new(pb::UpdateGuardianResponse { guardian: Some(guardian) }))
     }
 
-    async fn delete_guardian(
-        &self,
-        r: Request<pb::DeleteGuardianRequest>,
-    ) -> Result<Response<pb::DeleteGuardianResponse>, Status> {
-        with_caller!(self, r, do_delete_guardian)
+    async fn delete_guardian(&self, request: Request<pb::DeleteGuardianRequest>) -> Reply<pb::DeleteGuardianResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        conn.transaction::<_, Error, _>(async move |c| {
+            repo::guardians::lock_guardian(c, id).await?.ok_or_else(|| Error::not_found("guardian", id))?;
+            require_guardian_access(c, &caller, id).await?;
+            repo::guardians::delete_guardian(c, id).await?;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(guardian_id = id, "guardian deleted");
+        Ok(Response::new(pb::DeleteGuardianResponse {}))
     }
 
     async fn add_guardian_phone_number(
         &self,
-        r: Request<pb::AddGuardianPhoneNumberRequest>,
-    ) -> Result<Response<pb::AddGuardianPhoneNumberResponse>, Status> {
-        with_caller!(self, r, do_add_phone)
+        request: Request<pb::AddGuardianPhoneNumberRequest>,
+    ) -> Reply<pb::AddGuardianPhoneNumberResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (guardian_id, fields) = validate::family::add_phone(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let guardian = conn
+            .transaction::<_, Error, _>(async move |c| {
+                repo::guardians::lock_guardian(c, guardian_id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("guardian", guardian_id))?;
+                require_guardian_access(c, &caller, guardian_id).await?;
+                if fields.is_primary {
+                    // At most one primary number: the service demotes the previous one
+                    // (the original did it in a trigger).
+                    repo::guardians::clear_primary_phone(c, guardian_id).await?;
+                }
+                repo::guardians::insert_phone(c, guardian_id, &fields).await.map_err(error::phone_write)?;
+                guardians::full(c, guardian_id).await
+            })
+            .await?;
+        tracing::info!(guardian_id, "guardian phone number added");
+        Ok(Response::new(pb::AddGuardianPhoneNumberResponse { guardian: Some(guardian) }))
     }
 
     async fn update_guardian_phone_number(
         &self,
-        r: Request<pb::UpdateGuardianPhoneNumberRequest>,
-    ) -> Result<Response<pb::UpdateGuardianPhoneNumberResponse>, Status> {
-        with_caller!(self, r, do_update_phone)
+        request: Request<pb::UpdateGuardianPhoneNumberRequest>,
+    ) -> Reply<pb::UpdateGuardianPhoneNumberResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let update = validate::family::update_phone(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let guardian = conn
+            .transaction::<_, Error, _>(async move |c| {
+                let stored = repo::guardians::lock_phone(c, update.id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("phone number", update.id))?;
+                require_guardian_access(c, &caller, stored.guardian_id).await?;
+                let fields = validate::family::apply_phone(&update, stored.fields())?;
+                if fields.is_primary && !stored.is_primary {
+                    repo::guardians::clear_primary_phone(c, stored.guardian_id).await?;
+                }
+                repo::guardians::write_phone(c, stored.id, &fields).await.map_err(error::phone_write)?;
+                guardians::full(c, stored.guardian_id).await
+            })
+            .await?;
+        tracing::info!(guardian_id = guardian.id, "guardian phone number updated");
+        Ok(Response::new(pb::UpdateGuardianPhoneNumberResponse { guardian: Some(guardian) }))
     }
 
     async fn delete_guardian_phone_number(
         &self,
-        r: Request<pb::DeleteGuardianPhoneNumberRequest>,
-    ) -> Result<Response<pb::DeleteGuardianPhoneNumberResponse>, Status> {
-        with_caller!(self, r, do_delete_phone)
+        request: Request<pb::DeleteGuardianPhoneNumberRequest>,
+    ) -> Reply<pb::DeleteGuardianPhoneNumberResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        conn.transaction::<_, Error, _>(async move |c| {
+            let stored =
+                repo::guardians::lock_phone(c, id).await?.ok_or_else(|| Error::not_found("phone number", id))?;
+            require_guardian_access(c, &caller, stored.guardian_id).await?;
+            repo::guardians::delete_phone(c, id).await?;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(phone_id = id, "guardian phone number deleted");
+        Ok(Response::new(pb::DeleteGuardianPhoneNumberResponse {}))
     }
 
-    async fn link_guardian(
-        &self,
-        r: Request<pb::LinkGuardianRequest>,
-    ) -> Result<Response<pb::LinkGuardianResponse>, Status> {
-        with_caller!(self, r, do_link_guardian)
+    async fn link_guardian(&self, request: Request<pb::LinkGuardianRequest>) -> Reply<pb::LinkGuardianResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (student_id, guardian_id, fields) = validate::family::link(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let link = conn
+            .transaction::<_, Error, _>(async move |c| {
+                student_for_write(c, &caller, student_id, || {
+                    Error::invalid("link.student_id", format!("student {student_id} does not exist"))
+                })
+                .await?;
+                if repo::guardians::find_guardian(c, guardian_id).await?.is_none() {
+                    return Err(Error::invalid("link.guardian_id", format!("guardian {guardian_id} does not exist")));
+                }
+                if fields.is_primary {
+                    repo::guardians::clear_primary_link(c, student_id).await?;
+                }
+                let id = repo::guardians::insert_link(c, student_id, guardian_id, &fields)
+                    .await
+                    .map_err(|e| error::link_write(e, student_id, guardian_id))?;
+                repo::guardians::find_link(c, id).await?.ok_or_else(|| Error::not_found("link", id))
+            })
+            .await?;
+        tracing::info!(link_id = link.0.id, student_id, guardian_id, "guardian linked");
+        Ok(Response::new(pb::LinkGuardianResponse { link: Some(convert::link(link)) }))
     }
 
     async fn update_student_guardian(
         &self,
-        r: Request<pb::UpdateStudentGuardianRequest>,
-    ) -> Result<Response<pb::UpdateStudentGuardianResponse>, Status> {
-        with_caller!(self, r, do_update_link)
+        request: Request<pb::UpdateStudentGuardianRequest>,
+    ) -> Reply<pb::UpdateStudentGuardianResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let update = validate::family::update_link(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let link = conn
+            .transaction::<_, Error, _>(async move |c| {
+                let stored = repo::guardians::lock_link(c, update.id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("link", update.id))?;
+                let sid = stored.student_id;
+                student_for_write(c, &caller, sid, || Error::not_found("student", sid)).await?;
+                let fields = validate::family::apply_link(&update, stored.fields())?;
+                if fields.is_primary && !stored.is_primary {
+                    repo::guardians::clear_primary_link(c, sid).await?;
+                }
+                repo::guardians::write_link(c, stored.id, &fields)
+                    .await
+                    .map_err(|e| error::link_write(e, sid, stored.guardian_id))?;
+                repo::guardians::find_link(c, stored.id).await?.ok_or_else(|| Error::not_found("link", stored.id))
+            })
+            .await?;
+        tracing::info!(link_id = link.0.id, "guardian link updated");
+        Ok(Response::new(pb::UpdateStudentGuardianResponse { link: Some(convert::link(link)) }))
     }
 
-    async fn unlink_guardian(
-        &self,
-        r: Request<pb::UnlinkGuardianRequest>,
-    ) -> Result<Response<pb::UnlinkGuardianResponse>, Status> {
-        with_caller!(self, r, do_unlink_guardian)
+    async fn unlink_guardian(&self, request: Request<pb::UnlinkGuardianRequest>) -> Reply<pb::UnlinkGuardianResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        conn.transaction::<_, Error, _>(async move |c| {
+            let stored = repo::guardians::lock_link(c, id).await?.ok_or_else(|| Error::not_found("link", id))?;
+            let sid = stored.student_id;
+            student_for_write(c, &caller, sid, || Error::not_found("student", sid)).await?;
+            repo::guardians::delete_link(c, id).await?;
+            Ok(())
+        })
+        .await?;
+        tracing::info!(link_id = id, "guardian unlinked");
+        Ok(Response::new(pb::UnlinkGuardianResponse {}))
     }
 
     async fn list_student_guardians(
         &self,
-        r: Request<pb::ListStudentGuardiansRequest>,
-    ) -> Result<Response<pb::ListStudentGuardiansResponse>, Status> {
-        Ok(Response::new(self.do_list_links(r.into_inner()).await?))
+        request: Request<pb::ListStudentGuardiansRequest>,
+    ) -> Reply<pb::ListStudentGuardiansResponse> {
+        let (student_id, guardian_id) = validate::family::list_links(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let links = repo::guardians::list_links(&mut conn, student_id, guardian_id).await?;
+        Ok(Response::new(pb::ListStudentGuardiansResponse { links: links.into_iter().map(convert::link).collect() }))
     }
+
+    // ---- consents and pickup ----------------------------------------------------------
 
     async fn get_privacy_consent(
         &self,
-        r: Request<pb::GetPrivacyConsentRequest>,
-    ) -> Result<Response<pb::GetPrivacyConsentResponse>, Status> {
-        with_caller!(self, r, do_get_consent)
+        request: Request<pb::GetPrivacyConsentRequest>,
+    ) -> Reply<pb::GetPrivacyConsentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let student_id = id("student_id", request.get_ref().student_id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let student = repo::students::find_student(&mut conn, student_id)
+            .await?
+            .ok_or_else(|| Error::not_found("student", student_id))?;
+        require_full_access(&mut conn, &caller, &student.student).await?;
+        let consent = match repo::care::newest_accepted_consent(&mut conn, student_id).await? {
+            Some(c) => convert::consent(c, Utc::now()),
+            None => convert::default_consent(student_id),
+        };
+        Ok(Response::new(pb::GetPrivacyConsentResponse { consent: Some(consent) }))
     }
 
     async fn upsert_privacy_consent(
         &self,
-        r: Request<pb::UpsertPrivacyConsentRequest>,
-    ) -> Result<Response<pb::UpsertPrivacyConsentResponse>, Status> {
-        with_caller!(self, r, do_upsert_consent)
+        request: Request<pb::UpsertPrivacyConsentRequest>,
+    ) -> Reply<pb::UpsertPrivacyConsentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let input = validate::care::upsert_consent(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let row = conn
+            .transaction::<_, Error, _>(async move |c| {
+                let id = input.student_id;
+                // The student row lock also serialises concurrent upserts of one version.
+                student_for_write(c, &caller, id, || Error::not_found("student", id)).await?;
+                let stored = repo::care::lock_consent_of_version(c, id, &input.policy_version).await?;
+                let fields = validate::care::consent_fields(&input, stored.as_ref(), Utc::now());
+                match stored {
+                    Some(s) => repo::care::write_consent(c, s.id, &fields).await,
+                    None => repo::care::insert_consent(c, &fields).await,
+                }
+            })
+            .await?;
+        tracing::info!(
+            student_id = row.student_id,
+            consent_id = row.id,
+            accepted = row.accepted,
+            "privacy consent stored"
+        );
+        Ok(Response::new(pb::UpsertPrivacyConsentResponse { consent: Some(convert::consent(row, Utc::now())) }))
     }
 
     async fn get_pickup_schedule(
         &self,
-        r: Request<pb::GetPickupScheduleRequest>,
-    ) -> Result<Response<pb::GetPickupScheduleResponse>, Status> {
-        Ok(Response::new(self.do_get_pickup(r.into_inner()).await?))
+        request: Request<pb::GetPickupScheduleRequest>,
+    ) -> Reply<pb::GetPickupScheduleResponse> {
+        let student_id = id("student_id", request.get_ref().student_id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        if repo::students::find_student(&mut conn, student_id).await?.is_none() {
+            return Err(Error::not_found("student", student_id).into());
+        }
+        let schedules = repo::care::schedules_of(&mut conn, student_id).await?;
+        let exceptions = repo::care::exceptions_of(&mut conn, student_id).await?;
+        let notes = repo::care::notes_of(&mut conn, student_id).await?;
+        Ok(Response::new(pb::GetPickupScheduleResponse {
+            schedules: schedules.into_iter().map(convert::schedule).collect(),
+            exceptions: exceptions.into_iter().map(convert::exception).collect(),
+            notes: notes.into_iter().map(convert::note).collect(),
+        }))
     }
 
     async fn set_pickup_schedule(
         &self,
-        r: Request<pb::SetPickupScheduleRequest>,
-    ) -> Result<Response<pb::SetPickupScheduleResponse>, Status> {
-        with_caller!(self, r, do_set_schedule)
+        request: Request<pb::SetPickupScheduleRequest>,
+    ) -> Reply<pb::SetPickupScheduleResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (student_id, entries) = validate::care::set_schedule(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let rows = conn
+            .transaction::<_, Error, _>(async move |c| {
+                student_for_write(c, &caller, student_id, || Error::not_found("student", student_id)).await?;
+                repo::care::replace_schedules(c, student_id, &entries, caller.staff_id).await?;
+                repo::care::schedules_of(c, student_id).await
+            })
+            .await?;
+        tracing::info!(student_id, "pickup schedule set");
+        Ok(Response::new(pb::SetPickupScheduleResponse {
+            schedules: rows.into_iter().map(convert::schedule).collect(),
+        }))
     }
 
     async fn create_pickup_exception(
         &self,
-        r: Request<pb::CreatePickupExceptionRequest>,
-    ) -> Result<Response<pb::CreatePickupExceptionResponse>, Status> {
-        with_caller!(self, r, do_create_exception)
+        request: Request<pb::CreatePickupExceptionRequest>,
+    ) -> Reply<pb::CreatePickupExceptionResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (student_id, fields) = validate::care::create_exception(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let row = conn
+            .transaction::<_, Error, _>(async move |c| {
+                student_for_write(c, &caller, student_id, || {
+                    Error::invalid("exception.student_id", format!("student {student_id} does not exist"))
+                })
+                .await?;
+                repo::care::insert_exception(c, student_id, &fields, caller.staff_id)
+                    .await
+                    .map_err(error::exception_write)
+            })
+            .await?;
+        tracing::info!(student_id, exception_id = row.id, "pickup exception created");
+        Ok(Response::new(pb::CreatePickupExceptionResponse { exception: Some(convert::exception(row)) }))
     }
 
     async fn update_pickup_exception(
         &self,
-        r: Request<pb::UpdatePickupExceptionRequest>,
-    ) -> Result<Response<pb::UpdatePickupExceptionResponse>, Status> {
-        with_caller!(self, r, do_update_exception)
+        request: Request<pb::UpdatePickupExceptionRequest>,
+    ) -> Reply<pb::UpdatePickupExceptionResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let update = validate::care::update_exception(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let row = conn
+            .transaction::<_, Error, _>(async move |c| {
+                let stored = repo::care::lock_exception(c, update.id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("pickup exception", update.id))?;
+                let sid = stored.student_id;
+                student_for_write(c, &caller, sid, || Error::not_found("student", sid)).await?;
+                let fields = validate::care::apply_exception(
+                    &update,
+                    repo::care::ExceptionFields {
+                        exception_date: stored.exception_date,
+                        pickup_time: stored.pickup_time,
+                        reason: stored.reason.clone(),
+                    },
+                )?;
+                repo::care::write_exception(c, stored.id, &fields).await.map_err(error::exception_write)
+            })
+            .await?;
+        tracing::info!(exception_id = row.id, "pickup exception updated");
+        Ok(Response::new(pb::UpdatePickupExceptionResponse { exception: Some(convert::exception(row)) }))
     }
 
     async fn delete_pickup_exception(
         &self,
-        r: Request<pb::DeletePickupExceptionRequest>,
-    ) -> Result<Response<pb::DeletePickupExceptionResponse>, Status> {
-        with_caller!(self, r, do_delete_exception)
+        request: Request<pb::DeletePickupExceptionRequest>,
+    ) -> Reply<pb::DeletePickupExceptionResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        conn.transaction::<_, Error, _>(async move |c| {
+            let stored =
+                repo::care::lock_exception(c, id).await?.ok_or_else(|| Error::not_found("pickup exception", id))?;
+            let sid = stored.student_id;
+            student_for_write(c, &caller, sid, || Error::not_found("student", sid)).await?;
+            repo::care::delete_exception(c, id).await
+        })
+        .await?;
+        tracing::info!(exception_id = id, "pickup exception deleted");
+        Ok(Response::new(pb::DeletePickupExceptionResponse {}))
     }
 
     async fn create_pickup_note(
         &self,
-        r: Request<pb::CreatePickupNoteRequest>,
-    ) -> Result<Response<pb::CreatePickupNoteResponse>, Status> {
-        with_caller!(self, r, do_create_note)
+        request: Request<pb::CreatePickupNoteRequest>,
+    ) -> Reply<pb::CreatePickupNoteResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (student_id, fields) = validate::care::create_note(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let row = conn
+            .transaction::<_, Error, _>(async move |c| {
+                student_for_write(c, &caller, student_id, || {
+                    Error::invalid("note.student_id", format!("student {student_id} does not exist"))
+                })
+                .await?;
+                repo::care::insert_note(c, student_id, &fields, caller.staff_id).await
+            })
+            .await?;
+        tracing::info!(student_id, note_id = row.id, "pickup note created");
+        Ok(Response::new(pb::CreatePickupNoteResponse { note: Some(convert::note(row)) }))
     }
 
     async fn update_pickup_note(
         &self,
-        r: Request<pb::UpdatePickupNoteRequest>,
-    ) -> Result<Response<pb::UpdatePickupNoteResponse>, Status> {
-        with_caller!(self, r, do_update_note)
+        request: Request<pb::UpdatePickupNoteRequest>,
+    ) -> Reply<pb::UpdatePickupNoteResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let update = validate::care::update_note(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let row = conn
+            .transaction::<_, Error, _>(async move |c| {
+                let stored = repo::care::lock_note(c, update.id)
+                    .await?
+                    .ok_or_else(|| Error::not_found("pickup note", update.id))?;
+                let sid = stored.student_id;
+                student_for_write(c, &caller, sid, || Error::not_found("student", sid)).await?;
+                let stored_fields =
+                    repo::care::NoteFields { note_date: stored.note_date, content: stored.content.clone() };
+                let fields = validate::care::apply_note(&update, stored_fields)?;
+                repo::care::write_note(c, stored.id, &fields).await
+            })
+            .await?;
+        tracing::info!(note_id = row.id, "pickup note updated");
+        Ok(Response::new(pb::UpdatePickupNoteResponse { note: Some(convert::note(row)) }))
     }
 
     async fn delete_pickup_note(
         &self,
-        r: Request<pb::DeletePickupNoteRequest>,
-    ) -> Result<Response<pb::DeletePickupNoteResponse>, Status> {
-        with_caller!(self, r, do_delete_note)
+        request: Request<pb::DeletePickupNoteRequest>,
+    ) -> Reply<pb::DeletePickupNoteResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        conn.transaction::<_, Error, _>(async move |c| {
+            let stored = repo::care::lock_note(c, id).await?.ok_or_else(|| Error::not_found("pickup note", id))?;
+            let sid = stored.student_id;
+            student_for_write(c, &caller, sid, || Error::not_found("student", sid)).await?;
+            repo::care::delete_note(c, id).await
+        })
+        .await?;
+        tracing::info!(note_id = id, "pickup note deleted");
+        Ok(Response::new(pb::DeletePickupNoteResponse {}))
     }
 }

@@ -4,9 +4,9 @@
 use chrono::{NaiveDate, Utc};
 use phoenix_common::page::PageRequest;
 use phoenix_common::validate::{
-    collect, mask_paths, optional_id, optional_text, parse_date, required_id, required_text,
+    Update, finish, optional_id, optional_text, page, parse_date, required, required_id, required_text, update,
 };
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::{FieldViolations, Result};
 use phoenix_proto::users::v1 as pb;
 
 use crate::repo::{PersonFields, PersonFilter, StaffFilter, StudentFields, StudentFilter, TeacherFields};
@@ -67,51 +67,9 @@ fn birthday(field: &str, raw: &Option<String>, v: &mut FieldViolations) -> Optio
     Some(date)
 }
 
-/// A masked update of one resource.
-#[derive(Debug)]
-pub struct Update<M> {
-    /// The addressed resource.
-    pub id: i64,
-    /// The request's resource message.
-    pub message: M,
-    /// Validated mask paths.
-    pub paths: Vec<&'static str>,
-}
-
-fn update<M>(
-    id_field: &str,
-    id: i64,
-    message: M,
-    mask: Option<&prost_types::FieldMask>,
-    fields: &[&'static str],
-) -> Result<Update<M>> {
-    let mut v = FieldViolations::default();
-    required_id(id_field, id, &mut v);
-    let paths = collect(mask_paths(mask, fields), &mut v);
-    v.into_result()?;
-    Ok(Update { id, message, paths: paths.unwrap_or_default() })
-}
-
-/// An id addressing a resource (`Get*`, `Delete*`, …).
-pub fn id(field: &str, id: i64) -> Result<i64> {
-    let mut v = FieldViolations::default();
-    required_id(field, id, &mut v);
-    v.into_result()?;
-    Ok(id)
-}
-
-fn page(collection: &str, filters: &str, page_size: i32, token: &str, v: &mut FieldViolations) -> Option<PageRequest> {
-    collect(PageRequest::parse(collection, filters, page_size, token), v)
-}
-
-fn finish<T>(v: FieldViolations, value: Option<T>) -> Result<T> {
-    v.into_result()?;
-    value.ok_or_else(|| Error::invalid("request", "invalid"))
-}
-
 // ---- persons --------------------------------------------------------------------------
 
-fn apply_person(prefix: &str, p: &PersonInput<'_>, paths: &[&str], f: &mut PersonFields, v: &mut FieldViolations) {
+fn set_person(prefix: &str, p: &PersonInput<'_>, paths: &[&str], f: &mut PersonFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "first_name" => f.first_name = required_text(&format!("{prefix}.first_name"), p.first_name, v),
@@ -142,7 +100,7 @@ pub struct NewPerson {
 
 /// CreatePerson → new person.
 pub fn create_person(req: pb::CreatePersonRequest) -> Result<NewPerson> {
-    let p = req.person.ok_or_else(|| Error::invalid("person", "is required"))?;
+    let p = required("person", req.person)?;
     let mut v = FieldViolations::default();
     let mut fields = PersonFields::default();
     let input = PersonInput {
@@ -151,7 +109,7 @@ pub fn create_person(req: pb::CreatePersonRequest) -> Result<NewPerson> {
         birthday: &p.birthday,
         account_id: p.account_id,
     };
-    apply_person("person", &input, PERSON_FIELDS, &mut fields, &mut v);
+    set_person("person", &input, PERSON_FIELDS, &mut fields, &mut v);
     let tag = optional_text(p.tag_id.clone()).and_then(|t| tag("person.tag_id", &t, &mut v));
     v.into_result()?;
     Ok(NewPerson { fields, tag })
@@ -159,25 +117,23 @@ pub fn create_person(req: pb::CreatePersonRequest) -> Result<NewPerson> {
 
 /// UpdatePerson → id + mask.
 pub fn update_person(req: pb::UpdatePersonRequest) -> Result<Update<pb::Person>> {
-    let p = req.person.ok_or_else(|| Error::invalid("person", "is required"))?;
+    let p = required("person", req.person)?;
     update("person.id", p.id, p, req.update_mask.as_ref(), PERSON_FIELDS)
 }
 
-impl Update<pb::Person> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply(&self, mut f: PersonFields) -> Result<PersonFields> {
-        let p = &self.message;
-        let mut v = FieldViolations::default();
-        let input = PersonInput {
-            first_name: &p.first_name,
-            last_name: &p.last_name,
-            birthday: &p.birthday,
-            account_id: p.account_id,
-        };
-        apply_person("person", &input, &self.paths, &mut f, &mut v);
-        v.into_result()?;
-        Ok(f)
-    }
+/// The stored person fields with the masked changes of `u` applied.
+pub fn apply_person(u: &Update<pb::Person>, mut f: PersonFields) -> Result<PersonFields> {
+    let p = &u.message;
+    let mut v = FieldViolations::default();
+    let input = PersonInput {
+        first_name: &p.first_name,
+        last_name: &p.last_name,
+        birthday: &p.birthday,
+        account_id: p.account_id,
+    };
+    set_person("person", &input, &u.paths, &mut f, &mut v);
+    v.into_result()?;
+    Ok(f)
 }
 
 /// ListPersons → filter + page.
@@ -226,7 +182,7 @@ fn teacher_fields(s: &pb::Staff) -> TeacherFields {
 
 /// CreateStaff → new staff member.
 pub fn create_staff(req: pb::CreateStaffRequest) -> Result<NewStaff> {
-    let s = req.staff.ok_or_else(|| Error::invalid("staff", "is required"))?;
+    let s = required("staff", req.staff)?;
     let mut v = FieldViolations::default();
     let names_given = !s.first_name.trim().is_empty() || !s.last_name.trim().is_empty();
     let person = match (s.person_id, names_given) {
@@ -234,7 +190,7 @@ pub fn create_staff(req: pb::CreateStaffRequest) -> Result<NewStaff> {
             let mut f = PersonFields::default();
             let input =
                 PersonInput { first_name: &s.first_name, last_name: &s.last_name, birthday: &None, account_id: None };
-            apply_person("staff", &input, &["first_name", "last_name"], &mut f, &mut v);
+            set_person("staff", &input, &["first_name", "last_name"], &mut f, &mut v);
             StaffPerson::New(f)
         }
         (id, false) => StaffPerson::Existing(required_id("staff.person_id", id, &mut v)),
@@ -254,7 +210,7 @@ pub fn create_staff(req: pb::CreateStaffRequest) -> Result<NewStaff> {
 
 /// UpdateStaff → id + mask.
 pub fn update_staff(req: pb::UpdateStaffRequest) -> Result<Update<pb::Staff>> {
-    let s = req.staff.ok_or_else(|| Error::invalid("staff", "is required"))?;
+    let s = required("staff", req.staff)?;
     update("staff.id", s.id, s, req.update_mask.as_ref(), STAFF_FIELDS)
 }
 
@@ -267,38 +223,36 @@ pub struct StaffState {
     pub teacher: Option<TeacherFields>,
 }
 
-impl Update<pb::Staff> {
-    /// The stored state with the masked changes applied.
-    pub fn apply(&self, mut state: StaffState) -> StaffState {
-        let s = &self.message;
-        let incoming = teacher_fields(s);
-        for path in &self.paths {
-            match *path {
-                "staff_notes" => state.notes = optional_text(s.staff_notes.clone()),
-                "is_teacher" => {
-                    state.teacher = match (s.is_teacher, state.teacher.take()) {
-                        (true, Some(t)) => Some(t),
-                        (true, None) => Some(TeacherFields::default()),
-                        (false, _) => None,
-                    }
+/// The stored staff state with the masked changes of `u` applied.
+pub fn apply_staff(u: &Update<pb::Staff>, mut state: StaffState) -> StaffState {
+    let s = &u.message;
+    let incoming = teacher_fields(s);
+    for path in &u.paths {
+        match *path {
+            "staff_notes" => state.notes = optional_text(s.staff_notes.clone()),
+            "is_teacher" => {
+                state.teacher = match (s.is_teacher, state.teacher.take()) {
+                    (true, Some(t)) => Some(t),
+                    (true, None) => Some(TeacherFields::default()),
+                    (false, _) => None,
                 }
+            }
+            _ => {}
+        }
+    }
+    // Teacher fields apply to the (possibly new) teacher record; on a non-teacher they
+    // have nothing to apply to and are ignored.
+    if let Some(t) = state.teacher.as_mut() {
+        for path in &u.paths {
+            match *path {
+                "specialization" => t.specialization = incoming.specialization.clone(),
+                "role" => t.role = incoming.role.clone(),
+                "qualifications" => t.qualifications = incoming.qualifications.clone(),
                 _ => {}
             }
         }
-        // Teacher fields apply to the (possibly new) teacher record; on a non-teacher they
-        // have nothing to apply to and are ignored.
-        if let Some(t) = state.teacher.as_mut() {
-            for path in &self.paths {
-                match *path {
-                    "specialization" => t.specialization = incoming.specialization.clone(),
-                    "role" => t.role = incoming.role.clone(),
-                    "qualifications" => t.qualifications = incoming.qualifications.clone(),
-                    _ => {}
-                }
-            }
-        }
-        state
     }
+    state
 }
 
 /// ListStaff → filter + page.
@@ -325,18 +279,12 @@ pub struct NewStudent {
     pub student: StudentFields,
 }
 
-fn apply_student(
-    s: &pb::Student,
-    paths: &[&str],
-    p: &mut PersonFields,
-    f: &mut StudentFields,
-    v: &mut FieldViolations,
-) {
+fn set_student(s: &pb::Student, paths: &[&str], p: &mut PersonFields, f: &mut StudentFields, v: &mut FieldViolations) {
     let input =
         PersonInput { first_name: &s.first_name, last_name: &s.last_name, birthday: &s.birthday, account_id: None };
     for path in paths {
         match *path {
-            "first_name" | "last_name" | "birthday" => apply_person("student", &input, &[path], p, v),
+            "first_name" | "last_name" | "birthday" => set_person("student", &input, &[path], p, v),
             "school_class" => f.school_class = required_text("student.school_class", &s.school_class, v),
             "group_id" => f.group_id = optional_id("student.group_id", s.group_id, v),
             "extra_info" => f.extra_info = optional_text(s.extra_info.clone()),
@@ -362,11 +310,11 @@ fn apply_student(
 
 /// CreateStudent → new student with person.
 pub fn create_student(req: pb::CreateStudentRequest) -> Result<NewStudent> {
-    let s = req.student.ok_or_else(|| Error::invalid("student", "is required"))?;
+    let s = required("student", req.student)?;
     let mut v = FieldViolations::default();
     let mut person = PersonFields::default();
     let mut student = StudentFields::default();
-    apply_student(&s, STUDENT_FIELDS, &mut person, &mut student, &mut v);
+    set_student(&s, STUDENT_FIELDS, &mut person, &mut student, &mut v);
     let tag = optional_text(s.tag_id.clone()).and_then(|t| tag("student.tag_id", &t, &mut v));
     v.into_result()?;
     Ok(NewStudent { person: NewPerson { fields: person, tag }, student })
@@ -374,23 +322,25 @@ pub fn create_student(req: pb::CreateStudentRequest) -> Result<NewStudent> {
 
 /// UpdateStudent → id + mask.
 pub fn update_student(req: pb::UpdateStudentRequest) -> Result<Update<pb::Student>> {
-    let s = req.student.ok_or_else(|| Error::invalid("student", "is required"))?;
+    let s = required("student", req.student)?;
     update("student.id", s.id, s, req.update_mask.as_ref(), STUDENT_FIELDS)
 }
 
-impl Update<pb::Student> {
-    /// The stored person and student fields with the masked changes applied.
-    pub fn apply(&self, mut p: PersonFields, mut f: StudentFields) -> Result<(PersonFields, StudentFields)> {
-        let mut v = FieldViolations::default();
-        apply_student(&self.message, &self.paths, &mut p, &mut f, &mut v);
-        v.into_result()?;
-        Ok((p, f))
-    }
+/// The stored person and student fields with the masked changes of `u` applied.
+pub fn apply_student(
+    u: &Update<pb::Student>,
+    mut p: PersonFields,
+    mut f: StudentFields,
+) -> Result<(PersonFields, StudentFields)> {
+    let mut v = FieldViolations::default();
+    set_student(&u.message, &u.paths, &mut p, &mut f, &mut v);
+    v.into_result()?;
+    Ok((p, f))
+}
 
-    /// Whether the update touches the person row.
-    pub fn touches_person(&self) -> bool {
-        self.paths.iter().any(|p| matches!(*p, "first_name" | "last_name" | "birthday"))
-    }
+/// Whether the student update `u` touches the person row.
+pub fn touches_person(u: &Update<pb::Student>) -> bool {
+    u.paths.iter().any(|p| matches!(*p, "first_name" | "last_name" | "birthday"))
 }
 
 /// ListStudents → filter + page.
@@ -434,6 +384,8 @@ pub fn list_cards(req: pb::ListUnassignedRfidCardsRequest) -> Result<PageRequest
 
 #[cfg(test)]
 mod tests {
+    use phoenix_common::Error;
+
     use super::*;
 
     fn fields_of(err: Error) -> Vec<String> {
@@ -518,9 +470,10 @@ mod tests {
             student: Some(pb::Student { id: 1, sick, ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["sick".into()] }),
         };
-        let (_, f) = update_student(mk(Some(true))).unwrap().apply(PersonFields::default(), stored.clone()).unwrap();
+        let (_, f) =
+            apply_student(&update_student(mk(Some(true))).unwrap(), PersonFields::default(), stored.clone()).unwrap();
         assert_eq!(f.sick_since, Some(since));
-        let (_, f) = update_student(mk(Some(false))).unwrap().apply(PersonFields::default(), stored).unwrap();
+        let (_, f) = apply_student(&update_student(mk(Some(false))).unwrap(), PersonFields::default(), stored).unwrap();
         assert_eq!((f.sick, f.sick_since), (false, None));
     }
 
@@ -546,7 +499,7 @@ mod tests {
             update_mask: Some(prost_types::FieldMask { paths: vec!["is_teacher".into(), "role".into()] }),
         })
         .unwrap();
-        let state = u.apply(StaffState { notes: None, teacher: Some(TeacherFields::default()) });
+        let state = apply_staff(&u, StaffState { notes: None, teacher: Some(TeacherFields::default()) });
         assert_eq!(state.teacher, None);
     }
 }

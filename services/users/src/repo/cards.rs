@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::Result;
 use phoenix_db::schema::users::{persons, rfid_cards};
 
 /// A `users.rfid_cards` row.
@@ -21,7 +22,7 @@ pub struct Card {
 }
 
 /// Creates an active card for `tag` unless it exists.
-pub async fn ensure_card(conn: &mut AsyncPgConnection, tag: &str) -> QueryResult<()> {
+pub async fn ensure_card(conn: &mut AsyncPgConnection, tag: &str) -> Result<()> {
     diesel::insert_into(rfid_cards::table)
         .values(rfid_cards::id.eq(tag))
         .on_conflict_do_nothing()
@@ -32,12 +33,12 @@ pub async fn ensure_card(conn: &mut AsyncPgConnection, tag: &str) -> QueryResult
 
 /// Card `tag`, locked until the transaction ends: concurrent assignments of one card queue
 /// here instead of racing on the unique `persons.tag_id`.
-pub async fn lock_card(conn: &mut AsyncPgConnection, tag: &str) -> QueryResult<Option<Card>> {
-    rfid_cards::table.find(tag).select(Card::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_card(conn: &mut AsyncPgConnection, tag: &str) -> Result<Option<Card>> {
+    Ok(rfid_cards::table.find(tag).select(Card::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Card `tag` and who holds it.
-pub async fn find_card(conn: &mut AsyncPgConnection, tag: &str) -> QueryResult<Option<(Card, Option<i64>)>> {
+pub async fn find_card(conn: &mut AsyncPgConnection, tag: &str) -> Result<Option<(Card, Option<i64>)>> {
     let card = rfid_cards::table.find(tag).select(Card::as_select()).first(conn).await.optional()?;
     match card {
         None => Ok(None),
@@ -49,8 +50,8 @@ pub async fn find_card(conn: &mut AsyncPgConnection, tag: &str) -> QueryResult<O
 }
 
 /// The person holding `tag`, if any.
-pub async fn holder_of(conn: &mut AsyncPgConnection, tag: &str) -> QueryResult<Option<i64>> {
-    persons::table.filter(persons::tag_id.eq(tag)).select(persons::id).first(conn).await.optional()
+pub async fn holder_of(conn: &mut AsyncPgConnection, tag: &str) -> Result<Option<i64>> {
+    Ok(persons::table.filter(persons::tag_id.eq(tag)).select(persons::id).first(conn).await.optional()?)
 }
 
 /// Links (or with `None` unlinks) the card of person `person_id`.
@@ -60,18 +61,18 @@ pub async fn set_person_tag(conn: &mut AsyncPgConnection, person_id: i64, tag: O
 }
 
 /// Sets the `active` flag of card `tag`; `None` when there is no such card.
-pub async fn set_card_active(conn: &mut AsyncPgConnection, tag: &str, active: bool) -> QueryResult<Option<Card>> {
-    diesel::update(rfid_cards::table.find(tag))
+pub async fn set_card_active(conn: &mut AsyncPgConnection, tag: &str, active: bool) -> Result<Option<Card>> {
+    Ok(diesel::update(rfid_cards::table.find(tag))
         .set(rfid_cards::active.eq(active))
         .returning(Card::as_returning())
         .get_result(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// One page of active cards nobody holds, by tag.
-pub async fn list_unassigned(conn: &mut AsyncPgConnection, after: Option<&str>, limit: i64) -> QueryResult<Vec<Card>> {
-    rfid_cards::table
+pub async fn list_unassigned(conn: &mut AsyncPgConnection, after: Option<&str>, limit: i64) -> Result<Vec<Card>> {
+    Ok(rfid_cards::table
         .left_join(persons::table)
         .filter(rfid_cards::active)
         .filter(persons::id.nullable().is_null())
@@ -80,16 +81,16 @@ pub async fn list_unassigned(conn: &mut AsyncPgConnection, after: Option<&str>, 
         .limit(limit)
         .select(Card::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of active cards nobody holds.
-pub async fn count_unassigned(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    rfid_cards::table
+pub async fn count_unassigned(conn: &mut AsyncPgConnection) -> Result<i64> {
+    Ok(rfid_cards::table
         .left_join(persons::table)
         .filter(rfid_cards::active)
         .filter(persons::id.nullable().is_null())
         .count()
         .get_result(conn)
-        .await
+        .await?)
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::Result;
 use phoenix_db::schema::schedule::{
     student_pickup_exceptions as ex, student_pickup_notes as notes, student_pickup_schedules as ps,
 };
@@ -65,15 +66,15 @@ pub struct ConsentFields {
 }
 
 /// The student's newest accepted consent.
-pub async fn newest_accepted_consent(conn: &mut AsyncPgConnection, student_id: i64) -> QueryResult<Option<ConsentRow>> {
-    pc::table
+pub async fn newest_accepted_consent(conn: &mut AsyncPgConnection, student_id: i64) -> Result<Option<ConsentRow>> {
+    Ok(pc::table
         .filter(pc::student_id.eq(student_id))
         .filter(pc::accepted)
         .order((pc::created_at.desc(), pc::id.desc()))
         .select(ConsentRow::as_select())
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// The student's newest consent of `version`, locked until the transaction ends.
@@ -81,8 +82,8 @@ pub async fn lock_consent_of_version(
     conn: &mut AsyncPgConnection,
     student_id: i64,
     version: &str,
-) -> QueryResult<Option<ConsentRow>> {
-    pc::table
+) -> Result<Option<ConsentRow>> {
+    Ok(pc::table
         .filter(pc::student_id.eq(student_id))
         .filter(pc::policy_version.eq(version))
         .order((pc::created_at.desc(), pc::id.desc()))
@@ -90,17 +91,17 @@ pub async fn lock_consent_of_version(
         .for_update()
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Inserts a consent.
-pub async fn insert_consent(conn: &mut AsyncPgConnection, f: &ConsentFields) -> QueryResult<ConsentRow> {
-    diesel::insert_into(pc::table).values(f).returning(ConsentRow::as_returning()).get_result(conn).await
+pub async fn insert_consent(conn: &mut AsyncPgConnection, f: &ConsentFields) -> Result<ConsentRow> {
+    Ok(diesel::insert_into(pc::table).values(f).returning(ConsentRow::as_returning()).get_result(conn).await?)
 }
 
 /// Writes consent `id`.
-pub async fn write_consent(conn: &mut AsyncPgConnection, id: i64, f: &ConsentFields) -> QueryResult<ConsentRow> {
-    diesel::update(pc::table.find(id)).set(f).returning(ConsentRow::as_returning()).get_result(conn).await
+pub async fn write_consent(conn: &mut AsyncPgConnection, id: i64, f: &ConsentFields) -> Result<ConsentRow> {
+    Ok(diesel::update(pc::table.find(id)).set(f).returning(ConsentRow::as_returning()).get_result(conn).await?)
 }
 
 /// A weekly pickup time.
@@ -116,8 +117,13 @@ pub struct ScheduleRow {
 }
 
 /// The student's weekly pickup times by weekday.
-pub async fn schedules_of(conn: &mut AsyncPgConnection, student_id: i64) -> QueryResult<Vec<ScheduleRow>> {
-    ps::table.filter(ps::student_id.eq(student_id)).order(ps::weekday).select(ScheduleRow::as_select()).load(conn).await
+pub async fn schedules_of(conn: &mut AsyncPgConnection, student_id: i64) -> Result<Vec<ScheduleRow>> {
+    Ok(ps::table
+        .filter(ps::student_id.eq(student_id))
+        .order(ps::weekday)
+        .select(ScheduleRow::as_select())
+        .load(conn)
+        .await?)
 }
 
 /// Replaces the student's weekly pickup times.
@@ -126,7 +132,7 @@ pub async fn replace_schedules(
     student_id: i64,
     entries: &[ScheduleRow],
     created_by: Option<i64>,
-) -> QueryResult<()> {
+) -> Result<()> {
     diesel::delete(ps::table.filter(ps::student_id.eq(student_id))).execute(conn).await?;
     let rows: Vec<_> = entries
         .iter()
@@ -197,8 +203,8 @@ pub async fn insert_exception(
 }
 
 /// One exception, locked until the transaction ends.
-pub async fn lock_exception(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<ExceptionRow>> {
-    ex::table.find(id).select(ExceptionRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_exception(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<ExceptionRow>> {
+    Ok(ex::table.find(id).select(ExceptionRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes exception `id`.
@@ -207,19 +213,19 @@ pub async fn write_exception(conn: &mut AsyncPgConnection, id: i64, f: &Exceptio
 }
 
 /// Deletes exception `id`.
-pub async fn delete_exception(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+pub async fn delete_exception(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     diesel::delete(ex::table.find(id)).execute(conn).await?;
     Ok(())
 }
 
 /// The student's exceptions by date.
-pub async fn exceptions_of(conn: &mut AsyncPgConnection, student_id: i64) -> QueryResult<Vec<ExceptionRow>> {
-    ex::table
+pub async fn exceptions_of(conn: &mut AsyncPgConnection, student_id: i64) -> Result<Vec<ExceptionRow>> {
+    Ok(ex::table
         .filter(ex::student_id.eq(student_id))
         .order((ex::exception_date, ex::id))
         .select(ExceptionRow::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// A pickup note.
@@ -256,8 +262,8 @@ pub async fn insert_note(
     student_id: i64,
     f: &NoteFields,
     created_by: Option<i64>,
-) -> QueryResult<NoteRow> {
-    diesel::insert_into(notes::table)
+) -> Result<NoteRow> {
+    Ok(diesel::insert_into(notes::table)
         .values((
             notes::student_id.eq(student_id),
             notes::note_date.eq(f.note_date),
@@ -266,31 +272,31 @@ pub async fn insert_note(
         ))
         .returning(NoteRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// One note, locked until the transaction ends.
-pub async fn lock_note(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<NoteRow>> {
-    notes::table.find(id).select(NoteRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_note(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<NoteRow>> {
+    Ok(notes::table.find(id).select(NoteRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes note `id`.
-pub async fn write_note(conn: &mut AsyncPgConnection, id: i64, f: &NoteFields) -> QueryResult<NoteRow> {
-    diesel::update(notes::table.find(id)).set(f).returning(NoteRow::as_returning()).get_result(conn).await
+pub async fn write_note(conn: &mut AsyncPgConnection, id: i64, f: &NoteFields) -> Result<NoteRow> {
+    Ok(diesel::update(notes::table.find(id)).set(f).returning(NoteRow::as_returning()).get_result(conn).await?)
 }
 
 /// Deletes note `id`.
-pub async fn delete_note(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+pub async fn delete_note(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     diesel::delete(notes::table.find(id)).execute(conn).await?;
     Ok(())
 }
 
 /// The student's notes by date.
-pub async fn notes_of(conn: &mut AsyncPgConnection, student_id: i64) -> QueryResult<Vec<NoteRow>> {
-    notes::table
+pub async fn notes_of(conn: &mut AsyncPgConnection, student_id: i64) -> Result<Vec<NoteRow>> {
+    Ok(notes::table
         .filter(notes::student_id.eq(student_id))
         .order((notes::note_date, notes::id))
         .select(NoteRow::as_select())
         .load(conn)
-        .await
+        .await?)
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::Result;
 use phoenix_common::convert::like_contains;
 use phoenix_db::schema::users::{guardian_phone_numbers as ph, guardians, student_guardians as sg, students};
 
@@ -240,13 +241,13 @@ pub async fn insert_guardian(conn: &mut AsyncPgConnection, f: &GuardianFields) -
 }
 
 /// One guardian.
-pub async fn find_guardian(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<GuardianRow>> {
-    guardians::table.find(id).select(GuardianRow::as_select()).first(conn).await.optional()
+pub async fn find_guardian(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<GuardianRow>> {
+    Ok(guardians::table.find(id).select(GuardianRow::as_select()).first(conn).await.optional()?)
 }
 
 /// One guardian, locked until the transaction ends.
-pub async fn lock_guardian(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<GuardianRow>> {
-    guardians::table.find(id).select(GuardianRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_guardian(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<GuardianRow>> {
+    Ok(guardians::table.find(id).select(GuardianRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes the writable columns of guardian `id`.
@@ -255,7 +256,7 @@ pub async fn write_guardian(conn: &mut AsyncPgConnection, id: i64, f: &GuardianF
 }
 
 /// Deletes guardian `id` (numbers and links cascade); whether it existed.
-pub async fn delete_guardian(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_guardian(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(guardians::table.find(id)).execute(conn).await? > 0)
 }
 
@@ -265,26 +266,26 @@ pub async fn list_guardians(
     f: &GuardianFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<GuardianRow>> {
-    filtered(f)
+) -> Result<Vec<GuardianRow>> {
+    Ok(filtered(f)
         .filter(guardians::id.gt(after.unwrap_or(0)))
         .order(guardians::id)
         .limit(limit)
         .select(GuardianRow::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of guardians matching `f`.
-pub async fn count_guardians(conn: &mut AsyncPgConnection, f: &GuardianFilter) -> QueryResult<i64> {
-    filtered(f).count().get_result(conn).await
+pub async fn count_guardians(conn: &mut AsyncPgConnection, f: &GuardianFilter) -> Result<i64> {
+    Ok(filtered(f).count().get_result(conn).await?)
 }
 
 /// The groups of the (active) children of each of `guardian_ids`.
 pub async fn children_groups(
     conn: &mut AsyncPgConnection,
     guardian_ids: &[i64],
-) -> QueryResult<HashMap<i64, Vec<Option<i64>>>> {
+) -> Result<HashMap<i64, Vec<Option<i64>>>> {
     let mut out: HashMap<i64, Vec<Option<i64>>> = HashMap::new();
     if guardian_ids.is_empty() {
         return Ok(out);
@@ -303,7 +304,7 @@ pub async fn children_groups(
 }
 
 /// Phone numbers of each of `guardian_ids`, primary first, then by priority.
-pub async fn phones_of(conn: &mut AsyncPgConnection, guardian_ids: &[i64]) -> QueryResult<HashMap<i64, Vec<PhoneRow>>> {
+pub async fn phones_of(conn: &mut AsyncPgConnection, guardian_ids: &[i64]) -> Result<HashMap<i64, Vec<PhoneRow>>> {
     let mut out: HashMap<i64, Vec<PhoneRow>> = HashMap::new();
     if guardian_ids.is_empty() {
         return Ok(out);
@@ -330,8 +331,8 @@ pub async fn insert_phone(conn: &mut AsyncPgConnection, guardian_id: i64, f: &Ph
 }
 
 /// One phone number, locked until the transaction ends.
-pub async fn lock_phone(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<PhoneRow>> {
-    ph::table.find(id).select(PhoneRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_phone(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<PhoneRow>> {
+    Ok(ph::table.find(id).select(PhoneRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes the writable columns of phone number `id`.
@@ -341,13 +342,13 @@ pub async fn write_phone(conn: &mut AsyncPgConnection, id: i64, f: &PhoneFields)
 }
 
 /// Deletes phone number `id`.
-pub async fn delete_phone(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+pub async fn delete_phone(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     diesel::delete(ph::table.find(id)).execute(conn).await?;
     Ok(())
 }
 
 /// Demotes the primary number of `guardian_id` (before another becomes primary).
-pub async fn clear_primary_phone(conn: &mut AsyncPgConnection, guardian_id: i64) -> QueryResult<()> {
+pub async fn clear_primary_phone(conn: &mut AsyncPgConnection, guardian_id: i64) -> Result<()> {
     diesel::update(ph::table.filter(ph::guardian_id.eq(guardian_id)).filter(ph::is_primary))
         .set(ph::is_primary.eq(false))
         .execute(conn)
@@ -383,18 +384,18 @@ pub async fn insert_link(
 }
 
 /// One link with the guardian's names.
-pub async fn find_link(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Link>> {
-    links()
+pub async fn find_link(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Link>> {
+    Ok(links()
         .filter(sg::id.eq(id))
         .select((LinkRow::as_select(), guardians::first_name, guardians::last_name))
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// One link row, locked until the transaction ends.
-pub async fn lock_link(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<LinkRow>> {
-    sg::table.find(id).select(LinkRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_link(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<LinkRow>> {
+    Ok(sg::table.find(id).select(LinkRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes the writable columns of link `id`.
@@ -404,13 +405,13 @@ pub async fn write_link(conn: &mut AsyncPgConnection, id: i64, f: &LinkFields) -
 }
 
 /// Deletes link `id`.
-pub async fn delete_link(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+pub async fn delete_link(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     diesel::delete(sg::table.find(id)).execute(conn).await?;
     Ok(())
 }
 
 /// Demotes the primary guardian of `student_id` (before another becomes primary).
-pub async fn clear_primary_link(conn: &mut AsyncPgConnection, student_id: i64) -> QueryResult<()> {
+pub async fn clear_primary_link(conn: &mut AsyncPgConnection, student_id: i64) -> Result<()> {
     diesel::update(sg::table.filter(sg::student_id.eq(student_id)).filter(sg::is_primary))
         .set(sg::is_primary.eq(false))
         .execute(conn)
@@ -423,7 +424,7 @@ pub async fn list_links(
     conn: &mut AsyncPgConnection,
     student_id: Option<i64>,
     guardian_id: Option<i64>,
-) -> QueryResult<Vec<Link>> {
+) -> Result<Vec<Link>> {
     let mut q = links().into_boxed();
     if let Some(s) = student_id {
         q = q.filter(sg::student_id.eq(s));
@@ -431,8 +432,8 @@ pub async fn list_links(
     if let Some(g) = guardian_id {
         q = q.filter(sg::guardian_id.eq(g));
     }
-    q.order((sg::is_primary.desc(), sg::emergency_priority, sg::id))
+    Ok(q.order((sg::is_primary.desc(), sg::emergency_priority, sg::id))
         .select((LinkRow::as_select(), guardians::first_name, guardians::last_name))
         .load(conn)
-        .await
+        .await?)
 }

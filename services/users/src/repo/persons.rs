@@ -7,6 +7,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::convert::like_prefix;
+use phoenix_common::{Error, Result};
 use phoenix_db::schema::auth;
 use phoenix_db::schema::users::{persons, students};
 
@@ -94,13 +95,13 @@ pub async fn insert_person(conn: &mut AsyncPgConnection, fields: &PersonFields) 
 }
 
 /// One person.
-pub async fn find_person(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Person>> {
-    persons::table.find(id).select(Person::as_select()).first(conn).await.optional()
+pub async fn find_person(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Person>> {
+    Ok(persons::table.find(id).select(Person::as_select()).first(conn).await.optional()?)
 }
 
 /// One person, locked until the transaction ends.
-pub async fn lock_person(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Person>> {
-    persons::table.find(id).select(Person::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_person(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Person>> {
+    Ok(persons::table.find(id).select(Person::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes the writable columns of person `id`.
@@ -109,7 +110,7 @@ pub async fn write_person(conn: &mut AsyncPgConnection, id: i64, fields: &Person
 }
 
 /// Deletes person `id` (cascading to their staff record); returns whether it existed.
-pub async fn delete_person(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_person(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(persons::table.find(id)).execute(conn).await? > 0)
 }
 
@@ -119,26 +120,26 @@ pub async fn list_persons(
     filter: &PersonFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<Person>> {
-    filtered(filter)
+) -> Result<Vec<Person>> {
+    Ok(filtered(filter)
         .filter(persons::id.gt(after.unwrap_or(0)))
         .order(persons::id)
         .limit(limit)
         .select(Person::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of persons matching `filter`.
-pub async fn count_persons(conn: &mut AsyncPgConnection, filter: &PersonFilter) -> QueryResult<i64> {
-    filtered(filter).count().get_result(conn).await
+pub async fn count_persons(conn: &mut AsyncPgConnection, filter: &PersonFilter) -> Result<i64> {
+    Ok(filtered(filter).count().get_result(conn).await?)
 }
 
 /// For the persons among `person_ids` that are students: their group (for redaction).
 pub async fn student_groups_of_persons(
     conn: &mut AsyncPgConnection,
     person_ids: &[i64],
-) -> QueryResult<HashMap<i64, Option<i64>>> {
+) -> Result<HashMap<i64, Option<i64>>> {
     if person_ids.is_empty() {
         return Ok(HashMap::new());
     }
@@ -151,6 +152,16 @@ pub async fn student_groups_of_persons(
 }
 
 /// Whether login account `id` exists.
-pub async fn account_exists(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(auth::accounts::table.find(id))).get_result(conn).await
+pub async fn account_exists(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(auth::accounts::table.find(id))).get_result(conn).await?)
+}
+
+/// Checks the account a person is linked to, reported on `field`: it must exist.
+pub async fn check_account(conn: &mut AsyncPgConnection, field: &str, account_id: Option<i64>) -> Result<()> {
+    if let Some(a) = account_id
+        && !account_exists(conn, a).await?
+    {
+        return Err(Error::invalid(field, format!("account {a} does not exist")));
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::Result;
 use phoenix_common::convert::like_prefix;
 use phoenix_db::schema::education;
 use phoenix_db::schema::users::{persons, staff, teachers};
@@ -96,8 +97,8 @@ pub async fn insert_staff(conn: &mut AsyncPgConnection, person_id: i64, notes: O
 }
 
 /// Inserts the teacher record of `staff_id`.
-pub async fn insert_teacher(conn: &mut AsyncPgConnection, staff_id: i64, f: &TeacherFields) -> QueryResult<TeacherRow> {
-    diesel::insert_into(teachers::table)
+pub async fn insert_teacher(conn: &mut AsyncPgConnection, staff_id: i64, f: &TeacherFields) -> Result<TeacherRow> {
+    Ok(diesel::insert_into(teachers::table)
         .values((
             teachers::staff_id.eq(staff_id),
             teachers::specialization.eq(&f.specialization),
@@ -106,37 +107,37 @@ pub async fn insert_teacher(conn: &mut AsyncPgConnection, staff_id: i64, f: &Tea
         ))
         .returning(TeacherRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// Writes the teacher record of `staff_id`.
-pub async fn write_teacher(conn: &mut AsyncPgConnection, staff_id: i64, f: &TeacherFields) -> QueryResult<TeacherRow> {
-    diesel::update(teachers::table.filter(teachers::staff_id.eq(staff_id)))
+pub async fn write_teacher(conn: &mut AsyncPgConnection, staff_id: i64, f: &TeacherFields) -> Result<TeacherRow> {
+    Ok(diesel::update(teachers::table.filter(teachers::staff_id.eq(staff_id)))
         .set(f)
         .returning(TeacherRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// Deletes the teacher record of `staff_id` (its group links cascade).
-pub async fn delete_teacher(conn: &mut AsyncPgConnection, staff_id: i64) -> QueryResult<()> {
+pub async fn delete_teacher(conn: &mut AsyncPgConnection, staff_id: i64) -> Result<()> {
     diesel::delete(teachers::table.filter(teachers::staff_id.eq(staff_id))).execute(conn).await?;
     Ok(())
 }
 
 /// Writes the notes of staff `id`.
-pub async fn write_staff_notes(conn: &mut AsyncPgConnection, id: i64, notes: Option<&str>) -> QueryResult<()> {
+pub async fn write_staff_notes(conn: &mut AsyncPgConnection, id: i64, notes: Option<&str>) -> Result<()> {
     diesel::update(staff::table.find(id)).set(staff::staff_notes.eq(notes)).execute(conn).await?;
     Ok(())
 }
 
 /// Deletes staff `id` (the teacher record and group links cascade); whether it existed.
-pub async fn delete_staff(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_staff(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(staff::table.find(id)).execute(conn).await? > 0)
 }
 
 /// Staff `id` with person and teacher record.
-pub async fn find_staff(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<StaffRecord>> {
+pub async fn find_staff(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<StaffRecord>> {
     let row: Option<Joined> = staff::table
         .inner_join(persons::table)
         .left_join(teachers::table)
@@ -149,17 +150,17 @@ pub async fn find_staff(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Op
 }
 
 /// Locks staff row `id` until the transaction ends; whether it exists.
-pub async fn lock_staff(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn lock_staff(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(staff::table.find(id).select(staff::id).for_update().first::<i64>(conn).await.optional()?.is_some())
 }
 
 /// Number of education groups teacher `teacher_id` leads.
-pub async fn groups_led(conn: &mut AsyncPgConnection, teacher_id: i64) -> QueryResult<i64> {
-    education::group_teacher::table
+pub async fn groups_led(conn: &mut AsyncPgConnection, teacher_id: i64) -> Result<i64> {
+    Ok(education::group_teacher::table
         .filter(education::group_teacher::teacher_id.eq(teacher_id))
         .count()
         .get_result(conn)
-        .await
+        .await?)
 }
 
 fn filtered(
@@ -188,7 +189,7 @@ pub async fn list_staff(
     filter: &StaffFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<StaffRecord>> {
+) -> Result<Vec<StaffRecord>> {
     let rows: Vec<Joined> = filtered(filter)
         .filter(staff::id.gt(after.unwrap_or(0)))
         .order(staff::id)
@@ -200,6 +201,6 @@ pub async fn list_staff(
 }
 
 /// Number of staff matching `filter`.
-pub async fn count_staff(conn: &mut AsyncPgConnection, filter: &StaffFilter) -> QueryResult<i64> {
-    filtered(filter).count().get_result(conn).await
+pub async fn count_staff(conn: &mut AsyncPgConnection, filter: &StaffFilter) -> Result<i64> {
+    Ok(filtered(filter).count().get_result(conn).await?)
 }

@@ -7,6 +7,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::convert::{like_contains, like_prefix};
+use phoenix_common::{Error, Result};
 use phoenix_db::schema::users::{
     guardian_phone_numbers, guardians, persons, staff, student_guardians, students, teachers,
 };
@@ -223,7 +224,7 @@ pub async fn insert_student(
 }
 
 /// Student `id` with person and group name.
-pub async fn find_student(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<StudentRecord>> {
+pub async fn find_student(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<StudentRecord>> {
     let row: Option<Joined> = joined()
         .filter(students::id.eq(id))
         .select((StudentRow::as_select(), Person::as_select(), education::groups::name.nullable()))
@@ -234,18 +235,18 @@ pub async fn find_student(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<
 }
 
 /// The student of person `person_id`, if the person is one.
-pub async fn student_of_person(conn: &mut AsyncPgConnection, person_id: i64) -> QueryResult<Option<StudentRow>> {
-    students::table
+pub async fn student_of_person(conn: &mut AsyncPgConnection, person_id: i64) -> Result<Option<StudentRow>> {
+    Ok(students::table
         .filter(students::person_id.eq(person_id))
         .select(StudentRow::as_select())
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Student row `id`, locked until the transaction ends.
-pub async fn lock_student(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<StudentRow>> {
-    students::table.find(id).select(StudentRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_student(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<StudentRow>> {
+    Ok(students::table.find(id).select(StudentRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes the writable columns of student `id`.
@@ -255,7 +256,7 @@ pub async fn write_student(conn: &mut AsyncPgConnection, id: i64, f: &StudentFie
 }
 
 /// Sets or clears the deactivation time of student `id`.
-pub async fn set_deactivated(conn: &mut AsyncPgConnection, id: i64, at: Option<DateTime<Utc>>) -> QueryResult<()> {
+pub async fn set_deactivated(conn: &mut AsyncPgConnection, id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
     diesel::update(students::table.find(id)).set(students::deactivated_at.eq(at)).execute(conn).await?;
     Ok(())
 }
@@ -266,7 +267,7 @@ pub async fn list_students(
     filter: &StudentFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<StudentRecord>> {
+) -> Result<Vec<StudentRecord>> {
     let rows: Vec<Joined> = filtered(filter)
         .filter(students::id.gt(after.unwrap_or(0)))
         .order(students::id)
@@ -278,20 +279,30 @@ pub async fn list_students(
 }
 
 /// Number of students matching `filter`.
-pub async fn count_students(conn: &mut AsyncPgConnection, filter: &StudentFilter) -> QueryResult<i64> {
-    filtered(filter).count().get_result(conn).await
+pub async fn count_students(conn: &mut AsyncPgConnection, filter: &StudentFilter) -> Result<i64> {
+    Ok(filtered(filter).count().get_result(conn).await?)
 }
 
 /// Whether education group `id` exists.
-pub async fn group_exists(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(education::groups::table.find(id))).get_result(conn).await
+pub async fn group_exists(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(education::groups::table.find(id))).get_result(conn).await?)
+}
+
+/// Checks a student's group reference: it must exist.
+pub async fn check_group(conn: &mut AsyncPgConnection, group_id: Option<i64>) -> Result<()> {
+    if let Some(g) = group_id
+        && !group_exists(conn, g).await?
+    {
+        return Err(Error::invalid("student.group_id", format!("group {g} does not exist")));
+    }
+    Ok(())
 }
 
 /// Guardians of each of `student_ids`: primary first, then by emergency priority.
 pub async fn guardian_contacts(
     conn: &mut AsyncPgConnection,
     student_ids: &[i64],
-) -> QueryResult<HashMap<i64, Vec<GuardianContact>>> {
+) -> Result<HashMap<i64, Vec<GuardianContact>>> {
     use guardian_phone_numbers as ph;
     use student_guardians as sg;
     let mut out: HashMap<i64, Vec<GuardianContact>> = HashMap::new();
@@ -349,7 +360,7 @@ pub async fn guardian_contacts(
 pub async fn group_supervisors(
     conn: &mut AsyncPgConnection,
     group_ids: &[i64],
-) -> QueryResult<HashMap<i64, Vec<Supervisor>>> {
+) -> Result<HashMap<i64, Vec<Supervisor>>> {
     use education::group_teacher as gt;
     let mut out: HashMap<i64, Vec<Supervisor>> = HashMap::new();
     if group_ids.is_empty() {
@@ -412,7 +423,7 @@ pub async fn presences(
     conn: &mut AsyncPgConnection,
     student_ids: &[i64],
     today: NaiveDate,
-) -> QueryResult<HashMap<i64, Presence>> {
+) -> Result<HashMap<i64, Presence>> {
     use active::{attendance as at, groups as ag, visits as av};
     if student_ids.is_empty() {
         return Ok(HashMap::new());

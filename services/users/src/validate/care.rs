@@ -2,11 +2,12 @@
 //! and notes (§6 "Pickup").
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
-use phoenix_common::validate::{optional_text, parse_date, required_id};
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::validate::{
+    Update, finish, optional_text, parse_date, required, required_id, required_text, update,
+};
+use phoenix_common::{FieldViolations, Result};
 use phoenix_proto::users::v1 as pb;
 
-use super::{Update, finish, update};
 use crate::repo::care::{ConsentFields, ConsentRow, ExceptionFields, NoteFields, ScheduleRow};
 
 /// Updatable fields of a pickup exception.
@@ -36,10 +37,10 @@ pub struct ConsentInput {
 
 /// UpsertPrivacyConsent → input.
 pub fn upsert_consent(req: pb::UpsertPrivacyConsentRequest) -> Result<ConsentInput> {
-    let c = req.consent.ok_or_else(|| Error::invalid("consent", "is required"))?;
+    let c = required("consent", req.consent)?;
     let mut v = FieldViolations::default();
     let student_id = required_id("consent.student_id", c.student_id, &mut v);
-    let policy_version = phoenix_common::validate::required_text("consent.policy_version", &c.policy_version, &mut v);
+    let policy_version = required_text("consent.policy_version", &c.policy_version, &mut v);
     if !(1..=31).contains(&c.data_retention_days) {
         v.add("consent.data_retention_days", format!("must be 1–31 days, got {}", c.data_retention_days));
     }
@@ -149,7 +150,7 @@ pub fn set_schedule(req: pb::SetPickupScheduleRequest) -> Result<(i64, Vec<Sched
     Ok((student_id, out))
 }
 
-fn apply_exception(e: &pb::PickupException, paths: &[&str], f: &mut ExceptionFields, v: &mut FieldViolations) {
+fn set_exception(e: &pb::PickupException, paths: &[&str], f: &mut ExceptionFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "exception_date" => {
@@ -172,32 +173,30 @@ fn apply_exception(e: &pb::PickupException, paths: &[&str], f: &mut ExceptionFie
 
 /// CreatePickupException → (student, fields).
 pub fn create_exception(req: pb::CreatePickupExceptionRequest) -> Result<(i64, ExceptionFields)> {
-    let e = req.exception.ok_or_else(|| Error::invalid("exception", "is required"))?;
+    let e = required("exception", req.exception)?;
     let mut v = FieldViolations::default();
     let student_id = required_id("exception.student_id", e.student_id, &mut v);
     let date = parse_date("exception.exception_date", &e.exception_date, &mut v);
     let mut f = ExceptionFields { exception_date: date.unwrap_or_default(), pickup_time: None, reason: None };
-    apply_exception(&e, &["pickup_time", "reason"], &mut f, &mut v);
+    set_exception(&e, &["pickup_time", "reason"], &mut f, &mut v);
     finish(v, date.map(|_| (student_id, f)))
 }
 
 /// UpdatePickupException → id + mask.
 pub fn update_exception(req: pb::UpdatePickupExceptionRequest) -> Result<Update<pb::PickupException>> {
-    let e = req.exception.ok_or_else(|| Error::invalid("exception", "is required"))?;
+    let e = required("exception", req.exception)?;
     update("exception.id", e.id, e, req.update_mask.as_ref(), EXCEPTION_FIELDS)
 }
 
-impl Update<pb::PickupException> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply(&self, mut f: ExceptionFields) -> Result<ExceptionFields> {
-        let mut v = FieldViolations::default();
-        apply_exception(&self.message, &self.paths, &mut f, &mut v);
-        v.into_result()?;
-        Ok(f)
-    }
+/// The stored fields with the masked changes of `u` applied.
+pub fn apply_exception(u: &Update<pb::PickupException>, mut f: ExceptionFields) -> Result<ExceptionFields> {
+    let mut v = FieldViolations::default();
+    set_exception(&u.message, &u.paths, &mut f, &mut v);
+    v.into_result()?;
+    Ok(f)
 }
 
-fn apply_note(n: &pb::PickupNote, paths: &[&str], f: &mut NoteFields, v: &mut FieldViolations) {
+fn set_note(n: &pb::PickupNote, paths: &[&str], f: &mut NoteFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "note_date" => {
@@ -206,7 +205,7 @@ fn apply_note(n: &pb::PickupNote, paths: &[&str], f: &mut NoteFields, v: &mut Fi
                 }
             }
             "content" => {
-                f.content = phoenix_common::validate::required_text("note.content", &n.content, v);
+                f.content = required_text("note.content", &n.content, v);
                 max_len("note.content", &Some(f.content.clone()), 500, v);
             }
             _ => {}
@@ -216,33 +215,33 @@ fn apply_note(n: &pb::PickupNote, paths: &[&str], f: &mut NoteFields, v: &mut Fi
 
 /// CreatePickupNote → (student, fields).
 pub fn create_note(req: pb::CreatePickupNoteRequest) -> Result<(i64, NoteFields)> {
-    let n = req.note.ok_or_else(|| Error::invalid("note", "is required"))?;
+    let n = required("note", req.note)?;
     let mut v = FieldViolations::default();
     let student_id = required_id("note.student_id", n.student_id, &mut v);
     let date = parse_date("note.note_date", &n.note_date, &mut v);
     let mut f = NoteFields { note_date: date.unwrap_or_default(), content: String::new() };
-    apply_note(&n, &["content"], &mut f, &mut v);
+    set_note(&n, &["content"], &mut f, &mut v);
     finish(v, date.map(|_| (student_id, f)))
 }
 
 /// UpdatePickupNote → id + mask.
 pub fn update_note(req: pb::UpdatePickupNoteRequest) -> Result<Update<pb::PickupNote>> {
-    let n = req.note.ok_or_else(|| Error::invalid("note", "is required"))?;
+    let n = required("note", req.note)?;
     update("note.id", n.id, n, req.update_mask.as_ref(), NOTE_FIELDS)
 }
 
-impl Update<pb::PickupNote> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply(&self, mut f: NoteFields) -> Result<NoteFields> {
-        let mut v = FieldViolations::default();
-        apply_note(&self.message, &self.paths, &mut f, &mut v);
-        v.into_result()?;
-        Ok(f)
-    }
+/// The stored fields with the masked changes of `u` applied.
+pub fn apply_note(u: &Update<pb::PickupNote>, mut f: NoteFields) -> Result<NoteFields> {
+    let mut v = FieldViolations::default();
+    set_note(&u.message, &u.paths, &mut f, &mut v);
+    v.into_result()?;
+    Ok(f)
 }
 
 #[cfg(test)]
 mod tests {
+    use phoenix_common::Error;
+
     use super::*;
 
     fn fields_of(err: Error) -> Vec<String> {

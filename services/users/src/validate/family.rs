@@ -1,11 +1,12 @@
 //! Guardians, their phone numbers and their links to students (reference §6 "Guardian").
 
 use phoenix_common::page::PageRequest;
-use phoenix_common::validate::{collect, optional_id, optional_text, required_id, required_text};
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::validate::{
+    Update, finish, optional_id, optional_text, page, required, required_id, required_text, update,
+};
+use phoenix_common::{FieldViolations, Result};
 use phoenix_proto::users::v1 as pb;
 
-use super::{Update, finish, update};
 use crate::enums;
 use crate::repo::guardians::{GuardianFields, GuardianFilter, LinkFields, PhoneFields};
 
@@ -84,7 +85,7 @@ fn contact_method(raw: Option<i32>, v: &mut FieldViolations) -> String {
     }
 }
 
-fn apply_guardian(g: &pb::Guardian, paths: &[&str], f: &mut GuardianFields, v: &mut FieldViolations) {
+fn set_guardian(g: &pb::Guardian, paths: &[&str], f: &mut GuardianFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "first_name" => f.first_name = required_text("guardian.first_name", &g.first_name, v),
@@ -117,28 +118,26 @@ fn apply_guardian(g: &pb::Guardian, paths: &[&str], f: &mut GuardianFields, v: &
 
 /// CreateGuardian → the new row.
 pub fn create_guardian(req: pb::CreateGuardianRequest) -> Result<GuardianFields> {
-    let g = req.guardian.ok_or_else(|| Error::invalid("guardian", "is required"))?;
+    let g = required("guardian", req.guardian)?;
     let mut v = FieldViolations::default();
     let mut f = GuardianFields::default();
-    apply_guardian(&g, GUARDIAN_FIELDS, &mut f, &mut v);
+    set_guardian(&g, GUARDIAN_FIELDS, &mut f, &mut v);
     v.into_result()?;
     Ok(f)
 }
 
 /// UpdateGuardian → id + mask.
 pub fn update_guardian(req: pb::UpdateGuardianRequest) -> Result<Update<pb::Guardian>> {
-    let g = req.guardian.ok_or_else(|| Error::invalid("guardian", "is required"))?;
+    let g = required("guardian", req.guardian)?;
     update("guardian.id", g.id, g, req.update_mask.as_ref(), GUARDIAN_FIELDS)
 }
 
-impl Update<pb::Guardian> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply(&self, mut f: GuardianFields) -> Result<GuardianFields> {
-        let mut v = FieldViolations::default();
-        apply_guardian(&self.message, &self.paths, &mut f, &mut v);
-        v.into_result()?;
-        Ok(f)
-    }
+/// The stored fields with the masked changes of `u` applied.
+pub fn apply_guardian(u: &Update<pb::Guardian>, mut f: GuardianFields) -> Result<GuardianFields> {
+    let mut v = FieldViolations::default();
+    set_guardian(&u.message, &u.paths, &mut f, &mut v);
+    v.into_result()?;
+    Ok(f)
 }
 
 /// ListGuardians → filter + page.
@@ -148,12 +147,12 @@ pub fn list_guardians(req: pb::ListGuardiansRequest) -> Result<(GuardianFilter, 
         name_contains: optional_text(req.name_contains),
         student_id: optional_id("student_id", req.student_id, &mut v),
     };
-    let page = collect(PageRequest::parse("guardians", &format!("{filter:?}"), req.page_size, &req.page_token), &mut v);
+    let page = page("guardians", &format!("{filter:?}"), req.page_size, &req.page_token, &mut v);
     let page = finish(v, page)?;
     Ok((filter, page))
 }
 
-fn apply_phone(p: &pb::GuardianPhoneNumber, paths: &[&str], f: &mut PhoneFields, v: &mut FieldViolations) {
+fn set_phone(p: &pb::GuardianPhoneNumber, paths: &[&str], f: &mut PhoneFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "phone_number" => match normalize_phone(&p.phone_number) {
@@ -204,28 +203,26 @@ pub fn add_phone(req: pb::AddGuardianPhoneNumberRequest) -> Result<(i64, PhoneFi
         is_primary: false,
         priority: 1,
     };
-    apply_phone(&p, PHONE_FIELDS, &mut f, &mut v);
+    set_phone(&p, PHONE_FIELDS, &mut f, &mut v);
     v.into_result()?;
     Ok((guardian_id, f))
 }
 
 /// UpdateGuardianPhoneNumber → id + mask.
 pub fn update_phone(req: pb::UpdateGuardianPhoneNumberRequest) -> Result<Update<pb::GuardianPhoneNumber>> {
-    let p = req.phone_number.ok_or_else(|| Error::invalid("phone_number", "is required"))?;
+    let p = required("phone_number", req.phone_number)?;
     update("phone_number.id", p.id, p, req.update_mask.as_ref(), PHONE_FIELDS)
 }
 
-impl Update<pb::GuardianPhoneNumber> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply(&self, mut f: PhoneFields) -> Result<PhoneFields> {
-        let mut v = FieldViolations::default();
-        apply_phone(&self.message, &self.paths, &mut f, &mut v);
-        v.into_result()?;
-        Ok(f)
-    }
+/// The stored fields with the masked changes of `u` applied.
+pub fn apply_phone(u: &Update<pb::GuardianPhoneNumber>, mut f: PhoneFields) -> Result<PhoneFields> {
+    let mut v = FieldViolations::default();
+    set_phone(&u.message, &u.paths, &mut f, &mut v);
+    v.into_result()?;
+    Ok(f)
 }
 
-fn apply_link(l: &pb::StudentGuardian, paths: &[&str], f: &mut LinkFields, v: &mut FieldViolations) {
+fn set_link(l: &pb::StudentGuardian, paths: &[&str], f: &mut LinkFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "relationship_type" => {
@@ -256,7 +253,7 @@ fn apply_link(l: &pb::StudentGuardian, paths: &[&str], f: &mut LinkFields, v: &m
 
 /// LinkGuardian → (student, guardian, link fields).
 pub fn link(req: pb::LinkGuardianRequest) -> Result<(i64, i64, LinkFields)> {
-    let l = req.link.ok_or_else(|| Error::invalid("link", "is required"))?;
+    let l = required("link", req.link)?;
     let mut v = FieldViolations::default();
     let student_id = required_id("link.student_id", l.student_id, &mut v);
     let guardian_id = required_id("link.guardian_id", l.guardian_id, &mut v);
@@ -268,25 +265,23 @@ pub fn link(req: pb::LinkGuardianRequest) -> Result<(i64, i64, LinkFields)> {
         pickup_notes: None,
         emergency_priority: 1,
     };
-    apply_link(&l, LINK_FIELDS, &mut f, &mut v);
+    set_link(&l, LINK_FIELDS, &mut f, &mut v);
     v.into_result()?;
     Ok((student_id, guardian_id, f))
 }
 
 /// UpdateStudentGuardian → id + mask.
 pub fn update_link(req: pb::UpdateStudentGuardianRequest) -> Result<Update<pb::StudentGuardian>> {
-    let l = req.link.ok_or_else(|| Error::invalid("link", "is required"))?;
+    let l = required("link", req.link)?;
     update("link.id", l.id, l, req.update_mask.as_ref(), LINK_FIELDS)
 }
 
-impl Update<pb::StudentGuardian> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply(&self, mut f: LinkFields) -> Result<LinkFields> {
-        let mut v = FieldViolations::default();
-        apply_link(&self.message, &self.paths, &mut f, &mut v);
-        v.into_result()?;
-        Ok(f)
-    }
+/// The stored fields with the masked changes of `u` applied.
+pub fn apply_link(u: &Update<pb::StudentGuardian>, mut f: LinkFields) -> Result<LinkFields> {
+    let mut v = FieldViolations::default();
+    set_link(&u.message, &u.paths, &mut f, &mut v);
+    v.into_result()?;
+    Ok(f)
 }
 
 /// ListStudentGuardians → exactly one of student / guardian.
@@ -303,6 +298,8 @@ pub fn list_links(req: pb::ListStudentGuardiansRequest) -> Result<(Option<i64>, 
 
 #[cfg(test)]
 mod tests {
+    use phoenix_common::Error;
+
     use super::*;
 
     #[test]
