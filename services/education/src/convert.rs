@@ -1,12 +1,15 @@
 //! Rows → proto messages.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDate;
 use phoenix_common::convert::format_date;
-use phoenix_common::time::to_timestamp as timestamp;
+use phoenix_common::time::to_timestamp;
 use phoenix_proto::education::v1 as pb;
 
 use crate::repo::{GroupRecord, SubstitutionRow};
 
+/// A group with its room name, teachers and pupil count.
 pub fn group(r: GroupRecord) -> pb::Group {
     pb::Group {
         id: r.group.id,
@@ -25,12 +28,14 @@ pub fn group(r: GroupRecord) -> pb::Group {
             })
             .collect(),
         student_count: i32::try_from(r.student_count).unwrap_or(i32::MAX),
-        create_time: Some(timestamp(r.group.created_at)),
-        update_time: Some(timestamp(r.group.updated_at)),
+        create_time: Some(to_timestamp(r.group.created_at)),
+        update_time: Some(to_timestamp(r.group.updated_at)),
     }
 }
 
-pub fn substitution(s: SubstitutionRow, group_name: String, today: NaiveDate) -> pb::Substitution {
+/// A substitution; `group_names` from [`crate::repo::group_names`], `today` decides `active`.
+pub fn substitution(s: SubstitutionRow, group_names: &HashMap<i64, String>, today: NaiveDate) -> pb::Substitution {
+    let group_name = group_names.get(&s.group_id).cloned().unwrap_or_default();
     let kind = if s.is_transfer { pb::SubstitutionKind::Transfer } else { pb::SubstitutionKind::Substitution };
     pb::Substitution {
         id: s.id,
@@ -44,7 +49,7 @@ pub fn substitution(s: SubstitutionRow, group_name: String, today: NaiveDate) ->
         duration_days: i32::try_from((s.end_date - s.start_date).num_days() + 1).unwrap_or(i32::MAX),
         active: s.start_date <= today && today <= s.end_date,
         kind: kind as i32,
-        create_time: Some(timestamp(s.created_at)),
-        update_time: Some(timestamp(s.updated_at)),
+        create_time: Some(to_timestamp(s.created_at)),
+        update_time: Some(to_timestamp(s.updated_at)),
     }
 }

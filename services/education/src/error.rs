@@ -14,6 +14,14 @@ pub fn group_write(err: diesel::result::Error, name: &str) -> Error {
     }
 }
 
+/// Maps an error of writing a group's teacher set (`group.teacher_ids`).
+pub fn group_teachers_write(err: diesel::result::Error) -> Error {
+    match violated_constraint(&err) {
+        Some("fk_education_group_teacher_teacher_id") => Error::invalid("group.teacher_ids", "no such teacher"),
+        _ => err.into(),
+    }
+}
+
 /// Maps an error of adding one group teacher.
 pub fn group_teacher_insert(err: diesel::result::Error, group_id: i64, teacher_id: i64) -> Error {
     match violated_constraint(&err) {

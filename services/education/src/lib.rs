@@ -3,12 +3,14 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic handlers, [`service::METHODS`] and the transactional operations |
+//! | [`service`] | [`service::EducationApi`], [`service::METHODS`] and the handlers; [`service::create_group`] (also the demo school's path) |
 //! | [`validate`] | requests → typed commands (date rules of substitutions) |
+//! | `access` | resource rules: who leads a group, which groups are the caller's |
+//! | [`repo`] | diesel queries and reference checks |
 //! | `convert` | rows → proto messages |
-//! | [`repo`] | diesel queries |
 //! | `error` | database constraint names → caller-facing errors |
 
+mod access;
 mod convert;
 mod error;
 pub mod repo;
@@ -30,11 +32,8 @@ pub const SERVERS: DomainServers = DomainServers {
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        routes.add_service(Authorized::new(
-            EducationServiceServer::new(service::Education::new(ctx.pool.clone())),
-            service::METHODS,
-            ctx.verifier.clone(),
-        )?);
+        let server = EducationServiceServer::new(service::EducationApi::new(ctx.pool.clone()));
+        routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }

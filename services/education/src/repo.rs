@@ -9,8 +9,11 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::convert::like_contains;
+use phoenix_common::{Error, Result};
 use phoenix_db::schema::education::{group_substitution as gs, group_teacher as gt, groups};
 use phoenix_db::schema::{active, facilities, users};
+
+use crate::error;
 
 /// An `education.groups` row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -97,27 +100,37 @@ fn filtered_groups(f: &GroupFilter) -> groups::BoxedQuery<'static, Pg> {
 }
 
 /// Inserts a group.
-pub async fn insert_group(conn: &mut AsyncPgConnection, f: &GroupFields) -> QueryResult<GroupRow> {
-    diesel::insert_into(groups::table).values(f).returning(GroupRow::as_returning()).get_result(conn).await
+pub async fn insert_group(conn: &mut AsyncPgConnection, f: &GroupFields) -> Result<GroupRow> {
+    diesel::insert_into(groups::table)
+        .values(f)
+        .returning(GroupRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::group_write(e, &f.name))
 }
 
 /// One group row.
-pub async fn find_group(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<GroupRow>> {
-    groups::table.find(id).select(GroupRow::as_select()).first(conn).await.optional()
+pub async fn find_group(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<GroupRow>> {
+    Ok(groups::table.find(id).select(GroupRow::as_select()).first(conn).await.optional()?)
 }
 
 /// One group row, locked until the transaction ends.
-pub async fn lock_group(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<GroupRow>> {
-    groups::table.find(id).select(GroupRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_group(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<GroupRow>> {
+    Ok(groups::table.find(id).select(GroupRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes the writable columns of group `id`.
-pub async fn write_group(conn: &mut AsyncPgConnection, id: i64, f: &GroupFields) -> QueryResult<GroupRow> {
-    diesel::update(groups::table.find(id)).set(f).returning(GroupRow::as_returning()).get_result(conn).await
+pub async fn write_group(conn: &mut AsyncPgConnection, id: i64, f: &GroupFields) -> Result<GroupRow> {
+    diesel::update(groups::table.find(id))
+        .set(f)
+        .returning(GroupRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::group_write(e, &f.name))
 }
 
 /// Deletes group `id` (teacher links and substitutions cascade); whether it existed.
-pub async fn delete_group(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_group(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(groups::table.find(id)).execute(conn).await? > 0)
 }
 
@@ -127,23 +140,23 @@ pub async fn list_groups(
     filter: &GroupFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<GroupRow>> {
-    filtered_groups(filter)
+) -> Result<Vec<GroupRow>> {
+    Ok(filtered_groups(filter)
         .filter(groups::id.gt(after.unwrap_or(0)))
         .order(groups::id)
         .limit(limit)
         .select(GroupRow::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of groups matching `filter`.
-pub async fn count_groups(conn: &mut AsyncPgConnection, filter: &GroupFilter) -> QueryResult<i64> {
-    filtered_groups(filter).count().get_result(conn).await
+pub async fn count_groups(conn: &mut AsyncPgConnection, filter: &GroupFilter) -> Result<i64> {
+    Ok(filtered_groups(filter).count().get_result(conn).await?)
 }
 
 /// Adds room names, teachers and pupil counts to `rows` (three queries for any number).
-pub async fn group_records(conn: &mut AsyncPgConnection, rows: Vec<GroupRow>) -> QueryResult<Vec<GroupRecord>> {
+pub async fn group_records(conn: &mut AsyncPgConnection, rows: Vec<GroupRow>) -> Result<Vec<GroupRecord>> {
     let ids: Vec<i64> = rows.iter().map(|g| g.id).collect();
     let room_ids: Vec<i64> = rows.iter().filter_map(|g| g.room_id).collect();
     let rooms: HashMap<i64, String> = if room_ids.is_empty() {
@@ -183,7 +196,7 @@ pub async fn group_records(conn: &mut AsyncPgConnection, rows: Vec<GroupRow>) ->
 }
 
 /// One group with room name, teachers and pupil count.
-pub async fn find_group_record(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<GroupRecord>> {
+pub async fn find_group_record(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<GroupRecord>> {
     match find_group(conn, id).await? {
         None => Ok(None),
         Some(row) => Ok(group_records(conn, vec![row]).await?.pop()),
@@ -191,10 +204,7 @@ pub async fn find_group_record(conn: &mut AsyncPgConnection, id: i64) -> QueryRe
 }
 
 /// Teachers of each of `group_ids`, by teacher id.
-pub async fn teachers_of(
-    conn: &mut AsyncPgConnection,
-    group_ids: &[i64],
-) -> QueryResult<HashMap<i64, Vec<GroupTeacher>>> {
+pub async fn teachers_of(conn: &mut AsyncPgConnection, group_ids: &[i64]) -> Result<HashMap<i64, Vec<GroupTeacher>>> {
     use users::{persons, staff, teachers};
     let mut out: HashMap<i64, Vec<GroupTeacher>> = HashMap::new();
     if group_ids.is_empty() {
@@ -214,48 +224,55 @@ pub async fn teachers_of(
 }
 
 /// Teacher ids among `ids` that do not exist.
-pub async fn missing_teachers(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
+pub async fn missing_teachers(conn: &mut AsyncPgConnection, ids: &[i64]) -> Result<Vec<i64>> {
     let found: Vec<i64> =
         users::teachers::table.filter(users::teachers::id.eq_any(ids)).select(users::teachers::id).load(conn).await?;
     Ok(ids.iter().copied().filter(|i| !found.contains(i)).collect())
 }
 
 /// Whether room `id` exists.
-pub async fn room_exists(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(facilities::rooms::table.find(id))).get_result(conn).await
+pub async fn room_exists(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(facilities::rooms::table.find(id))).get_result(conn).await?)
 }
 
 /// Whether staff member `id` exists.
-pub async fn staff_exists(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(users::staff::table.find(id))).get_result(conn).await
+pub async fn staff_exists(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(users::staff::table.find(id))).get_result(conn).await?)
 }
 
 /// Replaces the teacher set of `group_id` with `teacher_ids`.
-pub async fn set_teachers(conn: &mut AsyncPgConnection, group_id: i64, teacher_ids: &[i64]) -> QueryResult<()> {
+pub async fn set_teachers(conn: &mut AsyncPgConnection, group_id: i64, teacher_ids: &[i64]) -> Result<()> {
     diesel::delete(gt::table.filter(gt::group_id.eq(group_id)).filter(gt::teacher_id.ne_all(teacher_ids)))
         .execute(conn)
-        .await?;
+        .await
+        .map_err(error::group_teachers_write)?;
     add_teachers(conn, group_id, teacher_ids).await
 }
 
 /// Links `teacher_ids` to `group_id` (existing links stay).
-pub async fn add_teachers(conn: &mut AsyncPgConnection, group_id: i64, teacher_ids: &[i64]) -> QueryResult<()> {
+pub async fn add_teachers(conn: &mut AsyncPgConnection, group_id: i64, teacher_ids: &[i64]) -> Result<()> {
     let rows: Vec<_> = teacher_ids.iter().map(|t| (gt::group_id.eq(group_id), gt::teacher_id.eq(*t))).collect();
-    diesel::insert_into(gt::table).values(rows).on_conflict_do_nothing().execute(conn).await?;
+    diesel::insert_into(gt::table)
+        .values(rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await
+        .map_err(error::group_teachers_write)?;
     Ok(())
 }
 
 /// Inserts one link; the unique violation tells a duplicate.
-pub async fn insert_group_teacher(conn: &mut AsyncPgConnection, group_id: i64, teacher_id: i64) -> QueryResult<()> {
+pub async fn insert_group_teacher(conn: &mut AsyncPgConnection, group_id: i64, teacher_id: i64) -> Result<()> {
     diesel::insert_into(gt::table)
         .values((gt::group_id.eq(group_id), gt::teacher_id.eq(teacher_id)))
         .execute(conn)
-        .await?;
+        .await
+        .map_err(|e| error::group_teacher_insert(e, group_id, teacher_id))?;
     Ok(())
 }
 
 /// Removes one link; whether it existed.
-pub async fn delete_group_teacher(conn: &mut AsyncPgConnection, group_id: i64, teacher_id: i64) -> QueryResult<bool> {
+pub async fn delete_group_teacher(conn: &mut AsyncPgConnection, group_id: i64, teacher_id: i64) -> Result<bool> {
     Ok(diesel::delete(gt::table.filter(gt::group_id.eq(group_id)).filter(gt::teacher_id.eq(teacher_id)))
         .execute(conn)
         .await?
@@ -263,36 +280,87 @@ pub async fn delete_group_teacher(conn: &mut AsyncPgConnection, group_id: i64, t
 }
 
 /// Whether staff member `staff_id` leads `group_id` (through their teacher record).
-pub async fn leads(conn: &mut AsyncPgConnection, staff_id: i64, group_id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
+pub async fn leads(conn: &mut AsyncPgConnection, staff_id: i64, group_id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
         gt::table
             .inner_join(users::teachers::table)
             .filter(gt::group_id.eq(group_id))
             .filter(users::teachers::staff_id.eq(staff_id)),
     ))
     .get_result(conn)
-    .await
+    .await?)
 }
 
 /// Whether active pupils belong to group `id`.
-pub async fn has_active_students(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
+pub async fn has_active_students(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
         users::students::table
             .filter(users::students::group_id.eq(id))
             .filter(users::students::deactivated_at.is_null()),
     ))
     .get_result(conn)
-    .await
+    .await?)
 }
 
 /// Whether room sessions of group `id` are on record (deleting it would cascade them away).
-pub async fn has_sessions(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(active::groups::table.filter(active::groups::education_group_id.eq(id))))
+pub async fn has_sessions(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(active::groups::table.filter(active::groups::education_group_id.eq(id))))
         .get_result(conn)
-        .await
+        .await?)
+}
+
+/// Checks that the group's home room exists (`group.room_id` names it otherwise).
+pub async fn check_room(conn: &mut AsyncPgConnection, room_id: Option<i64>) -> Result<()> {
+    if let Some(r) = room_id
+        && !room_exists(conn, r).await?
+    {
+        return Err(Error::invalid("group.room_id", format!("room {r} does not exist")));
+    }
+    Ok(())
+}
+
+/// Checks that every teacher of `ids` exists; `field` names the missing ones.
+pub async fn check_teachers(conn: &mut AsyncPgConnection, field: &str, ids: &[i64]) -> Result<()> {
+    let missing = missing_teachers(conn, ids).await?;
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        let list: Vec<String> = missing.iter().map(i64::to_string).collect();
+        Err(Error::invalid(field, format!("no teacher with id {}", list.join(", "))))
+    }
 }
 
 // ---- substitutions --------------------------------------------------------------------
+
+/// Checks that staff member `id` exists; `field` names it otherwise.
+pub async fn check_staff(conn: &mut AsyncPgConnection, field: &str, id: i64) -> Result<()> {
+    if staff_exists(conn, id).await? {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, format!("staff member {id} does not exist")))
+    }
+}
+
+/// The overlap rules (issue #5): the same substitute for the same group in an overlapping
+/// period is a duplicate (ALREADY_EXISTS); a substitute already covering another group then
+/// cannot take this one as well (FAILED_PRECONDITION). Serialised per substitute; `except`
+/// is the row being updated.
+pub async fn check_overlaps(conn: &mut AsyncPgConnection, f: &SubstitutionFields, except: Option<i64>) -> Result<()> {
+    lock_substitute(conn, f.substitute_staff_id).await?;
+    if let Some(other) = overlapping_same(conn, f, except).await? {
+        return Err(Error::AlreadyExists(format!(
+            "staff member {} already covers group {} in an overlapping period (substitution {other})",
+            f.substitute_staff_id, f.group_id
+        )));
+    }
+    if let Some(group) = overlapping_other_group(conn, f, except).await? {
+        return Err(Error::precondition(
+            "SUBSTITUTE_BUSY",
+            format!("staff member {} already covers group {group} in that period", f.substitute_staff_id),
+        ));
+    }
+    Ok(())
+}
 
 /// An `education.group_substitution` row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -387,7 +455,7 @@ fn filtered_substitutions(f: &SubstitutionFilter) -> gs::BoxedQuery<'static, Pg>
 
 /// Serialises writers of one substitute's rows until the transaction ends, so two
 /// concurrent plans cannot both pass the overlap checks.
-pub async fn lock_substitute(conn: &mut AsyncPgConnection, staff_id: i64) -> QueryResult<()> {
+pub async fn lock_substitute(conn: &mut AsyncPgConnection, staff_id: i64) -> Result<()> {
     // Namespace "SUBS" in the high half keeps the key apart from other advisory locks.
     let key = (0x5355_4253_i64 << 32) | (staff_id & 0xFFFF_FFFF);
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
@@ -402,8 +470,8 @@ pub async fn overlapping_same(
     conn: &mut AsyncPgConnection,
     f: &SubstitutionFields,
     except: Option<i64>,
-) -> QueryResult<Option<i64>> {
-    gs::table
+) -> Result<Option<i64>> {
+    Ok(gs::table
         .filter(gs::group_id.eq(f.group_id))
         .filter(gs::substitute_staff_id.eq(f.substitute_staff_id))
         .filter(gs::start_date.le(f.end_date))
@@ -412,7 +480,7 @@ pub async fn overlapping_same(
         .select(gs::id)
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// A row of the same substitute for another group overlapping the period.
@@ -420,8 +488,8 @@ pub async fn overlapping_other_group(
     conn: &mut AsyncPgConnection,
     f: &SubstitutionFields,
     except: Option<i64>,
-) -> QueryResult<Option<i64>> {
-    gs::table
+) -> Result<Option<i64>> {
+    Ok(gs::table
         .filter(gs::group_id.ne(f.group_id))
         .filter(gs::substitute_staff_id.eq(f.substitute_staff_id))
         .filter(gs::start_date.le(f.end_date))
@@ -430,22 +498,27 @@ pub async fn overlapping_other_group(
         .select(gs::group_id)
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Inserts a substitution.
-pub async fn insert_substitution(conn: &mut AsyncPgConnection, f: &SubstitutionFields) -> QueryResult<SubstitutionRow> {
-    diesel::insert_into(gs::table).values(f).returning(SubstitutionRow::as_returning()).get_result(conn).await
+pub async fn insert_substitution(conn: &mut AsyncPgConnection, f: &SubstitutionFields) -> Result<SubstitutionRow> {
+    diesel::insert_into(gs::table)
+        .values(f)
+        .returning(SubstitutionRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(error::substitution_write)
 }
 
 /// One substitution.
-pub async fn find_substitution(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<SubstitutionRow>> {
-    gs::table.find(id).select(SubstitutionRow::as_select()).first(conn).await.optional()
+pub async fn find_substitution(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<SubstitutionRow>> {
+    Ok(gs::table.find(id).select(SubstitutionRow::as_select()).first(conn).await.optional()?)
 }
 
 /// One substitution, locked until the transaction ends.
-pub async fn lock_substitution(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<SubstitutionRow>> {
-    gs::table.find(id).select(SubstitutionRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_substitution(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<SubstitutionRow>> {
+    Ok(gs::table.find(id).select(SubstitutionRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes the writable columns of substitution `id`.
@@ -453,12 +526,17 @@ pub async fn write_substitution(
     conn: &mut AsyncPgConnection,
     id: i64,
     f: &SubstitutionFields,
-) -> QueryResult<SubstitutionRow> {
-    diesel::update(gs::table.find(id)).set(f).returning(SubstitutionRow::as_returning()).get_result(conn).await
+) -> Result<SubstitutionRow> {
+    diesel::update(gs::table.find(id))
+        .set(f)
+        .returning(SubstitutionRow::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(error::substitution_write)
 }
 
 /// Deletes substitution `id`; whether it existed.
-pub async fn delete_substitution(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_substitution(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(gs::table.find(id)).execute(conn).await? > 0)
 }
 
@@ -468,28 +546,31 @@ pub async fn list_substitutions(
     filter: &SubstitutionFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<SubstitutionRow>> {
-    filtered_substitutions(filter)
+) -> Result<Vec<SubstitutionRow>> {
+    Ok(filtered_substitutions(filter)
         .filter(gs::id.gt(after.unwrap_or(0)))
         .order(gs::id)
         .limit(limit)
         .select(SubstitutionRow::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of substitutions matching `filter`.
-pub async fn count_substitutions(conn: &mut AsyncPgConnection, filter: &SubstitutionFilter) -> QueryResult<i64> {
-    filtered_substitutions(filter).count().get_result(conn).await
+pub async fn count_substitutions(conn: &mut AsyncPgConnection, filter: &SubstitutionFilter) -> Result<i64> {
+    Ok(filtered_substitutions(filter).count().get_result(conn).await?)
 }
 
-/// Names of `group_ids`.
-pub async fn group_names(conn: &mut AsyncPgConnection, group_ids: &[i64]) -> QueryResult<HashMap<i64, String>> {
-    if group_ids.is_empty() {
+/// Names of the groups of `rows`, by group id.
+pub async fn group_names(conn: &mut AsyncPgConnection, rows: &[SubstitutionRow]) -> Result<HashMap<i64, String>> {
+    let mut ids: Vec<i64> = rows.iter().map(|s| s.group_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
         return Ok(HashMap::new());
     }
     Ok(groups::table
-        .filter(groups::id.eq_any(group_ids))
+        .filter(groups::id.eq_any(&ids))
         .select((groups::id, groups::name))
         .load::<(i64, String)>(conn)
         .await?

@@ -5,9 +5,9 @@
 use chrono::NaiveDate;
 use phoenix_common::page::PageRequest;
 use phoenix_common::validate::{
-    collect, mask_paths, optional_id, optional_text, parse_date, required_id, required_text,
+    Update, finish, optional_id, optional_text, page, parse_date, required, required_id, required_text, update,
 };
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::{FieldViolations, Result};
 use phoenix_proto::education::v1 as pb;
 
 use crate::repo::{GroupFields, GroupFilter, SubstitutionFields, SubstitutionFilter};
@@ -17,44 +17,6 @@ pub const GROUP_FIELDS: &[&str] = &["name", "room_id", "teacher_ids"];
 /// Updatable fields of a substitution.
 pub const SUBSTITUTION_FIELDS: &[&str] =
     &["regular_staff_id", "substitute_staff_id", "start_date", "end_date", "reason"];
-
-/// A masked update of one resource.
-#[derive(Debug)]
-pub struct Update<M> {
-    /// The addressed resource.
-    pub id: i64,
-    /// The request's resource message.
-    pub message: M,
-    /// Validated mask paths.
-    pub paths: Vec<&'static str>,
-}
-
-fn update<M>(
-    id_field: &str,
-    id: i64,
-    message: M,
-    mask: Option<&prost_types::FieldMask>,
-    fields: &[&'static str],
-) -> Result<Update<M>> {
-    let mut v = FieldViolations::default();
-    required_id(id_field, id, &mut v);
-    let paths = collect(mask_paths(mask, fields), &mut v);
-    v.into_result()?;
-    Ok(Update { id, message, paths: paths.unwrap_or_default() })
-}
-
-/// An id addressing a resource.
-pub fn id(field: &str, id: i64) -> Result<i64> {
-    let mut v = FieldViolations::default();
-    required_id(field, id, &mut v);
-    v.into_result()?;
-    Ok(id)
-}
-
-fn finish<T>(v: FieldViolations, value: Option<T>) -> Result<T> {
-    v.into_result()?;
-    value.ok_or_else(|| Error::invalid("request", "invalid"))
-}
 
 // ---- groups ---------------------------------------------------------------------------
 
@@ -81,7 +43,7 @@ pub struct NewGroup {
 
 /// CreateGroup → new group.
 pub fn create_group(req: pb::CreateGroupRequest) -> Result<NewGroup> {
-    let g = req.group.ok_or_else(|| Error::invalid("group", "is required"))?;
+    let g = required("group", req.group)?;
     let mut v = FieldViolations::default();
     let fields = GroupFields {
         name: required_text("group.name", &g.name, &mut v),
@@ -94,27 +56,26 @@ pub fn create_group(req: pb::CreateGroupRequest) -> Result<NewGroup> {
 
 /// UpdateGroup → id + mask.
 pub fn update_group(req: pb::UpdateGroupRequest) -> Result<Update<pb::Group>> {
-    let g = req.group.ok_or_else(|| Error::invalid("group", "is required"))?;
+    let g = required("group", req.group)?;
     update("group.id", g.id, g, req.update_mask.as_ref(), GROUP_FIELDS)
 }
 
-impl Update<pb::Group> {
-    /// The stored fields with the masked changes applied, and the new teacher set if masked.
-    pub fn apply(&self, mut f: GroupFields) -> Result<(GroupFields, Option<Vec<i64>>)> {
-        let g = &self.message;
-        let mut v = FieldViolations::default();
-        let mut teachers = None;
-        for path in &self.paths {
-            match *path {
-                "name" => f.name = required_text("group.name", &g.name, &mut v),
-                "room_id" => f.room_id = optional_id("group.room_id", g.room_id, &mut v),
-                "teacher_ids" => teachers = Some(teacher_ids(&g.teacher_ids, &mut v)),
-                _ => {}
-            }
+/// The stored group `f` with the masked changes of `u` applied, and the new teacher set if
+/// masked.
+pub fn apply_group(u: &Update<pb::Group>, mut f: GroupFields) -> Result<(GroupFields, Option<Vec<i64>>)> {
+    let g = &u.message;
+    let mut v = FieldViolations::default();
+    let mut teachers = None;
+    for path in &u.paths {
+        match *path {
+            "name" => f.name = required_text("group.name", &g.name, &mut v),
+            "room_id" => f.room_id = optional_id("group.room_id", g.room_id, &mut v),
+            "teacher_ids" => teachers = Some(teacher_ids(&g.teacher_ids, &mut v)),
+            _ => {}
         }
-        v.into_result()?;
-        Ok((f, teachers))
     }
+    v.into_result()?;
+    Ok((f, teachers))
 }
 
 /// ListGroups → filter + page.
@@ -125,7 +86,7 @@ pub fn list_groups(req: pb::ListGroupsRequest) -> Result<(GroupFilter, PageReque
         room_id: optional_id("room_id", req.room_id, &mut v),
         teacher_id: optional_id("teacher_id", req.teacher_id, &mut v),
     };
-    let page = collect(PageRequest::parse("groups", &format!("{filter:?}"), req.page_size, &req.page_token), &mut v);
+    let page = page("groups", &format!("{filter:?}"), req.page_size, &req.page_token, &mut v);
     let page = finish(v, page)?;
     Ok((filter, page))
 }
@@ -170,7 +131,7 @@ fn distinct_staff(f: &SubstitutionFields, v: &mut FieldViolations) {
 
 /// CreateSubstitution → the new row (never a transfer).
 pub fn create_substitution(req: pb::CreateSubstitutionRequest, today: NaiveDate) -> Result<SubstitutionFields> {
-    let s = req.substitution.ok_or_else(|| Error::invalid("substitution", "is required"))?;
+    let s = required("substitution", req.substitution)?;
     let mut v = FieldViolations::default();
     let group_id = required_id("substitution.group_id", s.group_id, &mut v);
     let substitute_staff_id = required_id("substitution.substitute_staff_id", s.substitute_staff_id, &mut v);
@@ -199,46 +160,47 @@ pub fn create_substitution(req: pb::CreateSubstitutionRequest, today: NaiveDate)
 
 /// UpdateSubstitution → id + mask.
 pub fn update_substitution(req: pb::UpdateSubstitutionRequest) -> Result<Update<pb::Substitution>> {
-    let s = req.substitution.ok_or_else(|| Error::invalid("substitution", "is required"))?;
+    let s = required("substitution", req.substitution)?;
     update("substitution.id", s.id, s, req.update_mask.as_ref(), SUBSTITUTION_FIELDS)
 }
 
-impl Update<pb::Substitution> {
-    /// The stored row with the masked changes applied and the rules checked.
-    pub fn apply(&self, mut f: SubstitutionFields, today: NaiveDate) -> Result<SubstitutionFields> {
-        let s = &self.message;
-        let mut v = FieldViolations::default();
-        let (mut start_changed, mut end_changed) = (false, false);
-        for path in &self.paths {
-            match *path {
-                "regular_staff_id" => {
-                    f.regular_staff_id = optional_id("substitution.regular_staff_id", s.regular_staff_id, &mut v)
-                }
-                "substitute_staff_id" => {
-                    f.substitute_staff_id =
-                        required_id("substitution.substitute_staff_id", s.substitute_staff_id, &mut v)
-                }
-                "start_date" => {
-                    if let Some(d) = parse_date("substitution.start_date", &s.start_date, &mut v) {
-                        start_changed = d != f.start_date;
-                        f.start_date = d;
-                    }
-                }
-                "end_date" => {
-                    if let Some(d) = parse_date("substitution.end_date", &s.end_date, &mut v) {
-                        end_changed = d != f.end_date;
-                        f.end_date = d;
-                    }
-                }
-                "reason" => f.reason = optional_text(s.reason.clone()),
-                _ => {}
+/// The stored substitution `f` with the masked changes of `u` applied and the rules checked.
+pub fn apply_substitution(
+    u: &Update<pb::Substitution>,
+    mut f: SubstitutionFields,
+    today: NaiveDate,
+) -> Result<SubstitutionFields> {
+    let s = &u.message;
+    let mut v = FieldViolations::default();
+    let (mut start_changed, mut end_changed) = (false, false);
+    for path in &u.paths {
+        match *path {
+            "regular_staff_id" => {
+                f.regular_staff_id = optional_id("substitution.regular_staff_id", s.regular_staff_id, &mut v)
             }
+            "substitute_staff_id" => {
+                f.substitute_staff_id = required_id("substitution.substitute_staff_id", s.substitute_staff_id, &mut v)
+            }
+            "start_date" => {
+                if let Some(d) = parse_date("substitution.start_date", &s.start_date, &mut v) {
+                    start_changed = d != f.start_date;
+                    f.start_date = d;
+                }
+            }
+            "end_date" => {
+                if let Some(d) = parse_date("substitution.end_date", &s.end_date, &mut v) {
+                    end_changed = d != f.end_date;
+                    f.end_date = d;
+                }
+            }
+            "reason" => f.reason = optional_text(s.reason.clone()),
+            _ => {}
         }
-        check_period(f.start_date, f.end_date, today, start_changed, end_changed, &mut v);
-        distinct_staff(&f, &mut v);
-        v.into_result()?;
-        Ok(f)
     }
+    check_period(f.start_date, f.end_date, today, start_changed, end_changed, &mut v);
+    distinct_staff(&f, &mut v);
+    v.into_result()?;
+    Ok(f)
 }
 
 /// ListSubstitutions → filter + page. An explicit `SUBSTITUTION_KIND_UNSPECIFIED` is
@@ -267,8 +229,7 @@ pub fn list_substitutions(req: pb::ListSubstitutionsRequest) -> Result<(Substitu
         active_on: optional_text(req.active_on).and_then(|d| parse_date("active_on", &d, &mut v)),
         transfers,
     };
-    let page =
-        collect(PageRequest::parse("substitutions", &format!("{filter:?}"), req.page_size, &req.page_token), &mut v);
+    let page = page("substitutions", &format!("{filter:?}"), req.page_size, &req.page_token, &mut v);
     let page = finish(v, page)?;
     Ok((filter, page))
 }
@@ -293,6 +254,8 @@ pub fn cancel_transfer(req: pb::CancelTransferRequest) -> Result<(i64, i64)> {
 
 #[cfg(test)]
 mod tests {
+    use phoenix_common::Error;
+
     use super::*;
 
     fn fields_of(err: Error) -> Vec<String> {
@@ -381,14 +344,14 @@ mod tests {
             .unwrap()
         };
         // The start lies in the past but is unchanged: extending the end is fine.
-        let f = mk(&["end_date"], "", "2026-03-20").apply(stored.clone(), today).unwrap();
+        let f = apply_substitution(&mk(&["end_date"], "", "2026-03-20"), stored.clone(), today).unwrap();
         assert_eq!(f.end_date, day("2026-03-20"));
         assert_eq!(
-            fields_of(mk(&["start_date"], "2026-03-01", "").apply(stored.clone(), today).unwrap_err()),
+            fields_of(apply_substitution(&mk(&["start_date"], "2026-03-01", ""), stored.clone(), today).unwrap_err()),
             ["substitution.start_date"]
         );
         assert_eq!(
-            fields_of(mk(&["end_date"], "", "2026-03-09").apply(stored, today).unwrap_err()),
+            fields_of(apply_substitution(&mk(&["end_date"], "", "2026-03-09"), stored, today).unwrap_err()),
             ["substitution.end_date"]
         );
     }

@@ -3,10 +3,10 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic handlers and [`service::METHODS`] |
+//! | [`service`] | [`service::FacilitiesApi`], [`service::METHODS`] and the handlers; [`service::create_room`] and [`service::create_building`] (also the demo school's path) |
 //! | [`validate`] | requests → typed commands, collecting field violations |
+//! | [`repo`] | diesel queries and reference checks |
 //! | `convert` | rows → proto messages |
-//! | [`repo`] | diesel queries (also used by the demo school) |
 //! | `error` | database constraint names → caller-facing errors |
 
 mod convert;
@@ -30,11 +30,8 @@ pub const SERVERS: DomainServers = DomainServers {
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        routes.add_service(Authorized::new(
-            FacilitiesServiceServer::new(service::Facilities::new(ctx.pool.clone())),
-            service::METHODS,
-            ctx.verifier.clone(),
-        )?);
+        let server = FacilitiesServiceServer::new(service::FacilitiesApi::new(ctx.pool.clone()));
+        routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }

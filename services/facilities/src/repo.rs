@@ -8,8 +8,11 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::convert::{like_contains, like_exact};
+use phoenix_common::{Error, Result};
 use phoenix_db::schema::active;
 use phoenix_db::schema::facilities::{buildings, locations, rooms};
+
+use crate::error;
 
 /// A `facilities.rooms` row.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -119,28 +122,38 @@ fn filtered_rooms(f: &RoomFilter) -> rooms::BoxedQuery<'static, Pg> {
 }
 
 /// Inserts a room.
-pub async fn insert_room(conn: &mut AsyncPgConnection, fields: &RoomFields) -> QueryResult<Room> {
-    diesel::insert_into(rooms::table).values(fields).returning(Room::as_returning()).get_result(conn).await
+pub async fn insert_room(conn: &mut AsyncPgConnection, fields: &RoomFields) -> Result<Room> {
+    diesel::insert_into(rooms::table)
+        .values(fields)
+        .returning(Room::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::room_write(e, &fields.name))
 }
 
 /// One room.
-pub async fn find_room(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Room>> {
-    rooms::table.find(id).select(Room::as_select()).first(conn).await.optional()
+pub async fn find_room(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Room>> {
+    Ok(rooms::table.find(id).select(Room::as_select()).first(conn).await.optional()?)
 }
 
 /// One room, locked until the transaction ends (read-modify-write).
-pub async fn lock_room(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Room>> {
-    rooms::table.find(id).select(Room::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_room(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Room>> {
+    Ok(rooms::table.find(id).select(Room::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes every writable column of room `id`.
-pub async fn write_room(conn: &mut AsyncPgConnection, id: i64, fields: &RoomFields) -> QueryResult<Room> {
-    diesel::update(rooms::table.find(id)).set(fields).returning(Room::as_returning()).get_result(conn).await
+pub async fn write_room(conn: &mut AsyncPgConnection, id: i64, fields: &RoomFields) -> Result<Room> {
+    diesel::update(rooms::table.find(id))
+        .set(fields)
+        .returning(Room::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::room_write(e, &fields.name))
 }
 
 /// Deletes room `id`; returns whether it existed.
-pub async fn delete_room(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    Ok(diesel::delete(rooms::table.find(id)).execute(conn).await? > 0)
+pub async fn delete_room(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::delete(rooms::table.find(id)).execute(conn).await.map_err(|e| error::room_delete(e, id))? > 0)
 }
 
 /// One page of rooms matching `filter` with ids above `after`, by id.
@@ -149,23 +162,23 @@ pub async fn list_rooms(
     filter: &RoomFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<Room>> {
-    filtered_rooms(filter)
+) -> Result<Vec<Room>> {
+    Ok(filtered_rooms(filter)
         .filter(rooms::id.gt(after.unwrap_or(0)))
         .order(rooms::id)
         .limit(limit)
         .select(Room::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of rooms matching `filter`.
-pub async fn count_rooms(conn: &mut AsyncPgConnection, filter: &RoomFilter) -> QueryResult<i64> {
-    filtered_rooms(filter).count().get_result(conn).await
+pub async fn count_rooms(conn: &mut AsyncPgConnection, filter: &RoomFilter) -> Result<i64> {
+    Ok(filtered_rooms(filter).count().get_result(conn).await?)
 }
 
 /// Live occupancy of `room_ids` (rooms without a running session are absent).
-pub async fn occupancy(conn: &mut AsyncPgConnection, room_ids: &[i64]) -> QueryResult<HashMap<i64, Occupancy>> {
+pub async fn occupancy(conn: &mut AsyncPgConnection, room_ids: &[i64]) -> Result<HashMap<i64, Occupancy>> {
     use active::{groups as ag, visits as av};
     let mut out = HashMap::new();
     if room_ids.is_empty() {
@@ -197,7 +210,7 @@ pub async fn occupancy(conn: &mut AsyncPgConnection, room_ids: &[i64]) -> QueryR
 }
 
 /// Distinct categories in use, sorted.
-pub async fn room_categories(conn: &mut AsyncPgConnection) -> QueryResult<Vec<String>> {
+pub async fn room_categories(conn: &mut AsyncPgConnection) -> Result<Vec<String>> {
     let cats: Vec<Option<String>> = rooms::table
         .filter(rooms::category.is_not_null())
         .select(rooms::category)
@@ -206,6 +219,32 @@ pub async fn room_categories(conn: &mut AsyncPgConnection) -> QueryResult<Vec<St
         .load(conn)
         .await?;
     Ok(cats.into_iter().flatten().collect())
+}
+
+/// Checks that the room's building and location exist and agree; a location inside a
+/// building puts the room into that building when no building is given.
+pub async fn resolve_room_refs(conn: &mut AsyncPgConnection, fields: &mut RoomFields) -> Result<()> {
+    if let Some(b) = fields.building_id
+        && find_building(conn, b).await?.is_none()
+    {
+        return Err(Error::invalid("room.building_id", format!("building {b} does not exist")));
+    }
+    if let Some(l) = fields.location_id {
+        let Some(location) = find_location(conn, l).await? else {
+            return Err(Error::invalid("room.location_id", format!("location {l} does not exist")));
+        };
+        match (location.building_id, fields.building_id) {
+            (Some(lb), None) => fields.building_id = Some(lb),
+            (Some(lb), Some(b)) if lb != b => {
+                return Err(Error::invalid(
+                    "room.location_id",
+                    format!("location {l} belongs to building {lb}, not to building {b}"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// A `facilities.buildings` row.
@@ -242,48 +281,54 @@ impl Building {
 }
 
 /// Inserts a building.
-pub async fn insert_building(conn: &mut AsyncPgConnection, fields: &BuildingFields) -> QueryResult<Building> {
-    diesel::insert_into(buildings::table).values(fields).returning(Building::as_returning()).get_result(conn).await
+pub async fn insert_building(conn: &mut AsyncPgConnection, fields: &BuildingFields) -> Result<Building> {
+    diesel::insert_into(buildings::table)
+        .values(fields)
+        .returning(Building::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::building_write(e, &fields.name))
 }
 
 /// One building.
-pub async fn find_building(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Building>> {
-    buildings::table.find(id).select(Building::as_select()).first(conn).await.optional()
+pub async fn find_building(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Building>> {
+    Ok(buildings::table.find(id).select(Building::as_select()).first(conn).await.optional()?)
 }
 
 /// One building, locked until the transaction ends.
-pub async fn lock_building(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Building>> {
-    buildings::table.find(id).select(Building::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_building(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Building>> {
+    Ok(buildings::table.find(id).select(Building::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes every writable column of building `id`.
-pub async fn write_building(conn: &mut AsyncPgConnection, id: i64, fields: &BuildingFields) -> QueryResult<Building> {
-    diesel::update(buildings::table.find(id)).set(fields).returning(Building::as_returning()).get_result(conn).await
+pub async fn write_building(conn: &mut AsyncPgConnection, id: i64, fields: &BuildingFields) -> Result<Building> {
+    diesel::update(buildings::table.find(id))
+        .set(fields)
+        .returning(Building::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::building_write(e, &fields.name))
 }
 
 /// Deletes building `id`; returns whether it existed.
-pub async fn delete_building(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    Ok(diesel::delete(buildings::table.find(id)).execute(conn).await? > 0)
+pub async fn delete_building(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
+    Ok(diesel::delete(buildings::table.find(id)).execute(conn).await.map_err(|e| error::building_delete(e, id))? > 0)
 }
 
 /// One page of buildings by id.
-pub async fn list_buildings(
-    conn: &mut AsyncPgConnection,
-    after: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<Building>> {
-    buildings::table
+pub async fn list_buildings(conn: &mut AsyncPgConnection, after: Option<i64>, limit: i64) -> Result<Vec<Building>> {
+    Ok(buildings::table
         .filter(buildings::id.gt(after.unwrap_or(0)))
         .order(buildings::id)
         .limit(limit)
         .select(Building::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of buildings.
-pub async fn count_buildings(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    buildings::table.count().get_result(conn).await
+pub async fn count_buildings(conn: &mut AsyncPgConnection) -> Result<i64> {
+    Ok(buildings::table.count().get_result(conn).await?)
 }
 
 /// A `facilities.locations` row.
@@ -323,24 +368,44 @@ impl Location {
     }
 }
 
+/// Checks that a location's building exists (`location.building_id` names it otherwise).
+pub async fn check_location_building(conn: &mut AsyncPgConnection, building_id: Option<i64>) -> Result<()> {
+    if let Some(b) = building_id
+        && find_building(conn, b).await?.is_none()
+    {
+        return Err(Error::invalid("location.building_id", format!("building {b} does not exist")));
+    }
+    Ok(())
+}
+
 /// Inserts a location.
-pub async fn insert_location(conn: &mut AsyncPgConnection, fields: &LocationFields) -> QueryResult<Location> {
-    diesel::insert_into(locations::table).values(fields).returning(Location::as_returning()).get_result(conn).await
+pub async fn insert_location(conn: &mut AsyncPgConnection, fields: &LocationFields) -> Result<Location> {
+    diesel::insert_into(locations::table)
+        .values(fields)
+        .returning(Location::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::location_write(e, &fields.name))
 }
 
 /// One location.
-pub async fn find_location(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Location>> {
-    locations::table.find(id).select(Location::as_select()).first(conn).await.optional()
+pub async fn find_location(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Location>> {
+    Ok(locations::table.find(id).select(Location::as_select()).first(conn).await.optional()?)
 }
 
 /// One location, locked until the transaction ends.
-pub async fn lock_location(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Location>> {
-    locations::table.find(id).select(Location::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_location(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<Location>> {
+    Ok(locations::table.find(id).select(Location::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Writes every writable column of location `id`.
-pub async fn write_location(conn: &mut AsyncPgConnection, id: i64, fields: &LocationFields) -> QueryResult<Location> {
-    diesel::update(locations::table.find(id)).set(fields).returning(Location::as_returning()).get_result(conn).await
+pub async fn write_location(conn: &mut AsyncPgConnection, id: i64, fields: &LocationFields) -> Result<Location> {
+    diesel::update(locations::table.find(id))
+        .set(fields)
+        .returning(Location::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| error::location_write(e, &fields.name))
 }
 
 /// Moves the rooms of `location_id` into `building_id` (when a location changes building).
@@ -348,15 +413,15 @@ pub async fn move_location_rooms(
     conn: &mut AsyncPgConnection,
     location_id: i64,
     building_id: Option<i64>,
-) -> QueryResult<usize> {
-    diesel::update(rooms::table.filter(rooms::location_id.eq(location_id)))
+) -> Result<usize> {
+    Ok(diesel::update(rooms::table.filter(rooms::location_id.eq(location_id)))
         .set(rooms::building_id.eq(building_id))
         .execute(conn)
-        .await
+        .await?)
 }
 
 /// Deletes location `id`; returns whether it existed.
-pub async fn delete_location(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_location(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(locations::table.find(id)).execute(conn).await? > 0)
 }
 
@@ -366,24 +431,24 @@ pub async fn list_locations(
     building_id: Option<i64>,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<Location>> {
+) -> Result<Vec<Location>> {
     let mut q = locations::table.into_boxed();
     if let Some(b) = building_id {
         q = q.filter(locations::building_id.eq(b));
     }
-    q.filter(locations::id.gt(after.unwrap_or(0)))
+    Ok(q.filter(locations::id.gt(after.unwrap_or(0)))
         .order(locations::id)
         .limit(limit)
         .select(Location::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of locations (optionally of one building).
-pub async fn count_locations(conn: &mut AsyncPgConnection, building_id: Option<i64>) -> QueryResult<i64> {
+pub async fn count_locations(conn: &mut AsyncPgConnection, building_id: Option<i64>) -> Result<i64> {
     let mut q = locations::table.into_boxed();
     if let Some(b) = building_id {
         q = q.filter(locations::building_id.eq(b));
     }
-    q.count().get_result(conn).await
+    Ok(q.count().get_result(conn).await?)
 }

@@ -2,8 +2,8 @@
 //! the request field (`room.capacity`), all are reported at once.
 
 use phoenix_common::page::PageRequest;
-use phoenix_common::validate::{collect, mask_paths, optional_id, optional_text, required_id, required_text};
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::validate::{Update, finish, optional_id, optional_text, page, required, required_text, update};
+use phoenix_common::{FieldViolations, Result};
 use phoenix_proto::facilities::v1 as pb;
 
 use crate::repo::{BuildingFields, LocationFields, RoomFields, RoomFilter};
@@ -25,7 +25,7 @@ pub fn normalize_color(raw: &str) -> Option<String> {
 }
 
 /// Applies the fields of `room` named in `paths` to `fields`, validating each.
-fn apply_room(room: &pb::Room, paths: &[&str], fields: &mut RoomFields, v: &mut FieldViolations) {
+fn set_room_fields(room: &pb::Room, paths: &[&str], fields: &mut RoomFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "name" => fields.name = required_text("room.name", &room.name, v),
@@ -60,43 +60,26 @@ fn apply_room(room: &pb::Room, paths: &[&str], fields: &mut RoomFields, v: &mut 
 
 /// CreateRoom → the new row's fields.
 pub fn create_room(req: pb::CreateRoomRequest) -> Result<RoomFields> {
-    let room = req.room.ok_or_else(|| Error::invalid("room", "is required"))?;
+    let room = required("room", req.room)?;
     let mut v = FieldViolations::default();
     let mut fields = RoomFields::default();
-    apply_room(&room, ROOM_FIELDS, &mut fields, &mut v);
+    set_room_fields(&room, ROOM_FIELDS, &mut fields, &mut v);
     v.into_result()?;
     Ok(fields)
 }
 
-/// A masked update of one resource: its id, and how to change the stored fields.
-#[derive(Debug)]
-pub struct Update<M> {
-    /// The addressed resource.
-    pub id: i64,
-    /// The request's resource message.
-    pub message: M,
-    /// Validated mask paths.
-    pub paths: Vec<&'static str>,
-}
-
-/// UpdateRoom → id + mask (the fields are validated against the stored row in [`Update::apply_room`]).
+/// UpdateRoom → id + mask (the fields are validated against the stored row in [`apply_room`]).
 pub fn update_room(req: pb::UpdateRoomRequest) -> Result<Update<pb::Room>> {
-    let room = req.room.ok_or_else(|| Error::invalid("room", "is required"))?;
-    let mut v = FieldViolations::default();
-    let id = required_id("room.id", room.id, &mut v);
-    let paths = collect(mask_paths(req.update_mask.as_ref(), ROOM_FIELDS), &mut v);
-    v.into_result()?;
-    Ok(Update { id, message: room, paths: paths.unwrap_or_default() })
+    let room = required("room", req.room)?;
+    update("room.id", room.id, room, req.update_mask.as_ref(), ROOM_FIELDS)
 }
 
-impl Update<pb::Room> {
-    /// The stored fields with the masked changes applied, or the violations.
-    pub fn apply_room(&self, mut fields: RoomFields) -> Result<RoomFields> {
-        let mut v = FieldViolations::default();
-        apply_room(&self.message, &self.paths, &mut fields, &mut v);
-        v.into_result()?;
-        Ok(fields)
-    }
+/// The stored room `fields` with the masked changes of `u` applied, or the violations.
+pub fn apply_room(u: &Update<pb::Room>, mut fields: RoomFields) -> Result<RoomFields> {
+    let mut v = FieldViolations::default();
+    set_room_fields(&u.message, &u.paths, &mut fields, &mut v);
+    v.into_result()?;
+    Ok(fields)
 }
 
 /// ListRooms → filter + page.
@@ -114,20 +97,12 @@ pub fn list_rooms(req: pb::ListRoomsRequest) -> Result<(RoomFilter, PageRequest)
     {
         v.add("min_capacity", format!("must be 0 or more, got {c}"));
     }
-    let page = collect(PageRequest::parse("rooms", &format!("{filter:?}"), req.page_size, &req.page_token), &mut v);
-    v.into_result()?;
-    Ok((filter, page.ok_or_else(|| Error::invalid("page_token", "invalid"))?))
+    let page = page("rooms", &format!("{filter:?}"), req.page_size, &req.page_token, &mut v);
+    let page = finish(v, page)?;
+    Ok((filter, page))
 }
 
-/// An id addressing a resource (`Get*` / `Delete*`).
-pub fn id(field: &str, id: i64) -> Result<i64> {
-    let mut v = FieldViolations::default();
-    required_id(field, id, &mut v);
-    v.into_result()?;
-    Ok(id)
-}
-
-fn apply_building(b: &pb::Building, paths: &[&str], fields: &mut BuildingFields, v: &mut FieldViolations) {
+fn set_building_fields(b: &pb::Building, paths: &[&str], fields: &mut BuildingFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "name" => fields.name = required_text("building.name", &b.name, v),
@@ -139,35 +114,34 @@ fn apply_building(b: &pb::Building, paths: &[&str], fields: &mut BuildingFields,
 
 /// CreateBuilding → the new row's fields.
 pub fn create_building(req: pb::CreateBuildingRequest) -> Result<BuildingFields> {
-    let b = req.building.ok_or_else(|| Error::invalid("building", "is required"))?;
+    let b = required("building", req.building)?;
     let mut v = FieldViolations::default();
     let mut fields = BuildingFields::default();
-    apply_building(&b, BUILDING_FIELDS, &mut fields, &mut v);
+    set_building_fields(&b, BUILDING_FIELDS, &mut fields, &mut v);
     v.into_result()?;
     Ok(fields)
 }
 
 /// UpdateBuilding → id + mask.
 pub fn update_building(req: pb::UpdateBuildingRequest) -> Result<Update<pb::Building>> {
-    let b = req.building.ok_or_else(|| Error::invalid("building", "is required"))?;
+    let b = required("building", req.building)?;
+    update("building.id", b.id, b, req.update_mask.as_ref(), BUILDING_FIELDS)
+}
+
+/// The stored building `fields` with the masked changes of `u` applied.
+pub fn apply_building(u: &Update<pb::Building>, mut fields: BuildingFields) -> Result<BuildingFields> {
     let mut v = FieldViolations::default();
-    let id = required_id("building.id", b.id, &mut v);
-    let paths = collect(mask_paths(req.update_mask.as_ref(), BUILDING_FIELDS), &mut v);
+    set_building_fields(&u.message, &u.paths, &mut fields, &mut v);
     v.into_result()?;
-    Ok(Update { id, message: b, paths: paths.unwrap_or_default() })
+    Ok(fields)
 }
 
-impl Update<pb::Building> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply_building(&self, mut fields: BuildingFields) -> Result<BuildingFields> {
-        let mut v = FieldViolations::default();
-        apply_building(&self.message, &self.paths, &mut fields, &mut v);
-        v.into_result()?;
-        Ok(fields)
-    }
+/// ListBuildings → page (no filters).
+pub fn list_buildings(req: pb::ListBuildingsRequest) -> Result<PageRequest> {
+    PageRequest::parse("buildings", "", req.page_size, &req.page_token)
 }
 
-fn apply_location(l: &pb::Location, paths: &[&str], fields: &mut LocationFields, v: &mut FieldViolations) {
+fn set_location_fields(l: &pb::Location, paths: &[&str], fields: &mut LocationFields, v: &mut FieldViolations) {
     for path in paths {
         match *path {
             "building_id" => fields.building_id = optional_id("location.building_id", l.building_id, v),
@@ -180,36 +154,41 @@ fn apply_location(l: &pb::Location, paths: &[&str], fields: &mut LocationFields,
 
 /// CreateLocation → the new row's fields.
 pub fn create_location(req: pb::CreateLocationRequest) -> Result<LocationFields> {
-    let l = req.location.ok_or_else(|| Error::invalid("location", "is required"))?;
+    let l = required("location", req.location)?;
     let mut v = FieldViolations::default();
     let mut fields = LocationFields::default();
-    apply_location(&l, LOCATION_FIELDS, &mut fields, &mut v);
+    set_location_fields(&l, LOCATION_FIELDS, &mut fields, &mut v);
     v.into_result()?;
     Ok(fields)
 }
 
 /// UpdateLocation → id + mask.
 pub fn update_location(req: pb::UpdateLocationRequest) -> Result<Update<pb::Location>> {
-    let l = req.location.ok_or_else(|| Error::invalid("location", "is required"))?;
-    let mut v = FieldViolations::default();
-    let id = required_id("location.id", l.id, &mut v);
-    let paths = collect(mask_paths(req.update_mask.as_ref(), LOCATION_FIELDS), &mut v);
-    v.into_result()?;
-    Ok(Update { id, message: l, paths: paths.unwrap_or_default() })
+    let l = required("location", req.location)?;
+    update("location.id", l.id, l, req.update_mask.as_ref(), LOCATION_FIELDS)
 }
 
-impl Update<pb::Location> {
-    /// The stored fields with the masked changes applied.
-    pub fn apply_location(&self, mut fields: LocationFields) -> Result<LocationFields> {
-        let mut v = FieldViolations::default();
-        apply_location(&self.message, &self.paths, &mut fields, &mut v);
-        v.into_result()?;
-        Ok(fields)
-    }
+/// The stored location `fields` with the masked changes of `u` applied.
+pub fn apply_location(u: &Update<pb::Location>, mut fields: LocationFields) -> Result<LocationFields> {
+    let mut v = FieldViolations::default();
+    set_location_fields(&u.message, &u.paths, &mut fields, &mut v);
+    v.into_result()?;
+    Ok(fields)
+}
+
+/// ListLocations → building filter + page.
+pub fn list_locations(req: pb::ListLocationsRequest) -> Result<(Option<i64>, PageRequest)> {
+    let mut v = FieldViolations::default();
+    let building_id = optional_id("building_id", req.building_id, &mut v);
+    let page = page("locations", &format!("{building_id:?}"), req.page_size, &req.page_token, &mut v);
+    let page = finish(v, page)?;
+    Ok((building_id, page))
 }
 
 #[cfg(test)]
 mod tests {
+    use phoenix_common::Error;
+
     use super::*;
 
     fn fields_of(err: Error) -> Vec<String> {
@@ -264,7 +243,7 @@ mod tests {
             update_mask: Some(prost_types::FieldMask { paths: vec!["capacity".into()] }),
         };
         let u = update_room(req).unwrap();
-        let f = u.apply_room(stored).unwrap();
+        let f = apply_room(&u, stored).unwrap();
         assert_eq!((f.name.as_str(), f.capacity, f.floor), ("A", None, Some(1)));
     }
 
