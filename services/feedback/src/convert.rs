@@ -1,12 +1,11 @@
 //! Proto ⇄ domain: the feedback value, rows → messages.
 
-use chrono::{DateTime, Utc};
+use phoenix_common::convert::format_date;
+use phoenix_common::time::to_timestamp;
 use phoenix_proto::feedback::v1 as pb;
 
 use crate::repo::{CommentRow, EntryRow};
 
-/// Day format on the wire and in the reference (§6).
-pub(crate) const DAY_FORMAT: &str = "%Y-%m-%d";
 /// Time-of-day format on the wire and in the reference (§6).
 pub(crate) const TIME_FORMAT: &str = "%H:%M:%S";
 
@@ -57,34 +56,28 @@ fn value_of(stored: &str) -> pb::FeedbackValue {
     }
 }
 
-fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
-}
-
-impl From<EntryRow> for pb::FeedbackEntry {
-    fn from(row: EntryRow) -> Self {
-        pb::FeedbackEntry {
-            id: row.id,
-            student_id: row.student_id,
-            value: value_of(&row.value) as i32,
-            day: row.day.format(DAY_FORMAT).to_string(),
-            time: row.time.format(TIME_FORMAT).to_string(),
-            is_mensa_feedback: row.is_mensa_feedback,
-            device_id: row.device_id.unwrap_or(0),
-            create_time: Some(timestamp(row.created_at)),
-        }
+/// A feedback entry.
+pub(crate) fn entry(row: EntryRow) -> pb::FeedbackEntry {
+    pb::FeedbackEntry {
+        id: row.id,
+        student_id: row.student_id,
+        value: value_of(&row.value) as i32,
+        day: format_date(row.day),
+        time: row.time.format(TIME_FORMAT).to_string(),
+        is_mensa_feedback: row.is_mensa_feedback,
+        device_id: row.device_id.unwrap_or(0),
+        create_time: Some(to_timestamp(row.created_at)),
     }
 }
 
-impl From<CommentRow> for pb::FeedbackComment {
-    fn from(row: CommentRow) -> Self {
-        pb::FeedbackComment {
-            id: row.id,
-            entry_id: row.entry_id,
-            author_account_id: row.author_account_id.unwrap_or(0),
-            body: row.body,
-            create_time: Some(timestamp(row.created_at)),
-        }
+/// A staff comment on an entry.
+pub(crate) fn comment(row: CommentRow) -> pb::FeedbackComment {
+    pb::FeedbackComment {
+        id: row.id,
+        entry_id: row.entry_id,
+        author_account_id: row.author_account_id.unwrap_or(0),
+        body: row.body,
+        create_time: Some(to_timestamp(row.created_at)),
     }
 }
 

@@ -1,15 +1,21 @@
-//! `phoenix-feedback`: the `phoenix.feedback.v1.FeedbackService` server.
+//! `phoenix-feedback`: the `phoenix.feedback.v1.FeedbackService` — pupil feedback entries
+//! and staff comments, schema `feedback`.
 //!
 //! Entries are created one at a time or in an all-or-nothing batch (reference §1.9: the
 //! failing index is named, here as `entries[i].<field>` violations, every bad item at once);
 //! staff comment on entries, the author taken from the verified token.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`service`] | [`service::FeedbackApi`], [`service::METHODS`] and the handlers |
+//! | `validate` | requests → typed commands, collecting field violations |
+//! | `repo` | diesel queries and reference checks |
+//! | `convert` | the feedback value; rows → proto messages |
 
 mod convert;
-pub mod repo;
+mod repo;
 pub mod service;
 mod validate;
-
-pub use service::{FeedbackServiceImpl, METHODS};
 
 use phoenix_common::authz::Authorized;
 use phoenix_common::domain::Domain;
@@ -20,17 +26,14 @@ use phoenix_proto::feedback::v1::feedback_service_server::FeedbackServiceServer;
 pub const SERVERS: DomainServers = DomainServers {
     domain: Domain::Feedback,
     services: &["phoenix.feedback.v1.FeedbackService"],
-    methods: &[METHODS],
+    methods: &[service::METHODS],
     add: add_servers,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        routes.add_service(Authorized::new(
-            FeedbackServiceServer::new(FeedbackServiceImpl::new(ctx.pool.clone())),
-            METHODS,
-            ctx.verifier.clone(),
-        )?);
+        let server = FeedbackServiceServer::new(service::FeedbackApi::new(ctx.pool.clone()));
+        routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }

@@ -1,9 +1,12 @@
 //! Diesel queries on the `feedback` schema (and existence checks on the rows it references).
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::{FieldViolations, Result};
 use phoenix_db::schema::feedback::{comments, entries};
 
 /// A stored feedback entry.
@@ -62,7 +65,8 @@ pub struct CommentRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Which entries a list returns; `None` fields match everything. Days are inclusive.
+/// Which entries a list returns; `None` fields match everything. Days are inclusive. Its
+/// `Debug` form fingerprints page tokens.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EntryFilter {
     /// Only this student.
@@ -76,14 +80,6 @@ pub struct EntryFilter {
 }
 
 impl EntryFilter {
-    /// A stable text of the filters: page tokens are bound to it.
-    pub fn fingerprint(&self) -> String {
-        format!(
-            "entries;student={:?};from={:?};to={:?};mensa={:?}",
-            self.student_id, self.from, self.to, self.is_mensa_feedback
-        )
-    }
-
     fn query(&self) -> entries::BoxedQuery<'static, Pg> {
         let mut q = entries::table.into_boxed();
         if let Some(s) = self.student_id {
@@ -105,7 +101,7 @@ impl EntryFilter {
 /// Ids among `ids` that exist in `table` (a fixed, schema-qualified identifier), each
 /// found row held `FOR KEY SHARE` until the transaction ends, so it cannot be deleted
 /// between this check and the insert that references it.
-async fn lock_existing(conn: &mut AsyncPgConnection, table: &'static str, ids: &[i64]) -> QueryResult<Vec<i64>> {
+async fn lock_existing(conn: &mut AsyncPgConnection, table: &'static str, ids: &[i64]) -> Result<Vec<i64>> {
     #[derive(QueryableByName)]
     struct I {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -120,18 +116,34 @@ async fn lock_existing(conn: &mut AsyncPgConnection, table: &'static str, ids: &
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// Students among `ids` that exist, locked against deletion for the transaction.
-pub async fn lock_students(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
-    lock_existing(conn, "users.students", ids).await
-}
-
-/// Devices among `ids` that exist, locked against deletion for the transaction.
-pub async fn lock_devices(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
-    lock_existing(conn, "iot.devices", ids).await
+/// Checks that every referenced student and device exists, locking them against deletion
+/// until the transaction ends. A missing reference is a request field: `InvalidArgument`
+/// naming `field(i, "student_id")` for each bad item.
+pub async fn check_entry_refs(
+    conn: &mut AsyncPgConnection,
+    new: &[NewEntry],
+    field: impl Fn(usize, &str) -> String,
+) -> Result<()> {
+    let students: Vec<i64> = new.iter().map(|e| e.student_id).collect::<BTreeSet<_>>().into_iter().collect();
+    let devices: Vec<i64> = new.iter().filter_map(|e| e.device_id).collect::<BTreeSet<_>>().into_iter().collect();
+    let found_students = lock_existing(conn, "users.students", &students).await?;
+    let found_devices = lock_existing(conn, "iot.devices", &devices).await?;
+    let mut v = FieldViolations::default();
+    for (i, e) in new.iter().enumerate() {
+        if !found_students.contains(&e.student_id) {
+            v.add(field(i, "student_id"), format!("student {} does not exist", e.student_id));
+        }
+        if let Some(d) = e.device_id
+            && !found_devices.contains(&d)
+        {
+            v.add(field(i, "device_id"), format!("device {d} does not exist"));
+        }
+    }
+    v.into_result()
 }
 
 /// Inserts `new` in one statement; the rows come back in the order given.
-pub async fn insert_entries(conn: &mut AsyncPgConnection, new: &[NewEntry]) -> QueryResult<Vec<EntryRow>> {
+pub async fn insert_entries(conn: &mut AsyncPgConnection, new: &[NewEntry]) -> Result<Vec<EntryRow>> {
     let mut rows: Vec<EntryRow> =
         diesel::insert_into(entries::table).values(new).returning(EntryRow::as_returning()).get_results(conn).await?;
     // Identity values are drawn in VALUES order; RETURNING order is not promised, ids are.
@@ -140,12 +152,12 @@ pub async fn insert_entries(conn: &mut AsyncPgConnection, new: &[NewEntry]) -> Q
 }
 
 /// One entry.
-pub async fn find_entry(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<EntryRow>> {
-    entries::table.find(id).select(EntryRow::as_select()).first(conn).await.optional()
+pub async fn find_entry(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<EntryRow>> {
+    Ok(entries::table.find(id).select(EntryRow::as_select()).first(conn).await.optional()?)
 }
 
 /// Whether entry `id` exists, holding it `FOR KEY SHARE` until the transaction ends.
-pub async fn lock_entry(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn lock_entry(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(entries::table.find(id).select(entries::id).for_key_share().first::<i64>(conn).await.optional()?.is_some())
 }
 
@@ -155,24 +167,24 @@ pub async fn list_entries(
     filter: &EntryFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<EntryRow>> {
-    filter
+) -> Result<Vec<EntryRow>> {
+    Ok(filter
         .query()
         .filter(entries::id.gt(after.unwrap_or(0)))
         .order(entries::id)
         .limit(limit)
         .select(EntryRow::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// How many entries match `filter`.
-pub async fn count_entries(conn: &mut AsyncPgConnection, filter: &EntryFilter) -> QueryResult<i64> {
-    filter.query().count().get_result(conn).await
+pub async fn count_entries(conn: &mut AsyncPgConnection, filter: &EntryFilter) -> Result<i64> {
+    Ok(filter.query().count().get_result(conn).await?)
 }
 
 /// Deletes entry `id` (its comments cascade); `false` when there was none.
-pub async fn delete_entry(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_entry(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(entries::table.find(id)).execute(conn).await? > 0)
 }
 
@@ -182,8 +194,8 @@ pub async fn insert_comment(
     entry_id: i64,
     author_account_id: Option<i64>,
     body: &str,
-) -> QueryResult<CommentRow> {
-    diesel::insert_into(comments::table)
+) -> Result<CommentRow> {
+    Ok(diesel::insert_into(comments::table)
         .values((
             comments::entry_id.eq(entry_id),
             comments::author_account_id.eq(author_account_id),
@@ -191,7 +203,7 @@ pub async fn insert_comment(
         ))
         .returning(CommentRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// A page of the comments of `entry_id` with ids after `after`, ascending, and their total.
@@ -200,7 +212,7 @@ pub async fn list_comments(
     entry_id: i64,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<CommentRow>, i64)> {
+) -> Result<(Vec<CommentRow>, i64)> {
     let rows = comments::table
         .filter(comments::entry_id.eq(entry_id))
         .filter(comments::id.gt(after.unwrap_or(0)))

@@ -1,35 +1,18 @@
 //! Request → typed command, collecting every field violation (reference §6, feedback).
 
 use chrono::{NaiveDate, NaiveTime, Timelike};
+use phoenix_common::page::PageRequest;
+use phoenix_common::validate::{finish, id, parse_date, required, required_id};
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::feedback::v1 as pb;
 
-use crate::convert::{DAY_FORMAT, TIME_FORMAT, Value};
+use crate::convert::{TIME_FORMAT, Value};
 use crate::repo::{EntryFilter, NewEntry};
 
 /// Most entries one batch may carry.
 pub(crate) const MAX_BATCH: usize = 500;
 /// Longest comment, in characters (the table's CHECK).
 pub(crate) const MAX_COMMENT_CHARS: usize = 2000;
-
-/// A positive id; records a violation on `field` otherwise.
-pub(crate) fn id(field: &str, raw: i64, v: &mut FieldViolations) -> i64 {
-    if raw <= 0 {
-        v.add(field, format!("must be a positive id, got {raw}"));
-    }
-    raw
-}
-
-/// A strict `YYYY-MM-DD` day.
-pub(crate) fn day(field: &str, raw: &str, v: &mut FieldViolations) -> Option<NaiveDate> {
-    let raw = raw.trim();
-    // chrono also takes unpadded fields ("2026-1-5"); the wire format is exactly 10 chars.
-    let parsed = (raw.len() == 10).then(|| NaiveDate::parse_from_str(raw, DAY_FORMAT).ok()).flatten();
-    if parsed.is_none() {
-        v.add(field, format!("must be a date YYYY-MM-DD, got {raw:?}"));
-    }
-    parsed
-}
 
 /// A strict `HH:MM:SS` time of day (no leap second).
 pub(crate) fn time(field: &str, raw: &str, v: &mut FieldViolations) -> Option<NaiveTime> {
@@ -51,9 +34,9 @@ pub(crate) fn entry(
     today: NaiveDate,
     v: &mut FieldViolations,
 ) -> Option<NewEntry> {
-    let student_id = id(&format!("{prefix}student_id"), e.student_id, v);
+    let student_id = required_id(&format!("{prefix}student_id"), e.student_id, v);
     let value = Value::try_from(e.value).map_err(|why| v.add(format!("{prefix}value"), why)).ok();
-    let day = if e.day.trim().is_empty() { Some(today) } else { day(&format!("{prefix}day"), &e.day, v) };
+    let day = if e.day.trim().is_empty() { Some(today) } else { parse_date(&format!("{prefix}day"), &e.day, v) };
     let time = if e.time.trim().is_empty() {
         v.add(format!("{prefix}time"), "is required (HH:MM:SS)");
         None
@@ -73,6 +56,14 @@ pub(crate) fn entry(
     })
 }
 
+/// CreateFeedbackEntry → the entry to insert; an empty day is `today`.
+pub(crate) fn create_entry(req: pb::CreateFeedbackEntryRequest, today: NaiveDate) -> Result<NewEntry> {
+    let e = required("entry", req.entry)?;
+    let mut v = FieldViolations::default();
+    let new = entry("entry.", &e, today, &mut v);
+    finish(v, new)
+}
+
 /// A batch: 1 to [`MAX_BATCH`] entries, every item valid; each bad item is named by index.
 pub(crate) fn batch(items: &[pb::FeedbackEntry], today: NaiveDate) -> Result<Vec<NewEntry>> {
     let mut v = FieldViolations::default();
@@ -88,15 +79,22 @@ pub(crate) fn batch(items: &[pb::FeedbackEntry], today: NaiveDate) -> Result<Vec
     Ok(out)
 }
 
+/// ListFeedbackEntries → filter + page.
+pub(crate) fn list_entries(req: pb::ListFeedbackEntriesRequest) -> Result<(EntryFilter, PageRequest)> {
+    let filter = filter(&req)?;
+    let page = PageRequest::parse("feedback entries", &format!("{filter:?}"), req.page_size, &req.page_token)?;
+    Ok((filter, page))
+}
+
 /// The filters of a list request.
-pub(crate) fn filter(req: &pb::ListFeedbackEntriesRequest) -> Result<EntryFilter> {
+fn filter(req: &pb::ListFeedbackEntriesRequest) -> Result<EntryFilter> {
     let mut v = FieldViolations::default();
     let student_id = match req.student_id {
         0 => None,
-        s => Some(id("student_id", s, &mut v)),
+        s => Some(required_id("student_id", s, &mut v)),
     };
     let optional_day = |field: &str, raw: &str, v: &mut FieldViolations| {
-        if raw.trim().is_empty() { None } else { day(field, raw, v) }
+        if raw.trim().is_empty() { None } else { parse_date(field, raw, v) }
     };
     let on = optional_day("day", &req.day, &mut v);
     let mut from = optional_day("start_day", &req.start_day, &mut v);
@@ -117,8 +115,30 @@ pub(crate) fn filter(req: &pb::ListFeedbackEntriesRequest) -> Result<EntryFilter
     Ok(EntryFilter { student_id, from, to, is_mensa_feedback: req.is_mensa_feedback })
 }
 
+/// CreateFeedbackComment → (entry, trimmed body).
+pub(crate) fn create_comment(req: pb::CreateFeedbackCommentRequest) -> Result<(i64, String)> {
+    let mut v = FieldViolations::default();
+    let entry_id = required_id("entry_id", req.entry_id, &mut v);
+    let body = match &req.comment {
+        None => {
+            v.add("comment", "is required");
+            None
+        }
+        Some(c) => comment_body("comment.body", &c.body, &mut v),
+    };
+    let body = finish(v, body)?;
+    Ok((entry_id, body))
+}
+
+/// ListFeedbackComments → (entry, page).
+pub(crate) fn list_comments(req: pb::ListFeedbackCommentsRequest) -> Result<(i64, PageRequest)> {
+    let entry_id = id("entry_id", req.entry_id)?;
+    let page = PageRequest::parse("feedback comments", &format!("entry={entry_id}"), req.page_size, &req.page_token)?;
+    Ok((entry_id, page))
+}
+
 /// A comment body: trimmed, 1 to [`MAX_COMMENT_CHARS`] characters.
-pub(crate) fn comment_body(field: &str, raw: &str, v: &mut FieldViolations) -> Option<String> {
+fn comment_body(field: &str, raw: &str, v: &mut FieldViolations) -> Option<String> {
     let body = raw.trim();
     let chars = body.chars().count();
     if chars == 0 {
@@ -159,11 +179,11 @@ mod tests {
     #[test]
     fn days_and_times_are_strict() {
         let mut v = FieldViolations::default();
-        assert_eq!(day("d", "2024-02-29", &mut v), NaiveDate::from_ymd_opt(2024, 2, 29));
+        assert_eq!(parse_date("d", "2024-02-29", &mut v), NaiveDate::from_ymd_opt(2024, 2, 29));
         assert_eq!(time("t", "23:59:59", &mut v), NaiveTime::from_hms_opt(23, 59, 59));
         assert!(v.clone().into_result().is_ok());
         for bad in ["2023-02-29", "2026-1-05", "05.01.2026", ""] {
-            assert_eq!(day("d", bad, &mut v), None, "{bad}");
+            assert_eq!(parse_date("d", bad, &mut v), None, "{bad}");
         }
         for bad in ["24:00:00", "12:30", "7:30:00", "12:30:60", "noon"] {
             assert_eq!(time("t", bad, &mut v), None, "{bad}");
