@@ -7,6 +7,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::facilities::rooms;
 use phoenix_db::schema::iot::{device_logs, devices};
 
+use phoenix_common::Result;
+use phoenix_common::convert::like_contains;
+
 use crate::model::{DeviceKind, DeviceStatus, LogEvent};
 
 /// A row of `iot.devices`.
@@ -69,46 +72,47 @@ pub struct DeviceFilter {
     pub online: Option<(bool, DateTime<Utc>)>,
 }
 
-pub async fn insert_device(conn: &mut AsyncPgConnection, new: NewDevice<'_>) -> QueryResult<DeviceRow> {
-    diesel::insert_into(devices::table).values(new).returning(DeviceRow::as_returning()).get_result(conn).await
+pub async fn insert_device(conn: &mut AsyncPgConnection, new: NewDevice<'_>) -> Result<DeviceRow> {
+    Ok(diesel::insert_into(devices::table).values(new).returning(DeviceRow::as_returning()).get_result(conn).await?)
 }
 
-pub async fn find_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<DeviceRow>> {
-    devices::table.find(id).select(DeviceRow::as_select()).first(conn).await.optional()
+pub async fn find_by_id(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<DeviceRow>> {
+    Ok(devices::table.find(id).select(DeviceRow::as_select()).first(conn).await.optional()?)
 }
 
 /// Locks the row for the rest of the transaction (read-modify-write).
-pub async fn lock_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<DeviceRow>> {
-    devices::table.find(id).select(DeviceRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_by_id(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<DeviceRow>> {
+    Ok(devices::table.find(id).select(DeviceRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
-pub async fn find_by_device_id(conn: &mut AsyncPgConnection, device_id: &str) -> QueryResult<Option<DeviceRow>> {
-    devices::table.filter(devices::device_id.eq(device_id)).select(DeviceRow::as_select()).first(conn).await.optional()
+pub async fn find_by_device_id(conn: &mut AsyncPgConnection, device_id: &str) -> Result<Option<DeviceRow>> {
+    let row = devices::table.filter(devices::device_id.eq(device_id)).select(DeviceRow::as_select()).first(conn).await;
+    Ok(row.optional()?)
 }
 
-pub async fn room_exists(conn: &mut AsyncPgConnection, room_id: i64) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(rooms::table.find(room_id))).get_result(conn).await
+pub async fn room_exists(conn: &mut AsyncPgConnection, room_id: i64) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(rooms::table.find(room_id))).get_result(conn).await?)
 }
 
 /// Increments the key version (the old key stops verifying) and stamps the rotation.
-pub async fn bump_key_version(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<DeviceRow> {
-    diesel::update(devices::table.find(id))
+pub async fn bump_key_version(conn: &mut AsyncPgConnection, id: i64) -> Result<DeviceRow> {
+    Ok(diesel::update(devices::table.find(id))
         .set((devices::key_version.eq(devices::key_version + 1), devices::key_rotated_at.eq(diesel::dsl::now)))
         .returning(DeviceRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
-pub async fn update_device(conn: &mut AsyncPgConnection, id: i64, changes: &DeviceChanges) -> QueryResult<DeviceRow> {
-    diesel::update(devices::table.find(id)).set(changes).returning(DeviceRow::as_returning()).get_result(conn).await
+pub async fn update_device(conn: &mut AsyncPgConnection, id: i64, changes: &DeviceChanges) -> Result<DeviceRow> {
+    Ok(diesel::update(devices::table.find(id))
+        .set(changes)
+        .returning(DeviceRow::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
-pub async fn delete_device(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<usize> {
-    diesel::delete(devices::table.find(id)).execute(conn).await
-}
-
-fn escape_like(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+pub async fn delete_device(conn: &mut AsyncPgConnection, id: i64) -> Result<usize> {
+    Ok(diesel::delete(devices::table.find(id)).execute(conn).await?)
 }
 
 fn filtered(filter: &DeviceFilter) -> devices::BoxedQuery<'static, Pg> {
@@ -126,7 +130,7 @@ fn filtered(filter: &DeviceFilter) -> devices::BoxedQuery<'static, Pg> {
         q = q.filter(devices::device_type.eq(t));
     }
     if let Some(search) = &filter.search {
-        let pattern = format!("%{}%", escape_like(search));
+        let pattern = like_contains(search);
         q = q.filter(devices::device_id.ilike(pattern.clone()).or(devices::name.ilike(pattern).assume_not_null()));
     }
     match filter.online {
@@ -152,16 +156,16 @@ pub async fn list_devices(
     filter: &DeviceFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<DeviceRow>> {
+) -> Result<Vec<DeviceRow>> {
     let mut q = filtered(filter);
     if let Some(after) = after {
         q = q.filter(devices::id.gt(after));
     }
-    q.order(devices::id.asc()).limit(limit).select(DeviceRow::as_select()).load(conn).await
+    Ok(q.order(devices::id.asc()).limit(limit).select(DeviceRow::as_select()).load(conn).await?)
 }
 
-pub async fn count_devices(conn: &mut AsyncPgConnection, filter: &DeviceFilter) -> QueryResult<i64> {
-    filtered(filter).count().get_result(conn).await
+pub async fn count_devices(conn: &mut AsyncPgConnection, filter: &DeviceFilter) -> Result<i64> {
+    Ok(filtered(filter).count().get_result(conn).await?)
 }
 
 /// Appends to the device log (in the caller's transaction).
@@ -170,7 +174,7 @@ pub async fn insert_log(
     device: i64,
     event: LogEvent,
     detail: serde_json::Value,
-) -> QueryResult<()> {
+) -> Result<()> {
     diesel::insert_into(device_logs::table)
         .values((
             device_logs::device_id.eq(device),
@@ -178,8 +182,8 @@ pub async fn insert_log(
             device_logs::detail.eq(detail),
         ))
         .execute(conn)
-        .await
-        .map(drop)
+        .await?;
+    Ok(())
 }
 
 /// A device-log row with the reader's device id.
@@ -207,21 +211,21 @@ pub async fn list_logs(
     event: Option<LogEvent>,
     before: Option<i64>,
     limit: i64,
-) -> QueryResult<Vec<LogRow>> {
+) -> Result<Vec<LogRow>> {
     let mut q = logs_of(device, event);
     if let Some(before) = before {
         q = q.filter(device_logs::id.lt(before));
     }
-    q.inner_join(devices::table)
+    Ok(q.inner_join(devices::table)
         .order(device_logs::id.desc())
         .limit(limit)
         .select((device_logs::id, devices::device_id, device_logs::event, device_logs::detail, device_logs::created_at))
         .load(conn)
-        .await
+        .await?)
 }
 
-pub async fn count_logs(conn: &mut AsyncPgConnection, device: i64, event: Option<LogEvent>) -> QueryResult<i64> {
-    logs_of(device, event).count().get_result(conn).await
+pub async fn count_logs(conn: &mut AsyncPgConnection, device: i64, event: Option<LogEvent>) -> Result<i64> {
+    Ok(logs_of(device, event).count().get_result(conn).await?)
 }
 
 /// What the gateway needs to verify a reader's signature.
@@ -233,14 +237,14 @@ pub struct Credentials {
     pub key_version: i32,
 }
 
-pub async fn credentials(conn: &mut AsyncPgConnection, device_id: &str) -> QueryResult<Option<Credentials>> {
-    devices::table
+pub async fn credentials(conn: &mut AsyncPgConnection, device_id: &str) -> Result<Option<Credentials>> {
+    let row = devices::table
         .filter(devices::device_id.eq(device_id))
         .select((devices::id, devices::key_version))
         .first::<(i64, i32)>(conn)
         .await
-        .optional()
-        .map(|r| r.map(|(id, key_version)| Credentials { id, key_version }))
+        .optional()?;
+    Ok(row.map(|(id, key_version)| Credentials { id, key_version }))
 }
 
 /// A reader's `(last_seen, offline_since)`.
@@ -248,7 +252,7 @@ pub type SeenState = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// Stamps `last_seen` and clears an offline mark; returns the previous [`SeenState`] (the
 /// row is locked first so the transition is seen once).
-pub async fn mark_seen(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<SeenState>> {
+pub async fn mark_seen(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<SeenState>> {
     let before: Option<SeenState> = devices::table
         .find(id)
         .select((devices::last_seen, devices::offline_since))
@@ -266,7 +270,7 @@ pub async fn mark_seen(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Opt
 }
 
 /// Marks the reader offline now; `true` when it was not marked already.
-pub async fn mark_offline(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn mark_offline(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     let n = diesel::update(devices::table.find(id).filter(devices::offline_since.is_null()))
         .set(devices::offline_since.eq(diesel::dsl::now))
         .execute(conn)

@@ -1,17 +1,15 @@
-//! The tonic implementation of `phoenix.iot.v1.IotService`: validate → (authorise, see
-//! [`METHODS`]) → one transaction per write → repo → convert.
+//! `IotApi`, the tonic handlers of `phoenix.iot.v1.IotService`: validate → (permission:
+//! [`METHODS`]) → one transaction per write through [`repo`] → convert.
 
 use chrono::Utc;
 use diesel_async::AsyncConnection as _;
 use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::config::Secret;
-use phoenix_common::db::DbPool;
-use phoenix_common::pagination;
-use phoenix_common::{Error, Result};
+use phoenix_common::db::{self, DbPool};
+use phoenix_common::{Error, Reply};
 use phoenix_proto::iot::v1 as pb;
 use serde_json::json;
-use tonic::{Request, Response, Status};
-use tracing::instrument;
+use tonic::{Request, Response};
 
 use crate::convert;
 use crate::model::{DeviceKind, DeviceStatus, LogEvent, TYPE_RFID_READER, TYPE_VIRTUAL};
@@ -48,13 +46,11 @@ impl std::fmt::Debug for IotApi {
     }
 }
 
-fn unique_device_id(err: diesel::result::Error, device_id: &str) -> Error {
-    use diesel::result::{DatabaseErrorKind, Error as D};
+/// A unique violation on insert: a concurrent registration of the same device id won.
+fn already_registered(err: Error, device_id: &str) -> Error {
     match err {
-        D::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            Error::AlreadyExists(format!("device {device_id:?} is already registered"))
-        }
-        other => other.into(),
+        Error::AlreadyExists(_) => Error::AlreadyExists(format!("device {device_id:?} is already registered")),
+        other => other,
     }
 }
 
@@ -67,108 +63,105 @@ impl IotApi {
     fn key_for(&self, row: &repo::DeviceRow) -> String {
         phoenix_reader_protocol::derive_device_key(self.secret.expose().as_bytes(), &row.device_id, row.key_version)
     }
+}
 
-    async fn conn(&self) -> Result<phoenix_common::db::DbConn<'_>> {
-        Ok(self.pool.get().await?)
-    }
+/// Whether a device status lets scans through (behaviour.md step 2).
+pub fn accepts_scans(status: &str) -> bool {
+    status == DeviceStatus::Active.as_str()
+}
 
-    /// `RegisterDevice`.
-    pub async fn register(&self, req: pb::RegisterDeviceRequest) -> Result<pb::RegisterDeviceResponse> {
-        let cmd = validate::register(req)?;
+#[tonic::async_trait]
+impl pb::iot_service_server::IotService for IotApi {
+    async fn register_device(&self, request: Request<pb::RegisterDeviceRequest>) -> Reply<pb::RegisterDeviceResponse> {
+        let cmd = validate::register(request.into_inner())?;
         let initial_version = {
             use rand::RngExt as _;
             rand::rng().random_range(1..=MAX_INITIAL_KEY_VERSION)
         };
-        let mut conn = self.conn().await?;
+        let mut conn = db::conn(&self.pool).await?;
         let row = conn
-            .transaction::<_, Error, _>(async move |conn| {
+            .transaction::<_, Error, _>(async |c| {
                 if let Some(room) = cmd.room_id
-                    && !repo::room_exists(conn, room).await?
+                    && !repo::room_exists(c, room).await?
                 {
                     return Err(Error::invalid("room_id", format!("room {room} does not exist")));
                 }
-                if repo::find_by_device_id(conn, &cmd.device_id).await?.is_some() {
+                if repo::find_by_device_id(c, &cmd.device_id).await?.is_some() {
                     return Err(Error::AlreadyExists(format!("device {:?} is already registered", cmd.device_id)));
                 }
-                let row = repo::insert_device(
-                    conn,
-                    NewDevice {
-                        device_id: &cmd.device_id,
-                        device_type: TYPE_RFID_READER,
-                        kind: cmd.kind.as_str(),
-                        room_id: cmd.room_id,
-                        name: cmd.name.as_deref(),
-                        key_version: initial_version,
-                    },
-                )
-                .await
-                .map_err(|e| unique_device_id(e, &cmd.device_id))?;
-                repo::insert_log(conn, row.id, LogEvent::Registered, json!({"kind": row.kind, "room_id": row.room_id}))
+                let new = NewDevice {
+                    device_id: &cmd.device_id,
+                    device_type: TYPE_RFID_READER,
+                    kind: cmd.kind.as_str(),
+                    room_id: cmd.room_id,
+                    name: cmd.name.as_deref(),
+                    key_version: initial_version,
+                };
+                let row = repo::insert_device(c, new).await.map_err(|e| already_registered(e, &cmd.device_id))?;
+                repo::insert_log(c, row.id, LogEvent::Registered, json!({"kind": row.kind, "room_id": row.room_id}))
                     .await?;
                 Ok(row)
             })
             .await?;
-        tracing::info!(device = %row.device_id, id = row.id, "device registered");
+        tracing::info!(id = row.id, device_id = %row.device_id, "device registered");
         let device_key = self.key_for(&row);
-        Ok(pb::RegisterDeviceResponse { device: Some(convert::device(row, Utc::now())), device_key })
+        Ok(Response::new(pb::RegisterDeviceResponse { device: Some(convert::device(row, Utc::now())), device_key }))
     }
 
-    /// `RotateDeviceKey`.
-    pub async fn rotate_key(&self, req: pb::RotateDeviceKeyRequest) -> Result<pb::RotateDeviceKeyResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
+    async fn rotate_device_key(
+        &self,
+        request: Request<pb::RotateDeviceKeyRequest>,
+    ) -> Reply<pb::RotateDeviceKeyResponse> {
+        let id = phoenix_common::validate::id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
         let row = conn
-            .transaction::<_, Error, _>(async move |conn| {
-                let current = repo::lock_by_id(conn, id).await?.ok_or_else(|| Error::not_found("device", id))?;
+            .transaction::<_, Error, _>(async |c| {
+                let current = repo::lock_by_id(c, id).await?.ok_or_else(|| Error::not_found("device", id))?;
                 if current.device_type == TYPE_VIRTUAL {
                     return Err(Error::precondition("VIRTUAL_DEVICE", "the virtual web device has no key to rotate"));
                 }
-                let row = repo::bump_key_version(conn, id).await?;
-                repo::insert_log(conn, id, LogEvent::KeyRotated, json!({"key_version": row.key_version})).await?;
+                let row = repo::bump_key_version(c, id).await?;
+                repo::insert_log(c, id, LogEvent::KeyRotated, json!({"key_version": row.key_version})).await?;
                 Ok(row)
             })
             .await?;
-        tracing::info!(device = %row.device_id, key_version = row.key_version, "device key rotated");
+        tracing::info!(id = row.id, device_id = %row.device_id, key_version = row.key_version, "device key rotated");
         let device_key = self.key_for(&row);
-        Ok(pb::RotateDeviceKeyResponse { device: Some(convert::device(row, Utc::now())), device_key })
+        Ok(Response::new(pb::RotateDeviceKeyResponse { device: Some(convert::device(row, Utc::now())), device_key }))
     }
 
-    /// `GetDevice`.
-    pub async fn get(&self, req: pb::GetDeviceRequest) -> Result<pb::GetDeviceResponse> {
-        let lookup = validate::get(req)?;
-        let mut conn = self.conn().await?;
+    async fn get_device(&self, request: Request<pb::GetDeviceRequest>) -> Reply<pb::GetDeviceResponse> {
+        let lookup = validate::get(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         let row = match &lookup {
             Lookup::Id(id) => repo::find_by_id(&mut conn, *id).await?.ok_or_else(|| Error::not_found("device", id))?,
             Lookup::DeviceId(d) => repo::find_by_device_id(&mut conn, d)
                 .await?
                 .ok_or_else(|| Error::not_found("device", format!("{d:?}")))?,
         };
-        Ok(pb::GetDeviceResponse { device: Some(convert::device(row, Utc::now())) })
+        Ok(Response::new(pb::GetDeviceResponse { device: Some(convert::device(row, Utc::now())) }))
     }
 
-    /// `ListDevices`.
-    pub async fn list(&self, req: pb::ListDevicesRequest) -> Result<pb::ListDevicesResponse> {
+    async fn list_devices(&self, request: Request<pb::ListDevicesRequest>) -> Reply<pb::ListDevicesResponse> {
         let now = Utc::now();
-        let cmd = validate::list(req, now)?;
-        let mut conn = self.conn().await?;
-        let mut rows = repo::list_devices(&mut conn, &cmd.filter, cmd.after, cmd.page_size + 1).await?;
+        let cmd = validate::list(request.into_inner(), now)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let rows = repo::list_devices(&mut conn, &cmd.filter, cmd.after, cmd.page.fetch_limit()).await?;
         let total_size = repo::count_devices(&mut conn, &cmd.filter).await?;
-        let next_page_token = pagination::finish_page(&mut rows, cmd.page_size, |r| r.id);
-        Ok(pb::ListDevicesResponse {
+        let (rows, next_page_token) = cmd.page.finish(rows, |r| r.id.to_string());
+        Ok(Response::new(pb::ListDevicesResponse {
             devices: rows.into_iter().map(|r| convert::device(r, now)).collect(),
             next_page_token,
             total_size,
-        })
+        }))
     }
 
-    /// `UpdateDevice`.
-    pub async fn update(&self, req: pb::UpdateDeviceRequest) -> Result<pb::UpdateDeviceResponse> {
-        let cmd = validate::update(req)?;
-        let mut conn = self.conn().await?;
+    async fn update_device(&self, request: Request<pb::UpdateDeviceRequest>) -> Reply<pb::UpdateDeviceResponse> {
+        let cmd = validate::update(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         let row = conn
-            .transaction::<_, Error, _>(async move |conn| {
-                let current =
-                    repo::lock_by_id(conn, cmd.id).await?.ok_or_else(|| Error::not_found("device", cmd.id))?;
+            .transaction::<_, Error, _>(async |c| {
+                let current = repo::lock_by_id(c, cmd.id).await?.ok_or_else(|| Error::not_found("device", cmd.id))?;
                 if let Some(room_id) = cmd.room_id {
                     // The virtual device has kind `room` but is never bound; leave it alone.
                     if current.device_type != TYPE_VIRTUAL {
@@ -177,7 +170,7 @@ impl IotApi {
                         validate::binding_after_update(kind, room_id)?;
                     }
                     if let Some(room) = room_id
-                        && !repo::room_exists(conn, room).await?
+                        && !repo::room_exists(c, room).await?
                     {
                         return Err(Error::invalid("device.room_id", format!("room {room} does not exist")));
                     }
@@ -190,120 +183,50 @@ impl IotApi {
                 if changes.is_empty() {
                     return Ok(current);
                 }
-                let row = repo::update_device(conn, cmd.id, &changes).await?;
+                let row = repo::update_device(c, cmd.id, &changes).await?;
                 if row.status != current.status {
-                    repo::insert_log(
-                        conn,
-                        row.id,
-                        LogEvent::StatusChanged,
-                        json!({"from": current.status, "to": row.status}),
-                    )
-                    .await?;
+                    let detail = json!({"from": current.status, "to": row.status});
+                    repo::insert_log(c, row.id, LogEvent::StatusChanged, detail).await?;
                 }
                 Ok(row)
             })
             .await?;
-        Ok(pb::UpdateDeviceResponse { device: Some(convert::device(row, Utc::now())) })
+        tracing::info!(id = row.id, "device updated");
+        Ok(Response::new(pb::UpdateDeviceResponse { device: Some(convert::device(row, Utc::now())) }))
     }
 
-    /// `DeleteDevice`.
-    pub async fn delete(&self, req: pb::DeleteDeviceRequest) -> Result<pb::DeleteDeviceResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
-        conn.transaction::<_, Error, _>(async move |conn| {
-            let current = repo::lock_by_id(conn, id).await?.ok_or_else(|| Error::not_found("device", id))?;
+    async fn delete_device(&self, request: Request<pb::DeleteDeviceRequest>) -> Reply<pb::DeleteDeviceResponse> {
+        let id = phoenix_common::validate::id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        conn.transaction::<_, Error, _>(async |c| {
+            let current = repo::lock_by_id(c, id).await?.ok_or_else(|| Error::not_found("device", id))?;
             if current.device_type == TYPE_VIRTUAL {
                 return Err(Error::precondition(
                     "SYSTEM_DEVICE",
                     "the virtual web device is part of the system and cannot be deleted",
                 ));
             }
-            repo::delete_device(conn, id).await?;
+            repo::delete_device(c, id).await?;
             Ok(())
         })
         .await?;
         tracing::info!(id, "device deleted");
-        Ok(pb::DeleteDeviceResponse {})
+        Ok(Response::new(pb::DeleteDeviceResponse {}))
     }
 
-    /// `ListDeviceLogs`.
-    pub async fn list_logs(&self, req: pb::ListDeviceLogsRequest) -> Result<pb::ListDeviceLogsResponse> {
-        let cmd = validate::list_logs(req)?;
-        let mut conn = self.conn().await?;
+    async fn list_device_logs(&self, request: Request<pb::ListDeviceLogsRequest>) -> Reply<pb::ListDeviceLogsResponse> {
+        let cmd = validate::list_logs(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         if repo::find_by_id(&mut conn, cmd.device).await?.is_none() {
-            return Err(Error::not_found("device", cmd.device));
+            return Err(Error::not_found("device", cmd.device).into());
         }
-        let mut rows = repo::list_logs(&mut conn, cmd.device, cmd.event, cmd.before, cmd.page_size + 1).await?;
+        let rows = repo::list_logs(&mut conn, cmd.device, cmd.event, cmd.before, cmd.page.fetch_limit()).await?;
         let total_size = repo::count_logs(&mut conn, cmd.device, cmd.event).await?;
-        let next_page_token = pagination::finish_page(&mut rows, cmd.page_size, |r| r.id);
-        Ok(pb::ListDeviceLogsResponse {
+        let (rows, next_page_token) = cmd.page.finish(rows, |r| r.id.to_string());
+        Ok(Response::new(pb::ListDeviceLogsResponse {
             logs: rows.into_iter().map(convert::log).collect(),
             next_page_token,
             total_size,
-        })
-    }
-}
-
-/// Whether a device status lets scans through (behaviour.md step 2).
-pub fn accepts_scans(status: &str) -> bool {
-    status == DeviceStatus::Active.as_str()
-}
-
-#[tonic::async_trait]
-impl pb::iot_service_server::IotService for IotApi {
-    #[instrument(skip_all, fields(device = %request.get_ref().device_id))]
-    async fn register_device(
-        &self,
-        request: Request<pb::RegisterDeviceRequest>,
-    ) -> Result<Response<pb::RegisterDeviceResponse>, Status> {
-        Ok(Response::new(self.register(request.into_inner()).await?))
-    }
-
-    #[instrument(skip_all, fields(id = request.get_ref().id))]
-    async fn rotate_device_key(
-        &self,
-        request: Request<pb::RotateDeviceKeyRequest>,
-    ) -> Result<Response<pb::RotateDeviceKeyResponse>, Status> {
-        Ok(Response::new(self.rotate_key(request.into_inner()).await?))
-    }
-
-    #[instrument(skip_all)]
-    async fn get_device(
-        &self,
-        request: Request<pb::GetDeviceRequest>,
-    ) -> Result<Response<pb::GetDeviceResponse>, Status> {
-        Ok(Response::new(self.get(request.into_inner()).await?))
-    }
-
-    #[instrument(skip_all)]
-    async fn list_devices(
-        &self,
-        request: Request<pb::ListDevicesRequest>,
-    ) -> Result<Response<pb::ListDevicesResponse>, Status> {
-        Ok(Response::new(self.list(request.into_inner()).await?))
-    }
-
-    #[instrument(skip_all, fields(id = request.get_ref().device.as_ref().map(|d| d.id)))]
-    async fn update_device(
-        &self,
-        request: Request<pb::UpdateDeviceRequest>,
-    ) -> Result<Response<pb::UpdateDeviceResponse>, Status> {
-        Ok(Response::new(self.update(request.into_inner()).await?))
-    }
-
-    #[instrument(skip_all, fields(id = request.get_ref().id))]
-    async fn delete_device(
-        &self,
-        request: Request<pb::DeleteDeviceRequest>,
-    ) -> Result<Response<pb::DeleteDeviceResponse>, Status> {
-        Ok(Response::new(self.delete(request.into_inner()).await?))
-    }
-
-    #[instrument(skip_all, fields(id = request.get_ref().id))]
-    async fn list_device_logs(
-        &self,
-        request: Request<pb::ListDeviceLogsRequest>,
-    ) -> Result<Response<pb::ListDeviceLogsResponse>, Status> {
-        Ok(Response::new(self.list_logs(request.into_inner()).await?))
+        }))
     }
 }

@@ -1,7 +1,8 @@
 //! Requests → typed commands, collecting every field violation before any I/O.
 
 use chrono::{DateTime, Utc};
-use phoenix_common::pagination;
+use phoenix_common::page::PageRequest;
+use phoenix_common::validate::{collect, finish, optional_id, page, required, required_id};
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::iot::v1 as pb;
 use phoenix_reader_protocol::is_valid_device_id;
@@ -38,19 +39,21 @@ pub struct Update {
     pub name: Option<Option<String>>,
 }
 
-/// A valid `ListDevices`.
+/// A valid `ListDevices`: devices by ascending id, after the page's last id.
 #[derive(Debug, Clone)]
 pub struct List {
-    pub page_size: i64,
+    pub page: PageRequest,
+    /// The previous page's last id.
     pub after: Option<i64>,
     pub filter: DeviceFilter,
 }
 
-/// A valid `ListDeviceLogs`.
+/// A valid `ListDeviceLogs`: newest first, before the page's last log id.
 #[derive(Debug, Clone)]
 pub struct ListLogs {
     pub device: i64,
-    pub page_size: i64,
+    pub page: PageRequest,
+    /// The previous page's last log id.
     pub before: Option<i64>,
     pub event: Option<LogEvent>,
 }
@@ -58,12 +61,6 @@ pub struct ListLogs {
 fn check_device_id(v: &mut FieldViolations, field: &str, device_id: &str) {
     if !is_valid_device_id(device_id) {
         v.add(field, "must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'");
-    }
-}
-
-fn check_id(v: &mut FieldViolations, field: &str, id: i64) {
-    if id <= 0 {
-        v.add(field, format!("must be a positive id, got {id}"));
     }
 }
 
@@ -98,8 +95,9 @@ fn check_binding(v: &mut FieldViolations, field: &str, kind: DeviceKind, room_id
         (DeviceKind::Entrance, Some(_)) => {
             v.add(field, "must be unset for an entrance reader (it is bound to no room)")
         }
-        (_, Some(id)) => check_id(v, field, id),
-        _ => {}
+        (_, room_id) => {
+            optional_id(field, room_id, v);
+        }
     }
 }
 
@@ -111,20 +109,13 @@ pub fn register(req: pb::RegisterDeviceRequest) -> Result<Register> {
         check_binding(&mut v, "room_id", k, req.room_id);
     }
     let name = name(&mut v, "name", &req.name);
-    v.into_result()?;
-    let kind = kind.ok_or_else(|| Error::invalid("kind", "is required"))?;
+    let kind = finish(v, kind)?;
     Ok(Register { device_id: req.device_id, kind, room_id: req.room_id, name })
-}
-
-pub fn id(field: &str, id: i64) -> Result<i64> {
-    let mut v = FieldViolations::default();
-    check_id(&mut v, field, id);
-    v.into_result().map(|()| id)
 }
 
 pub fn get(req: pb::GetDeviceRequest) -> Result<Lookup> {
     match req.device {
-        Some(pb::get_device_request::Device::Id(i)) => id("id", i).map(Lookup::Id),
+        Some(pb::get_device_request::Device::Id(i)) => phoenix_common::validate::id("id", i).map(Lookup::Id),
         Some(pb::get_device_request::Device::DeviceId(d)) => {
             let mut v = FieldViolations::default();
             check_device_id(&mut v, "device_id", &d);
@@ -138,11 +129,9 @@ pub fn get(req: pb::GetDeviceRequest) -> Result<Lookup> {
 pub const UPDATE_PATHS: [&str; 3] = ["status", "room_id", "name"];
 
 pub fn update(req: pb::UpdateDeviceRequest) -> Result<Update> {
+    let device = required("device", req.device)?;
     let mut v = FieldViolations::default();
-    let Some(device) = req.device else {
-        return Err(Error::invalid("device", "is required"));
-    };
-    check_id(&mut v, "device.id", device.id);
+    required_id("device.id", device.id, &mut v);
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
         v.add("update_mask", format!("name at least one of: {}", UPDATE_PATHS.join(", ")));
@@ -156,9 +145,7 @@ pub fn update(req: pb::UpdateDeviceRequest) -> Result<Update> {
                 Err(convert::UnknownValue) => v.add("device.status", format!("unknown value {}", device.status)),
             },
             "room_id" => {
-                if let Some(r) = device.room_id {
-                    check_id(&mut v, "device.room_id", r);
-                }
+                optional_id("device.room_id", device.room_id, &mut v);
                 update.room_id = Some(device.room_id);
             }
             "name" => update.name = Some(name(&mut v, "device.name", &device.name)),
@@ -177,8 +164,6 @@ pub fn binding_after_update(kind: DeviceKind, room_id: Option<i64>) -> Result<()
 
 pub fn list(req: pb::ListDevicesRequest, now: DateTime<Utc>) -> Result<List> {
     let mut v = FieldViolations::default();
-    let page_size = pagination::page_size(req.page_size);
-    let after = pagination::decode_token(&req.page_token);
     let mut filter = DeviceFilter::default();
     match convert::status_from_proto(req.status) {
         Ok(s) => filter.status = s,
@@ -192,10 +177,7 @@ pub fn list(req: pb::ListDevicesRequest, now: DateTime<Utc>) -> Result<List> {
         Ok(t) => filter.device_type = t,
         Err(convert::UnknownValue) => v.add("device_type", format!("unknown value {}", req.device_type)),
     }
-    if let Some(r) = req.room_id {
-        check_id(&mut v, "room_id", r);
-        filter.room_id = Some(r);
-    }
+    filter.room_id = optional_id("room_id", req.room_id, &mut v);
     let search = req.search.trim();
     if search.chars().count() > MAX_NAME_CHARS {
         v.add("search", format!("must have at most {MAX_NAME_CHARS} characters"));
@@ -204,16 +186,20 @@ pub fn list(req: pb::ListDevicesRequest, now: DateTime<Utc>) -> Result<List> {
     }
     let window = chrono::Duration::from_std(ONLINE_WINDOW).unwrap_or_default();
     filter.online = req.online.map(|o| (o, now - window));
-    let (page_size, after) = collect(&mut v, page_size, after);
-    v.into_result()?;
-    Ok(List { page_size: page_size.unwrap_or_default(), after: after.flatten(), filter })
+    // The token is bound to the filters as the caller gave them (not to the moving cutoff).
+    let filters = format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?}",
+        filter.status, filter.kind, filter.device_type, filter.room_id, filter.search, req.online
+    );
+    let page = page("devices", &filters, req.page_size, &req.page_token, &mut v);
+    let after = page.as_ref().and_then(|p| collect(p.after_id(), &mut v)).flatten();
+    let page = finish(v, page)?;
+    Ok(List { page, after, filter })
 }
 
 pub fn list_logs(req: pb::ListDeviceLogsRequest) -> Result<ListLogs> {
     let mut v = FieldViolations::default();
-    check_id(&mut v, "id", req.id);
-    let page_size = pagination::page_size(req.page_size);
-    let before = pagination::decode_token(&req.page_token);
+    required_id("id", req.id, &mut v);
     let event = match convert::event_from_proto(req.event) {
         Ok(e) => e,
         Err(convert::UnknownValue) => {
@@ -221,30 +207,10 @@ pub fn list_logs(req: pb::ListDeviceLogsRequest) -> Result<ListLogs> {
             None
         }
     };
-    let (page_size, before) = collect(&mut v, page_size, before);
-    v.into_result()?;
-    Ok(ListLogs { device: req.id, page_size: page_size.unwrap_or_default(), before: before.flatten(), event })
-}
-
-/// Moves the violations of separately validated parts into `v`.
-fn collect<A, B>(v: &mut FieldViolations, a: Result<A>, b: Result<B>) -> (Option<A>, Option<B>) {
-    (take(v, a), take(v, b))
-}
-
-fn take<T>(v: &mut FieldViolations, r: Result<T>) -> Option<T> {
-    match r {
-        Ok(x) => Some(x),
-        Err(Error::InvalidArgument(inner)) => {
-            for (f, d) in inner.iter() {
-                v.add(f, d);
-            }
-            None
-        }
-        Err(other) => {
-            v.add("request", other.to_string());
-            None
-        }
-    }
+    let page = page("device_logs", &format!("{} {event:?}", req.id), req.page_size, &req.page_token, &mut v);
+    let before = page.as_ref().and_then(|p| collect(p.after_id(), &mut v)).flatten();
+    let page = finish(v, page)?;
+    Ok(ListLogs { device: req.id, page, before, event })
 }
 
 #[cfg(test)]
@@ -315,10 +281,14 @@ mod tests {
             now,
         )
         .unwrap_err();
-        assert_eq!(fields(err), ["status", "page_size", "page_token"]);
+        // The page size is checked before the token: a bad size hides a bad token.
+        assert_eq!(fields(err), ["status", "page_size"]);
+        let err = list(pb::ListDevicesRequest { page_token: "zz".into(), status: 42, ..Default::default() }, now)
+            .unwrap_err();
+        assert_eq!(fields(err), ["status", "page_token"]);
         let ok = list(pb::ListDevicesRequest { online: Some(true), search: " lab ".into(), ..Default::default() }, now)
             .expect("valid");
-        assert_eq!(ok.page_size, 50);
+        assert_eq!(ok.page.size, 50);
         assert_eq!(ok.filter.search.as_deref(), Some("lab"));
         assert!(matches!(ok.filter.online, Some((true, cutoff)) if cutoff < now));
         assert_eq!(fields(list_logs(pb::ListDeviceLogsRequest::default()).unwrap_err()), ["id"]);
