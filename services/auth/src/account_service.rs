@@ -1,30 +1,48 @@
 //! The tonic `phoenix.auth.v1.AccountService`: account administration. Every method needs
-//! `auth:manage` (declared in [`crate::METHODS`]); each writing RPC is one transaction.
+//! `auth:manage` (declared in [`METHODS`]); each writing RPC is one transaction.
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::authz::AuthContext;
-use phoenix_common::db::DbPool;
-use phoenix_common::{Error, Result, password};
+use phoenix_common::authz::{AuthContext, MethodTable, Requirement};
+use phoenix_common::db::{self, DbPool};
+use phoenix_common::{Error, Reply, Result};
 use phoenix_proto::auth::v1 as pb;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::convert;
 use crate::repo::{self, RevokeReason};
+use crate::service::hash_password;
 use crate::validate;
+
+/// What each `AccountService` method requires: `auth:manage` throughout. (Not `users:*`:
+/// staff hold `users:create/update` for pupils and persons, which must not let them
+/// create, rename or switch off logins.)
+pub const METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.AccountService/CreateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/GetAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/ListAccounts", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/UpdateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/ActivateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/DeactivateAccount", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/AddAccountRole", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/RemoveAccountRole", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/SetAccountPermission", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/RemoveAccountPermission", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.AccountService/GetAccountPermissions", Requirement::Permission("auth:manage")),
+];
 
 /// The account administration service.
 #[derive(Clone)]
-pub struct AccountService {
+pub struct AccountApi {
     pool: DbPool,
 }
 
-impl std::fmt::Debug for AccountService {
+impl std::fmt::Debug for AccountApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountService").finish_non_exhaustive()
+        f.debug_struct("AccountApi").finish_non_exhaustive()
     }
 }
 
-impl AccountService {
+impl AccountApi {
     /// A service over `pool`.
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
@@ -53,26 +71,15 @@ async fn permissions_of(conn: &mut AsyncPgConnection, account_id: i64) -> Result
     Ok(pb::AccountPermissions { account_id, granted, denied, effective })
 }
 
-async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
-        .map_err(Error::Internal)
-}
-
 #[tonic::async_trait]
-impl pb::account_service_server::AccountService for AccountService {
-    #[tracing::instrument(skip_all, name = "auth.CreateAccount")]
-    async fn create_account(
-        &self,
-        request: Request<pb::CreateAccountRequest>,
-    ) -> Result<Response<pb::CreateAccountResponse>, Status> {
+impl pb::account_service_server::AccountService for AccountApi {
+    async fn create_account(&self, request: Request<pb::CreateAccountRequest>) -> Reply<pb::CreateAccountResponse> {
         let cmd = validate::create_account(request.into_inner())?;
         let password_hash = match cmd.password.clone() {
-            Some(p) => Some(hash(p).await?),
+            Some(p) => Some(hash_password(p).await?),
             None => None,
         };
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let account = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let id =
@@ -88,27 +95,20 @@ impl pb::account_service_server::AccountService for AccountService {
         Ok(Response::new(pb::CreateAccountResponse { account: Some(account) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.GetAccount")]
-    async fn get_account(
-        &self,
-        request: Request<pb::GetAccountRequest>,
-    ) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let id = validate::account_id("account_id", request.get_ref().account_id)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+    async fn get_account(&self, request: Request<pb::GetAccountRequest>) -> Reply<pb::GetAccountResponse> {
+        let id = validate::id("account_id", request.get_ref().account_id)?;
+        let mut conn = db::conn(&self.pool).await?;
         Ok(Response::new(pb::GetAccountResponse { account: Some(load(&mut conn, id).await?) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.ListAccounts")]
-    async fn list_accounts(
-        &self,
-        request: Request<pb::ListAccountsRequest>,
-    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+    async fn list_accounts(&self, request: Request<pb::ListAccountsRequest>) -> Reply<pb::ListAccountsResponse> {
         let query = validate::list_accounts(request.get_ref())?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
-        let (rows, total) = repo::list_accounts(&mut conn, &query.filter, query.page.after, query.page.size).await?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (rows, total) =
+            repo::list_accounts(&mut conn, &query.filter, query.page.after_id()?, query.page.fetch_limit()).await?;
+        let (rows, next_page_token) = query.page.finish(rows, |a| a.id.to_string());
         let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
         let mut roles = repo::roles_of_accounts(&mut conn, &ids).await?;
-        let next_page_token = query.page.next_token(rows.len(), ids.last().copied(), &query.fingerprint);
         let accounts = rows.iter().map(|a| convert::account(a, roles.remove(&a.id).unwrap_or_default())).collect();
         Ok(Response::new(pb::ListAccountsResponse {
             accounts,
@@ -117,13 +117,9 @@ impl pb::account_service_server::AccountService for AccountService {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.UpdateAccount")]
-    async fn update_account(
-        &self,
-        request: Request<pb::UpdateAccountRequest>,
-    ) -> Result<Response<pb::UpdateAccountResponse>, Status> {
+    async fn update_account(&self, request: Request<pb::UpdateAccountRequest>) -> Reply<pb::UpdateAccountResponse> {
         let cmd = validate::update_account(request.into_inner())?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let account = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let username = cmd.username.as_ref().map(|u| u.as_deref());
@@ -133,16 +129,16 @@ impl pb::account_service_server::AccountService for AccountService {
                 load(conn, cmd.id).await
             })
             .await?;
+        tracing::info!(account_id = account.id, "account updated");
         Ok(Response::new(pb::UpdateAccountResponse { account: Some(account) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.ActivateAccount")]
     async fn activate_account(
         &self,
         request: Request<pb::ActivateAccountRequest>,
-    ) -> Result<Response<pb::ActivateAccountResponse>, Status> {
-        let id = validate::account_id("account_id", request.get_ref().account_id)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+    ) -> Reply<pb::ActivateAccountResponse> {
+        let id = validate::id("account_id", request.get_ref().account_id)?;
+        let mut conn = db::conn(&self.pool).await?;
         let account = conn
             .transaction::<_, Error, _>(async move |conn| {
                 if !repo::set_active(conn, id, true).await? {
@@ -155,17 +151,16 @@ impl pb::account_service_server::AccountService for AccountService {
         Ok(Response::new(pb::ActivateAccountResponse { account: Some(account) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.DeactivateAccount")]
     async fn deactivate_account(
         &self,
         request: Request<pb::DeactivateAccountRequest>,
-    ) -> Result<Response<pb::DeactivateAccountResponse>, Status> {
+    ) -> Reply<pb::DeactivateAccountResponse> {
         let caller = AuthContext::of(&request)?.account_id().ok();
-        let id = validate::account_id("account_id", request.get_ref().account_id)?;
+        let id = validate::id("account_id", request.get_ref().account_id)?;
         if caller == Some(id) {
             return Err(Error::precondition("SELF_DEACTIVATION", "you cannot deactivate your own account").into());
         }
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let (account, revoked) = conn
             .transaction::<_, Error, _>(async move |conn| {
                 if !repo::set_active(conn, id, false).await? {
@@ -182,13 +177,9 @@ impl pb::account_service_server::AccountService for AccountService {
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.AddAccountRole")]
-    async fn add_account_role(
-        &self,
-        request: Request<pb::AddAccountRoleRequest>,
-    ) -> Result<Response<pb::AddAccountRoleResponse>, Status> {
+    async fn add_account_role(&self, request: Request<pb::AddAccountRoleRequest>) -> Reply<pb::AddAccountRoleResponse> {
         let (id, name) = validate::account_role(request.get_ref().account_id, &request.get_ref().role_name)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let account = conn
             .transaction::<_, Error, _>(async move |conn| {
                 require_account(conn, id).await?;
@@ -197,16 +188,16 @@ impl pb::account_service_server::AccountService for AccountService {
                 load(conn, id).await
             })
             .await?;
+        tracing::info!(account_id = id, "account role added");
         Ok(Response::new(pb::AddAccountRoleResponse { account: Some(account) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.RemoveAccountRole")]
     async fn remove_account_role(
         &self,
         request: Request<pb::RemoveAccountRoleRequest>,
-    ) -> Result<Response<pb::RemoveAccountRoleResponse>, Status> {
+    ) -> Reply<pb::RemoveAccountRoleResponse> {
         let (id, name) = validate::account_role(request.get_ref().account_id, &request.get_ref().role_name)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let account = conn
             .transaction::<_, Error, _>(async move |conn| {
                 require_account(conn, id).await?;
@@ -215,16 +206,16 @@ impl pb::account_service_server::AccountService for AccountService {
                 load(conn, id).await
             })
             .await?;
+        tracing::info!(account_id = id, "account role removed");
         Ok(Response::new(pb::RemoveAccountRoleResponse { account: Some(account) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.SetAccountPermission")]
     async fn set_account_permission(
         &self,
         request: Request<pb::SetAccountPermissionRequest>,
-    ) -> Result<Response<pb::SetAccountPermissionResponse>, Status> {
+    ) -> Reply<pb::SetAccountPermissionResponse> {
         let (id, permission, granted) = validate::set_account_permission(request.get_ref())?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let permissions = conn
             .transaction::<_, Error, _>(async move |conn| {
                 require_account(conn, id).await?;
@@ -235,17 +226,17 @@ impl pb::account_service_server::AccountService for AccountService {
                 permissions_of(conn, id).await
             })
             .await?;
+        tracing::info!(account_id = id, granted, "account permission set");
         Ok(Response::new(pb::SetAccountPermissionResponse { permissions: Some(permissions) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.RemoveAccountPermission")]
     async fn remove_account_permission(
         &self,
         request: Request<pb::RemoveAccountPermissionRequest>,
-    ) -> Result<Response<pb::RemoveAccountPermissionResponse>, Status> {
+    ) -> Reply<pb::RemoveAccountPermissionResponse> {
         let (id, permission) =
             validate::account_permission(request.get_ref().account_id, &request.get_ref().permission)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let permissions = conn
             .transaction::<_, Error, _>(async move |conn| {
                 require_account(conn, id).await?;
@@ -255,16 +246,16 @@ impl pb::account_service_server::AccountService for AccountService {
                 permissions_of(conn, id).await
             })
             .await?;
+        tracing::info!(account_id = id, "account permission removed");
         Ok(Response::new(pb::RemoveAccountPermissionResponse { permissions: Some(permissions) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.GetAccountPermissions")]
     async fn get_account_permissions(
         &self,
         request: Request<pb::GetAccountPermissionsRequest>,
-    ) -> Result<Response<pb::GetAccountPermissionsResponse>, Status> {
-        let id = validate::account_id("account_id", request.get_ref().account_id)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+    ) -> Reply<pb::GetAccountPermissionsResponse> {
+        let id = validate::id("account_id", request.get_ref().account_id)?;
+        let mut conn = db::conn(&self.pool).await?;
         require_account(&mut conn, id).await?;
         Ok(Response::new(pb::GetAccountPermissionsResponse { permissions: Some(permissions_of(&mut conn, id).await?) }))
     }

@@ -5,14 +5,15 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::authz::AuthContext;
-use phoenix_common::db::DbPool;
-use phoenix_common::page::Page;
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::authz::{AuthContext, MethodTable, Requirement};
+use phoenix_common::db::{self, DbPool};
+use phoenix_common::page::PageRequest;
+use phoenix_common::{Error, FieldViolations, Reply, Result};
+use phoenix_db::auth_events::AuthEventType;
 use phoenix_proto::auth::v1 as pb;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::convert;
 use crate::repo::{self, AuthEvent, InvitationRow, NewInvitation, Recipient};
@@ -20,16 +21,28 @@ use crate::service::{Client, hash_password};
 use crate::tokens;
 use crate::validate;
 
+/// What each `InvitationService` method requires: administration needs `auth:manage` (it
+/// leads to a login, like `CreateAccount`); look-up and accept are public, the one-time
+/// token being the credential (api.md).
+pub const METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.InvitationService/CreateInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/ListInvitations", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/ResendInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/RevokeInvitation", Requirement::Permission("auth:manage")),
+    ("/phoenix.auth.v1.InvitationService/LookupInvitation", Requirement::Public),
+    ("/phoenix.auth.v1.InvitationService/AcceptInvitation", Requirement::Public),
+];
+
 /// The staff invitation service.
 #[derive(Clone)]
-pub struct InvitationService {
+pub struct InvitationApi {
     pool: DbPool,
     ttl: Duration,
 }
 
-impl std::fmt::Debug for InvitationService {
+impl std::fmt::Debug for InvitationApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InvitationService").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("InvitationApi").field("ttl", &self.ttl).finish_non_exhaustive()
     }
 }
 
@@ -58,19 +71,48 @@ async fn role_name(conn: &mut AsyncPgConnection, role_id: i64) -> Result<String>
     Ok(repo::role_names_by_id(conn, &[role_id]).await?.remove(&role_id).unwrap_or_default())
 }
 
-impl InvitationService {
+/// Queues the mail of invitation `id` carrying the one-time `token`; returns the outbox id.
+async fn enqueue(conn: &mut AsyncPgConnection, id: i64, token: String, expires_at: DateTime<Utc>) -> Result<i64> {
+    let payload = serde_json::json!({ "token": token, "invitation_id": id, "expires_at": expires_at.to_rfc3339() });
+    repo::enqueue_message(conn, "invitation", Recipient::Invitation(id), payload).await
+}
+
+impl InvitationApi {
     /// A service over `pool`; tokens live for `ttl`.
     pub fn new(pool: DbPool, ttl: Duration) -> Self {
         Self { pool, ttl }
     }
 
-    fn expiry(&self) -> Result<chrono::DateTime<Utc>> {
+    fn expiry(&self) -> Result<DateTime<Utc>> {
         Ok(Utc::now() + chrono::Duration::from_std(self.ttl).map_err(anyhow::Error::from)?)
     }
+}
 
-    async fn create(&self, caller: i64, cmd: validate::CreateInvitationCommand) -> Result<pb::Invitation> {
+/// The names from the request, each falling back to the invitation's; both required.
+fn names(cmd: &validate::AcceptInvitationCommand, row: &InvitationRow) -> Result<(String, String)> {
+    let first = cmd.first_name.clone().or_else(|| row.first_name.clone());
+    let last = cmd.last_name.clone().or_else(|| row.last_name.clone());
+    let mut v = FieldViolations::default();
+    if first.is_none() {
+        v.add("first_name", "is required (the invitation has none)");
+    }
+    if last.is_none() {
+        v.add("last_name", "is required (the invitation has none)");
+    }
+    v.into_result()?;
+    Ok((first.unwrap_or_default(), last.unwrap_or_default()))
+}
+
+#[tonic::async_trait]
+impl pb::invitation_service_server::InvitationService for InvitationApi {
+    async fn create_invitation(
+        &self,
+        request: Request<pb::CreateInvitationRequest>,
+    ) -> Reply<pb::CreateInvitationResponse> {
+        let caller = AuthContext::of(&request)?.account_id()?;
+        let cmd = validate::create_invitation(request.into_inner())?;
         let expires_at = self.expiry()?;
-        let mut conn = self.pool.get().await?;
+        let mut conn = db::conn(&self.pool).await?;
         let (row, role, outbox_id) = conn
             .transaction::<_, Error, _>(async move |conn| {
                 if repo::find_account_by_email(conn, &cmd.email).await?.is_some() {
@@ -95,36 +137,42 @@ impl InvitationService {
                     },
                 )
                 .await?;
-                let payload =
-                    serde_json::json!({ "token": token, "invitation_id": row.id, "expires_at": expires_at.to_rfc3339() });
-                let outbox_id = repo::enqueue_message(conn, "invitation", Recipient::Invitation(row.id), payload).await?;
+                let outbox_id = enqueue(conn, row.id, token, expires_at).await?;
                 Ok((row, cmd.role_name, outbox_id))
             })
             .await?;
         tracing::info!(invitation_id = row.id, outbox_id, "invitation queued for delivery");
-        Ok(convert::invitation(&row, role))
+        Ok(Response::new(pb::CreateInvitationResponse { invitation: Some(convert::invitation(&row, role)) }))
     }
 
-    async fn list(&self, req: &pb::ListInvitationsRequest) -> Result<pb::ListInvitationsResponse> {
-        let page = Page::parse(req.page_size, &req.page_token, "")?;
-        let mut conn = self.pool.get().await?;
-        let (rows, total) = repo::list_pending_invitations(&mut conn, page.after, page.size).await?;
+    async fn list_invitations(
+        &self,
+        request: Request<pb::ListInvitationsRequest>,
+    ) -> Reply<pb::ListInvitationsResponse> {
+        let req = request.get_ref();
+        let page = PageRequest::parse("invitations", "pending", req.page_size, &req.page_token)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (rows, total) = repo::list_pending_invitations(&mut conn, page.after_id()?, page.fetch_limit()).await?;
+        let (rows, next_page_token) = page.finish(rows, |r| r.id.to_string());
         let role_ids: Vec<i64> = rows.iter().map(|r| r.role_id).collect();
         let mut names = repo::role_names_by_id(&mut conn, &role_ids).await?;
-        let next_page_token = page.next_token(rows.len(), rows.last().map(|r| r.id), "");
-        Ok(pb::ListInvitationsResponse {
+        Ok(Response::new(pb::ListInvitationsResponse {
             invitations: rows
                 .iter()
                 .map(|r| convert::invitation(r, names.remove(&r.role_id).unwrap_or_default()))
                 .collect(),
             next_page_token,
             total_size: i32::try_from(total).unwrap_or(i32::MAX),
-        })
+        }))
     }
 
-    async fn resend(&self, id: i64) -> Result<pb::Invitation> {
+    async fn resend_invitation(
+        &self,
+        request: Request<pb::ResendInvitationRequest>,
+    ) -> Reply<pb::ResendInvitationResponse> {
+        let id = validate::id("invitation_id", request.get_ref().invitation_id)?;
         let expires_at = self.expiry()?;
-        let mut conn = self.pool.get().await?;
+        let mut conn = db::conn(&self.pool).await?;
         let (row, role, outbox_id) = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let row = repo::find_invitation_for_update(conn, id)
@@ -135,19 +183,21 @@ impl InvitationService {
                 }
                 let (token, hash) = tokens::new_opaque_token();
                 let row = repo::renew_invitation(conn, id, &hash, expires_at).await?;
-                let payload =
-                    serde_json::json!({ "token": token, "invitation_id": row.id, "expires_at": expires_at.to_rfc3339() });
-                let outbox_id = repo::enqueue_message(conn, "invitation", Recipient::Invitation(row.id), payload).await?;
+                let outbox_id = enqueue(conn, row.id, token, expires_at).await?;
                 let role = role_name(conn, row.role_id).await?;
                 Ok((row, role, outbox_id))
             })
             .await?;
         tracing::info!(invitation_id = row.id, outbox_id, "invitation re-sent");
-        Ok(convert::invitation(&row, role))
+        Ok(Response::new(pb::ResendInvitationResponse { invitation: Some(convert::invitation(&row, role)) }))
     }
 
-    async fn revoke(&self, id: i64) -> Result<()> {
-        let mut conn = self.pool.get().await?;
+    async fn revoke_invitation(
+        &self,
+        request: Request<pb::RevokeInvitationRequest>,
+    ) -> Reply<pb::RevokeInvitationResponse> {
+        let id = validate::id("invitation_id", request.get_ref().invitation_id)?;
+        let mut conn = db::conn(&self.pool).await?;
         conn.transaction::<_, Error, _>(async move |conn| {
             let row =
                 repo::find_invitation_for_update(conn, id).await?.ok_or_else(|| Error::not_found("invitation", id))?;
@@ -158,23 +208,28 @@ impl InvitationService {
         })
         .await?;
         tracing::info!(invitation_id = id, "invitation revoked");
-        Ok(())
+        Ok(Response::new(pb::RevokeInvitationResponse {}))
     }
 
-    async fn lookup(&self, token: &str) -> Result<pb::Invitation> {
-        let mut conn = self.pool.get().await?;
-        let row = usable(repo::find_invitation_by_token(&mut conn, &tokens::hash_token(token)).await?)?;
-        let role = role_name(&mut conn, row.role_id).await?;
-        Ok(convert::invitation(&row, role))
-    }
-
-    async fn accept(
+    async fn lookup_invitation(
         &self,
-        client: Client,
-        cmd: validate::AcceptInvitationCommand,
-    ) -> Result<pb::AcceptInvitationResponse> {
+        request: Request<pb::LookupInvitationRequest>,
+    ) -> Reply<pb::LookupInvitationResponse> {
+        let token = validate::token("token", &request.get_ref().token)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let row = usable(repo::find_invitation_by_token(&mut conn, &tokens::hash_token(&token)).await?)?;
+        let role = role_name(&mut conn, row.role_id).await?;
+        Ok(Response::new(pb::LookupInvitationResponse { invitation: Some(convert::invitation(&row, role)) }))
+    }
+
+    async fn accept_invitation(
+        &self,
+        request: Request<pb::AcceptInvitationRequest>,
+    ) -> Reply<pb::AcceptInvitationResponse> {
+        let client = Client::of(&request);
+        let cmd = validate::accept_invitation(request.into_inner())?;
         let hash = tokens::hash_token(&cmd.token);
-        let mut conn = self.pool.get().await?;
+        let mut conn = db::conn(&self.pool).await?;
         // Checked before the (deliberately slow) password hashing, and again under the lock.
         let row = usable(repo::find_invitation_by_token(&mut conn, &hash).await?)?;
         let (first_name, last_name) = names(&cmd, &row)?;
@@ -190,90 +245,13 @@ impl InvitationService {
                 let ev = AuthEvent {
                     account_id: Some(account_id),
                     metadata: serde_json::json!({ "invitation_id": row.id, "person_id": ids.person_id }),
-                    ..client.event("invitation_accepted", true)
+                    ..client.event(AuthEventType::InvitationAccepted, true)
                 };
                 repo::insert_auth_event(conn, ev).await?;
                 Ok((account_id, ids))
             })
             .await?;
         tracing::info!(account_id, person_id = ids.person_id, staff_id = ids.staff_id, "invitation accepted");
-        Ok(pb::AcceptInvitationResponse { account_id, person_id: ids.person_id, staff_id: ids.staff_id })
-    }
-}
-
-/// The names from the request, each falling back to the invitation's; both required.
-fn names(cmd: &validate::AcceptInvitationCommand, row: &InvitationRow) -> Result<(String, String)> {
-    let first = cmd.first_name.clone().or_else(|| row.first_name.clone());
-    let last = cmd.last_name.clone().or_else(|| row.last_name.clone());
-    let mut v = FieldViolations::default();
-    if first.is_none() {
-        v.add("first_name", "is required (the invitation has none)");
-    }
-    if last.is_none() {
-        v.add("last_name", "is required (the invitation has none)");
-    }
-    v.into_result()?;
-    Ok((first.unwrap_or_default(), last.unwrap_or_default()))
-}
-
-#[tonic::async_trait]
-impl pb::invitation_service_server::InvitationService for InvitationService {
-    #[tracing::instrument(skip_all, name = "auth.CreateInvitation")]
-    async fn create_invitation(
-        &self,
-        request: Request<pb::CreateInvitationRequest>,
-    ) -> Result<Response<pb::CreateInvitationResponse>, Status> {
-        let caller = AuthContext::of(&request)?.account_id()?;
-        let cmd = validate::create_invitation(request.into_inner())?;
-        let invitation = self.create(caller, cmd).await?;
-        Ok(Response::new(pb::CreateInvitationResponse { invitation: Some(invitation) }))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.ListInvitations")]
-    async fn list_invitations(
-        &self,
-        request: Request<pb::ListInvitationsRequest>,
-    ) -> Result<Response<pb::ListInvitationsResponse>, Status> {
-        Ok(Response::new(self.list(request.get_ref()).await?))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.ResendInvitation")]
-    async fn resend_invitation(
-        &self,
-        request: Request<pb::ResendInvitationRequest>,
-    ) -> Result<Response<pb::ResendInvitationResponse>, Status> {
-        let id = validate::id("invitation_id", request.get_ref().invitation_id)?;
-        let invitation = self.resend(id).await?;
-        Ok(Response::new(pb::ResendInvitationResponse { invitation: Some(invitation) }))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.RevokeInvitation")]
-    async fn revoke_invitation(
-        &self,
-        request: Request<pb::RevokeInvitationRequest>,
-    ) -> Result<Response<pb::RevokeInvitationResponse>, Status> {
-        let id = validate::id("invitation_id", request.get_ref().invitation_id)?;
-        self.revoke(id).await?;
-        Ok(Response::new(pb::RevokeInvitationResponse {}))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.LookupInvitation")]
-    async fn lookup_invitation(
-        &self,
-        request: Request<pb::LookupInvitationRequest>,
-    ) -> Result<Response<pb::LookupInvitationResponse>, Status> {
-        let token = validate::token("token", &request.get_ref().token)?;
-        let invitation = self.lookup(&token).await?;
-        Ok(Response::new(pb::LookupInvitationResponse { invitation: Some(invitation) }))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.AcceptInvitation")]
-    async fn accept_invitation(
-        &self,
-        request: Request<pb::AcceptInvitationRequest>,
-    ) -> Result<Response<pb::AcceptInvitationResponse>, Status> {
-        let client = Client::of(&request);
-        let cmd = validate::accept_invitation(request.into_inner())?;
-        Ok(Response::new(self.accept(client, cmd).await?))
+        Ok(Response::new(pb::AcceptInvitationResponse { account_id, person_id: ids.person_id, staff_id: ids.staff_id }))
     }
 }

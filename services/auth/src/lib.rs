@@ -2,22 +2,21 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the thin tonic `AuthService` impl (login, tokens, who-am-i, keys) |
-//! | [`account_service`] | the thin tonic `AccountService` impl (account administration) |
-//! | [`invitation_service`] | the thin tonic `InvitationService` impl (staff invitations) |
-//! | [`role_service`] | the thin tonic `RoleService` impl (roles, the permission catalogue) |
+//! | [`service`] | `AuthApi`, the `AuthService` handlers (login, tokens, who-am-i, keys, password reset) |
+//! | [`account_service`] | `AccountApi`, the `AccountService` handlers (account administration) |
+//! | [`invitation_service`] | `InvitationApi`, the `InvitationService` handlers (staff invitations) |
+//! | [`role_service`] | `RoleApi`, the `RoleService` handlers (roles, the permission catalogue) |
 //! | [`validate`] | requests → typed commands, collecting field violations |
 //! | [`convert`] | domain values → proto messages |
-//! | [`repo`] | diesel queries over `auth.*` (and the `audit.auth_events` rows they go with) |
+//! | [`repo`] | diesel queries over `auth.*` (and the `audit.auth_events` rows they go with), by topic |
 //! | [`keys`] | Ed25519 signing keys: generated on first start, stored encrypted, rotated |
 //! | [`tokens`] | access-token issuing, refresh-token generation and hashing |
 //! | [`throttle`] | in-memory failure counters per email and per client address |
 //! | [`service_clients`] | creating service credentials (the gateway's) |
 //! | [`error`] | the auth-specific errors, all mapped through [`phoenix_common::Error`] |
 //!
-//! Every method declares what it needs in [`AUTH_METHODS`], [`ACCOUNT_METHODS`] and
-//! [`ROLE_METHODS`]; the
-//! servers are only reachable through [`phoenix_common::authz::Authorized`].
+//! Every method declares what it needs in its service's `METHODS`; the servers are only
+//! reachable through [`phoenix_common::authz::Authorized`].
 
 pub mod account_service;
 pub mod convert;
@@ -34,7 +33,7 @@ pub mod validate;
 
 use std::time::Duration;
 
-use phoenix_common::authz::{Authorized, MethodTable, Requirement};
+use phoenix_common::authz::Authorized;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::auth::v1::account_service_server::AccountServiceServer;
@@ -53,68 +52,9 @@ pub const SERVERS: DomainServers = DomainServers {
         "phoenix.auth.v1.RoleService",
         "phoenix.auth.v1.InvitationService",
     ],
-    methods: &[AUTH_METHODS, ACCOUNT_METHODS, ROLE_METHODS, INVITATION_METHODS],
+    methods: &[service::METHODS, account_service::METHODS, role_service::METHODS, invitation_service::METHODS],
     add: add_servers,
 };
-
-/// What each `phoenix.auth.v1` method requires (api.md: everything but login, refresh,
-/// password reset, invitation acceptance, health and reflection is authenticated; public
-/// keys and the client-credentials exchange are public by nature).
-pub const AUTH_METHODS: MethodTable = &[
-    ("/phoenix.auth.v1.AuthService/Login", Requirement::Public),
-    ("/phoenix.auth.v1.AuthService/Refresh", Requirement::Public),
-    ("/phoenix.auth.v1.AuthService/Logout", Requirement::Authenticated),
-    ("/phoenix.auth.v1.AuthService/WhoAmI", Requirement::Authenticated),
-    ("/phoenix.auth.v1.AuthService/ChangePassword", Requirement::Authenticated),
-    ("/phoenix.auth.v1.AuthService/GetSigningKeys", Requirement::Public),
-    ("/phoenix.auth.v1.AuthService/ExchangeClientCredentials", Requirement::Public),
-    ("/phoenix.auth.v1.AuthService/StartPasswordReset", Requirement::Public),
-    ("/phoenix.auth.v1.AuthService/ConfirmPasswordReset", Requirement::Public),
-];
-
-/// What each `AccountService` method requires: `auth:manage` throughout. (Not `users:*`:
-/// staff hold `users:create/update` for pupils and persons, which must not let them
-/// create, rename or switch off logins.)
-pub const ACCOUNT_METHODS: MethodTable = &[
-    ("/phoenix.auth.v1.AccountService/CreateAccount", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/GetAccount", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/ListAccounts", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/UpdateAccount", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/ActivateAccount", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/DeactivateAccount", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/AddAccountRole", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/RemoveAccountRole", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/SetAccountPermission", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/RemoveAccountPermission", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.AccountService/GetAccountPermissions", Requirement::Permission("auth:manage")),
-];
-
-/// What each `RoleService` method requires (reference §1.1, with the role ↔ permission
-/// methods on the now-seeded `roles:manage`).
-pub const ROLE_METHODS: MethodTable = &[
-    ("/phoenix.auth.v1.RoleService/CreateRole", Requirement::Permission("roles:create")),
-    ("/phoenix.auth.v1.RoleService/GetRole", Requirement::Permission("roles:read")),
-    ("/phoenix.auth.v1.RoleService/ListRoles", Requirement::Permission("roles:read")),
-    ("/phoenix.auth.v1.RoleService/UpdateRole", Requirement::Permission("roles:update")),
-    ("/phoenix.auth.v1.RoleService/DeleteRole", Requirement::Permission("roles:delete")),
-    ("/phoenix.auth.v1.RoleService/AddRolePermission", Requirement::Permission("roles:manage")),
-    ("/phoenix.auth.v1.RoleService/RemoveRolePermission", Requirement::Permission("roles:manage")),
-    ("/phoenix.auth.v1.RoleService/CreatePermission", Requirement::Permission("permissions:create")),
-    ("/phoenix.auth.v1.RoleService/ListPermissions", Requirement::Permission("permissions:read")),
-    ("/phoenix.auth.v1.RoleService/DeletePermission", Requirement::Permission("permissions:delete")),
-];
-
-/// What each `InvitationService` method requires: administration needs `auth:manage` (it
-/// leads to a login, like `CreateAccount`); look-up and accept are public, the one-time
-/// token being the credential (api.md).
-pub const INVITATION_METHODS: MethodTable = &[
-    ("/phoenix.auth.v1.InvitationService/CreateInvitation", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.InvitationService/ListInvitations", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.InvitationService/ResendInvitation", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.InvitationService/RevokeInvitation", Requirement::Permission("auth:manage")),
-    ("/phoenix.auth.v1.InvitationService/LookupInvitation", Requirement::Public),
-    ("/phoenix.auth.v1.InvitationService/AcceptInvitation", Requirement::Public),
-];
 
 /// Lifetimes and throttling limits. Defaults are the production values.
 #[derive(Debug, Clone)]
@@ -172,14 +112,16 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
     Box::pin(async move {
         let (pool, verifier, options) = (ctx.pool.clone(), ctx.verifier.clone(), AuthOptions::default());
         let signer = keys::ensure_signing_key(&pool, &ctx.config.secret_key, &options).await?;
-        let invitations = invitation_service::InvitationService::new(pool.clone(), options.invitation_ttl);
-        let auth = service::AuthService::new(pool.clone(), ctx.config.secret_key.clone(), signer, options)?;
-        routes.add_service(Authorized::new(AuthServiceServer::new(auth), AUTH_METHODS, verifier.clone())?);
-        let accounts = account_service::AccountService::new(pool.clone());
-        routes.add_service(Authorized::new(AccountServiceServer::new(accounts), ACCOUNT_METHODS, verifier.clone())?);
-        let roles = role_service::RoleService::new(pool);
-        routes.add_service(Authorized::new(RoleServiceServer::new(roles), ROLE_METHODS, verifier.clone())?);
-        routes.add_service(Authorized::new(InvitationServiceServer::new(invitations), INVITATION_METHODS, verifier)?);
+        let invitations = invitation_service::InvitationApi::new(pool.clone(), options.invitation_ttl);
+        let auth = service::AuthApi::new(pool.clone(), ctx.config.secret_key.clone(), signer, options)?;
+        routes.add_service(Authorized::new(AuthServiceServer::new(auth), service::METHODS, verifier.clone())?);
+        let accounts = account_service::AccountApi::new(pool.clone());
+        let accounts = AccountServiceServer::new(accounts);
+        routes.add_service(Authorized::new(accounts, account_service::METHODS, verifier.clone())?);
+        let roles = RoleServiceServer::new(role_service::RoleApi::new(pool));
+        routes.add_service(Authorized::new(roles, role_service::METHODS, verifier.clone())?);
+        let invitations = InvitationServiceServer::new(invitations);
+        routes.add_service(Authorized::new(invitations, invitation_service::METHODS, verifier)?);
         Ok(())
     })
 }

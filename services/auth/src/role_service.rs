@@ -1,16 +1,32 @@
 //! The tonic `phoenix.auth.v1.RoleService`: roles and the permission catalogue. Permissions
-//! per method are declared in [`crate::ROLE_METHODS`]; each writing RPC is one transaction.
+//! per method are declared in [`METHODS`]; each writing RPC is one transaction.
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::db::DbPool;
-use phoenix_common::page::Page;
-use phoenix_common::{Error, Result};
+use phoenix_common::authz::{MethodTable, Requirement};
+use phoenix_common::db::{self, DbPool};
+use phoenix_common::page::PageRequest;
+use phoenix_common::{Error, Reply, Result};
 use phoenix_proto::auth::v1 as pb;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::convert;
 use crate::repo;
 use crate::validate;
+
+/// What each `RoleService` method requires (reference §1.1, with the role ↔ permission
+/// methods on the now-seeded `roles:manage`).
+pub const METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.RoleService/CreateRole", Requirement::Permission("roles:create")),
+    ("/phoenix.auth.v1.RoleService/GetRole", Requirement::Permission("roles:read")),
+    ("/phoenix.auth.v1.RoleService/ListRoles", Requirement::Permission("roles:read")),
+    ("/phoenix.auth.v1.RoleService/UpdateRole", Requirement::Permission("roles:update")),
+    ("/phoenix.auth.v1.RoleService/DeleteRole", Requirement::Permission("roles:delete")),
+    ("/phoenix.auth.v1.RoleService/AddRolePermission", Requirement::Permission("roles:manage")),
+    ("/phoenix.auth.v1.RoleService/RemoveRolePermission", Requirement::Permission("roles:manage")),
+    ("/phoenix.auth.v1.RoleService/CreatePermission", Requirement::Permission("permissions:create")),
+    ("/phoenix.auth.v1.RoleService/ListPermissions", Requirement::Permission("permissions:read")),
+    ("/phoenix.auth.v1.RoleService/DeletePermission", Requirement::Permission("permissions:delete")),
+];
 
 /// The role whose permissions are fixed: it holds `*:*`, and changing that could leave
 /// nobody able to administer the school.
@@ -18,17 +34,17 @@ const ADMIN_ROLE: &str = "admin";
 
 /// The roles and permissions service.
 #[derive(Clone)]
-pub struct RoleService {
+pub struct RoleApi {
     pool: DbPool,
 }
 
-impl std::fmt::Debug for RoleService {
+impl std::fmt::Debug for RoleApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoleService").finish_non_exhaustive()
+        f.debug_struct("RoleApi").finish_non_exhaustive()
     }
 }
 
-impl RoleService {
+impl RoleApi {
     /// A service over `pool`.
     pub fn new(pool: DbPool) -> Self {
         Self { pool }
@@ -57,14 +73,10 @@ fn admin_role_fixed() -> Error {
 }
 
 #[tonic::async_trait]
-impl pb::role_service_server::RoleService for RoleService {
-    #[tracing::instrument(skip_all, name = "auth.CreateRole")]
-    async fn create_role(
-        &self,
-        request: Request<pb::CreateRoleRequest>,
-    ) -> Result<Response<pb::CreateRoleResponse>, Status> {
+impl pb::role_service_server::RoleService for RoleApi {
+    async fn create_role(&self, request: Request<pb::CreateRoleRequest>) -> Reply<pb::CreateRoleResponse> {
         let cmd = validate::create_role(request.into_inner())?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let role = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let id = repo::insert_role(conn, &cmd.name, cmd.description.as_deref()).await?;
@@ -78,37 +90,29 @@ impl pb::role_service_server::RoleService for RoleService {
         Ok(Response::new(pb::CreateRoleResponse { role: Some(role) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.GetRole")]
-    async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Result<Response<pb::GetRoleResponse>, Status> {
+    async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Reply<pb::GetRoleResponse> {
         let id = validate::id("role_id", request.get_ref().role_id)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         Ok(Response::new(pb::GetRoleResponse { role: Some(load(&mut conn, id).await?) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.ListRoles")]
-    async fn list_roles(
-        &self,
-        request: Request<pb::ListRolesRequest>,
-    ) -> Result<Response<pb::ListRolesResponse>, Status> {
-        let page = Page::parse(request.get_ref().page_size, &request.get_ref().page_token, "roles")?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
-        let (rows, total) = repo::list_roles(&mut conn, page.after, page.size).await?;
+    async fn list_roles(&self, request: Request<pb::ListRolesRequest>) -> Reply<pb::ListRolesResponse> {
+        let page = PageRequest::parse("roles", "", request.get_ref().page_size, &request.get_ref().page_token)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (rows, total) = repo::list_roles(&mut conn, page.after_id()?, page.fetch_limit()).await?;
+        let (rows, next_page_token) = page.finish(rows, |r| r.id.to_string());
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let mut perms = repo::permissions_of_roles(&mut conn, &ids).await?;
         Ok(Response::new(pb::ListRolesResponse {
-            next_page_token: page.next_token(rows.len(), ids.last().copied(), "roles"),
+            next_page_token,
             roles: rows.iter().map(|r| convert::role(r, perms.remove(&r.id).unwrap_or_default())).collect(),
             total_size: i32::try_from(total).unwrap_or(i32::MAX),
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.UpdateRole")]
-    async fn update_role(
-        &self,
-        request: Request<pb::UpdateRoleRequest>,
-    ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
+    async fn update_role(&self, request: Request<pb::UpdateRoleRequest>) -> Reply<pb::UpdateRoleResponse> {
         let cmd = validate::update_role(request.into_inner())?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let role = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let current = find_role(conn, cmd.id).await?;
@@ -126,13 +130,9 @@ impl pb::role_service_server::RoleService for RoleService {
         Ok(Response::new(pb::UpdateRoleResponse { role: Some(role) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.DeleteRole")]
-    async fn delete_role(
-        &self,
-        request: Request<pb::DeleteRoleRequest>,
-    ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
+    async fn delete_role(&self, request: Request<pb::DeleteRoleRequest>) -> Reply<pb::DeleteRoleResponse> {
         let id = validate::id("role_id", request.get_ref().role_id)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         conn.transaction::<_, Error, _>(async move |conn| {
             let role = find_role(conn, id).await?;
             if role.is_system {
@@ -147,13 +147,12 @@ impl pb::role_service_server::RoleService for RoleService {
         Ok(Response::new(pb::DeleteRoleResponse {}))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.AddRolePermission")]
     async fn add_role_permission(
         &self,
         request: Request<pb::AddRolePermissionRequest>,
-    ) -> Result<Response<pb::AddRolePermissionResponse>, Status> {
+    ) -> Reply<pb::AddRolePermissionResponse> {
         let (id, permission) = validate::role_permission(request.get_ref().role_id, &request.get_ref().permission)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let role = conn
             .transaction::<_, Error, _>(async move |conn| {
                 if find_role(conn, id).await?.name == ADMIN_ROLE {
@@ -167,13 +166,12 @@ impl pb::role_service_server::RoleService for RoleService {
         Ok(Response::new(pb::AddRolePermissionResponse { role: Some(role) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.RemoveRolePermission")]
     async fn remove_role_permission(
         &self,
         request: Request<pb::RemoveRolePermissionRequest>,
-    ) -> Result<Response<pb::RemoveRolePermissionResponse>, Status> {
+    ) -> Reply<pb::RemoveRolePermissionResponse> {
         let (id, permission) = validate::role_permission(request.get_ref().role_id, &request.get_ref().permission)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let role = conn
             .transaction::<_, Error, _>(async move |conn| {
                 if find_role(conn, id).await?.name == ADMIN_ROLE {
@@ -188,47 +186,39 @@ impl pb::role_service_server::RoleService for RoleService {
         Ok(Response::new(pb::RemoveRolePermissionResponse { role: Some(role) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.CreatePermission")]
     async fn create_permission(
         &self,
         request: Request<pb::CreatePermissionRequest>,
-    ) -> Result<Response<pb::CreatePermissionResponse>, Status> {
+    ) -> Reply<pb::CreatePermissionResponse> {
         let cmd = validate::create_permission(request.into_inner())?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         let row = repo::insert_permission(&mut conn, &cmd.resource, &cmd.action, cmd.description.as_deref()).await?;
-        Ok(Response::new(pb::CreatePermissionResponse { permission: Some(row.into()) }))
+        tracing::info!(permission_id = row.id, "permission created");
+        Ok(Response::new(pb::CreatePermissionResponse { permission: Some(convert::permission(row)) }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.ListPermissions")]
     async fn list_permissions(
         &self,
         request: Request<pb::ListPermissionsRequest>,
-    ) -> Result<Response<pb::ListPermissionsResponse>, Status> {
-        let req = request.get_ref();
-        let resource = req.resource.trim().to_lowercase();
-        if resource.len() > 50 {
-            return Err(Error::invalid("resource", "must be at most 50 characters").into());
-        }
-        let fingerprint = format!("permissions|{resource}");
-        let page = Page::parse(req.page_size, &req.page_token, &fingerprint)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
-        let filter = (!resource.is_empty()).then_some(resource.as_str());
-        let (rows, total) = repo::list_permissions(&mut conn, filter, page.after, page.size).await?;
-        let last = rows.last().map(|r| r.id);
+    ) -> Reply<pb::ListPermissionsResponse> {
+        let (resource, page) = validate::list_permissions(request.get_ref())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (rows, total) =
+            repo::list_permissions(&mut conn, resource.as_deref(), page.after_id()?, page.fetch_limit()).await?;
+        let (rows, next_page_token) = page.finish(rows, |r| r.id.to_string());
         Ok(Response::new(pb::ListPermissionsResponse {
-            next_page_token: page.next_token(rows.len(), last, &fingerprint),
-            permissions: rows.into_iter().map(Into::into).collect(),
+            next_page_token,
+            permissions: rows.into_iter().map(convert::permission).collect(),
             total_size: i32::try_from(total).unwrap_or(i32::MAX),
         }))
     }
 
-    #[tracing::instrument(skip_all, name = "auth.DeletePermission")]
     async fn delete_permission(
         &self,
         request: Request<pb::DeletePermissionRequest>,
-    ) -> Result<Response<pb::DeletePermissionResponse>, Status> {
+    ) -> Reply<pb::DeletePermissionResponse> {
         let id = validate::id("permission_id", request.get_ref().permission_id)?;
-        let mut conn = self.pool.get().await.map_err(Error::from)?;
+        let mut conn = db::conn(&self.pool).await?;
         conn.transaction::<_, Error, _>(async move |conn| {
             let p = repo::find_permission(conn, id).await?.ok_or_else(|| Error::not_found("permission", id))?;
             if p.is_system {

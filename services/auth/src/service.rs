@@ -1,17 +1,21 @@
-//! The tonic `phoenix.auth.v1.AuthService`: validate → (authorised by the layer) →
-//! transaction → repo → convert.
+//! The tonic `phoenix.auth.v1.AuthService`; long because one tonic trait impl cannot be split
+//! across files (login, token rotation and password reset each need their own transaction
+//! and audit rows). The trait methods are the handlers: validate → (authorised by the
+//! layer, see [`METHODS`]) → transaction through `repo` → convert.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
-use diesel_async::AsyncConnection as _;
-use phoenix_common::authz::{AuthContext, Principal, SERVICE_SUBJECT_PREFIX};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use phoenix_common::authz::{AuthContext, MethodTable, Principal, Requirement, SERVICE_SUBJECT_PREFIX};
 use phoenix_common::config::ServerSecret;
-use phoenix_common::db::DbPool;
-use phoenix_common::{Error, Result, password};
+use phoenix_common::db::{self, DbPool};
+use phoenix_common::time::to_timestamp;
+use phoenix_common::{Error, Reply, Result, password};
+use phoenix_db::auth_events::AuthEventType;
 use phoenix_proto::auth::v1 as pb;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response};
 
 use crate::AuthOptions;
 use crate::convert;
@@ -22,6 +26,21 @@ use crate::repo::{self, AuthEvent, Recipient, ResetTokenRow, RevokeReason};
 use crate::throttle::FailureLimiter;
 use crate::tokens::{self, Subject};
 use crate::validate;
+
+/// What each `AuthService` method requires (api.md: everything but login, refresh,
+/// password reset, invitation acceptance, health and reflection is authenticated; public
+/// keys and the client-credentials exchange are public by nature).
+pub const METHODS: MethodTable = &[
+    ("/phoenix.auth.v1.AuthService/Login", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/Refresh", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/Logout", Requirement::Authenticated),
+    ("/phoenix.auth.v1.AuthService/WhoAmI", Requirement::Authenticated),
+    ("/phoenix.auth.v1.AuthService/ChangePassword", Requirement::Authenticated),
+    ("/phoenix.auth.v1.AuthService/GetSigningKeys", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/ExchangeClientCredentials", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/StartPasswordReset", Requirement::Public),
+    ("/phoenix.auth.v1.AuthService/ConfirmPasswordReset", Requirement::Public),
+];
 
 /// Who sent a request: kept for throttling and the audit trail.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +58,7 @@ impl Client {
         Self { ip, user_agent }
     }
 
-    pub(crate) fn event(&self, event_type: &'static str, success: bool) -> AuthEvent {
+    pub(crate) fn event(&self, event_type: AuthEventType, success: bool) -> AuthEvent {
         AuthEvent {
             account_id: None,
             email_hash: None,
@@ -68,13 +87,13 @@ struct State {
 
 /// The auth service. Cheap to clone.
 #[derive(Clone)]
-pub struct AuthService {
+pub struct AuthApi {
     state: Arc<State>,
 }
 
-impl std::fmt::Debug for AuthService {
+impl std::fmt::Debug for AuthApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService").field("kid", &self.state.signer.kid).finish_non_exhaustive()
+        f.debug_struct("AuthApi").field("kid", &self.state.signer.kid).finish_non_exhaustive()
     }
 }
 
@@ -85,7 +104,7 @@ enum Committed<T> {
     Rejected(Error),
 }
 
-impl AuthService {
+impl AuthApi {
     /// A service signing with `signer`.
     pub fn new(pool: DbPool, secret: ServerSecret, signer: Signer, options: AuthOptions) -> anyhow::Result<Self> {
         let dummy_hash = password::hash(&tokens::new_opaque_token().0)?;
@@ -119,44 +138,81 @@ impl AuthService {
             self.state.email_failures.record_failure(h);
         }
     }
+}
 
-    async fn subject_for(
-        &self,
-        conn: &mut diesel_async::AsyncPgConnection,
-        account_id: i64,
-        family: uuid::Uuid,
-    ) -> Result<Subject> {
-        Ok(Subject {
-            sub: account_id.to_string(),
-            roles: repo::role_names(conn, account_id).await?,
-            permissions: repo::effective_permissions(conn, account_id).await?,
-            session_id: Some(family),
-        })
+/// The token subject of an account's session `family`: its roles and effective permissions.
+async fn subject(conn: &mut AsyncPgConnection, account_id: i64, family: uuid::Uuid) -> Result<Subject> {
+    Ok(Subject {
+        sub: account_id.to_string(),
+        roles: repo::role_names(conn, account_id).await?,
+        permissions: repo::effective_permissions(conn, account_id).await?,
+        session_id: Some(family),
+    })
+}
+
+fn reset_token_problem(row: Option<&ResetTokenRow>) -> Option<ResetTokenProblem> {
+    match row {
+        None => Some(ResetTokenProblem::Unknown),
+        Some(r) if r.used_at.is_some() => Some(ResetTokenProblem::Used),
+        Some(r) if r.expires_at <= Utc::now() => Some(ResetTokenProblem::Expired),
+        Some(_) => None,
     }
+}
 
-    async fn login(&self, client: Client, cmd: validate::LoginCommand) -> Result<pb::TokenPair> {
+/// A configured lifetime as a `chrono` duration.
+fn duration(d: std::time::Duration) -> Result<chrono::Duration> {
+    Ok(chrono::Duration::from_std(d).map_err(anyhow::Error::from)?)
+}
+
+/// A revoked-session count as the API reports it.
+fn session_count(revoked: usize) -> i32 {
+    i32::try_from(revoked).unwrap_or(i32::MAX)
+}
+
+/// argon2 verification off the async runtime (it takes tens of milliseconds by design).
+async fn verify_password(password: String, hash: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("password verification task failed: {e}")))
+}
+
+/// argon2 hashing off the async runtime.
+pub(crate) async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
+        .map_err(Error::Internal)
+}
+
+#[tonic::async_trait]
+impl pb::auth_service_server::AuthService for AuthApi {
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::LoginResponse> {
+        let client = Client::of(&request);
+        let cmd = validate::login(request.into_inner())?;
         let st = &self.state;
         let email_hash = st.secret.hmac_sha256(cmd.email.as_bytes());
+        let mut conn = db::conn(&st.pool).await?;
         if let Err(e) = self.check_throttles(&client, Some(&email_hash)) {
-            let mut conn = st.pool.get().await?;
             let ev = AuthEvent {
                 email_hash: Some(email_hash),
                 error_message: Some("throttled"),
-                ..client.event("login", false)
+                ..client.event(AuthEventType::Login, false)
             };
             repo::insert_auth_event(&mut conn, ev).await?;
-            return Err(e);
+            return Err(e.into());
         }
-        let mut conn = st.pool.get().await?;
         let account = repo::find_account_by_email(&mut conn, &cmd.email).await?;
         let now = Utc::now();
         if let Some(a) = &account
             && let Some(until) = a.login_locked_until.filter(|u| *u > now)
         {
-            let ev =
-                AuthEvent { account_id: Some(a.id), error_message: Some("locked"), ..client.event("login", false) };
+            let ev = AuthEvent {
+                account_id: Some(a.id),
+                error_message: Some("locked"),
+                ..client.event(AuthEventType::Login, false)
+            };
             repo::insert_auth_event(&mut conn, ev).await?;
-            return Err(error::throttled((until - now).to_std().unwrap_or_default()));
+            return Err(error::throttled((until - now).to_std().unwrap_or_default()).into());
         }
         // Always one argon2 verification, against a dummy hash when there is no account or
         // no password, so timing does not tell known from unknown emails.
@@ -168,32 +224,29 @@ impl AuthService {
             let ev = AuthEvent {
                 email_hash: Some(email_hash),
                 error_message: Some("unknown email"),
-                ..client.event("login", false)
+                ..client.event(AuthEventType::Login, false)
             };
             repo::insert_auth_event(&mut conn, ev).await?;
-            return Err(error::invalid_credentials());
+            return Err(error::invalid_credentials().into());
         };
         let account_id = account.id;
         if !verified || account.password_hash.is_none() {
             self.count_failure(&client, Some(&email_hash));
-            let (threshold, lock_for) = (
-                st.options.lockout_threshold,
-                chrono::Duration::from_std(st.options.lockout_duration).map_err(anyhow::Error::from)?,
-            );
+            let (threshold, lock_for) = (st.options.lockout_threshold, duration(st.options.lockout_duration)?);
             let client = client.clone();
             conn.transaction::<_, Error, _>(async move |conn| {
                 let locked = repo::record_login_failure(conn, account_id, threshold, lock_for).await?;
                 let ev = AuthEvent {
                     account_id: Some(account_id),
                     error_message: Some("wrong password"),
-                    ..client.event("login", false)
+                    ..client.event(AuthEventType::Login, false)
                 };
                 repo::insert_auth_event(conn, ev).await?;
                 if let Some(until) = locked {
                     let ev = AuthEvent {
                         account_id: Some(account_id),
                         metadata: serde_json::json!({ "locked_until": until.to_rfc3339() }),
-                        ..client.event("account_locked", true)
+                        ..client.event(AuthEventType::AccountLocked, true)
                     };
                     repo::insert_auth_event(conn, ev).await?;
                     tracing::warn!(account_id, "account locked after repeated failed logins");
@@ -201,23 +254,21 @@ impl AuthService {
                 Ok(())
             })
             .await?;
-            return Err(error::invalid_credentials());
+            return Err(error::invalid_credentials().into());
         }
         if !account.active {
             let ev = AuthEvent {
                 account_id: Some(account_id),
                 error_message: Some("account inactive"),
-                ..client.event("login", false)
+                ..client.event(AuthEventType::Login, false)
             };
             repo::insert_auth_event(&mut conn, ev).await?;
-            return Err(error::account_inactive());
+            return Err(error::account_inactive().into());
         }
 
         let (refresh, refresh_hash) = tokens::new_opaque_token();
         let family = uuid::Uuid::new_v4();
-        let refresh_expires =
-            now + chrono::Duration::from_std(st.options.refresh_token_ttl).map_err(anyhow::Error::from)?;
-        let this = self.clone();
+        let refresh_expires = now + duration(st.options.refresh_token_ttl)?;
         let subject = conn
             .transaction::<_, Error, _>(async move |conn| {
                 repo::record_login_success(conn, account_id).await?;
@@ -225,25 +276,26 @@ impl AuthService {
                 let ev = AuthEvent {
                     account_id: Some(account_id),
                     metadata: serde_json::json!({ "family_id": family }),
-                    ..client.event("login", true)
+                    ..client.event(AuthEventType::Login, true)
                 };
                 repo::insert_auth_event(conn, ev).await?;
-                this.subject_for(conn, account_id, family).await
+                subject(conn, account_id, family).await
             })
             .await?;
         st.email_failures.reset(&email_hash);
         tracing::info!(account_id, "login");
         let access = tokens::issue_access_token(&st.signer, subject, st.options.access_token_ttl)?;
-        Ok(convert::token_pair(access, refresh, refresh_expires))
+        Ok(Response::new(pb::LoginResponse { tokens: Some(convert::token_pair(access, refresh, refresh_expires)) }))
     }
 
-    async fn refresh(&self, client: Client, token: String) -> Result<pb::TokenPair> {
+    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Reply<pb::RefreshResponse> {
+        let client = Client::of(&request);
+        let token = validate::refresh_token("refresh_token", &request.get_ref().refresh_token)?;
         let st = &self.state;
         let presented = tokens::hash_token(&token);
         let (next, next_hash) = tokens::new_opaque_token();
-        let ttl = chrono::Duration::from_std(st.options.refresh_token_ttl).map_err(anyhow::Error::from)?;
-        let this = self.clone();
-        let mut conn = st.pool.get().await?;
+        let ttl = duration(st.options.refresh_token_ttl)?;
+        let mut conn = db::conn(&st.pool).await?;
         let outcome = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let Some(row) = repo::find_token_for_update(conn, &presented).await? else {
@@ -257,51 +309,55 @@ impl AuthService {
                     ..client.event(event_type, success)
                 };
                 if row.revoked_at.is_some() {
-                    repo::insert_auth_event(conn, event("token_refresh", false, Some("revoked"))).await?;
+                    repo::insert_auth_event(conn, event(AuthEventType::TokenRefresh, false, Some("revoked"))).await?;
                     return Ok(Committed::Rejected(error::invalid_refresh_token("has been revoked")));
                 }
                 if row.used_at.is_some() {
                     // Reuse of a rotated token: someone else may hold its successor. End the
                     // whole family, including the newest token (reference §2.4 [R]).
                     repo::revoke_family(conn, row.family_id, RevokeReason::ReuseDetected).await?;
-                    repo::insert_auth_event(conn, event("token_reuse_detected", false, Some("reused refresh token")))
-                        .await?;
+                    let ev = event(AuthEventType::TokenReuseDetected, false, Some("reused refresh token"));
+                    repo::insert_auth_event(conn, ev).await?;
                     tracing::warn!(account_id = row.account_id, family_id = %row.family_id, "refresh token reuse; family revoked");
                     return Ok(Committed::Rejected(error::invalid_refresh_token(
                         "was already used; the session has been ended for safety",
                     )));
                 }
                 if row.expires_at <= now {
-                    repo::insert_auth_event(conn, event("token_expired", false, Some("expired"))).await?;
+                    repo::insert_auth_event(conn, event(AuthEventType::TokenExpired, false, Some("expired"))).await?;
                     return Ok(Committed::Rejected(error::invalid_refresh_token("has expired")));
                 }
                 let active = repo::find_account(conn, row.account_id).await?.is_some_and(|a| a.active);
                 if !active {
                     repo::revoke_family(conn, row.family_id, RevokeReason::AccountDeactivated).await?;
-                    repo::insert_auth_event(conn, event("token_refresh", false, Some("account inactive"))).await?;
+                    let ev = event(AuthEventType::TokenRefresh, false, Some("account inactive"));
+                    repo::insert_auth_event(conn, ev).await?;
                     return Ok(Committed::Rejected(error::invalid_refresh_token("belongs to an inactive account")));
                 }
                 repo::mark_token_used(conn, row.id).await?;
                 let expires = now + ttl;
                 repo::insert_refresh_token(conn, row.account_id, &next_hash, row.family_id, row.generation + 1, expires)
                     .await?;
-                repo::insert_auth_event(conn, event("token_refresh", true, None)).await?;
-                let subject = this.subject_for(conn, row.account_id, row.family_id).await?;
+                repo::insert_auth_event(conn, event(AuthEventType::TokenRefresh, true, None)).await?;
+                let subject = subject(conn, row.account_id, row.family_id).await?;
                 Ok(Committed::Ok((subject, expires)))
             })
             .await?;
         let (subject, expires) = match outcome {
             Committed::Ok(v) => v,
-            Committed::Rejected(e) => return Err(e),
+            Committed::Rejected(e) => return Err(e.into()),
         };
         let access = tokens::issue_access_token(&st.signer, subject, st.options.access_token_ttl)?;
-        Ok(convert::token_pair(access, next, expires))
+        Ok(Response::new(pb::RefreshResponse { tokens: Some(convert::token_pair(access, next, expires)) }))
     }
 
-    async fn logout(&self, client: Client, caller: &AuthContext, token: String) -> Result<()> {
-        let caller_account = caller.account_id()?;
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
+        let client = Client::of(&request);
+        let caller_account = AuthContext::of(&request)?.account_id();
+        let token = validate::refresh_token("refresh_token", &request.get_ref().refresh_token)?;
+        let caller_account = caller_account?;
         let presented = tokens::hash_token(&token);
-        let mut conn = self.state.pool.get().await?;
+        let mut conn = db::conn(&self.state.pool).await?;
         conn.transaction::<_, Error, _>(async move |conn| {
             // Unknown tokens and other accounts' tokens: nothing to do, and nothing said
             // (logout is idempotent and must not confirm that a token exists).
@@ -313,32 +369,34 @@ impl AuthService {
             let ev = AuthEvent {
                 account_id: Some(row.account_id),
                 metadata: serde_json::json!({ "family_id": row.family_id, "revoked_tokens": revoked }),
-                ..client.event("logout", true)
+                ..client.event(AuthEventType::Logout, true)
             };
             repo::insert_auth_event(conn, ev).await
         })
-        .await
+        .await?;
+        Ok(Response::new(pb::LogoutResponse {}))
     }
 
-    async fn who_am_i(&self, caller: &AuthContext) -> Result<pb::WhoAmIResponse> {
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Reply<pb::WhoAmIResponse> {
+        let caller = AuthContext::of(&request)?;
         let account_id = match &caller.principal {
             Principal::Service(client) => {
-                return Ok(pb::WhoAmIResponse {
+                return Ok(Response::new(pb::WhoAmIResponse {
                     service_client_id: client.clone(),
                     permissions: caller.permissions.clone(),
                     ..Default::default()
-                });
+                }));
             }
             Principal::Account(id) => *id,
         };
-        let mut conn = self.state.pool.get().await?;
+        let mut conn = db::conn(&self.state.pool).await?;
         let account = repo::find_account(&mut conn, account_id)
             .await?
             .ok_or_else(|| Error::Unauthenticated("the token's account no longer exists".into()))?;
         let roles = repo::role_names(&mut conn, account_id).await?;
         let permissions = repo::effective_permissions(&mut conn, account_id).await?;
         let linked = repo::linked_ids(&mut conn, account_id).await?;
-        Ok(pb::WhoAmIResponse {
+        Ok(Response::new(pb::WhoAmIResponse {
             account: Some(convert::account(&account, roles.clone())),
             service_client_id: String::new(),
             roles,
@@ -347,18 +405,17 @@ impl AuthService {
             staff_id: linked.staff_id,
             teacher_id: linked.teacher_id,
             guardian_id: linked.guardian_id,
-        })
+        }))
     }
 
-    async fn change_password(
-        &self,
-        client: Client,
-        caller: &AuthContext,
-        cmd: validate::ChangePasswordCommand,
-    ) -> Result<i32> {
+    async fn change_password(&self, request: Request<pb::ChangePasswordRequest>) -> Reply<pb::ChangePasswordResponse> {
+        let client = Client::of(&request);
+        let caller = AuthContext::of(&request)?;
+        let (account_id, keep) = (caller.account_id(), caller.session_id);
+        let cmd = validate::change_password(request.into_inner())?;
+        let account_id = account_id?;
         let st = &self.state;
-        let account_id = caller.account_id()?;
-        let mut conn = st.pool.get().await?;
+        let mut conn = db::conn(&st.pool).await?;
         let account = repo::find_account(&mut conn, account_id)
             .await?
             .ok_or_else(|| Error::Unauthenticated("the token's account no longer exists".into()))?;
@@ -368,10 +425,9 @@ impl AuthService {
         let hash = account.password_hash.clone().unwrap_or_else(|| st.dummy_hash.clone());
         if !verify_password(cmd.current_password, hash).await? || account.password_hash.is_none() {
             self.count_failure(&client, Some(&email_hash));
-            return Err(Error::invalid("current_password", "does not match the account's password"));
+            return Err(Error::invalid("current_password", "does not match the account's password").into());
         }
         let new_hash = hash_password(cmd.new_password).await?;
-        let keep = caller.session_id;
         let revoked = conn
             .transaction::<_, Error, _>(async move |conn| {
                 repo::set_password_hash(conn, account_id, &new_hash).await?;
@@ -380,27 +436,86 @@ impl AuthService {
                 let ev = AuthEvent {
                     account_id: Some(account_id),
                     metadata: serde_json::json!({ "revoked_sessions": revoked }),
-                    ..client.event("password_changed", true)
+                    ..client.event(AuthEventType::PasswordChanged, true)
                 };
                 repo::insert_auth_event(conn, ev).await?;
                 Ok(revoked)
             })
             .await?;
         tracing::info!(account_id, revoked, "password changed");
-        Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
+        Ok(Response::new(pb::ChangePasswordResponse { revoked_session_count: session_count(revoked) }))
+    }
+
+    async fn get_signing_keys(
+        &self,
+        _request: Request<pb::GetSigningKeysRequest>,
+    ) -> Reply<pb::GetSigningKeysResponse> {
+        let mut conn = db::conn(&self.state.pool).await?;
+        let keys = repo::verifying_keys(&mut conn).await?;
+        Ok(Response::new(pb::GetSigningKeysResponse { keys: keys.into_iter().map(convert::signing_key).collect() }))
+    }
+
+    async fn exchange_client_credentials(
+        &self,
+        request: Request<pb::ExchangeClientCredentialsRequest>,
+    ) -> Reply<pb::ExchangeClientCredentialsResponse> {
+        let client = Client::of(&request);
+        let creds = validate::client_credentials(request.into_inner())?;
+        let st = &self.state;
+        self.check_throttles(&client, None)?;
+        let mut conn = db::conn(&st.pool).await?;
+        let found = repo::find_service_client(&mut conn, &creds.client_id).await?;
+        let hash = found.as_ref().map(|c| c.secret_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
+        let verified = verify_password(creds.client_secret, hash).await?;
+        let Some(found) = found.filter(|c| verified && c.active) else {
+            self.count_failure(&client, None);
+            tracing::warn!(client_id = %creds.client_id, "rejected client credentials");
+            let ev = AuthEvent {
+                client_id: Some(creds.client_id.clone()),
+                error_message: Some("invalid_client"),
+                ..client.event(AuthEventType::ServiceToken, false)
+            };
+            repo::insert_auth_event(&mut conn, ev).await?;
+            return Err(error::invalid_client().into());
+        };
+        let subject = Subject {
+            sub: format!("{SERVICE_SUBJECT_PREFIX}{}", found.client_id),
+            roles: Vec::new(),
+            permissions: found.permissions.clone(),
+            session_id: None,
+        };
+        let access = tokens::issue_access_token(&st.signer, subject, st.options.service_token_ttl)?;
+        let ev = AuthEvent {
+            client_id: Some(found.client_id.clone()),
+            metadata: serde_json::json!({ "expires_at": access.expires_at }),
+            ..client.event(AuthEventType::ServiceToken, true)
+        };
+        repo::insert_auth_event(&mut conn, ev).await?;
+        tracing::info!(client_id = %found.client_id, "service token issued");
+        Ok(Response::new(pb::ExchangeClientCredentialsResponse {
+            access_token: access.token,
+            access_token_expire_time: Some(to_timestamp(access.expires_at)),
+            token_type: "Bearer".into(),
+            permissions: found.permissions,
+        }))
     }
 
     /// Reference §2.6 with its [Q]s fixed: the per-email limit counts known and unknown
     /// emails alike (no enumeration through the 429), the token is stored hashed, and the
     /// request is audited. The token only leaves through the outbox row written in the same
     /// transaction; logs carry ids only.
-    async fn start_password_reset(&self, client: Client, email: String) -> Result<()> {
+    async fn start_password_reset(
+        &self,
+        request: Request<pb::StartPasswordResetRequest>,
+    ) -> Reply<pb::StartPasswordResetResponse> {
+        let client = Client::of(&request);
+        let email = validate::start_password_reset(request.get_ref())?;
         let st = &self.state;
         let email_hash = st.secret.hmac_sha256(email.as_bytes());
-        let window = chrono::Duration::from_std(st.options.password_reset_window).map_err(anyhow::Error::from)?;
-        let ttl = chrono::Duration::from_std(st.options.password_reset_ttl).map_err(anyhow::Error::from)?;
+        let window = duration(st.options.password_reset_window)?;
+        let ttl = duration(st.options.password_reset_ttl)?;
         let limit = i32::try_from(st.options.password_reset_requests).unwrap_or(i32::MAX);
-        let mut conn = st.pool.get().await?;
+        let mut conn = db::conn(&st.pool).await?;
         let outcome = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let (attempts, window_start) = repo::count_reset_request(conn, &email_hash, window).await?;
@@ -408,7 +523,7 @@ impl AuthService {
                 let mut ev = AuthEvent {
                     account_id: account.as_ref().map(|a| a.id),
                     email_hash: Some(email_hash),
-                    ..client.event("password_reset_requested", false)
+                    ..client.event(AuthEventType::PasswordResetRequested, false)
                 };
                 if attempts > limit {
                     ev.error_message = Some("rate limited");
@@ -441,52 +556,44 @@ impl AuthService {
         match outcome {
             Committed::Ok(Some((account_id, outbox_id))) => {
                 tracing::info!(account_id, outbox_id, "password reset queued for delivery");
-                Ok(())
             }
-            Committed::Ok(None) => Ok(()),
-            Committed::Rejected(e) => Err(e),
+            Committed::Ok(None) => {}
+            Committed::Rejected(e) => return Err(e.into()),
         }
-    }
-
-    fn reset_token_problem(row: Option<&ResetTokenRow>) -> Option<ResetTokenProblem> {
-        match row {
-            None => Some(ResetTokenProblem::Unknown),
-            Some(r) if r.used_at.is_some() => Some(ResetTokenProblem::Used),
-            Some(r) if r.expires_at <= Utc::now() => Some(ResetTokenProblem::Expired),
-            Some(_) => None,
-        }
+        Ok(Response::new(pb::StartPasswordResetResponse {}))
     }
 
     /// Sets the password, uses up the token and ends every session, in one transaction.
     /// Bad tokens count as failures of the client address (guessing is throttled).
-    async fn confirm_password_reset(&self, client: Client, cmd: validate::ConfirmPasswordResetCommand) -> Result<i32> {
-        let st = &self.state;
+    async fn confirm_password_reset(
+        &self,
+        request: Request<pb::ConfirmPasswordResetRequest>,
+    ) -> Reply<pb::ConfirmPasswordResetResponse> {
+        let client = Client::of(&request);
+        let cmd = validate::confirm_password_reset(request.into_inner())?;
         self.check_throttles(&client, None)?;
         let presented = tokens::hash_token(&cmd.token);
-        let mut conn = st.pool.get().await?;
+        let mut conn = db::conn(&self.state.pool).await?;
         // Checked before the (deliberately slow) hashing, and again under the row lock.
         let row = repo::find_reset_token_for_update(&mut conn, &presented).await?;
-        if let Some(problem) = Self::reset_token_problem(row.as_ref()) {
+        if let Some(problem) = reset_token_problem(row.as_ref()) {
             self.count_failure(&client, None);
             if let Some(r) = &row {
+                let why = if problem == ResetTokenProblem::Used { "token used" } else { "token expired" };
                 let ev = AuthEvent {
                     account_id: Some(r.account_id),
-                    error_message: Some(if problem == ResetTokenProblem::Used {
-                        "token used"
-                    } else {
-                        "token expired"
-                    }),
-                    ..client.event("password_reset", false)
+                    error_message: Some(why),
+                    ..client.event(AuthEventType::PasswordReset, false)
                 };
                 repo::insert_auth_event(&mut conn, ev).await?;
             }
-            return Err(error::reset_token(problem));
+            return Err(error::reset_token(problem).into());
         }
         let new_hash = hash_password(cmd.new_password).await?;
         let outcome = conn
             .transaction::<_, Error, _>(async move |conn| {
                 let row = repo::find_reset_token_for_update(conn, &presented).await?;
-                if let Some(problem) = Self::reset_token_problem(row.as_ref()) {
+                if let Some(problem) = reset_token_problem(row.as_ref()) {
                     return Ok(Committed::Rejected(error::reset_token(problem)));
                 }
                 let Some(row) = row else {
@@ -499,7 +606,7 @@ impl AuthService {
                 let ev = AuthEvent {
                     account_id: Some(row.account_id),
                     metadata: serde_json::json!({ "reset_token_id": row.id, "revoked_sessions": revoked }),
-                    ..client.event("password_reset", true)
+                    ..client.event(AuthEventType::PasswordReset, true)
                 };
                 repo::insert_auth_event(conn, ev).await?;
                 Ok(Committed::Ok((row.account_id, revoked)))
@@ -507,160 +614,9 @@ impl AuthService {
             .await?;
         let (account_id, revoked) = match outcome {
             Committed::Ok(v) => v,
-            Committed::Rejected(e) => return Err(e),
+            Committed::Rejected(e) => return Err(e.into()),
         };
         tracing::info!(account_id, revoked, "password reset");
-        Ok(i32::try_from(revoked).unwrap_or(i32::MAX))
-    }
-
-    async fn signing_keys(&self) -> Result<pb::GetSigningKeysResponse> {
-        let mut conn = self.state.pool.get().await?;
-        let keys = repo::verifying_keys(&mut conn).await?;
-        Ok(pb::GetSigningKeysResponse { keys: keys.into_iter().map(Into::into).collect() })
-    }
-
-    async fn exchange_client_credentials(
-        &self,
-        client: Client,
-        creds: validate::ClientCredentials,
-    ) -> Result<pb::ExchangeClientCredentialsResponse> {
-        let st = &self.state;
-        self.check_throttles(&client, None)?;
-        let mut conn = st.pool.get().await?;
-        let found = repo::find_service_client(&mut conn, &creds.client_id).await?;
-        let hash = found.as_ref().map(|c| c.secret_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
-        let verified = verify_password(creds.client_secret, hash).await?;
-        let Some(found) = found.filter(|c| verified && c.active) else {
-            self.count_failure(&client, None);
-            tracing::warn!(client_id = %creds.client_id, "rejected client credentials");
-            let ev = AuthEvent {
-                client_id: Some(creds.client_id.clone()),
-                error_message: Some("invalid_client"),
-                ..client.event("service_token", false)
-            };
-            repo::insert_auth_event(&mut conn, ev).await?;
-            return Err(error::invalid_client());
-        };
-        let subject = Subject {
-            sub: format!("{SERVICE_SUBJECT_PREFIX}{}", found.client_id),
-            roles: Vec::new(),
-            permissions: found.permissions.clone(),
-            session_id: None,
-        };
-        let access = tokens::issue_access_token(&st.signer, subject, st.options.service_token_ttl)?;
-        let ev = AuthEvent {
-            client_id: Some(found.client_id.clone()),
-            metadata: serde_json::json!({ "expires_at": access.expires_at }),
-            ..client.event("service_token", true)
-        };
-        repo::insert_auth_event(&mut conn, ev).await?;
-        tracing::info!(client_id = %found.client_id, "service token issued");
-        Ok(pb::ExchangeClientCredentialsResponse {
-            access_token: access.token,
-            access_token_expire_time: Some(convert::timestamp(access.expires_at)),
-            token_type: "Bearer".into(),
-            permissions: found.permissions,
-        })
-    }
-}
-
-/// argon2 verification off the async runtime (it takes tens of milliseconds by design).
-async fn verify_password(password: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("password verification task failed: {e}")))
-}
-
-/// argon2 hashing off the async runtime.
-pub(crate) async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
-        .map_err(Error::Internal)
-}
-
-#[tonic::async_trait]
-impl pb::auth_service_server::AuthService for AuthService {
-    #[tracing::instrument(skip_all, name = "auth.Login")]
-    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
-        let client = Client::of(&request);
-        let cmd = validate::login(request.into_inner())?;
-        let tokens = AuthService::login(self, client, cmd).await?;
-        Ok(Response::new(pb::LoginResponse { tokens: Some(tokens) }))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.Refresh")]
-    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshResponse>, Status> {
-        let client = Client::of(&request);
-        let token = validate::refresh_token("refresh_token", &request.get_ref().refresh_token)?;
-        let tokens = AuthService::refresh(self, client, token).await?;
-        Ok(Response::new(pb::RefreshResponse { tokens: Some(tokens) }))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.Logout")]
-    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Result<Response<pb::LogoutResponse>, Status> {
-        let client = Client::of(&request);
-        let caller = AuthContext::of(&request)?.clone();
-        let token = validate::refresh_token("refresh_token", &request.get_ref().refresh_token)?;
-        AuthService::logout(self, client, &caller, token).await?;
-        Ok(Response::new(pb::LogoutResponse {}))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.WhoAmI")]
-    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let caller = AuthContext::of(&request)?;
-        Ok(Response::new(AuthService::who_am_i(self, caller).await?))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.ChangePassword")]
-    async fn change_password(
-        &self,
-        request: Request<pb::ChangePasswordRequest>,
-    ) -> Result<Response<pb::ChangePasswordResponse>, Status> {
-        let client = Client::of(&request);
-        let caller = AuthContext::of(&request)?.clone();
-        let cmd = validate::change_password(request.into_inner())?;
-        let revoked_session_count = AuthService::change_password(self, client, &caller, cmd).await?;
-        Ok(Response::new(pb::ChangePasswordResponse { revoked_session_count }))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.GetSigningKeys")]
-    async fn get_signing_keys(
-        &self,
-        _request: Request<pb::GetSigningKeysRequest>,
-    ) -> Result<Response<pb::GetSigningKeysResponse>, Status> {
-        Ok(Response::new(self.signing_keys().await?))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.ExchangeClientCredentials")]
-    async fn exchange_client_credentials(
-        &self,
-        request: Request<pb::ExchangeClientCredentialsRequest>,
-    ) -> Result<Response<pb::ExchangeClientCredentialsResponse>, Status> {
-        let client = Client::of(&request);
-        let creds = validate::client_credentials(request.into_inner())?;
-        Ok(Response::new(AuthService::exchange_client_credentials(self, client, creds).await?))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.StartPasswordReset")]
-    async fn start_password_reset(
-        &self,
-        request: Request<pb::StartPasswordResetRequest>,
-    ) -> Result<Response<pb::StartPasswordResetResponse>, Status> {
-        let client = Client::of(&request);
-        let email = validate::start_password_reset(request.get_ref())?;
-        AuthService::start_password_reset(self, client, email).await?;
-        Ok(Response::new(pb::StartPasswordResetResponse {}))
-    }
-
-    #[tracing::instrument(skip_all, name = "auth.ConfirmPasswordReset")]
-    async fn confirm_password_reset(
-        &self,
-        request: Request<pb::ConfirmPasswordResetRequest>,
-    ) -> Result<Response<pb::ConfirmPasswordResetResponse>, Status> {
-        let client = Client::of(&request);
-        let cmd = validate::confirm_password_reset(request.into_inner())?;
-        let revoked_session_count = AuthService::confirm_password_reset(self, client, cmd).await?;
-        Ok(Response::new(pb::ConfirmPasswordResetResponse { revoked_session_count }))
+        Ok(Response::new(pb::ConfirmPasswordResetResponse { revoked_session_count: session_count(revoked) }))
     }
 }

@@ -1,8 +1,13 @@
 //! Requests → typed commands. Every check happens before any I/O, and all violations of a
 //! request are reported together (`InvalidArgument` + `BadRequest`).
 
+use phoenix_common::page::PageRequest;
+use phoenix_common::validate::{finish, page, required_id};
 use phoenix_common::{FieldViolations, Result, email, password};
 use phoenix_proto::auth::v1 as pb;
+
+/// The shared id check, so handlers write `validate::id(…)` like everywhere else.
+pub use phoenix_common::validate::id;
 
 /// Longest password accepted: argon2 cost must not be a lever for a caller.
 pub const MAX_PASSWORD_LEN: usize = 1024;
@@ -252,12 +257,10 @@ pub struct UpdateAccountCommand {
 /// A validated `ListAccounts`.
 #[derive(Debug, Clone)]
 pub struct ListAccountsQuery {
-    /// Page size and position.
-    pub page: phoenix_common::page::Page,
+    /// Page size and position, bound to the filters.
+    pub page: PageRequest,
     /// Filters.
     pub filter: crate::repo::AccountFilter,
-    /// The filters as text, bound into page tokens.
-    pub fingerprint: String,
 }
 
 fn check_email(v: &mut FieldViolations, field: &str, value: &str) -> Option<String> {
@@ -292,12 +295,6 @@ fn check_role_name(v: &mut FieldViolations, field: &str, value: &str) -> String 
     name
 }
 
-fn check_account_id(v: &mut FieldViolations, field: &str, id: i64) {
-    if id <= 0 {
-        v.add(field, format!("must be a positive account id, got {id}"));
-    }
-}
-
 /// A role name: trimmed, lower case, 1–100 characters.
 pub fn role_name(field: &str, value: &str) -> Result<String> {
     let mut v = FieldViolations::default();
@@ -306,18 +303,10 @@ pub fn role_name(field: &str, value: &str) -> Result<String> {
     Ok(name)
 }
 
-/// A positive account id.
-pub fn account_id(field: &str, id: i64) -> Result<i64> {
-    let mut v = FieldViolations::default();
-    check_account_id(&mut v, field, id);
-    v.into_result()?;
-    Ok(id)
-}
-
 /// An account id and a role name together (all violations at once).
 pub fn account_role(account_id: i64, role: &str) -> Result<(i64, String)> {
     let mut v = FieldViolations::default();
-    check_account_id(&mut v, "account_id", account_id);
+    required_id("account_id", account_id, &mut v);
     let role = check_role_name(&mut v, "role_name", role);
     v.into_result()?;
     Ok((account_id, role))
@@ -326,7 +315,7 @@ pub fn account_role(account_id: i64, role: &str) -> Result<(i64, String)> {
 /// An account id and a `resource:action` permission.
 pub fn account_permission(account_id: i64, permission: &str) -> Result<(i64, String)> {
     let mut v = FieldViolations::default();
-    check_account_id(&mut v, "account_id", account_id);
+    required_id("account_id", account_id, &mut v);
     let p = check_permission(&mut v, "permission", permission);
     v.into_result()?;
     Ok((account_id, p))
@@ -347,7 +336,7 @@ fn check_permission(v: &mut FieldViolations, field: &str, value: &str) -> String
 /// returns whether it grants.
 pub fn set_account_permission(req: &pb::SetAccountPermissionRequest) -> Result<(i64, String, bool)> {
     let mut v = FieldViolations::default();
-    check_account_id(&mut v, "account_id", req.account_id);
+    required_id("account_id", req.account_id, &mut v);
     let p = check_permission(&mut v, "permission", &req.permission);
     let granted = match pb::PermissionEffect::try_from(req.effect) {
         Ok(pb::PermissionEffect::Grant) => true,
@@ -393,7 +382,7 @@ pub fn create_account(req: pb::CreateAccountRequest) -> Result<CreateAccountComm
 pub fn update_account(req: pb::UpdateAccountRequest) -> Result<UpdateAccountCommand> {
     let mut v = FieldViolations::default();
     let account = req.account.unwrap_or_default();
-    check_account_id(&mut v, "account.id", account.id);
+    required_id("account.id", account.id, &mut v);
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
         v.add("update_mask", "must name at least one of: email, username");
@@ -421,15 +410,25 @@ pub fn list_accounts(req: &pb::ListAccountsRequest) -> Result<ListAccountsQuery>
     if role_name.chars().count() > 100 {
         v.add("role_name", "must be at most 100 characters");
     }
-    v.into_result()?;
-    let fingerprint = format!("{email_contains}|{:?}|{role_name}", req.active);
-    let page = phoenix_common::page::Page::parse(req.page_size, &req.page_token, &fingerprint)?;
     let filter = crate::repo::AccountFilter {
         email_contains: (!email_contains.is_empty()).then_some(email_contains),
         active: req.active,
         role_name: (!role_name.is_empty()).then_some(role_name),
     };
-    Ok(ListAccountsQuery { page, filter, fingerprint })
+    let page = page("accounts", &format!("{filter:?}"), req.page_size, &req.page_token, &mut v);
+    Ok(ListAccountsQuery { page: finish(v, page)?, filter })
+}
+
+/// `ListPermissions`: an optional resource (at most 50 characters, lower-cased) and the page.
+pub fn list_permissions(req: &pb::ListPermissionsRequest) -> Result<(Option<String>, PageRequest)> {
+    let mut v = FieldViolations::default();
+    let resource = req.resource.trim().to_lowercase();
+    if resource.len() > 50 {
+        v.add("resource", "must be at most 50 characters");
+    }
+    let page = page("permissions", &resource, req.page_size, &req.page_token, &mut v);
+    let page = finish(v, page)?;
+    Ok(((!resource.is_empty()).then_some(resource), page))
 }
 
 /// A validated `CreateRole`.
@@ -473,24 +472,10 @@ fn check_description(v: &mut FieldViolations, field: &str, value: &str) -> Optio
     (!value.is_empty()).then(|| value.to_owned())
 }
 
-fn check_positive(v: &mut FieldViolations, field: &str, id: i64) {
-    if id <= 0 {
-        v.add(field, format!("must be a positive id, got {id}"));
-    }
-}
-
-/// A positive id of any resource.
-pub fn id(field: &str, id: i64) -> Result<i64> {
-    let mut v = FieldViolations::default();
-    check_positive(&mut v, field, id);
-    v.into_result()?;
-    Ok(id)
-}
-
 /// A role id and a `resource:action` permission.
 pub fn role_permission(role_id: i64, permission: &str) -> Result<(i64, String)> {
     let mut v = FieldViolations::default();
-    check_positive(&mut v, "role_id", role_id);
+    required_id("role_id", role_id, &mut v);
     let p = check_permission(&mut v, "permission", permission);
     v.into_result()?;
     Ok((role_id, p))
@@ -516,7 +501,7 @@ pub fn create_role(req: pb::CreateRoleRequest) -> Result<CreateRoleCommand> {
 pub fn update_role(req: pb::UpdateRoleRequest) -> Result<UpdateRoleCommand> {
     let mut v = FieldViolations::default();
     let role = req.role.unwrap_or_default();
-    check_positive(&mut v, "role.id", role.id);
+    required_id("role.id", role.id, &mut v);
     let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
     if paths.is_empty() {
         v.add("update_mask", "must name at least one of: name, description");

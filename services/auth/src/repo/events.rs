@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::Result;
+use phoenix_db::auth_events::AuthEventType;
 use phoenix_db::schema::audit::auth_events;
 
 /// One `audit.auth_events` row. Holds ids and hashes only, never an email or a token.
@@ -16,8 +17,8 @@ pub struct AuthEvent {
     pub email_hash: Option<[u8; 32]>,
     /// The service client, for client-credentials exchanges.
     pub client_id: Option<String>,
-    /// One of the types `ck_audit_auth_events_event_type` allows.
-    pub event_type: &'static str,
+    /// What happened.
+    pub event_type: AuthEventType,
     /// Whether it succeeded.
     pub success: bool,
     /// Client address.
@@ -37,7 +38,7 @@ pub async fn insert_auth_event(conn: &mut AsyncPgConnection, e: AuthEvent) -> Re
             auth_events::account_id.eq(e.account_id),
             auth_events::email_hash.eq(e.email_hash.map(|h| h.to_vec())),
             auth_events::client_id.eq(e.client_id),
-            auth_events::event_type.eq(e.event_type),
+            auth_events::event_type.eq(e.event_type.as_str()),
             auth_events::success.eq(e.success),
             auth_events::ip_address.eq(e.ip.map(ipnetwork::IpNetwork::from)),
             auth_events::user_agent.eq(e.user_agent),
