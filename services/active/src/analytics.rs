@@ -1,19 +1,16 @@
 //! Aggregates without personal data: today's counts, and a room's utilisation over a range
-//! of business days (at most [`MAX_RANGE_DAYS`]).
+//! of business days (at most [`crate::validate::MAX_RANGE_DAYS`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use diesel::sql_types::{BigInt, Date, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::convert::format_date;
-use phoenix_common::validate::parse_date;
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::{Error, Result};
 use phoenix_proto::active::v1 as pb;
 
+use crate::validate::RoomUtilization;
 use crate::{calendar, repo};
-
-/// Longest utilisation range, in days (inclusive of both ends).
-pub const MAX_RANGE_DAYS: i64 = 31;
 
 #[derive(diesel::QueryableByName)]
 struct Counts {
@@ -72,45 +69,16 @@ struct Utilization {
     peak: i64,
 }
 
-/// The validated range of `GetRoomUtilization`: both dates, or both empty for `today`.
-pub fn range(start: &str, end: &str, today: NaiveDate) -> Result<(NaiveDate, NaiveDate)> {
-    let mut v = FieldViolations::default();
-    let (start, end) = match (start.trim().is_empty(), end.trim().is_empty()) {
-        (true, true) => (Some(today), Some(today)),
-        (false, false) => (parse_date("start_date", start, &mut v), parse_date("end_date", end, &mut v)),
-        (true, false) => {
-            v.add("start_date", "set both dates, or neither for today");
-            (None, None)
-        }
-        (false, true) => {
-            v.add("end_date", "set both dates, or neither for today");
-            (None, None)
-        }
-    };
-    if let (Some(s), Some(e)) = (start, end) {
-        if e < s {
-            v.add("end_date", format!("must not be before start_date {}", format_date(s)));
-        } else if (e - s).num_days() >= MAX_RANGE_DAYS {
-            v.add("end_date", format!("the range is at most {MAX_RANGE_DAYS} days, got {}", (e - s).num_days() + 1));
-        }
-    }
-    v.into_result()?;
-    match (start, end) {
-        (Some(s), Some(e)) => Ok((s, e)),
-        _ => Err(Error::invalid("start_date", "is required")),
-    }
-}
-
 /// `GetRoomUtilization`: sessions overlapping the range (minutes clipped to it, running
 /// sessions up to `now`), visits begun in it, and the most pupils in the room at once (a
 /// sweep over entries and exits; an exit at the same instant as an entry counts first).
 pub async fn room_utilization(
     conn: &mut AsyncPgConnection,
-    room_id: i64,
-    (first, last): (NaiveDate, NaiveDate),
+    cmd: RoomUtilization,
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<pb::GetRoomUtilizationResponse> {
+    let RoomUtilization { room_id, first, last } = cmd;
     let (name, capacity) = repo::room(conn, room_id).await?.ok_or_else(|| Error::not_found("room", room_id))?;
     let (from, to) = calendar::days(first, last, tz);
     let u: Utilization = diesel::sql_query(
@@ -151,27 +119,4 @@ pub async fn room_utilization(
         peak_pupil_count: u.peak,
         capacity,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fields(e: Error) -> Vec<String> {
-        match e {
-            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn ranges_are_both_dates_or_today_and_at_most_31_days() {
-        let today = NaiveDate::from_ymd_opt(2026, 12, 3).expect("date");
-        assert_eq!(range("", "", today).expect("today"), (today, today));
-        assert!(range("2026-12-01", "2026-12-31", today).is_ok(), "31 days");
-        assert_eq!(fields(range("2026-12-01", "2027-01-01", today).unwrap_err()), ["end_date"]);
-        assert_eq!(fields(range("2026-12-02", "2026-12-01", today).unwrap_err()), ["end_date"]);
-        assert_eq!(fields(range("", "2026-12-01", today).unwrap_err()), ["start_date"]);
-        assert_eq!(fields(range("12/01/2026", "x", today).unwrap_err()), ["start_date", "end_date"]);
-    }
 }

@@ -8,11 +8,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Date, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use phoenix_common::access::Caller;
-use phoenix_common::convert::format_date;
 use phoenix_common::page::PageRequest;
-use phoenix_common::time::to_timestamp_opt;
-use phoenix_common::validate::{collect, parse_date};
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::{Error, Result};
 use phoenix_db::schema::active::attendance;
 use phoenix_proto::active::v1 as pb;
 
@@ -20,6 +17,7 @@ use crate::events::{self, ChangeKind, PresenceChange};
 use crate::repo;
 use crate::scope::{self, Scope};
 use crate::store::{self, StudentRow};
+use crate::validate::{AttendanceFilter, CheckOutForDay};
 
 /// A pupil's state on a day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +63,8 @@ impl Status {
         }
     }
 
-    fn from_pb(value: i32) -> Option<Option<Self>> {
+    /// The requested status filter: `Some(None)` for any, `None` for an unknown value.
+    pub fn from_pb(value: i32) -> Option<Option<Self>> {
         Some(match pb::AttendanceStatus::try_from(value).ok()? {
             pb::AttendanceStatus::Unspecified => None,
             pb::AttendanceStatus::Absent => Some(Status::Absent),
@@ -75,14 +74,6 @@ impl Status {
             pb::AttendanceStatus::Sick => Some(Status::Sick),
             pb::AttendanceStatus::Present => Some(Status::Present),
         })
-    }
-}
-
-fn destination_pb(stored: Option<&str>) -> pb::CheckoutDestination {
-    match stored {
-        Some("zuhause") => pb::CheckoutDestination::Home,
-        Some("unterwegs") => pb::CheckoutDestination::Underway,
-        _ => pb::CheckoutDestination::Unspecified,
     }
 }
 
@@ -107,22 +98,6 @@ pub struct DayRow {
     pub session_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     pub room_id: Option<i64>,
-}
-
-/// The proto message of `row` on `date`.
-pub fn to_pb(row: DayRow, date: NaiveDate) -> pb::Attendance {
-    pb::Attendance {
-        student_id: row.student_id,
-        date: format_date(date),
-        status: Status::parse(&row.status).unwrap_or(Status::Absent).to_pb() as i32,
-        check_in_time: to_timestamp_opt(row.check_in_time),
-        check_out_time: to_timestamp_opt(row.check_out_time),
-        destination: destination_pb(row.check_out_destination.as_deref()) as i32,
-        checked_in_by_staff_id: row.checked_in_by,
-        checked_out_by_staff_id: row.checked_out_by,
-        room_id: row.room_id,
-        session_id: row.session_id,
-    }
 }
 
 /// The state rule (one place): an open visit wins (today only); then the day's attendance
@@ -207,60 +182,39 @@ pub async fn day_of(conn: &mut AsyncPgConnection, student: i64, date: NaiveDate,
     day_rows(conn, &q, None, 1).await?.into_iter().next().ok_or_else(|| Error::not_found("student", student))
 }
 
-fn positive(v: &mut FieldViolations, field: &str, id: i64) -> i64 {
-    if id <= 0 {
-        v.add(field, format!("must be a positive id, got {id}"));
-    }
-    id
-}
-
-fn date_or_today(v: &mut FieldViolations, value: &str, today: NaiveDate) -> NaiveDate {
-    if value.trim().is_empty() { today } else { parse_date("date", value, v).unwrap_or(today) }
-}
-
 fn needs_full_access(student: i64) -> Error {
     Error::PermissionDenied(format!(
         "the attendance of student {student} is for admins and staff whose groups include the pupil"
     ))
 }
 
-/// `GetAttendance`.
+/// `GetAttendance` of `student_id` on `date`.
 pub async fn get(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    req: pb::GetAttendanceRequest,
+    student_id: i64,
+    date: NaiveDate,
     today: NaiveDate,
-) -> Result<pb::Attendance> {
-    let mut v = FieldViolations::default();
-    let student_id = positive(&mut v, "student_id", req.student_id);
-    let date = date_or_today(&mut v, &req.date, today);
-    v.into_result()?;
+) -> Result<DayRow> {
     let scope = Scope::of(conn, caller, today, "see attendance").await?;
     let student = store::student(conn, student_id).await?;
     if !scope.full_access(student.group_id) {
         return Err(needs_full_access(student_id));
     }
-    Ok(to_pb(day_of(conn, student_id, date, date == today).await?, date))
+    day_of(conn, student_id, date, date == today).await
 }
 
 /// `ListAttendance`: every pupil the caller may see, by id, with the total.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    req: pb::ListAttendanceRequest,
+    filter: &AttendanceFilter,
+    page: &PageRequest,
     today: NaiveDate,
-) -> Result<(Vec<pb::Attendance>, String, i64)> {
-    let mut v = FieldViolations::default();
-    let date = date_or_today(&mut v, &req.date, today);
-    let group = req.education_group_id.map(|g| positive(&mut v, "education_group_id", g));
-    let status = Status::from_pb(req.status).unwrap_or_else(|| {
-        v.add("status", format!("unknown value {}", req.status));
-        None
-    });
-    let mut q = DayQuery { date, today: date == today, group, visible_groups: None, student: None, status };
-    let page = collect(PageRequest::parse("attendance", &format!("{q:?}"), req.page_size, &req.page_token), &mut v);
-    v.into_result()?;
-    let page = page.ok_or_else(|| Error::invalid("page_token", "is not valid"))?;
+) -> Result<(Vec<DayRow>, String, i64)> {
+    let (date, group) = (filter.date, filter.education_group_id);
+    let mut q =
+        DayQuery { date, today: date == today, group, visible_groups: None, student: None, status: filter.status };
     match Scope::of(conn, caller, today, "see attendance").await? {
         Scope::All => {}
         Scope::Staff { groups, .. } => {
@@ -278,13 +232,15 @@ pub async fn list(
     let rows = day_rows(conn, &q, page.after_id()?, page.fetch_limit()).await?;
     let (rows, token) = page.finish(rows, |r| r.student_id.to_string());
     let total = count_days(conn, &q).await?;
-    Ok((rows.into_iter().map(|r| to_pb(r, date)).collect(), token, total))
+    Ok((rows, token, total))
 }
 
 /// What `CheckOutForDay` did.
 #[derive(Debug, Clone)]
 pub struct CheckedOutForDay {
-    pub attendance: pb::Attendance,
+    /// The pupil's day `date` (today) after the check-out.
+    pub day: DayRow,
+    pub date: NaiveDate,
     pub closed_visit_id: Option<i64>,
 }
 
@@ -292,21 +248,11 @@ pub struct CheckedOutForDay {
 pub async fn check_out_for_day(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    req: pb::CheckOutForDayRequest,
+    cmd: CheckOutForDay,
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<CheckedOutForDay> {
-    let mut v = FieldViolations::default();
-    let student_id = positive(&mut v, "student_id", req.student_id);
-    let destination = match pb::CheckoutDestination::try_from(req.destination) {
-        Ok(pb::CheckoutDestination::Home) => "zuhause",
-        Ok(pb::CheckoutDestination::Underway) => "unterwegs",
-        _ => {
-            v.add("destination", "must be CHECKOUT_DESTINATION_HOME or CHECKOUT_DESTINATION_UNDERWAY");
-            "zuhause"
-        }
-    };
-    v.into_result()?;
+    let CheckOutForDay { student_id, destination } = cmd;
     scope::require_staff(caller, "check pupils out for the day")?;
     let today = phoenix_common::time::business_date_in(now, tz);
     conn.transaction::<_, Error, _>(async move |conn| {
@@ -352,7 +298,8 @@ pub async fn check_out_for_day(
         )
         .await?;
         Ok(CheckedOutForDay {
-            attendance: to_pb(day_of(conn, student_id, today, true).await?, today),
+            day: day_of(conn, student_id, today, true).await?,
+            date: today,
             closed_visit_id: open.map(|o| o.id),
         })
     })

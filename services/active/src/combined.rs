@@ -8,22 +8,14 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
-use phoenix_common::access::Caller;
 use phoenix_common::page::PageRequest;
-use phoenix_common::time::{to_timestamp, to_timestamp_opt};
-use phoenix_common::validate::collect;
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::{Error, Result};
 use phoenix_db::schema::active::{combined_groups, group_mappings};
 use phoenix_db::schema::facilities;
-use phoenix_proto::active::v1 as pb;
 
 use crate::repo;
 use crate::store;
-
-/// Longest name, in characters.
-pub const MAX_NAME_CHARS: usize = 100;
-/// Longest notes, in characters.
-pub const MAX_NOTES_CHARS: usize = 1000;
+use crate::validate::{CombinedFilter, NewCombinedGroup};
 
 /// A row of `active.combined_groups`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -44,29 +36,6 @@ pub struct CombinedView {
     pub row: CombinedRow,
     pub room_name: String,
     pub session_ids: Vec<i64>,
-}
-
-/// The proto message.
-pub fn to_pb(v: CombinedView) -> pb::CombinedGroup {
-    pb::CombinedGroup {
-        id: v.row.id,
-        name: v.row.name,
-        room_id: v.row.room_id,
-        room_name: v.room_name,
-        notes: v.row.notes.unwrap_or_default(),
-        created_by_staff_id: v.row.created_by,
-        start_time: Some(to_timestamp(v.row.start_time)),
-        end_time: to_timestamp_opt(v.row.end_time),
-        running: v.row.end_time.is_none(),
-        session_ids: v.session_ids,
-    }
-}
-
-fn positive(v: &mut FieldViolations, field: &str, id: i64) -> i64 {
-    if id <= 0 {
-        v.add(field, format!("must be a positive id, got {id}"));
-    }
-    id
 }
 
 fn ended(id: i64) -> Error {
@@ -169,43 +138,16 @@ async fn insert_mapping(conn: &mut AsyncPgConnection, combined: i64, session: i6
         .await
 }
 
-/// `CreateCombinedGroup`.
+/// `CreateCombinedGroup`, created by staff member `created_by` (the caller, if staff).
 pub async fn create(
     conn: &mut AsyncPgConnection,
-    caller: &Caller,
-    req: pb::CreateCombinedGroupRequest,
+    created_by: Option<i64>,
+    cmd: NewCombinedGroup,
     now: DateTime<Utc>,
 ) -> Result<CombinedView> {
-    let mut v = FieldViolations::default();
-    let name = req.name.trim().to_owned();
-    match name.chars().count() {
-        0 => v.add("name", "is required: 1 to 100 characters"),
-        n if n > MAX_NAME_CHARS => v.add("name", format!("must have at most {MAX_NAME_CHARS} characters, got {n}")),
-        _ => {}
-    }
-    let room_id = positive(&mut v, "room_id", req.room_id);
-    if req.session_ids.is_empty() {
-        v.add("session_ids", "name at least one running session");
-    }
-    let mut sessions: Vec<(usize, i64)> = Vec::new();
-    for (i, s) in req.session_ids.iter().enumerate() {
-        let field = format!("session_ids[{i}]");
-        if positive(&mut v, &field, *s) > 0 {
-            if sessions.iter().any(|(_, x)| x == s) {
-                v.add(field, format!("session {s} is named twice"));
-            } else {
-                sessions.push((i, *s));
-            }
-        }
-    }
-    let notes = req.notes.trim().to_owned();
-    if notes.chars().count() > MAX_NOTES_CHARS {
-        v.add("notes", format!("must have at most {MAX_NOTES_CHARS} characters"));
-    }
-    v.into_result()?;
+    let NewCombinedGroup { name, room_id, notes, mut sessions } = cmd;
     // Lock in id order: two combinations of overlapping sessions cannot deadlock.
     sessions.sort_by_key(|(_, s)| *s);
-    let created_by = caller.staff_id;
     conn.transaction::<_, Error, _>(async move |conn| {
         if !repo::room_exists(conn, room_id).await? {
             return Err(Error::invalid("room_id", format!("room {room_id} does not exist")));
@@ -233,21 +175,11 @@ pub async fn create(
 }
 
 /// `GetCombinedGroup`.
-pub async fn get(conn: &mut AsyncPgConnection, req: pb::GetCombinedGroupRequest) -> Result<CombinedView> {
-    let mut v = FieldViolations::default();
-    let id = positive(&mut v, "id", req.id);
-    v.into_result()?;
+pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> Result<CombinedView> {
     view(conn, id).await
 }
 
-#[derive(Debug, Default)]
-struct Filter {
-    running: Option<bool>,
-    room_id: Option<i64>,
-    session_id: Option<i64>,
-}
-
-fn filtered(f: &Filter) -> combined_groups::BoxedQuery<'static, Pg> {
+fn filtered(f: &CombinedFilter) -> combined_groups::BoxedQuery<'static, Pg> {
     let mut q = combined_groups::table.into_boxed();
     match f.running {
         Some(true) => q = q.filter(combined_groups::end_time.is_null()),
@@ -272,42 +204,22 @@ fn filtered(f: &Filter) -> combined_groups::BoxedQuery<'static, Pg> {
 /// `ListCombinedGroups`: one page (newest first), its next-page token and the total.
 pub async fn list(
     conn: &mut AsyncPgConnection,
-    req: pb::ListCombinedGroupsRequest,
+    filter: &CombinedFilter,
+    page: &PageRequest,
 ) -> Result<(Vec<CombinedView>, String, i64)> {
-    let mut v = FieldViolations::default();
-    let mut filter = Filter::default();
-    match pb::SessionState::try_from(req.state) {
-        Ok(pb::SessionState::Unspecified) => {}
-        Ok(pb::SessionState::Running) => filter.running = Some(true),
-        Ok(pb::SessionState::Ended) => filter.running = Some(false),
-        Err(_) => v.add("state", format!("unknown value {}", req.state)),
-    }
-    filter.room_id = req.room_id.map(|r| positive(&mut v, "room_id", r));
-    filter.session_id = req.session_id.map(|s| positive(&mut v, "session_id", s));
-    let page =
-        collect(PageRequest::parse("combined_groups", &format!("{filter:?}"), req.page_size, &req.page_token), &mut v);
-    v.into_result()?;
-    let page = page.ok_or_else(|| Error::invalid("page_token", "is not valid"))?;
-    let mut q = filtered(&filter);
+    let mut q = filtered(filter);
     if let Some(before) = page.after_id()? {
         q = q.filter(combined_groups::id.lt(before));
     }
     let ids: Vec<i64> =
         q.order(combined_groups::id.desc()).limit(page.fetch_limit()).select(combined_groups::id).load(conn).await?;
     let (ids, token) = page.finish(ids, |id| id.to_string());
-    let total: i64 = filtered(&filter).count().get_result(conn).await?;
+    let total: i64 = filtered(filter).count().get_result(conn).await?;
     Ok((views(conn, &ids).await?, token, total))
 }
 
 /// `EndCombinedGroup`.
-pub async fn end(
-    conn: &mut AsyncPgConnection,
-    req: pb::EndCombinedGroupRequest,
-    now: DateTime<Utc>,
-) -> Result<CombinedView> {
-    let mut v = FieldViolations::default();
-    let id = positive(&mut v, "id", req.id);
-    v.into_result()?;
+pub async fn end(conn: &mut AsyncPgConnection, id: i64, now: DateTime<Utc>) -> Result<CombinedView> {
     conn.transaction::<_, Error, _>(async move |conn| {
         let row = lock_running(conn, id).await?;
         diesel::update(combined_groups::table.find(id))
@@ -319,20 +231,8 @@ pub async fn end(
     .await
 }
 
-fn pair(combined: i64, session: i64) -> Result<(i64, i64)> {
-    let mut v = FieldViolations::default();
-    let c = positive(&mut v, "combined_group_id", combined);
-    let s = positive(&mut v, "session_id", session);
-    v.into_result()?;
-    Ok((c, s))
-}
-
 /// `AddSessionToCombinedGroup`.
-pub async fn add_session(
-    conn: &mut AsyncPgConnection,
-    req: pb::AddSessionToCombinedGroupRequest,
-) -> Result<CombinedView> {
-    let (combined, session) = pair(req.combined_group_id, req.session_id)?;
+pub async fn add_session(conn: &mut AsyncPgConnection, combined: i64, session: i64) -> Result<CombinedView> {
     conn.transaction::<_, Error, _>(async move |conn| {
         lock_running(conn, combined).await?;
         lock_joinable_session(conn, session, "session_id", Some(combined)).await?;
@@ -345,11 +245,7 @@ pub async fn add_session(
 }
 
 /// `RemoveSessionFromCombinedGroup`.
-pub async fn remove_session(
-    conn: &mut AsyncPgConnection,
-    req: pb::RemoveSessionFromCombinedGroupRequest,
-) -> Result<CombinedView> {
-    let (combined, session) = pair(req.combined_group_id, req.session_id)?;
+pub async fn remove_session(conn: &mut AsyncPgConnection, combined: i64, session: i64) -> Result<CombinedView> {
     conn.transaction::<_, Error, _>(async move |conn| {
         lock_running(conn, combined).await?;
         let removed = diesel::delete(

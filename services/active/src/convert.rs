@@ -1,10 +1,15 @@
-//! domain → proto for the active service.
+//! domain → proto for the active service, one function per message.
 
+use chrono::NaiveDate;
+use phoenix_common::convert::format_date;
 use phoenix_common::time::{to_timestamp, to_timestamp_opt};
 use phoenix_proto::active::v1 as pb;
 use phoenix_reader_protocol::{Outcome, ScanResult};
 
+use crate::attendance::{DayRow, Status};
+use crate::combined::CombinedView;
 use crate::sessions::SessionView;
+use crate::visits::VisitView;
 
 pub fn session(v: SessionView) -> pb::Session {
     let supervisors = v
@@ -56,5 +61,57 @@ pub fn scan_result(r: ScanResult) -> pb::ProcessScanResponse {
         student: r.student.map(|s| pb::ScanStudent { id: s.id, display_name: s.display_name }),
         room: r.room.map(|r| pb::ScanRoom { id: r.id, name: r.name }),
         duplicate: r.duplicate,
+    }
+}
+
+pub fn combined_group(v: CombinedView) -> pb::CombinedGroup {
+    pb::CombinedGroup {
+        id: v.row.id,
+        name: v.row.name,
+        room_id: v.row.room_id,
+        room_name: v.room_name,
+        notes: v.row.notes.unwrap_or_default(),
+        created_by_staff_id: v.row.created_by,
+        start_time: Some(to_timestamp(v.row.start_time)),
+        end_time: to_timestamp_opt(v.row.end_time),
+        running: v.row.end_time.is_none(),
+        session_ids: v.session_ids,
+    }
+}
+
+pub fn visit(v: VisitView) -> pb::Visit {
+    pb::Visit {
+        id: v.id,
+        student_id: v.student_id,
+        session_id: v.session_id,
+        room_id: v.room_id,
+        room_name: v.room_name,
+        entry_time: Some(to_timestamp(v.entry_time)),
+        exit_time: to_timestamp_opt(v.exit_time),
+        open: v.exit_time.is_none(),
+    }
+}
+
+/// The pupil's day `row` on `date`.
+pub fn attendance(row: DayRow, date: NaiveDate) -> pb::Attendance {
+    pb::Attendance {
+        student_id: row.student_id,
+        date: format_date(date),
+        status: Status::parse(&row.status).unwrap_or(Status::Absent).to_pb() as i32,
+        check_in_time: to_timestamp_opt(row.check_in_time),
+        check_out_time: to_timestamp_opt(row.check_out_time),
+        destination: destination(row.check_out_destination.as_deref()) as i32,
+        checked_in_by_staff_id: row.checked_in_by,
+        checked_out_by_staff_id: row.checked_out_by,
+        room_id: row.room_id,
+        session_id: row.session_id,
+    }
+}
+
+fn destination(stored: Option<&str>) -> pb::CheckoutDestination {
+    match stored {
+        Some("zuhause") => pb::CheckoutDestination::Home,
+        Some("unterwegs") => pb::CheckoutDestination::Underway,
+        _ => pb::CheckoutDestination::Unspecified,
     }
 }

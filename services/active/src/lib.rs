@@ -1,12 +1,12 @@
 //! `phoenix-active`, `phoenix.active.v1.ActiveService` (schema `active`): room sessions with
 //! supervisors and combined groups, `ProcessScan` (the reader hot path, behaviour.md "One
 //! scan, step by step"), visits and daily attendance by hand and as lists, a pupil's
-//! presence, and analytics. The presence board and `WatchPresence` are a separate service.
+//! presence, and analytics. The presence board and `WatchPresence` are a separate service
+//! (`PresenceService`, in [`presence`]). House style: `docs/house-style.md`.
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic impl and [`METHODS`] |
-//! | `handlers` | caller → module → response for the RPCs below `ProcessScan` |
+//! | [`service`] | [`ActiveApi`], [`METHODS`] and the tonic impl: the handlers |
 //! | [`scan`] | `ProcessScan` in one transaction |
 //! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
 //! | [`presence`] | `phoenix.active.v1.PresenceService`: the board and `WatchPresence` |
@@ -15,7 +15,7 @@
 //! | [`combined`] | combined groups of running sessions |
 //! | [`visits`] | get, list, manual check-in / check-out / end (the scan's locks) |
 //! | [`attendance`] | a pupil's day and state, lists, check-out for the day |
-//! | [`pupil`] | a pupil's presence now, redacted without full access |
+//! | [`student`] | a pupil's presence now, redacted without full access |
 //! | [`analytics`] | counts and room utilisation (aggregates only) |
 //! | [`scope`] | who may see and change which pupils' presence data |
 //! | [`store`] | shared row locks (pupil, session) and look-ups |
@@ -30,21 +30,20 @@ pub mod calendar;
 pub mod combined;
 pub mod convert;
 pub mod events;
-mod handlers;
 pub mod presence;
-pub mod pupil;
 pub mod repo;
 pub mod scan;
 pub mod scope;
 pub mod service;
 pub mod sessions;
 pub mod store;
+pub mod student;
 pub mod supervisors;
 pub mod validate;
 pub mod visits;
 
 pub use events::PRESENCE_CHANNEL;
-pub use presence::{PRESENCE_METHODS, PRESENCE_SERVICE_NAME, PresenceSettings};
+pub use presence::{METHODS as PRESENCE_METHODS, PresenceSettings};
 pub use scan::ScanSettings;
 pub use service::{ActiveApi, METHODS};
 
@@ -74,7 +73,7 @@ pub fn presence_settings(config: &Config) -> PresenceSettings {
 /// watchers), stopped with the process.
 pub const SERVERS: DomainServers = DomainServers {
     domain: Domain::Active,
-    services: &["phoenix.active.v1.ActiveService", PRESENCE_SERVICE_NAME],
+    services: &["phoenix.active.v1.ActiveService", "phoenix.active.v1.PresenceService"],
     methods: &[METHODS, PRESENCE_METHODS],
     add: add_servers,
 };

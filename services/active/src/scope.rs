@@ -39,6 +39,22 @@ pub fn staff_id(caller: &Caller, doing: &str) -> Result<i64> {
     })
 }
 
+/// Whose supervision `LeaveSession` ends: the staff member named (someone else's needs
+/// `groups:assign`, `may_assign`), or the caller's own.
+pub fn leave_target(caller: &Caller, named: Option<i64>, may_assign: bool) -> Result<i64> {
+    match named {
+        Some(staff) if Some(staff) != caller.staff_id => {
+            if !may_assign {
+                return Err(Error::PermissionDenied(
+                    "missing permission groups:assign: ending another staff member's supervision needs it".into(),
+                ));
+            }
+            Ok(staff)
+        }
+        _ => staff_id(caller, "leave sessions"),
+    }
+}
+
 /// What a caller may see of pupils: all, or the pupils of some groups and the visits of
 /// some sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,18 +1,21 @@
-//! The tonic implementation of `phoenix.active.v1.ActiveService`: validate → (authorise,
-//! see [`METHODS`]) → one transaction per write → repo → convert. The handlers of the
-//! supervisor, combined-group, visit, attendance and analytics RPCs are in
-//! `handlers.rs`.
+//! `phoenix.active.v1.ActiveService`: the service struct, [`METHODS`] and the tonic trait
+//! impl, whose methods are the handlers: validate → authorise the resource ([`crate::scope`])
+//! → one transaction in the domain module (`sessions`, `scan`, `supervisors`, `combined`,
+//! `visits`, `attendance`, `student`, `analytics`) → convert. Logs carry ids only.
 
-use chrono::Utc;
-use phoenix_common::authz::{MethodTable, Requirement};
-use phoenix_common::db::{DbConn, DbPool};
-use phoenix_common::{Error, Result};
+use chrono::{NaiveDate, Utc};
+use phoenix_common::Reply;
+use phoenix_common::access::Caller;
+use phoenix_common::authz::{AuthContext, MethodTable, Requirement};
+use phoenix_common::db::{self, DbPool};
+use phoenix_common::time::business_date_in;
+use phoenix_common::validate::id;
 use phoenix_proto::active::v1 as pb;
-use tonic::{Request, Response, Status};
-use tracing::instrument;
+use phoenix_proto::active::v1::active_service_server::ActiveService;
+use tonic::{Request, Response};
 
 use crate::scan::{self, ScanSettings};
-use crate::{convert, sessions, validate};
+use crate::{analytics, attendance, combined, convert, scope, sessions, student, supervisors, validate, visits};
 
 /// The permission each RPC needs (`resource:action`, from the seed migration), for the shared
 /// authorization layer to enforce before the handler runs. `ProcessScan` is for the gateway's
@@ -52,8 +55,8 @@ pub const METHODS: MethodTable = &[
 /// The active service.
 #[derive(Clone)]
 pub struct ActiveApi {
-    pub(crate) pool: DbPool,
-    pub(crate) settings: ScanSettings,
+    pool: DbPool,
+    settings: ScanSettings,
 }
 
 impl std::fmt::Debug for ActiveApi {
@@ -68,266 +71,314 @@ impl ActiveApi {
         Self { pool, settings }
     }
 
-    pub(crate) async fn conn(&self) -> Result<DbConn<'_>> {
-        Ok(self.pool.get().await?)
+    /// The school's business date now.
+    fn today(&self) -> NaiveDate {
+        business_date_in(Utc::now(), self.settings.timezone)
     }
+}
 
-    /// `StartSession`.
-    pub async fn start_session(&self, req: pb::StartSessionRequest) -> Result<pb::StartSessionResponse> {
-        let cmd = validate::start_session(req)?;
-        let mut conn = self.conn().await?;
+#[tonic::async_trait]
+impl ActiveService for ActiveApi {
+    async fn start_session(&self, request: Request<pb::StartSessionRequest>) -> Reply<pb::StartSessionResponse> {
+        let cmd = validate::start_session(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         let (view, ended) = sessions::start(&mut conn, cmd, self.settings.timezone, Utc::now()).await?;
-        tracing::info!(session = view.row.id, room = view.row.room_id, ended_session = ended, "session started");
-        Ok(pb::StartSessionResponse { session: Some(convert::session(view)), ended_session_id: ended })
+        tracing::info!(
+            session_id = view.row.id,
+            room_id = view.row.room_id,
+            ended_session_id = ended,
+            "session started"
+        );
+        Ok(Response::new(pb::StartSessionResponse { session: Some(convert::session(view)), ended_session_id: ended }))
     }
 
-    /// `EndSession`.
-    pub async fn end_session(&self, req: pb::EndSessionRequest) -> Result<pb::EndSessionResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
+    async fn end_session(&self, request: Request<pb::EndSessionRequest>) -> Reply<pb::EndSessionResponse> {
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
         let (view, closed) = sessions::end(&mut conn, id, self.settings.timezone, Utc::now()).await?;
-        tracing::info!(session = id, closed_visits = closed, "session ended");
-        Ok(pb::EndSessionResponse { session: Some(convert::session(view)), closed_visit_count: closed as i64 })
+        tracing::info!(session_id = id, closed_visits = closed, "session ended");
+        Ok(Response::new(pb::EndSessionResponse {
+            session: Some(convert::session(view)),
+            closed_visit_count: closed as i64,
+        }))
     }
 
-    /// `GetSession`.
-    pub async fn get_session(&self, req: pb::GetSessionRequest) -> Result<pb::GetSessionResponse> {
-        let id = validate::id("id", req.id)?;
-        let mut conn = self.conn().await?;
-        Ok(pb::GetSessionResponse { session: Some(convert::session(sessions::get(&mut conn, id).await?)) })
+    async fn get_session(&self, request: Request<pb::GetSessionRequest>) -> Reply<pb::GetSessionResponse> {
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = sessions::get(&mut conn, id).await?;
+        Ok(Response::new(pb::GetSessionResponse { session: Some(convert::session(view)) }))
     }
 
-    /// `ListSessions`.
-    pub async fn list_sessions(&self, req: pb::ListSessionsRequest) -> Result<pb::ListSessionsResponse> {
-        let cmd = validate::list_sessions(req)?;
-        let mut conn = self.conn().await?;
+    async fn list_sessions(&self, request: Request<pb::ListSessionsRequest>) -> Reply<pb::ListSessionsResponse> {
+        let cmd = validate::list_sessions(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
         let (views, next_page_token, total_size) = sessions::list(&mut conn, cmd).await?;
-        Ok(pb::ListSessionsResponse {
+        Ok(Response::new(pb::ListSessionsResponse {
             sessions: views.into_iter().map(convert::session).collect(),
             next_page_token,
             total_size,
-        })
+        }))
     }
 
-    /// `ProcessScan`.
-    pub async fn process_scan(&self, req: pb::ProcessScanRequest) -> Result<pb::ProcessScanResponse> {
-        let cmd = validate::process_scan(req)?;
+    async fn process_scan(&self, request: Request<pb::ProcessScanRequest>) -> Reply<pb::ProcessScanResponse> {
+        let cmd = validate::process_scan(request.into_inner())?;
         let (device, scan_id) = (cmd.device_id.clone(), cmd.scan_id.clone());
-        let mut conn = self.conn().await?;
+        let mut conn = db::conn(&self.pool).await?;
         let result = scan::process(&mut conn, self.settings, cmd, Utc::now()).await?;
         tracing::debug!(
             %device, %scan_id, outcome = result.outcome.as_str(), code = result.code.as_str(),
             duplicate = result.duplicate, "scan processed"
         );
-        Ok(convert::scan_result(result))
-    }
-}
-
-fn status(e: Error) -> Status {
-    e.into()
-}
-
-#[tonic::async_trait]
-impl pb::active_service_server::ActiveService for ActiveApi {
-    #[instrument(skip_all, fields(room = request.get_ref().room_id))]
-    async fn start_session(
-        &self,
-        request: Request<pb::StartSessionRequest>,
-    ) -> Result<Response<pb::StartSessionResponse>, Status> {
-        self.start_session(request.into_inner()).await.map(Response::new).map_err(status)
+        Ok(Response::new(convert::scan_result(result)))
     }
 
-    #[instrument(skip_all, fields(session = request.get_ref().id))]
-    async fn end_session(
-        &self,
-        request: Request<pb::EndSessionRequest>,
-    ) -> Result<Response<pb::EndSessionResponse>, Status> {
-        self.end_session(request.into_inner()).await.map(Response::new).map_err(status)
+    async fn join_session(&self, request: Request<pb::JoinSessionRequest>) -> Reply<pb::JoinSessionResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let cmd = validate::join_session(request.get_ref())?;
+        let staff = scope::staff_id(&caller, "join sessions")?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = supervisors::join(&mut conn, staff, cmd, self.today()).await?;
+        tracing::info!(session_id = view.row.id, staff_id = staff, "session joined");
+        Ok(Response::new(pb::JoinSessionResponse { session: Some(convert::session(view)) }))
     }
 
-    #[instrument(skip_all, fields(session = request.get_ref().id))]
-    async fn get_session(
-        &self,
-        request: Request<pb::GetSessionRequest>,
-    ) -> Result<Response<pb::GetSessionResponse>, Status> {
-        self.get_session(request.into_inner()).await.map(Response::new).map_err(status)
+    /// Someone else's supervision needs `groups:assign` on top of `groups:update`.
+    async fn leave_session(&self, request: Request<pb::LeaveSessionRequest>) -> Reply<pb::LeaveSessionResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let may_assign = AuthContext::of(&request)?.has_permission("groups:assign");
+        let cmd = validate::leave_session(request.get_ref())?;
+        let staff = scope::leave_target(&caller, cmd.staff_id, may_assign)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = supervisors::leave(&mut conn, cmd.session_id, staff, self.today()).await?;
+        tracing::info!(session_id = cmd.session_id, staff_id = staff, "supervision ended");
+        Ok(Response::new(pb::LeaveSessionResponse { session: Some(convert::session(view)) }))
     }
 
-    #[instrument(skip_all)]
-    async fn list_sessions(
-        &self,
-        request: Request<pb::ListSessionsRequest>,
-    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        self.list_sessions(request.into_inner()).await.map(Response::new).map_err(status)
+    async fn claim_session(&self, request: Request<pb::ClaimSessionRequest>) -> Reply<pb::ClaimSessionResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let session_id = id("session_id", request.get_ref().session_id)?;
+        let staff = scope::staff_id(&caller, "claim sessions")?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = supervisors::claim(&mut conn, staff, session_id, self.today()).await?;
+        tracing::info!(session_id, staff_id = staff, "session claimed");
+        Ok(Response::new(pb::ClaimSessionResponse { session: Some(convert::session(view)) }))
     }
 
-    #[instrument(skip_all, fields(device = %request.get_ref().device_id))]
-    async fn process_scan(
-        &self,
-        request: Request<pb::ProcessScanRequest>,
-    ) -> Result<Response<pb::ProcessScanResponse>, Status> {
-        self.process_scan(request.into_inner()).await.map(Response::new).map_err(status)
-    }
-
-    #[instrument(skip_all)]
-    async fn join_session(
-        &self,
-        request: Request<pb::JoinSessionRequest>,
-    ) -> Result<Response<pb::JoinSessionResponse>, Status> {
-        self.join_session(request).await.map(Response::new).map_err(status)
-    }
-
-    #[instrument(skip_all)]
-    async fn leave_session(
-        &self,
-        request: Request<pb::LeaveSessionRequest>,
-    ) -> Result<Response<pb::LeaveSessionResponse>, Status> {
-        self.leave_session(request).await.map(Response::new).map_err(status)
-    }
-
-    #[instrument(skip_all)]
-    async fn claim_session(
-        &self,
-        request: Request<pb::ClaimSessionRequest>,
-    ) -> Result<Response<pb::ClaimSessionResponse>, Status> {
-        self.claim_session(request).await.map(Response::new).map_err(status)
-    }
-
-    #[instrument(skip_all)]
     async fn update_session_supervisors(
         &self,
         request: Request<pb::UpdateSessionSupervisorsRequest>,
-    ) -> Result<Response<pb::UpdateSessionSupervisorsResponse>, Status> {
-        self.update_session_supervisors(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::UpdateSessionSupervisorsResponse> {
+        let cmd = validate::update_session_supervisors(request.get_ref())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = supervisors::replace(&mut conn, cmd, self.today()).await?;
+        tracing::info!(session_id = view.row.id, "supervisors replaced");
+        Ok(Response::new(pb::UpdateSessionSupervisorsResponse { session: Some(convert::session(view)) }))
     }
 
-    #[instrument(skip_all)]
     async fn create_combined_group(
         &self,
         request: Request<pb::CreateCombinedGroupRequest>,
-    ) -> Result<Response<pb::CreateCombinedGroupResponse>, Status> {
-        self.create_combined_group(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::CreateCombinedGroupResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let cmd = validate::create_combined_group(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = combined::create(&mut conn, caller.staff_id, cmd, Utc::now()).await?;
+        tracing::info!(combined_group_id = view.row.id, sessions = view.session_ids.len(), "combined group created");
+        Ok(Response::new(pb::CreateCombinedGroupResponse { combined_group: Some(convert::combined_group(view)) }))
     }
 
-    #[instrument(skip_all)]
     async fn get_combined_group(
         &self,
         request: Request<pb::GetCombinedGroupRequest>,
-    ) -> Result<Response<pb::GetCombinedGroupResponse>, Status> {
-        self.get_combined_group(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::GetCombinedGroupResponse> {
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = combined::get(&mut conn, id).await?;
+        Ok(Response::new(pb::GetCombinedGroupResponse { combined_group: Some(convert::combined_group(view)) }))
     }
 
-    #[instrument(skip_all)]
     async fn list_combined_groups(
         &self,
         request: Request<pb::ListCombinedGroupsRequest>,
-    ) -> Result<Response<pb::ListCombinedGroupsResponse>, Status> {
-        self.list_combined_groups(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::ListCombinedGroupsResponse> {
+        let (filter, page) = validate::list_combined_groups(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (views, next_page_token, total_size) = combined::list(&mut conn, &filter, &page).await?;
+        Ok(Response::new(pb::ListCombinedGroupsResponse {
+            combined_groups: views.into_iter().map(convert::combined_group).collect(),
+            next_page_token,
+            total_size,
+        }))
     }
 
-    #[instrument(skip_all)]
     async fn end_combined_group(
         &self,
         request: Request<pb::EndCombinedGroupRequest>,
-    ) -> Result<Response<pb::EndCombinedGroupResponse>, Status> {
-        self.end_combined_group(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::EndCombinedGroupResponse> {
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = combined::end(&mut conn, id, Utc::now()).await?;
+        tracing::info!(combined_group_id = id, "combined group ended");
+        Ok(Response::new(pb::EndCombinedGroupResponse { combined_group: Some(convert::combined_group(view)) }))
     }
 
-    #[instrument(skip_all)]
     async fn add_session_to_combined_group(
         &self,
         request: Request<pb::AddSessionToCombinedGroupRequest>,
-    ) -> Result<Response<pb::AddSessionToCombinedGroupResponse>, Status> {
-        self.add_session_to_combined_group(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::AddSessionToCombinedGroupResponse> {
+        let req = request.get_ref();
+        let (combined_group_id, session_id) = validate::combined_session(req.combined_group_id, req.session_id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = combined::add_session(&mut conn, combined_group_id, session_id).await?;
+        tracing::info!(combined_group_id, session_id, "session combined");
+        Ok(Response::new(pb::AddSessionToCombinedGroupResponse { combined_group: Some(convert::combined_group(view)) }))
     }
 
-    #[instrument(skip_all)]
     async fn remove_session_from_combined_group(
         &self,
         request: Request<pb::RemoveSessionFromCombinedGroupRequest>,
-    ) -> Result<Response<pb::RemoveSessionFromCombinedGroupResponse>, Status> {
-        self.remove_session_from_combined_group(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::RemoveSessionFromCombinedGroupResponse> {
+        let req = request.get_ref();
+        let (combined_group_id, session_id) = validate::combined_session(req.combined_group_id, req.session_id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let view = combined::remove_session(&mut conn, combined_group_id, session_id).await?;
+        tracing::info!(combined_group_id, session_id, "session uncombined");
+        Ok(Response::new(pb::RemoveSessionFromCombinedGroupResponse {
+            combined_group: Some(convert::combined_group(view)),
+        }))
     }
 
-    #[instrument(skip_all)]
-    async fn get_visit(&self, request: Request<pb::GetVisitRequest>) -> Result<Response<pb::GetVisitResponse>, Status> {
-        self.get_visit(request).await.map(Response::new).map_err(status)
+    async fn get_visit(&self, request: Request<pb::GetVisitRequest>) -> Reply<pb::GetVisitResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let visit = visits::get(&mut conn, &caller, id, self.today()).await?;
+        Ok(Response::new(pb::GetVisitResponse { visit: Some(convert::visit(visit)) }))
     }
 
-    #[instrument(skip_all)]
-    async fn list_visits(
-        &self,
-        request: Request<pb::ListVisitsRequest>,
-    ) -> Result<Response<pb::ListVisitsResponse>, Status> {
-        self.list_visits(request).await.map(Response::new).map_err(status)
+    async fn list_visits(&self, request: Request<pb::ListVisitsRequest>) -> Reply<pb::ListVisitsResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (filter, page) = validate::list_visits(request.into_inner())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (rows, next_page_token, total_size) =
+            visits::list(&mut conn, &caller, &filter, &page, self.settings.timezone, self.today()).await?;
+        Ok(Response::new(pb::ListVisitsResponse {
+            visits: rows.into_iter().map(convert::visit).collect(),
+            next_page_token,
+            total_size,
+        }))
     }
 
-    #[instrument(skip_all)]
-    async fn check_in_student(
-        &self,
-        request: Request<pb::CheckInStudentRequest>,
-    ) -> Result<Response<pb::CheckInStudentResponse>, Status> {
-        self.check_in_student(request).await.map(Response::new).map_err(status)
+    async fn check_in_student(&self, request: Request<pb::CheckInStudentRequest>) -> Reply<pb::CheckInStudentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let cmd = validate::check_in_student(request.get_ref())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let done = visits::check_in(&mut conn, &caller, cmd, self.settings.timezone, Utc::now()).await?;
+        tracing::info!(
+            visit_id = done.visit.id,
+            student_id = done.visit.student_id,
+            session_id = done.visit.session_id,
+            closed_visit_id = done.closed_visit_id,
+            staff_id = caller.staff_id,
+            "checked in by hand"
+        );
+        Ok(Response::new(pb::CheckInStudentResponse {
+            visit: Some(convert::visit(done.visit)),
+            closed_visit_id: done.closed_visit_id,
+            arrived: done.arrived,
+        }))
     }
 
-    #[instrument(skip_all)]
     async fn check_out_student(
         &self,
         request: Request<pb::CheckOutStudentRequest>,
-    ) -> Result<Response<pb::CheckOutStudentResponse>, Status> {
-        self.check_out_student(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::CheckOutStudentResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let student_id = id("student_id", request.get_ref().student_id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let visit = visits::check_out(&mut conn, &caller, student_id, self.today(), Utc::now()).await?;
+        tracing::info!(visit_id = visit.id, student_id, staff_id = caller.staff_id, "checked out by hand");
+        Ok(Response::new(pb::CheckOutStudentResponse { visit: Some(convert::visit(visit)) }))
     }
 
-    #[instrument(skip_all)]
-    async fn end_visit(&self, request: Request<pb::EndVisitRequest>) -> Result<Response<pb::EndVisitResponse>, Status> {
-        self.end_visit(request).await.map(Response::new).map_err(status)
+    async fn end_visit(&self, request: Request<pb::EndVisitRequest>) -> Reply<pb::EndVisitResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let id = id("id", request.get_ref().id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let visit = visits::end(&mut conn, &caller, id, self.today(), Utc::now()).await?;
+        tracing::info!(visit_id = id, student_id = visit.student_id, staff_id = caller.staff_id, "visit ended");
+        Ok(Response::new(pb::EndVisitResponse { visit: Some(convert::visit(visit)) }))
     }
 
-    #[instrument(skip_all)]
-    async fn get_attendance(
-        &self,
-        request: Request<pb::GetAttendanceRequest>,
-    ) -> Result<Response<pb::GetAttendanceResponse>, Status> {
-        self.get_attendance(request).await.map(Response::new).map_err(status)
+    async fn get_attendance(&self, request: Request<pb::GetAttendanceRequest>) -> Reply<pb::GetAttendanceResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let today = self.today();
+        let (student_id, date) = validate::get_attendance(request.get_ref(), today)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let day = attendance::get(&mut conn, &caller, student_id, date, today).await?;
+        Ok(Response::new(pb::GetAttendanceResponse { attendance: Some(convert::attendance(day, date)) }))
     }
 
-    #[instrument(skip_all)]
-    async fn list_attendance(
-        &self,
-        request: Request<pb::ListAttendanceRequest>,
-    ) -> Result<Response<pb::ListAttendanceResponse>, Status> {
-        self.list_attendance(request).await.map(Response::new).map_err(status)
+    async fn list_attendance(&self, request: Request<pb::ListAttendanceRequest>) -> Reply<pb::ListAttendanceResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let today = self.today();
+        let (filter, page) = validate::list_attendance(request.into_inner(), today)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (rows, next_page_token, total_size) = attendance::list(&mut conn, &caller, &filter, &page, today).await?;
+        Ok(Response::new(pb::ListAttendanceResponse {
+            attendance: rows.into_iter().map(|r| convert::attendance(r, filter.date)).collect(),
+            next_page_token,
+            total_size,
+        }))
     }
 
-    #[instrument(skip_all)]
     async fn check_out_for_day(
         &self,
         request: Request<pb::CheckOutForDayRequest>,
-    ) -> Result<Response<pb::CheckOutForDayResponse>, Status> {
-        self.check_out_for_day(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::CheckOutForDayResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let cmd = validate::check_out_for_day(request.get_ref())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let done = attendance::check_out_for_day(&mut conn, &caller, cmd, self.settings.timezone, Utc::now()).await?;
+        tracing::info!(
+            student_id = cmd.student_id,
+            closed_visit_id = done.closed_visit_id,
+            staff_id = caller.staff_id,
+            "checked out for the day"
+        );
+        Ok(Response::new(pb::CheckOutForDayResponse {
+            attendance: Some(convert::attendance(done.day, done.date)),
+            closed_visit_id: done.closed_visit_id,
+        }))
     }
 
-    #[instrument(skip_all)]
     async fn get_student_presence(
         &self,
         request: Request<pb::GetStudentPresenceRequest>,
-    ) -> Result<Response<pb::GetStudentPresenceResponse>, Status> {
-        self.get_student_presence(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::GetStudentPresenceResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let student_id = id("student_id", request.get_ref().student_id)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let presence = student::presence(&mut conn, &caller, student_id, self.settings.timezone, Utc::now()).await?;
+        Ok(Response::new(pb::GetStudentPresenceResponse { presence: Some(presence) }))
     }
 
-    #[instrument(skip_all)]
     async fn get_activity_counts(
         &self,
-        request: Request<pb::GetActivityCountsRequest>,
-    ) -> Result<Response<pb::GetActivityCountsResponse>, Status> {
-        self.get_activity_counts(request).await.map(Response::new).map_err(status)
+        _request: Request<pb::GetActivityCountsRequest>,
+    ) -> Reply<pb::GetActivityCountsResponse> {
+        let mut conn = db::conn(&self.pool).await?;
+        Ok(Response::new(analytics::counts(&mut conn, self.today(), self.settings.timezone).await?))
     }
 
-    #[instrument(skip_all)]
     async fn get_room_utilization(
         &self,
         request: Request<pb::GetRoomUtilizationRequest>,
-    ) -> Result<Response<pb::GetRoomUtilizationResponse>, Status> {
-        self.get_room_utilization(request).await.map(Response::new).map_err(status)
+    ) -> Reply<pb::GetRoomUtilizationResponse> {
+        let cmd = validate::get_room_utilization(request.get_ref(), self.today())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let utilization = analytics::room_utilization(&mut conn, cmd, self.settings.timezone, Utc::now()).await?;
+        Ok(Response::new(utilization))
     }
 }

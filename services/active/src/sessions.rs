@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::pagination;
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 
@@ -144,8 +143,8 @@ pub async fn get(conn: &mut AsyncPgConnection, id: i64) -> Result<SessionView> {
 
 /// `ListSessions`: one page, its next-page token and the total.
 pub async fn list(conn: &mut AsyncPgConnection, cmd: ListSessions) -> Result<(Vec<SessionView>, String, i64)> {
-    let mut ids = repo::list_session_ids(conn, &cmd.filter, cmd.before, cmd.page_size + 1).await?;
-    let token = pagination::finish_page(&mut ids, cmd.page_size, |id| *id);
+    let ids = repo::list_session_ids(conn, &cmd.filter, cmd.page.after_id()?, cmd.page.fetch_limit()).await?;
+    let (ids, token) = cmd.page.finish(ids, |id| id.to_string());
     let total = repo::count_sessions(conn, &cmd.filter).await?;
     Ok((views(conn, &ids).await?, token, total))
 }

@@ -13,10 +13,10 @@ use phoenix_proto::active::v1 as pb;
 
 use crate::attendance::{self, Status};
 use crate::scope::Scope;
-use crate::{calendar, store, visits};
+use crate::{calendar, convert, store, visits};
 
-/// `GetStudentPresence`.
-pub async fn get(
+/// Where `student_id` is now, as `caller` may see it.
+pub async fn presence(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
     student_id: i64,
@@ -56,6 +56,6 @@ pub async fn get(
         room_id: open.map(|o| o.room_id),
         room_name: open.map(|o| o.room_name.clone()).unwrap_or_default(),
         session_id: open.map(|o| o.session_id),
-        today_visits: history.into_iter().map(visits::to_pb).collect(),
+        today_visits: history.into_iter().map(convert::visit).collect(),
     })
 }

@@ -6,38 +6,14 @@
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
-use phoenix_common::access::Caller;
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_db::schema::active::group_supervisors;
-use phoenix_proto::active::v1 as pb;
 
 use crate::events::{self, ChangeKind, PresenceChange};
 use crate::repo::{self, SessionRow};
 use crate::sessions::{self, SessionView};
-use crate::{scope, store};
-
-/// A stored role name of a requested role; `None` for UNSPECIFIED or unknown values.
-pub fn role_name(value: i32) -> Option<&'static str> {
-    match pb::SupervisorRole::try_from(value) {
-        Ok(pb::SupervisorRole::Supervisor) => Some("supervisor"),
-        Ok(pb::SupervisorRole::Assistant) => Some("assistant"),
-        _ => None,
-    }
-}
-
-fn role(v: &mut FieldViolations, field: &str, value: i32) -> &'static str {
-    role_name(value).unwrap_or_else(|| {
-        v.add(field, format!("must be SUPERVISOR_ROLE_SUPERVISOR or SUPERVISOR_ROLE_ASSISTANT, got {value}"));
-        "supervisor"
-    })
-}
-
-fn positive(v: &mut FieldViolations, field: &str, id: i64) -> i64 {
-    if id <= 0 {
-        v.add(field, format!("must be a positive id, got {id}"));
-    }
-    id
-}
+use crate::store;
+use crate::validate::{JoinSession, ReplaceSupervisors};
 
 async fn changed(conn: &mut AsyncPgConnection, session: &SessionRow) -> Result<SessionView> {
     events::record(conn, PresenceChange::session(ChangeKind::SupervisorsChanged, session.id, session.room_id)).await?;
@@ -73,18 +49,9 @@ async fn end_rows(conn: &mut AsyncPgConnection, ids: &[i64], today: NaiveDate) -
     Ok(rows.len())
 }
 
-/// `JoinSession`: the caller's staff record joins a running session.
-pub async fn join(
-    conn: &mut AsyncPgConnection,
-    caller: &Caller,
-    req: pb::JoinSessionRequest,
-    today: NaiveDate,
-) -> Result<SessionView> {
-    let mut v = FieldViolations::default();
-    let session_id = positive(&mut v, "session_id", req.session_id);
-    let role = role(&mut v, "role", req.role);
-    v.into_result()?;
-    let staff = scope::staff_id(caller, "join sessions")?;
+/// `JoinSession`: staff member `staff` (the caller) joins a running session.
+pub async fn join(conn: &mut AsyncPgConnection, staff: i64, cmd: JoinSession, today: NaiveDate) -> Result<SessionView> {
+    let JoinSession { session_id, role } = cmd;
     conn.transaction::<_, Error, _>(async move |conn| {
         let session = store::lock_running_session(conn, session_id).await?;
         let current = store::current_supervisors(conn, session_id).await?;
@@ -130,26 +97,9 @@ pub async fn leave(
     .await
 }
 
-/// Validates `LeaveSession`: `(session id, staff id named, or None for the caller)`.
-pub fn validate_leave(req: &pb::LeaveSessionRequest) -> Result<(i64, Option<i64>)> {
-    let mut v = FieldViolations::default();
-    let session = positive(&mut v, "session_id", req.session_id);
-    let staff = req.staff_id.map(|s| positive(&mut v, "staff_id", s));
-    v.into_result()?;
-    Ok((session, staff))
-}
-
-/// `ClaimSession`: the caller supervises a running session nobody supervises.
-pub async fn claim(
-    conn: &mut AsyncPgConnection,
-    caller: &Caller,
-    req: pb::ClaimSessionRequest,
-    today: NaiveDate,
-) -> Result<SessionView> {
-    let mut v = FieldViolations::default();
-    let session_id = positive(&mut v, "session_id", req.session_id);
-    v.into_result()?;
-    let staff = scope::staff_id(caller, "claim sessions")?;
+/// `ClaimSession`: staff member `staff` (the caller) supervises a running session nobody
+/// supervises.
+pub async fn claim(conn: &mut AsyncPgConnection, staff: i64, session_id: i64, today: NaiveDate) -> Result<SessionView> {
     conn.transaction::<_, Error, _>(async move |conn| {
         let session = store::lock_running_session(conn, session_id).await?;
         let current = store::current_supervisors(conn, session_id).await?;
@@ -168,26 +118,8 @@ pub async fn claim(
 
 /// `UpdateSessionSupervisors`: the whole new set; unchanged `(staff, role)` pairs keep
 /// their rows and start dates.
-pub async fn replace(
-    conn: &mut AsyncPgConnection,
-    req: pb::UpdateSessionSupervisorsRequest,
-    today: NaiveDate,
-) -> Result<SessionView> {
-    let mut v = FieldViolations::default();
-    let session_id = positive(&mut v, "session_id", req.session_id);
-    if req.supervisors.is_empty() {
-        v.add("supervisors", "name at least one supervisor; to leave a session use LeaveSession");
-    }
-    let mut wanted: Vec<(i64, &'static str)> = Vec::new();
-    for (i, s) in req.supervisors.iter().enumerate() {
-        let staff = positive(&mut v, &format!("supervisors[{i}].staff_id"), s.staff_id);
-        let role = role(&mut v, &format!("supervisors[{i}].role"), s.role);
-        if staff > 0 && wanted.iter().any(|(w, _)| *w == staff) {
-            v.add(format!("supervisors[{i}].staff_id"), format!("staff {staff} is named twice"));
-        }
-        wanted.push((staff, role));
-    }
-    v.into_result()?;
+pub async fn replace(conn: &mut AsyncPgConnection, cmd: ReplaceSupervisors, today: NaiveDate) -> Result<SessionView> {
+    let ReplaceSupervisors { session_id, wanted } = cmd;
     conn.transaction::<_, Error, _>(async move |conn| {
         let ids: Vec<i64> = wanted.iter().map(|(s, _)| *s).collect();
         let known = repo::existing_staff(conn, &ids).await?;

@@ -13,18 +13,16 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use phoenix_common::access::Caller;
 use phoenix_common::page::PageRequest;
-use phoenix_common::time::{to_timestamp, to_timestamp_opt};
-use phoenix_common::validate::{collect, parse_date};
-use phoenix_common::{Error, FieldViolations, Result};
+use phoenix_common::{Error, Result};
 use phoenix_db::schema::active::{attendance, groups, visits};
 use phoenix_db::schema::{facilities, users};
-use phoenix_proto::active::v1 as pb;
 
 use crate::calendar;
 use crate::events::{self, ChangeKind, PresenceChange};
 use crate::repo;
 use crate::scope::{self, Scope};
 use crate::store::{self, StudentRow};
+use crate::validate::{CheckIn, VisitFilter};
 
 /// A visit with its room, and the pupil's group (for the access rules; not shown).
 #[derive(Debug, Clone, Queryable)]
@@ -37,20 +35,6 @@ pub struct VisitView {
     pub entry_time: DateTime<Utc>,
     pub exit_time: Option<DateTime<Utc>>,
     pub student_group_id: Option<i64>,
-}
-
-/// The proto message.
-pub fn to_pb(v: VisitView) -> pb::Visit {
-    pb::Visit {
-        id: v.id,
-        student_id: v.student_id,
-        session_id: v.session_id,
-        room_id: v.room_id,
-        room_name: v.room_name,
-        entry_time: Some(to_timestamp(v.entry_time)),
-        exit_time: to_timestamp_opt(v.exit_time),
-        open: v.exit_time.is_none(),
-    }
 }
 
 type Source =
@@ -112,13 +96,6 @@ pub async fn of_student_between(
         .await?)
 }
 
-fn positive(v: &mut FieldViolations, field: &str, id: i64) -> i64 {
-    if id <= 0 {
-        v.add(field, format!("must be a positive id, got {id}"));
-    }
-    id
-}
-
 fn denied_visit(student: i64) -> Error {
     Error::PermissionDenied(format!(
         "the visits of student {student} are for admins, staff whose groups include the pupil, \
@@ -136,16 +113,7 @@ pub async fn get(conn: &mut AsyncPgConnection, caller: &Caller, id: i64, today: 
     Ok(visit)
 }
 
-#[derive(Debug, Default)]
-struct Filter {
-    student_id: Option<i64>,
-    session_id: Option<i64>,
-    room_id: Option<i64>,
-    open_only: bool,
-    date: Option<NaiveDate>,
-}
-
-fn filtered(f: &Filter, tz: Tz, scope: &Scope) -> IntoBoxed<'static, Source, Pg> {
+fn filtered(f: &VisitFilter, tz: Tz, scope: &Scope) -> IntoBoxed<'static, Source, Pg> {
     let mut q = source();
     if let Some(s) = f.student_id {
         q = q.filter(visits::student_id.eq(s));
@@ -178,29 +146,19 @@ fn filtered(f: &Filter, tz: Tz, scope: &Scope) -> IntoBoxed<'static, Source, Pg>
 pub async fn list(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    req: pb::ListVisitsRequest,
+    filter: &VisitFilter,
+    page: &PageRequest,
     tz: Tz,
     today: NaiveDate,
 ) -> Result<(Vec<VisitView>, String, i64)> {
-    let mut v = FieldViolations::default();
-    let filter = Filter {
-        student_id: req.student_id.map(|s| positive(&mut v, "student_id", s)),
-        session_id: req.session_id.map(|s| positive(&mut v, "session_id", s)),
-        room_id: req.room_id.map(|r| positive(&mut v, "room_id", r)),
-        open_only: req.open_only,
-        date: if req.date.trim().is_empty() { None } else { parse_date("date", &req.date, &mut v) },
-    };
-    let page = collect(PageRequest::parse("visits", &format!("{filter:?}"), req.page_size, &req.page_token), &mut v);
-    v.into_result()?;
-    let page = page.ok_or_else(|| Error::invalid("page_token", "is not valid"))?;
     let scope = Scope::of(conn, caller, today, "see visits").await?;
-    let mut q = filtered(&filter, tz, &scope);
+    let mut q = filtered(filter, tz, &scope);
     if let Some(before) = page.after_id()? {
         q = q.filter(visits::id.lt(before));
     }
     let rows: Vec<VisitView> = q.order(visits::id.desc()).limit(page.fetch_limit()).select(VIEW).load(conn).await?;
     let (rows, token) = page.finish(rows, |r| r.id.to_string());
-    let total: i64 = filtered(&filter, tz, &scope).count().get_result(conn).await?;
+    let total: i64 = filtered(filter, tz, &scope).count().get_result(conn).await?;
     Ok((rows, token, total))
 }
 
@@ -216,14 +174,11 @@ pub struct CheckedIn {
 pub async fn check_in(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    req: pb::CheckInStudentRequest,
+    cmd: CheckIn,
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<CheckedIn> {
-    let mut v = FieldViolations::default();
-    let student_id = positive(&mut v, "student_id", req.student_id);
-    let session_id = positive(&mut v, "session_id", req.session_id);
-    v.into_result()?;
+    let CheckIn { student_id, session_id, transfer } = cmd;
     scope::require_staff(caller, "check pupils in by hand")?;
     let today = phoenix_common::time::business_date_in(now, tz);
     conn.transaction::<_, Error, _>(async move |conn| {
@@ -252,7 +207,7 @@ pub async fn check_in(
         }
         let open = repo::open_visit(conn, student_id).await?;
         if let Some(o) = &open
-            && (!req.transfer || o.session_id == session_id)
+            && (!transfer || o.session_id == session_id)
         {
             return Err(Error::precondition(
                 "STUDENT_CHECKED_IN",
@@ -364,13 +319,10 @@ async fn open_view(conn: &mut AsyncPgConnection, student: i64) -> Result<Option<
 pub async fn check_out(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    req: pb::CheckOutStudentRequest,
+    student_id: i64,
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<VisitView> {
-    let mut v = FieldViolations::default();
-    let student_id = positive(&mut v, "student_id", req.student_id);
-    v.into_result()?;
     scope::require_staff(caller, "check pupils out")?;
     conn.transaction::<_, Error, _>(async move |conn| {
         let student = store::lock_student(conn, student_id).await?;
@@ -393,13 +345,10 @@ pub async fn check_out(
 pub async fn end(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
-    req: pb::EndVisitRequest,
+    id: i64,
     today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<VisitView> {
-    let mut v = FieldViolations::default();
-    let id = positive(&mut v, "id", req.id);
-    v.into_result()?;
     scope::require_staff(caller, "end visits")?;
     conn.transaction::<_, Error, _>(async move |conn| {
         let student_id = find(conn, id).await?.student_id;

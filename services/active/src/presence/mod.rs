@@ -3,6 +3,7 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`service`] | [`PresenceApi`], its [`METHODS`] and the tonic impl: the handlers |
 //! | [`board`] | `GetPresenceBoard` in one REPEATABLE READ snapshot, and [`board::Access`] (who sees which pupil) |
 //! | [`cursor`] | stream positions and the opaque cursors (board snapshot vs event position) |
 //! | [`feed`] | reading the event log in pages below the horizon, resolving a page once |
@@ -24,34 +25,19 @@ pub mod cursor;
 pub mod feed;
 pub mod hub;
 pub mod repo;
+pub mod service;
 pub mod watch;
 
 use std::time::Duration;
 
 use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
-use phoenix_common::authz::{MethodTable, Requirement};
-use phoenix_common::caller::Caller;
-use phoenix_common::db::DbPool;
-use phoenix_common::server::ShutdownToken;
 use phoenix_common::{Error, Result};
-use phoenix_proto::active::v1 as pb;
-use phoenix_proto::active::v1::presence_service_server::PresenceServiceServer;
-use tonic::{Request, Response, Status};
-use tracing::instrument;
 
 pub use cursor::Cursor;
 pub use feed::CURSOR_EXPIRED;
 pub use hub::Hub;
-
-/// The permission each presence RPC needs (both read the same data).
-pub const PRESENCE_METHODS: MethodTable = &[
-    ("/phoenix.active.v1.PresenceService/GetPresenceBoard", Requirement::Permission("groups:read")),
-    ("/phoenix.active.v1.PresenceService/WatchPresence", Requirement::Permission("groups:read")),
-];
-
-/// The gRPC service name (health reports it next to `ActiveService`).
-pub const PRESENCE_SERVICE_NAME: &str = "phoenix.active.v1.PresenceService";
+pub use service::{METHODS, PresenceApi, server};
 
 /// Settings of the board and the stream.
 #[derive(Debug, Clone)]
@@ -102,77 +88,4 @@ pub async fn purge(conn: &mut AsyncPgConnection, retention: Duration) -> Result<
         Ok(Some(repo::purge_before(conn, cutoff).await?))
     })
     .await
-}
-
-/// The presence service of one process (its hub is shared by all clones).
-#[derive(Clone)]
-pub struct PresenceApi {
-    pool: DbPool,
-    settings: PresenceSettings,
-    hub: Hub,
-}
-
-impl std::fmt::Debug for PresenceApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PresenceApi").field("settings", &self.settings).finish_non_exhaustive()
-    }
-}
-
-impl PresenceApi {
-    /// The service, starting the process's hub (stopped by `shutdown`, which also ends the
-    /// open streams so the server can drain).
-    pub fn start(pool: DbPool, settings: PresenceSettings, shutdown: ShutdownToken) -> Self {
-        let hub = Hub::start(pool.clone(), settings.clone(), shutdown);
-        Self { pool, settings, hub }
-    }
-
-    /// `GetPresenceBoard`.
-    pub async fn get_board(&self, caller: Caller) -> Result<pb::GetPresenceBoardResponse> {
-        let mut conn = self.pool.get().await?;
-        let board = board::load(&mut conn, caller, self.settings.timezone).await?;
-        Ok(convert::board(board))
-    }
-
-    /// `WatchPresence`.
-    pub async fn watch(&self, caller: Caller, req: pb::WatchPresenceRequest) -> Result<watch::WatchStream> {
-        let cursor = match req.cursor.as_str() {
-            "" => None,
-            text => Some(Cursor::decode(text).ok_or_else(|| {
-                Error::invalid("cursor", "not a cursor of this stream; pass one from an event or GetPresenceBoard")
-            })?),
-        };
-        watch::open(&self.hub, &self.pool, &self.settings, caller, cursor).await
-    }
-}
-
-fn status(e: Error) -> Status {
-    e.into()
-}
-
-#[tonic::async_trait]
-impl pb::presence_service_server::PresenceService for PresenceApi {
-    #[instrument(skip_all)]
-    async fn get_presence_board(
-        &self,
-        request: Request<pb::GetPresenceBoardRequest>,
-    ) -> Result<Response<pb::GetPresenceBoardResponse>, Status> {
-        let caller = Caller::of(&request, &self.pool).await.map_err(status)?;
-        self.get_board(caller).await.map(Response::new).map_err(status)
-    }
-
-    type WatchPresenceStream = watch::WatchStream;
-
-    #[instrument(skip_all)]
-    async fn watch_presence(
-        &self,
-        request: Request<pb::WatchPresenceRequest>,
-    ) -> Result<Response<Self::WatchPresenceStream>, Status> {
-        let caller = Caller::of(&request, &self.pool).await.map_err(status)?;
-        self.watch(caller, request.into_inner()).await.map(Response::new).map_err(status)
-    }
-}
-
-/// The tonic server of the presence service (starts its hub).
-pub fn server(pool: DbPool, settings: PresenceSettings, shutdown: ShutdownToken) -> PresenceServiceServer<PresenceApi> {
-    PresenceServiceServer::new(PresenceApi::start(pool, settings, shutdown))
 }

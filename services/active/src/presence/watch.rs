@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use phoenix_common::access::Caller;
-use phoenix_common::db::DbPool;
+use phoenix_common::db::{self, DbPool};
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_proto::active::v1 as pb;
@@ -57,7 +57,7 @@ pub async fn open(
     }
     // Subscribe before reading anything (see the hub's ordering argument).
     let live = hub.subscribe();
-    let mut conn = pool.get().await?;
+    let mut conn = db::conn(pool).await?;
     let today = business_date_in(Utc::now(), settings.timezone);
     let access = Access::load(&mut conn, caller, today).await?;
     let cursor = match cursor {
@@ -157,7 +157,7 @@ impl Watcher {
     async fn backlog(&mut self) -> Result<(), End> {
         loop {
             let page = {
-                let mut conn = self.pool.get().await.map_err(Error::from)?;
+                let mut conn = db::conn(&self.pool).await?;
                 feed::read_page(&mut conn, &self.cursor, backlog_options(&self.settings)).await?
             };
             let full = page.full;
@@ -210,7 +210,7 @@ impl Watcher {
     async fn refresh_access(&mut self) {
         let today = business_date_in(Utc::now(), self.settings.timezone);
         let loaded = async {
-            let mut conn = self.pool.get().await?;
+            let mut conn = db::conn(&self.pool).await?;
             Access::load(&mut conn, self.access.caller, today).await
         }
         .await;
