@@ -1,16 +1,15 @@
-//! Rows → proto messages, loading the sub-resources of a whole page at once.
+//! Rows → proto messages, one free function per message.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel_async::AsyncPgConnection;
-use phoenix_common::Error;
 use phoenix_common::time::BUSINESS_TZ;
 use phoenix_proto::activities::v1 as pb;
 
-use crate::repo::{self, ActivityRow, CategoryRow, ScheduleRow};
+use crate::repo::{ActivityDetails, ActivityRow, CategoryRow, ScheduleRow};
 
-pub(crate) fn category(row: CategoryRow) -> pb::Category {
+/// A category.
+pub fn category(row: CategoryRow) -> pb::Category {
     pb::Category {
         id: row.id,
         name: row.name,
@@ -23,7 +22,8 @@ fn local(t: DateTime<Utc>) -> String {
     t.with_timezone(&BUSINESS_TZ).format("%H:%M").to_string()
 }
 
-pub(crate) fn schedule(row: ScheduleRow) -> pb::ActivitySchedule {
+/// A weekly schedule, its timeframe's times as local `HH:MM`.
+pub fn schedule(row: ScheduleRow) -> pb::ActivitySchedule {
     pb::ActivitySchedule {
         id: row.id,
         activity_id: row.activity_id,
@@ -34,25 +34,24 @@ pub(crate) fn schedule(row: ScheduleRow) -> pb::ActivitySchedule {
     }
 }
 
-pub(crate) fn supervisors(rows: Vec<(i64, bool)>) -> Vec<pb::Supervisor> {
+/// Planned supervisors (staff id, primary).
+pub fn supervisors(rows: Vec<(i64, bool)>) -> Vec<pb::Supervisor> {
     rows.into_iter().map(|(staff_id, is_primary)| pb::Supervisor { staff_id, is_primary }).collect()
 }
 
-/// The activities of `rows` with supervisors, schedules and enrollment counts (three
-/// queries for the whole page).
-pub(crate) async fn activities(
-    conn: &mut AsyncPgConnection,
-    rows: Vec<ActivityRow>,
-) -> Result<Vec<pb::Activity>, Error> {
-    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut sups = repo::supervisors_by_activity(conn, &ids).await?;
-    let counts = repo::enrollment_counts(conn, &ids).await?;
+/// A count as the API's `int32`.
+pub fn count(n: impl TryInto<i32>) -> i32 {
+    n.try_into().unwrap_or(i32::MAX)
+}
+
+/// Activities with their supervisors, schedules and enrollment counts.
+pub fn activities(rows: Vec<ActivityRow>, details: ActivityDetails) -> Vec<pb::Activity> {
+    let ActivityDetails { supervisors: mut sups, counts, schedules } = details;
     let mut scheds: HashMap<i64, Vec<pb::ActivitySchedule>> = HashMap::new();
-    for s in repo::schedules_of(conn, &ids).await? {
+    for s in schedules {
         scheds.entry(s.activity_id).or_default().push(schedule(s));
     }
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|row| pb::Activity {
             id: row.id,
             name: row.name,
@@ -62,17 +61,8 @@ pub(crate) async fn activities(
             planned_room_id: row.planned_room_id.unwrap_or(0),
             created_by_staff_id: row.created_by,
             supervisors: supervisors(sups.remove(&row.id).unwrap_or_default()),
-            enrolled_count: i32::try_from(counts.get(&row.id).copied().unwrap_or(0)).unwrap_or(i32::MAX),
+            enrolled_count: count(counts.get(&row.id).copied().unwrap_or(0)),
             schedules: scheds.remove(&row.id).unwrap_or_default(),
         })
-        .collect())
-}
-
-/// One activity with its sub-resources.
-pub(crate) async fn activity(conn: &mut AsyncPgConnection, row: ActivityRow) -> Result<pb::Activity, Error> {
-    let id = row.id;
-    activities(conn, vec![row])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("activity {id} vanished while converting")))
+        .collect()
 }

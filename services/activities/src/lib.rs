@@ -1,15 +1,31 @@
-//! `phoenix-activities`: the `phoenix.activities.v1.ActivitiesService` server.
+//! `phoenix-activities`: the `phoenix.activities.v1.ActivitiesService` — categories,
+//! activities, their weekly schedules and planned supervisors, enrollments; schema
+//! `activities`.
 //!
 //! Enrollment is where the original went wrong (reference §1.5 [Q], §7 #5): here capacity
 //! and `is_open` are checked under a row lock on the activity, and every write checks
-//! ownership (admin, creator or planned supervisor) through the caller seam.
+//! ownership (admin, creator or planned supervisor).
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`service`] | [`service::ActivitiesApi`], [`service::METHODS`] and the handlers |
+//! | `validate` | requests → typed commands, collecting field violations |
+//! | `access` | the ownership rule (admin, creator or planned supervisor) |
+//! | `plan` | weekly schedules and planned supervisors, one at a time |
+//! | `enrollment` | enrollments under the activity's row lock |
+//! | `repo` | diesel queries |
+//! | `convert` | rows → proto messages |
+//!
+//! No `error.rs`: the writes name no database constraint (conflicts are `ON CONFLICT DO
+//! NOTHING` answered in the handler).
 
-mod out;
-pub mod repo;
+mod access;
+mod convert;
+mod enrollment;
+mod plan;
+mod repo;
 pub mod service;
 mod validate;
-
-pub use service::{ActivitiesServiceImpl, METHODS};
 
 use phoenix_common::authz::Authorized;
 use phoenix_common::domain::Domain;
@@ -20,17 +36,14 @@ use phoenix_proto::activities::v1::activities_service_server::ActivitiesServiceS
 pub const SERVERS: DomainServers = DomainServers {
     domain: Domain::Activities,
     services: &["phoenix.activities.v1.ActivitiesService"],
-    methods: &[METHODS],
+    methods: &[service::METHODS],
     add: add_servers,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        routes.add_service(Authorized::new(
-            ActivitiesServiceServer::new(ActivitiesServiceImpl::new(ctx.pool.clone())),
-            METHODS,
-            ctx.verifier.clone(),
-        )?);
+        let server = ActivitiesServiceServer::new(service::ActivitiesApi::new(ctx.pool.clone()));
+        routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }

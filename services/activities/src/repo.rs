@@ -8,8 +8,11 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::{FieldViolations, Result};
 use phoenix_db::schema::activities::{activities, categories, enrollments, schedules, supervisors};
 use phoenix_db::schema::schedule::timeframes;
+
+use crate::validate::{NewActivity, NewCategory, References, Slot};
 
 /// A category row.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -50,7 +53,7 @@ pub async fn list_categories(
     conn: &mut AsyncPgConnection,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<CategoryRow>, i64)> {
+) -> Result<(Vec<CategoryRow>, i64)> {
     let rows = categories::table
         .filter(categories::id.gt(after.unwrap_or(0)))
         .order(categories::id)
@@ -62,23 +65,22 @@ pub async fn list_categories(
 }
 
 /// Inserts a category; `None` when the name is taken.
-pub async fn insert_category(
-    conn: &mut AsyncPgConnection,
-    name: &str,
-    description: Option<&str>,
-    color: Option<&str>,
-) -> QueryResult<Option<CategoryRow>> {
-    diesel::insert_into(categories::table)
-        .values((categories::name.eq(name), categories::description.eq(description), categories::color.eq(color)))
+pub async fn insert_category(conn: &mut AsyncPgConnection, new: &NewCategory) -> Result<Option<CategoryRow>> {
+    Ok(diesel::insert_into(categories::table)
+        .values((
+            categories::name.eq(&new.name),
+            categories::description.eq(&new.description),
+            categories::color.eq(&new.color),
+        ))
         .on_conflict_do_nothing()
         .returning(CategoryRow::as_returning())
         .get_result(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Whether a row with `id` exists in `schema.table` (fixed identifiers only).
-pub async fn exists(conn: &mut AsyncPgConnection, table: &'static str, id: i64) -> QueryResult<bool> {
+pub async fn exists(conn: &mut AsyncPgConnection, table: &'static str, id: i64) -> Result<bool> {
     #[derive(QueryableByName)]
     struct E {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -89,7 +91,7 @@ pub async fn exists(conn: &mut AsyncPgConnection, table: &'static str, id: i64) 
 }
 
 /// Ids of `ids` that exist in `schema.table` (fixed identifiers only).
-pub async fn existing_ids(conn: &mut AsyncPgConnection, table: &'static str, ids: &[i64]) -> QueryResult<Vec<i64>> {
+pub async fn existing_ids(conn: &mut AsyncPgConnection, table: &'static str, ids: &[i64]) -> Result<Vec<i64>> {
     #[derive(QueryableByName)]
     struct I {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -101,77 +103,99 @@ pub async fn existing_ids(conn: &mut AsyncPgConnection, table: &'static str, ids
     Ok(rows.into_iter().map(|r| r.id).collect())
 }
 
-/// A new activity.
-#[derive(Debug, Insertable)]
-#[diesel(table_name = activities)]
-pub struct NewActivity<'a> {
-    /// Name.
-    pub name: &'a str,
-    /// Places.
-    pub max_participants: i32,
-    /// Open for enrollment.
-    pub is_open: bool,
-    /// Category.
-    pub category_id: i64,
-    /// Planned room.
-    pub planned_room_id: Option<i64>,
-    /// Creator (staff id).
-    pub created_by: Option<i64>,
+/// Checks that every row `refs` names exists: `InvalidArgument` naming each missing one.
+pub async fn check_refs(conn: &mut AsyncPgConnection, refs: &References) -> Result<()> {
+    let mut v = FieldViolations::default();
+    if let Some((field, id)) = &refs.category
+        && !exists(conn, "activities.categories", *id).await?
+    {
+        v.add(field, format!("category {id} does not exist"));
+    }
+    if let Some((field, id)) = &refs.room
+        && !exists(conn, "facilities.rooms", *id).await?
+    {
+        v.add(field, format!("room {id} does not exist"));
+    }
+    for (list, table, what) in
+        [(&refs.staff, "users.staff", "staff"), (&refs.timeframes, "schedule.timeframes", "timeframe")]
+    {
+        let ids: Vec<i64> = list.iter().map(|(_, id)| *id).collect();
+        let found = existing_ids(conn, table, &ids).await?;
+        for (field, id) in list {
+            if !found.contains(id) {
+                v.add(field, format!("{what} {id} does not exist"));
+            }
+        }
+    }
+    v.into_result()
 }
 
-/// Inserts an activity and its supervisors (first = primary).
+#[derive(Insertable)]
+#[diesel(table_name = activities)]
+struct ActivityValues<'a> {
+    name: &'a str,
+    max_participants: i32,
+    is_open: bool,
+    category_id: i64,
+    planned_room_id: Option<i64>,
+    created_by: Option<i64>,
+}
+
+/// Inserts an activity created by `created_by` with its supervisors (first = primary) and
+/// weekly schedules.
 pub async fn insert_activity(
     conn: &mut AsyncPgConnection,
-    new: NewActivity<'_>,
-    supervisor_ids: &[i64],
-) -> QueryResult<ActivityRow> {
+    new: &NewActivity,
+    created_by: Option<i64>,
+) -> Result<ActivityRow> {
+    let values = ActivityValues {
+        name: &new.name,
+        max_participants: new.max_participants,
+        is_open: new.is_open,
+        category_id: new.category_id,
+        planned_room_id: new.planned_room_id,
+        created_by,
+    };
     let row: ActivityRow = diesel::insert_into(activities::table)
-        .values(new)
+        .values(values)
         .returning(ActivityRow::as_returning())
         .get_result(conn)
         .await?;
-    let sups: Vec<_> = supervisor_ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            (supervisors::activity_id.eq(row.id), supervisors::staff_id.eq(*s), supervisors::is_primary.eq(i == 0))
-        })
-        .collect();
-    if !sups.is_empty() {
-        diesel::insert_into(supervisors::table).values(sups).execute(conn).await?;
-    }
+    let sups: Vec<_> = new.supervisor_staff_ids.iter().enumerate().map(|(i, s)| (*s, i == 0)).collect();
+    replace_supervisors(conn, row.id, &sups).await?;
+    replace_schedules(conn, row.id, &new.schedules).await?;
     Ok(row)
 }
 
 /// One activity.
-pub async fn find_activity(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<ActivityRow>> {
-    activities::table.find(id).select(ActivityRow::as_select()).first(conn).await.optional()
+pub async fn find_activity(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<ActivityRow>> {
+    Ok(activities::table.find(id).select(ActivityRow::as_select()).first(conn).await.optional()?)
 }
 
 /// One activity, row-locked until the transaction ends: enrollments of one activity
 /// serialise on this lock, so the capacity check and the insert cannot interleave.
-pub async fn lock_activity(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<ActivityRow>> {
-    activities::table.find(id).select(ActivityRow::as_select()).for_update().first(conn).await.optional()
+pub async fn lock_activity(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<ActivityRow>> {
+    Ok(activities::table.find(id).select(ActivityRow::as_select()).for_update().first(conn).await.optional()?)
 }
 
 /// Supervisors (staff id, primary) of an activity.
-pub async fn supervisors_of(conn: &mut AsyncPgConnection, activity_id: i64) -> QueryResult<Vec<(i64, bool)>> {
-    supervisors::table
+pub async fn supervisors_of(conn: &mut AsyncPgConnection, activity_id: i64) -> Result<Vec<(i64, bool)>> {
+    Ok(supervisors::table
         .filter(supervisors::activity_id.eq(activity_id))
         .order((supervisors::is_primary.desc(), supervisors::staff_id))
         .select((supervisors::staff_id, supervisors::is_primary))
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Enrolled student ids, ascending.
-pub async fn enrolled(conn: &mut AsyncPgConnection, activity_id: i64) -> QueryResult<Vec<i64>> {
-    enrollments::table
+pub async fn enrolled(conn: &mut AsyncPgConnection, activity_id: i64) -> Result<Vec<i64>> {
+    Ok(enrollments::table
         .filter(enrollments::activity_id.eq(activity_id))
         .order(enrollments::student_id)
         .select(enrollments::student_id)
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Enrolls; `false` when already enrolled.
@@ -180,7 +204,7 @@ pub async fn insert_enrollment(
     activity_id: i64,
     student_id: i64,
     day: NaiveDate,
-) -> QueryResult<bool> {
+) -> Result<bool> {
     Ok(diesel::insert_into(enrollments::table)
         .values((
             enrollments::activity_id.eq(activity_id),
@@ -194,22 +218,20 @@ pub async fn insert_enrollment(
 }
 
 /// Removes enrollments of `student_ids`; returns how many.
-pub async fn delete_enrollments(
-    conn: &mut AsyncPgConnection,
-    activity_id: i64,
-    student_ids: &[i64],
-) -> QueryResult<usize> {
-    diesel::delete(
+pub async fn delete_enrollments(conn: &mut AsyncPgConnection, activity_id: i64, student_ids: &[i64]) -> Result<usize> {
+    Ok(diesel::delete(
         enrollments::table
             .filter(enrollments::activity_id.eq(activity_id))
             .filter(enrollments::student_id.eq_any(student_ids)),
     )
     .execute(conn)
-    .await
+    .await?)
 }
 
-/// A weekly schedule row with its timeframe's instants (when it has one).
-#[derive(Debug, Clone, PartialEq)]
+/// A weekly schedule row with its timeframe's instants (when it has one); selected over
+/// `schedules LEFT JOIN timeframes`.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = schedules)]
 pub struct ScheduleRow {
     /// Id.
     pub id: i64,
@@ -220,34 +242,24 @@ pub struct ScheduleRow {
     /// Timeframe.
     pub timeframe_id: Option<i64>,
     /// Timeframe start.
+    #[diesel(select_expression = timeframes::start_time.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<timeframes::start_time>)]
     pub start: Option<DateTime<Utc>>,
     /// Timeframe end.
+    #[diesel(select_expression = timeframes::end_time.nullable())]
+    #[diesel(select_expression_type = diesel::dsl::Nullable<timeframes::end_time>)]
     pub end: Option<DateTime<Utc>>,
 }
 
-type ScheduleTuple = (i64, i64, i16, Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
-fn schedule_row((id, activity_id, weekday, timeframe_id, start, end): ScheduleTuple) -> ScheduleRow {
-    ScheduleRow { id, activity_id, weekday, timeframe_id, start, end }
-}
-
 /// Weekly schedules of `activity_ids`, by activity, weekday, start, id.
-pub async fn schedules_of(conn: &mut AsyncPgConnection, activity_ids: &[i64]) -> QueryResult<Vec<ScheduleRow>> {
-    let rows: Vec<ScheduleTuple> = schedules::table
+pub async fn schedules_of(conn: &mut AsyncPgConnection, activity_ids: &[i64]) -> Result<Vec<ScheduleRow>> {
+    Ok(schedules::table
         .left_join(timeframes::table)
         .filter(schedules::activity_id.eq_any(activity_ids))
         .order((schedules::activity_id, schedules::weekday, timeframes::start_time.asc().nulls_first(), schedules::id))
-        .select((
-            schedules::id,
-            schedules::activity_id,
-            schedules::weekday,
-            schedules::timeframe_id,
-            timeframes::start_time.nullable(),
-            timeframes::end_time.nullable(),
-        ))
+        .select(ScheduleRow::as_select())
         .load(conn)
-        .await?;
-    Ok(rows.into_iter().map(schedule_row).collect())
+        .await?)
 }
 
 /// One weekly schedule of `activity_id`.
@@ -255,23 +267,15 @@ pub async fn find_schedule(
     conn: &mut AsyncPgConnection,
     activity_id: i64,
     schedule_id: i64,
-) -> QueryResult<Option<ScheduleRow>> {
-    let row: Option<ScheduleTuple> = schedules::table
+) -> Result<Option<ScheduleRow>> {
+    Ok(schedules::table
         .left_join(timeframes::table)
         .filter(schedules::id.eq(schedule_id))
         .filter(schedules::activity_id.eq(activity_id))
-        .select((
-            schedules::id,
-            schedules::activity_id,
-            schedules::weekday,
-            schedules::timeframe_id,
-            timeframes::start_time.nullable(),
-            timeframes::end_time.nullable(),
-        ))
+        .select(ScheduleRow::as_select())
         .first(conn)
         .await
-        .optional()?;
-    Ok(row.map(schedule_row))
+        .optional()?)
 }
 
 /// Inserts a weekly schedule; `None` when the activity already has that weekday and
@@ -281,8 +285,8 @@ pub async fn insert_schedule(
     activity_id: i64,
     weekday: i16,
     timeframe_id: Option<i64>,
-) -> QueryResult<Option<i64>> {
-    diesel::insert_into(schedules::table)
+) -> Result<Option<i64>> {
+    Ok(diesel::insert_into(schedules::table)
         .values((
             schedules::activity_id.eq(activity_id),
             schedules::weekday.eq(weekday),
@@ -292,7 +296,7 @@ pub async fn insert_schedule(
         .returning(schedules::id)
         .get_result(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Whether another schedule of the activity (not `except`) has this weekday and timeframe.
@@ -302,8 +306,8 @@ pub async fn schedule_taken(
     weekday: i16,
     timeframe_id: i64,
     except: i64,
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
+) -> Result<bool> {
+    Ok(diesel::select(diesel::dsl::exists(
         schedules::table
             .filter(schedules::activity_id.eq(activity_id))
             .filter(schedules::weekday.eq(weekday))
@@ -311,7 +315,7 @@ pub async fn schedule_taken(
             .filter(schedules::id.ne(except)),
     ))
     .get_result(conn)
-    .await
+    .await?)
 }
 
 /// Sets a schedule's weekday and timeframe.
@@ -320,7 +324,7 @@ pub async fn update_schedule(
     schedule_id: i64,
     weekday: i16,
     timeframe_id: Option<i64>,
-) -> QueryResult<()> {
+) -> Result<()> {
     diesel::update(schedules::table.find(schedule_id))
         .set((schedules::weekday.eq(weekday), schedules::timeframe_id.eq(timeframe_id)))
         .execute(conn)
@@ -329,7 +333,7 @@ pub async fn update_schedule(
 }
 
 /// Deletes one schedule of `activity_id`; whether it existed.
-pub async fn delete_schedule(conn: &mut AsyncPgConnection, activity_id: i64, schedule_id: i64) -> QueryResult<bool> {
+pub async fn delete_schedule(conn: &mut AsyncPgConnection, activity_id: i64, schedule_id: i64) -> Result<bool> {
     Ok(diesel::delete(
         schedules::table.filter(schedules::id.eq(schedule_id)).filter(schedules::activity_id.eq(activity_id)),
     )
@@ -339,11 +343,7 @@ pub async fn delete_schedule(conn: &mut AsyncPgConnection, activity_id: i64, sch
 }
 
 /// Replaces every schedule of an activity.
-pub async fn replace_schedules(
-    conn: &mut AsyncPgConnection,
-    activity_id: i64,
-    new: &[(i16, Option<i64>)],
-) -> QueryResult<()> {
+pub async fn replace_schedules(conn: &mut AsyncPgConnection, activity_id: i64, new: &[Slot]) -> Result<()> {
     diesel::delete(schedules::table.filter(schedules::activity_id.eq(activity_id))).execute(conn).await?;
     let rows: Vec<_> = new
         .iter()
@@ -358,11 +358,7 @@ pub async fn replace_schedules(
 }
 
 /// Replaces every planned supervisor of an activity (staff id, primary).
-pub async fn replace_supervisors(
-    conn: &mut AsyncPgConnection,
-    activity_id: i64,
-    new: &[(i64, bool)],
-) -> QueryResult<()> {
+pub async fn replace_supervisors(conn: &mut AsyncPgConnection, activity_id: i64, new: &[(i64, bool)]) -> Result<()> {
     diesel::delete(supervisors::table.filter(supervisors::activity_id.eq(activity_id))).execute(conn).await?;
     let rows: Vec<_> = new
         .iter()
@@ -383,7 +379,7 @@ pub async fn add_supervisor(
     activity_id: i64,
     staff_id: i64,
     primary: bool,
-) -> QueryResult<()> {
+) -> Result<()> {
     if primary {
         demote_primary(conn, activity_id).await?;
     }
@@ -398,7 +394,7 @@ pub async fn add_supervisor(
     Ok(())
 }
 
-async fn demote_primary(conn: &mut AsyncPgConnection, activity_id: i64) -> QueryResult<()> {
+async fn demote_primary(conn: &mut AsyncPgConnection, activity_id: i64) -> Result<()> {
     diesel::update(supervisors::table.filter(supervisors::activity_id.eq(activity_id)).filter(supervisors::is_primary))
         .set(supervisors::is_primary.eq(false))
         .execute(conn)
@@ -407,7 +403,7 @@ async fn demote_primary(conn: &mut AsyncPgConnection, activity_id: i64) -> Query
 }
 
 /// Makes `staff_id` the activity's primary supervisor.
-pub async fn make_primary(conn: &mut AsyncPgConnection, activity_id: i64, staff_id: i64) -> QueryResult<()> {
+pub async fn make_primary(conn: &mut AsyncPgConnection, activity_id: i64, staff_id: i64) -> Result<()> {
     demote_primary(conn, activity_id).await?;
     diesel::update(
         supervisors::table.filter(supervisors::activity_id.eq(activity_id)).filter(supervisors::staff_id.eq(staff_id)),
@@ -419,7 +415,7 @@ pub async fn make_primary(conn: &mut AsyncPgConnection, activity_id: i64, staff_
 }
 
 /// Removes a planned supervisor.
-pub async fn remove_supervisor(conn: &mut AsyncPgConnection, activity_id: i64, staff_id: i64) -> QueryResult<()> {
+pub async fn remove_supervisor(conn: &mut AsyncPgConnection, activity_id: i64, staff_id: i64) -> Result<()> {
     diesel::delete(
         supervisors::table.filter(supervisors::activity_id.eq(activity_id)).filter(supervisors::staff_id.eq(staff_id)),
     )
@@ -432,7 +428,7 @@ pub async fn remove_supervisor(conn: &mut AsyncPgConnection, activity_id: i64, s
 pub async fn supervisors_by_activity(
     conn: &mut AsyncPgConnection,
     activity_ids: &[i64],
-) -> QueryResult<HashMap<i64, Vec<(i64, bool)>>> {
+) -> Result<HashMap<i64, Vec<(i64, bool)>>> {
     let rows: Vec<(i64, i64, bool)> = supervisors::table
         .filter(supervisors::activity_id.eq_any(activity_ids))
         .order((supervisors::activity_id, supervisors::is_primary.desc(), supervisors::staff_id))
@@ -447,7 +443,7 @@ pub async fn supervisors_by_activity(
 }
 
 /// Enrollment counts of several activities.
-pub async fn enrollment_counts(conn: &mut AsyncPgConnection, activity_ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
+pub async fn enrollment_counts(conn: &mut AsyncPgConnection, activity_ids: &[i64]) -> Result<HashMap<i64, i64>> {
     let rows: Vec<(i64, i64)> = enrollments::table
         .filter(enrollments::activity_id.eq_any(activity_ids))
         .group_by(enrollments::activity_id)
@@ -455,6 +451,26 @@ pub async fn enrollment_counts(conn: &mut AsyncPgConnection, activity_ids: &[i64
         .load(conn)
         .await?;
     Ok(rows.into_iter().collect())
+}
+
+/// The sub-resources of a page of activities, loaded at once.
+#[derive(Debug, Default)]
+pub struct ActivityDetails {
+    /// Planned supervisors by activity, primary first.
+    pub supervisors: HashMap<i64, Vec<(i64, bool)>>,
+    /// Enrollment counts by activity.
+    pub counts: HashMap<i64, i64>,
+    /// Weekly schedules of all of them.
+    pub schedules: Vec<ScheduleRow>,
+}
+
+/// Supervisors, enrollment counts and schedules of `activity_ids` (three queries).
+pub async fn activity_details(conn: &mut AsyncPgConnection, activity_ids: &[i64]) -> Result<ActivityDetails> {
+    Ok(ActivityDetails {
+        supervisors: supervisors_by_activity(conn, activity_ids).await?,
+        counts: enrollment_counts(conn, activity_ids).await?,
+        schedules: schedules_of(conn, activity_ids).await?,
+    })
 }
 
 /// Changed columns of an activity (`None`: unchanged).
@@ -484,7 +500,7 @@ impl ActivityChanges {
 }
 
 /// Applies `changes` to activity `id` (nothing to do when empty).
-pub async fn update_activity(conn: &mut AsyncPgConnection, id: i64, changes: &ActivityChanges) -> QueryResult<()> {
+pub async fn update_activity(conn: &mut AsyncPgConnection, id: i64, changes: &ActivityChanges) -> Result<()> {
     if !changes.is_empty() {
         diesel::update(activities::table.find(id)).set(changes).execute(conn).await?;
     }
@@ -492,21 +508,21 @@ pub async fn update_activity(conn: &mut AsyncPgConnection, id: i64, changes: &Ac
 }
 
 /// Whether a room session of the activity is running: (session id, room id).
-pub async fn running_session(conn: &mut AsyncPgConnection, activity_id: i64) -> QueryResult<Option<(i64, i64)>> {
+pub async fn running_session(conn: &mut AsyncPgConnection, activity_id: i64) -> Result<Option<(i64, i64)>> {
     use phoenix_db::schema::active::groups;
     // Read-only cross-schema look-up (api.md: services may read other schemas).
-    groups::table
+    Ok(groups::table
         .filter(groups::activity_id.eq(activity_id))
         .filter(groups::end_time.is_null())
         .select((groups::id, groups::room_id))
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// Deletes the activity's enrollments, planned supervisors and weekly schedules, then the
 /// activity itself.
-pub async fn delete_activity(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<()> {
+pub async fn delete_activity(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
     diesel::delete(enrollments::table.filter(enrollments::activity_id.eq(id))).execute(conn).await?;
     diesel::delete(supervisors::table.filter(supervisors::activity_id.eq(id))).execute(conn).await?;
     diesel::delete(schedules::table.filter(schedules::activity_id.eq(id))).execute(conn).await?;
@@ -571,7 +587,7 @@ pub async fn list_activities(
     f: &ActivityFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<ActivityRow>, i64)> {
+) -> Result<(Vec<ActivityRow>, i64)> {
     let rows = filtered(f)
         .filter(activities::id.gt(after.unwrap_or(0)))
         .order(activities::id)

@@ -1,22 +1,21 @@
-//! Rows ⇄ domain ⇄ proto.
+//! Rows ⇄ domain ⇄ proto, one free function per message.
 
-use chrono::{DateTime, Utc};
+use chrono::NaiveTime;
+use phoenix_common::time::{to_timestamp, to_timestamp_opt};
 use phoenix_proto::schedule::v1 as pb;
 
 use crate::recurrence::{End, Frequency, Rule};
-use crate::repo::{DateframeRow, NewPattern, PatternRow, TimeframeRow, date_to_ts};
+use crate::repo::{ClassScheduleRow, DateframeRow, NewPattern, PatternRow, TimeframeRow, date_to_ts};
 
 const WEEKDAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
 
-pub(crate) fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: t.timestamp(), nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0) }
+/// A local time as the API's `HH:MM`.
+pub fn hhmm(t: NaiveTime) -> String {
+    t.format("%H:%M").to_string()
 }
 
-pub(crate) fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?)
-}
-
-pub(crate) fn new_pattern(rule: &Rule) -> NewPattern {
+/// The row of a validated rule.
+pub fn new_pattern(rule: &Rule) -> NewPattern {
     let (end_date, count) = match rule.end {
         End::Never => (None, None),
         End::Until(d) => (Some(date_to_ts(d)), None),
@@ -43,7 +42,8 @@ fn frequency_pb(f: Option<Frequency>) -> pb::Frequency {
     }
 }
 
-pub(crate) fn pattern(row: PatternRow) -> pb::RecurrencePattern {
+/// A recurrence pattern.
+pub fn pattern(row: PatternRow) -> pb::RecurrencePattern {
     pb::RecurrencePattern {
         id: row.id,
         frequency: frequency_pb(Frequency::parse(&row.frequency)) as i32,
@@ -60,17 +60,19 @@ pub(crate) fn pattern(row: PatternRow) -> pb::RecurrencePattern {
     }
 }
 
-pub(crate) fn timeframe(row: TimeframeRow) -> pb::Timeframe {
+/// A timeframe.
+pub fn timeframe(row: TimeframeRow) -> pb::Timeframe {
     pb::Timeframe {
         id: row.id,
-        start_time: Some(timestamp(row.start_time)),
-        end_time: row.end_time.map(timestamp),
+        start_time: Some(to_timestamp(row.start_time)),
+        end_time: to_timestamp_opt(row.end_time),
         is_active: row.is_active,
         description: row.description.unwrap_or_default(),
     }
 }
 
-pub(crate) fn dateframe(row: DateframeRow) -> pb::Dateframe {
+/// A dateframe.
+pub fn dateframe(row: DateframeRow) -> pb::Dateframe {
     pb::Dateframe {
         id: row.id,
         start_date: row.start_date.date_naive().to_string(),
@@ -78,4 +80,24 @@ pub(crate) fn dateframe(row: DateframeRow) -> pb::Dateframe {
         name: row.name.unwrap_or_default(),
         description: row.description.unwrap_or_default(),
     }
+}
+
+/// A class schedule.
+pub fn class_schedule(row: ClassScheduleRow) -> pb::ClassSchedule {
+    pb::ClassSchedule {
+        id: row.id,
+        education_group_id: row.group_id.unwrap_or(0),
+        activity_id: row.activity_id.unwrap_or(0),
+        room_id: row.room_id.unwrap_or(0),
+        weekday: i32::from(row.weekday),
+        timeframe_id: row.timeframe_id.unwrap_or(0),
+        start_time: hhmm(row.start_time),
+        end_time: hhmm(row.end_time),
+        description: row.description.unwrap_or_default(),
+    }
+}
+
+/// A count as the API's `int32`.
+pub fn count(n: i64) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }

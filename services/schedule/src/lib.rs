@@ -1,19 +1,27 @@
-//! `phoenix-schedule`: the `phoenix.schedule.v1.ScheduleService` server.
+//! `phoenix-schedule`: the `phoenix.schedule.v1.ScheduleService` — recurrence patterns,
+//! timeframes, dateframes, class schedules, room conflicts and free slots; schema
+//! `schedule`.
 //!
-//! - [`recurrence`]: recurrence rules and their expansion (pure, unit- and property-tested).
-//! - [`slots`]: room overlap and free-window logic (pure).
-//! - [`classes`]: class schedules and the weekly bookings of a room (conflicts).
-//! - [`service`]: the tonic handlers; [`METHODS`] declares each RPC's permission.
+//! | module | holds |
+//! |---|---|
+//! | [`service`] | [`service::ScheduleApi`], [`service::METHODS`] and the handlers |
+//! | `validate` | requests → typed commands, collecting field violations |
+//! | [`recurrence`] | recurrence rules and their expansion (pure, unit- and property-tested) |
+//! | [`slots`] | room overlap and free-window logic (pure) |
+//! | `classes` | class schedules in the room plan: bookings, references, conflicts |
+//! | `repo` | diesel queries |
+//! | `convert` | rows ⇄ domain ⇄ proto messages |
+//!
+//! No `access.rs` (no resource rules beyond the permissions) and no `error.rs` (no
+//! constraint names are mapped).
 
-pub mod classes;
+mod classes;
 mod convert;
 pub mod recurrence;
-pub mod repo;
+mod repo;
 pub mod service;
 pub mod slots;
 mod validate;
-
-pub use service::{METHODS, ScheduleServiceImpl};
 
 use phoenix_common::authz::Authorized;
 use phoenix_common::domain::Domain;
@@ -24,17 +32,14 @@ use phoenix_proto::schedule::v1::schedule_service_server::ScheduleServiceServer;
 pub const SERVERS: DomainServers = DomainServers {
     domain: Domain::Schedule,
     services: &["phoenix.schedule.v1.ScheduleService"],
-    methods: &[METHODS],
+    methods: &[service::METHODS],
     add: add_servers,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        routes.add_service(Authorized::new(
-            ScheduleServiceServer::new(ScheduleServiceImpl::new(ctx.pool.clone())),
-            METHODS,
-            ctx.verifier.clone(),
-        )?);
+        let server = ScheduleServiceServer::new(service::ScheduleApi::new(ctx.pool.clone()));
+        routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }

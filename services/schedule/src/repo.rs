@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::Result;
 use phoenix_db::schema::activities::{activities, schedules as activity_schedules};
 use phoenix_db::schema::education::groups as education_groups;
 use phoenix_db::schema::schedule::{class_schedules, dateframes, recurrence_patterns, timeframes};
@@ -87,47 +88,47 @@ pub fn date_to_ts(d: NaiveDate) -> DateTime<Utc> {
 }
 
 /// Inserts a pattern.
-pub async fn insert_pattern(conn: &mut AsyncPgConnection, new: NewPattern) -> QueryResult<PatternRow> {
-    diesel::insert_into(recurrence_patterns::table)
+pub async fn insert_pattern(conn: &mut AsyncPgConnection, new: NewPattern) -> Result<PatternRow> {
+    Ok(diesel::insert_into(recurrence_patterns::table)
         .values(new)
         .returning(PatternRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// One pattern.
-pub async fn find_pattern(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<PatternRow>> {
-    recurrence_patterns::table.find(id).select(PatternRow::as_select()).first(conn).await.optional()
+pub async fn find_pattern(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<PatternRow>> {
+    Ok(recurrence_patterns::table.find(id).select(PatternRow::as_select()).first(conn).await.optional()?)
 }
 
 /// A page of patterns after id `after`.
-pub async fn list_patterns(
-    conn: &mut AsyncPgConnection,
-    after: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<PatternRow>> {
-    recurrence_patterns::table
+pub async fn list_patterns(conn: &mut AsyncPgConnection, after: Option<i64>, limit: i64) -> Result<Vec<PatternRow>> {
+    Ok(recurrence_patterns::table
         .filter(recurrence_patterns::id.gt(after.unwrap_or(0)))
         .order(recurrence_patterns::id)
         .limit(limit)
         .select(PatternRow::as_select())
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Number of patterns.
-pub async fn count_patterns(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
-    recurrence_patterns::table.count().get_result(conn).await
+pub async fn count_patterns(conn: &mut AsyncPgConnection) -> Result<i64> {
+    Ok(recurrence_patterns::table.count().get_result(conn).await?)
 }
 
 /// Deletes a pattern; whether it existed.
-pub async fn delete_pattern(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_pattern(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(recurrence_patterns::table.find(id)).execute(conn).await? > 0)
 }
 
 /// Inserts a timeframe.
-pub async fn insert_timeframe(conn: &mut AsyncPgConnection, new: TimeframeRow) -> QueryResult<TimeframeRow> {
-    diesel::insert_into(timeframes::table).values(new).returning(TimeframeRow::as_returning()).get_result(conn).await
+pub async fn insert_timeframe(conn: &mut AsyncPgConnection, new: TimeframeRow) -> Result<TimeframeRow> {
+    Ok(diesel::insert_into(timeframes::table)
+        .values(new)
+        .returning(TimeframeRow::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// A page of timeframes after id `after`, and the total matching.
@@ -136,7 +137,7 @@ pub async fn list_timeframes(
     active_only: bool,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<TimeframeRow>, i64)> {
+) -> Result<(Vec<TimeframeRow>, i64)> {
     let mut page = timeframes::table.filter(timeframes::id.gt(after.unwrap_or(0))).into_boxed();
     let mut count = timeframes::table.into_boxed();
     if active_only {
@@ -149,20 +150,24 @@ pub async fn list_timeframes(
 }
 
 /// Inserts a dateframe.
-pub async fn insert_dateframe(conn: &mut AsyncPgConnection, new: DateframeRow) -> QueryResult<DateframeRow> {
-    diesel::insert_into(dateframes::table).values(new).returning(DateframeRow::as_returning()).get_result(conn).await
+pub async fn insert_dateframe(conn: &mut AsyncPgConnection, new: DateframeRow) -> Result<DateframeRow> {
+    Ok(diesel::insert_into(dateframes::table)
+        .values(new)
+        .returning(DateframeRow::as_returning())
+        .get_result(conn)
+        .await?)
 }
 
 /// The latest-starting dateframe containing `day`.
-pub async fn dateframe_containing(conn: &mut AsyncPgConnection, day: NaiveDate) -> QueryResult<Option<DateframeRow>> {
+pub async fn dateframe_containing(conn: &mut AsyncPgConnection, day: NaiveDate) -> Result<Option<DateframeRow>> {
     let t = date_to_ts(day);
-    dateframes::table
+    Ok(dateframes::table
         .filter(dateframes::start_date.le(t).and(dateframes::end_date.ge(t)))
         .order((dateframes::start_date.desc(), dateframes::id.desc()))
         .select(DateframeRow::as_select())
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// An activity's weekly schedule in its planned room: (schedule id, activity id, name,
@@ -174,8 +179,8 @@ pub async fn activity_bookings(
     conn: &mut AsyncPgConnection,
     room_id: i64,
     weekday: i16,
-) -> QueryResult<Vec<ActivityBookingRow>> {
-    activity_schedules::table
+) -> Result<Vec<ActivityBookingRow>> {
+    Ok(activity_schedules::table
         .inner_join(activities::table)
         .inner_join(timeframes::table)
         .filter(activities::planned_room_id.eq(room_id))
@@ -189,7 +194,7 @@ pub async fn activity_bookings(
         ))
         .order((timeframes::start_time, activity_schedules::id))
         .load(conn)
-        .await
+        .await?)
 }
 
 /// A `schedule.class_schedules` row.
@@ -257,12 +262,12 @@ impl From<ClassScheduleRow> for ClassScheduleValues {
 pub async fn insert_class_schedule(
     conn: &mut AsyncPgConnection,
     values: &ClassScheduleValues,
-) -> QueryResult<ClassScheduleRow> {
-    diesel::insert_into(class_schedules::table)
+) -> Result<ClassScheduleRow> {
+    Ok(diesel::insert_into(class_schedules::table)
         .values(values)
         .returning(ClassScheduleRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// Overwrites a class schedule's columns.
@@ -270,12 +275,12 @@ pub async fn update_class_schedule(
     conn: &mut AsyncPgConnection,
     id: i64,
     values: &ClassScheduleValues,
-) -> QueryResult<ClassScheduleRow> {
-    diesel::update(class_schedules::table.find(id))
+) -> Result<ClassScheduleRow> {
+    Ok(diesel::update(class_schedules::table.find(id))
         .set(values)
         .returning(ClassScheduleRow::as_returning())
         .get_result(conn)
-        .await
+        .await?)
 }
 
 /// One class schedule; `lock` takes a row lock until the transaction ends.
@@ -283,13 +288,13 @@ pub async fn find_class_schedule(
     conn: &mut AsyncPgConnection,
     id: i64,
     lock: bool,
-) -> QueryResult<Option<ClassScheduleRow>> {
+) -> Result<Option<ClassScheduleRow>> {
     let q = class_schedules::table.find(id).select(ClassScheduleRow::as_select());
-    if lock { q.for_update().first(conn).await.optional() } else { q.first(conn).await.optional() }
+    Ok(if lock { q.for_update().first(conn).await.optional()? } else { q.first(conn).await.optional()? })
 }
 
 /// Deletes a class schedule; whether it existed.
-pub async fn delete_class_schedule(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn delete_class_schedule(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     Ok(diesel::delete(class_schedules::table.find(id)).execute(conn).await? > 0)
 }
 
@@ -329,7 +334,7 @@ pub async fn list_class_schedules(
     f: ClassScheduleFilter,
     after: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<ClassScheduleRow>, i64)> {
+) -> Result<(Vec<ClassScheduleRow>, i64)> {
     let rows = class_filtered(f)
         .filter(class_schedules::id.gt(after.unwrap_or(0)))
         .order(class_schedules::id)
@@ -345,12 +350,8 @@ pub async fn list_class_schedules(
 pub type ClassBookingRow = (ClassScheduleRow, Option<String>, Option<String>);
 
 /// Class schedules in `room_id` on `weekday`, by start.
-pub async fn class_bookings(
-    conn: &mut AsyncPgConnection,
-    room_id: i64,
-    weekday: i16,
-) -> QueryResult<Vec<ClassBookingRow>> {
-    class_schedules::table
+pub async fn class_bookings(conn: &mut AsyncPgConnection, room_id: i64, weekday: i16) -> Result<Vec<ClassBookingRow>> {
+    Ok(class_schedules::table
         .left_join(education_groups::table)
         .left_join(activities::table)
         .filter(class_schedules::room_id.eq(room_id))
@@ -358,7 +359,7 @@ pub async fn class_bookings(
         .order((class_schedules::start_time, class_schedules::id))
         .select((ClassScheduleRow::as_select(), education_groups::name.nullable(), activities::name.nullable()))
         .load(conn)
-        .await
+        .await?)
 }
 
 /// Another class schedule (not `except`) of the group on the weekday starting at `start`.
@@ -368,8 +369,8 @@ pub async fn group_slot_taken(
     weekday: i16,
     start: NaiveTime,
     except: i64,
-) -> QueryResult<Option<i64>> {
-    class_schedules::table
+) -> Result<Option<i64>> {
+    Ok(class_schedules::table
         .filter(class_schedules::group_id.eq(group_id))
         .filter(class_schedules::weekday.eq(weekday))
         .filter(class_schedules::start_time.eq(start))
@@ -377,16 +378,16 @@ pub async fn group_slot_taken(
         .select(class_schedules::id)
         .first(conn)
         .await
-        .optional()
+        .optional()?)
 }
 
 /// One timeframe.
-pub async fn find_timeframe(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<TimeframeRow>> {
-    timeframes::table.find(id).select(TimeframeRow::as_select()).first(conn).await.optional()
+pub async fn find_timeframe(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<TimeframeRow>> {
+    Ok(timeframes::table.find(id).select(TimeframeRow::as_select()).first(conn).await.optional()?)
 }
 
 /// Whether a row with `id` exists in `table` (fixed identifiers only).
-pub async fn exists(conn: &mut AsyncPgConnection, table: &'static str, id: i64) -> QueryResult<bool> {
+pub async fn exists(conn: &mut AsyncPgConnection, table: &'static str, id: i64) -> Result<bool> {
     #[derive(QueryableByName)]
     struct E {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -398,7 +399,7 @@ pub async fn exists(conn: &mut AsyncPgConnection, table: &'static str, id: i64) 
 
 /// Serialises the writers of one room's class schedules until the transaction ends, so two
 /// concurrent writes cannot both pass the conflict check.
-pub async fn lock_room(conn: &mut AsyncPgConnection, room_id: i64) -> QueryResult<()> {
+pub async fn lock_room(conn: &mut AsyncPgConnection, room_id: i64) -> Result<()> {
     // Namespace "ROOM" in the high half keeps the key apart from other advisory locks.
     let key = (0x524F_4F4D_i64 << 32) | (room_id & 0xFFFF_FFFF);
     diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
@@ -409,7 +410,7 @@ pub async fn lock_room(conn: &mut AsyncPgConnection, room_id: i64) -> QueryResul
 }
 
 /// Whether room `id` exists.
-pub async fn room_exists(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
+pub async fn room_exists(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
     use phoenix_db::schema::facilities::rooms;
-    diesel::select(diesel::dsl::exists(rooms::table.find(id))).get_result(conn).await
+    Ok(diesel::select(diesel::dsl::exists(rooms::table.find(id))).get_result(conn).await?)
 }
