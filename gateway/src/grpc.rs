@@ -1,6 +1,12 @@
-//! Which protocol a request speaks, and gRPC errors answered in that protocol.
+//! Which protocol a request speaks, gRPC errors answered in that protocol, and [`Handler`],
+//! the one adaptor from an async request handler to a `tower::Service`.
 
-use http::{HeaderMap, HeaderValue, Response, header};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::{HeaderMap, HeaderValue, Request, Response, header};
 use tonic::Status;
 use tonic::body::Body;
 
@@ -57,6 +63,32 @@ pub fn error_response(protocol: Protocol, status: Status) -> Response<Body> {
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
     response
+}
+
+/// Answers one request; every failure is already an HTTP or gRPC response.
+pub trait Handle: Clone + Send + 'static {
+    /// The response to `request`.
+    fn handle(self, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send;
+}
+
+/// A [`Handle`] as a `tower::Service` that is always ready and never fails; each call runs
+/// on a clone of the handler.
+#[derive(Debug, Clone)]
+pub struct Handler<H>(pub H);
+
+impl<H: Handle> tower::Service<Request<Body>> for Handler<H> {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let handler = self.0.clone();
+        Box::pin(async move { Ok(handler.handle(request).await) })
+    }
 }
 
 #[cfg(test)]

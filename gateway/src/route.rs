@@ -10,11 +10,8 @@
 //! - Anything else is UNIMPLEMENTED.
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::{Buf as _, Bytes};
 use http::{Request, Response};
@@ -27,6 +24,7 @@ use tonic::service::Routes;
 use tower::ServiceExt as _;
 
 use crate::forward::Upstreams;
+use crate::grpc::Handle;
 
 const HEALTH: &str = "grpc.health.v1.Health";
 const LOCAL: [&str; 3] = [HEALTH, "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
@@ -106,7 +104,7 @@ impl Catalog {
 }
 
 /// The gRPC side of the gateway (behind the grpc-web translation): local services,
-/// forwarding, UNIMPLEMENTED.
+/// forwarding, UNIMPLEMENTED. Served as a [`crate::grpc::Handler`].
 #[derive(Clone)]
 pub struct ApiService {
     local: Routes,
@@ -126,7 +124,7 @@ impl ApiService {
         Self { local, upstreams, catalog }
     }
 
-    async fn call(self, request: Request<Body>) -> Response<Body> {
+    async fn respond(self, request: Request<Body>) -> Response<Body> {
         let path = request.uri().path().to_owned();
         match self.catalog.target(&path) {
             Target::Local => self.local(request).await,
@@ -175,18 +173,9 @@ fn health_service_asked(body: &Bytes) -> Option<String> {
     tonic_health::pb::HealthCheckRequest::decode(frame).ok().map(|r| r.service)
 }
 
-impl tower::Service<Request<Body>> for ApiService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.call(request).await) })
+impl Handle for ApiService {
+    fn handle(self, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send {
+        self.respond(request)
     }
 }
 

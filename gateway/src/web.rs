@@ -13,12 +13,9 @@
 //! API calls are gRPC (`application/grpc`, e.g. grpcurl, tonic) or grpc-web
 //! (`application/grpc-web[-text]`, browsers); everything else is the dashboard.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -31,7 +28,7 @@ use tonic::transport::server::TcpConnectInfo;
 use tonic_health::ServingStatus;
 use tower::{Layer as _, ServiceBuilder, ServiceExt as _};
 
-use crate::grpc::{Protocol, error_response};
+use crate::grpc::{Handle, Handler, Protocol, error_response};
 use crate::limits::BodyLimit;
 pub use crate::rate::RateLimit;
 use crate::rate::{ClientKey, RateLimiter};
@@ -87,7 +84,7 @@ pub async fn serve(listener: TcpListener, options: WebOptions, shutdown: Shutdow
     let (routes, health) = ServiceRoutes::new(&[crate::GATEWAY_HEALTH_NAME])?.into_serving().await;
     let catalog = Arc::new(Catalog::from_descriptors(phoenix_proto::FILE_DESCRIPTOR_SET)?);
     let upstreams = forward::Upstreams::new(&options.upstreams, shutdown.clone())?;
-    let api = tonic_web::GrpcWebLayer::new().layer(ApiService::new(routes, upstreams, catalog));
+    let api = tonic_web::GrpcWebLayer::new().layer(Handler(ApiService::new(routes, upstreams, catalog)));
     let gateway = Gateway(Arc::new(Inner {
         api,
         limit: BodyLimit(options.max_request_bytes),
@@ -97,7 +94,7 @@ pub async fn serve(listener: TcpListener, options: WebOptions, shutdown: Shutdow
     let service = ServiceBuilder::new()
         .map_response(headers::secure::<Body>)
         .layer(cors::layer(&options.cors_origins)?)
-        .service(gateway);
+        .service(Handler(gateway));
     let drain = async move {
         shutdown.cancelled().await;
         health.set_service_status(crate::GATEWAY_HEALTH_NAME, ServingStatus::NotServing).await;
@@ -109,7 +106,7 @@ pub async fn serve(listener: TcpListener, options: WebOptions, shutdown: Shutdow
     Ok(())
 }
 
-type Api = tonic_web::GrpcWebService<ApiService>;
+type Api = tonic_web::GrpcWebService<Handler<ApiService>>;
 
 struct Inner {
     api: Api,
@@ -123,7 +120,7 @@ struct Inner {
 struct Gateway(Arc<Inner>);
 
 impl Gateway {
-    async fn handle(self, request: Request<Body>) -> Response<Body> {
+    async fn respond(self, request: Request<Body>) -> Response<Body> {
         let inner = &*self.0;
         let protocol = Protocol::of(request.headers());
         if !protocol.is_api() {
@@ -180,17 +177,8 @@ fn too_large() -> Response<Body> {
     r
 }
 
-impl tower::Service<Request<Body>> for Gateway {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(request).await) })
+impl Handle for Gateway {
+    fn handle(self, request: Request<Body>) -> impl Future<Output = Response<Body>> + Send {
+        self.respond(request)
     }
 }
