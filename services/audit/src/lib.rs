@@ -3,7 +3,9 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | the tonic handlers and [`METHODS`] |
+//! | [`service`] | `AuditApi`: the tonic handlers and [`METHODS`] |
+//! | [`validate`] | requests → filters and pages |
+//! | [`convert`] | audit rows → proto messages |
 //! | [`trail`] | read-only queries of the append-only audit tables |
 //! | [`export`] | the subject-access export: one JSON document, one consistent snapshot |
 //! | [`erase`] | erasure of a student in one transaction, with its deletion record |
@@ -13,10 +15,12 @@
 //! answer and an erasure that cannot stop half-way, which a chain of service calls could
 //! not give. This is the one deliberate exception to "a service writes only its own schema".
 
+pub mod convert;
 pub mod erase;
 pub mod export;
 pub mod service;
 pub mod trail;
+pub mod validate;
 
 pub use service::{AuditApi, METHODS};
 

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::Result;
+use phoenix_db::auth_events::AuthEventType;
 use phoenix_db::schema::audit::{auth_events, data_deletions, data_exports};
 
 use crate::export::ExportRow;
@@ -51,7 +53,7 @@ pub async fn list_deletions(
     f: &DeletionFilter,
     before: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<DeletionRow>, i64)> {
+) -> Result<(Vec<DeletionRow>, i64)> {
     let mut q = deletions(f).select(DeletionRow::as_select()).order(data_deletions::id.desc()).limit(limit);
     if let Some(b) = before {
         q = q.filter(data_deletions::id.lt(b));
@@ -79,7 +81,7 @@ pub struct AuthEventRow {
 #[derive(Debug, Clone, Default)]
 pub struct AuthEventFilter {
     pub account_id: Option<i64>,
-    pub event_type: Option<String>,
+    pub event_type: Option<AuthEventType>,
     pub failures_only: bool,
 }
 
@@ -88,8 +90,8 @@ fn events(f: &AuthEventFilter) -> auth_events::BoxedQuery<'static, Pg> {
     if let Some(a) = f.account_id {
         q = q.filter(auth_events::account_id.eq(a));
     }
-    if let Some(t) = &f.event_type {
-        q = q.filter(auth_events::event_type.eq(t.clone()));
+    if let Some(t) = f.event_type {
+        q = q.filter(auth_events::event_type.eq(t.as_str()));
     }
     if f.failures_only {
         q = q.filter(auth_events::success.eq(false));
@@ -103,7 +105,7 @@ pub async fn list_auth_events(
     f: &AuthEventFilter,
     before: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<AuthEventRow>, i64)> {
+) -> Result<(Vec<AuthEventRow>, i64)> {
     let mut q = events(f).select(AuthEventRow::as_select()).order(auth_events::id.desc()).limit(limit);
     if let Some(b) = before {
         q = q.filter(auth_events::id.lt(b));
@@ -127,7 +129,7 @@ pub async fn list_exports(
     student: Option<i64>,
     before: Option<i64>,
     limit: i64,
-) -> QueryResult<(Vec<ExportRow>, i64)> {
+) -> Result<(Vec<ExportRow>, i64)> {
     let mut q = exports(student).select(ExportRow::as_select()).order(data_exports::id.desc()).limit(limit);
     if let Some(b) = before {
         q = q.filter(data_exports::id.lt(b));
