@@ -120,7 +120,7 @@ impl ConfigCache {
 
 async fn reload(pool: &DbPool, shared: &Shared) -> anyhow::Result<()> {
     let _serial = shared.reloading.lock().await;
-    let mut conn = pool.get().await?;
+    let mut conn = phoenix_common::db::conn(pool).await?;
     let settings = repo::all_settings(&mut conn).await?;
     let flags = repo::all_flags(&mut conn).await?;
     let snapshot = Snapshot {

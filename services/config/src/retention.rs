@@ -317,7 +317,7 @@ pub async fn run(
         horizon_secs: PRESENCE_EVENT_HORIZON.as_secs_f64(),
     };
     if dry_run {
-        let mut conn = pool.get().await?;
+        let mut conn = phoenix_common::db::conn(pool).await?;
         let report = count(&mut conn, params).await?;
         log_report(trigger, &report);
         return Ok(RunOutcome::Done(report));
