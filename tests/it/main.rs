@@ -2,7 +2,6 @@
 //! Every test gets its own database from the harness and talks to real servers over TCP.
 
 mod active;
-mod active_common;
 mod activities;
 mod audit;
 mod auth;
@@ -13,5 +12,4 @@ mod feedback;
 mod iot;
 mod platform;
 mod schedule;
-mod support;
 mod users;

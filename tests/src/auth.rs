@@ -168,7 +168,7 @@ impl Minter {
 
     async fn sign(&self, sub: &str, role: &str) -> String {
         let pool = self.pool().await;
-        let permissions = permissions_of_role(&mut *pool.get().await.expect("conn"), role).await;
+        let permissions = permissions_of_role(&mut pool.get().await.expect("conn"), role).await;
         sign(&pool, &self.secret, sub, &[role], &permissions).await
     }
 
@@ -177,7 +177,7 @@ impl Minter {
             .get_or_init(|| async {
                 let pool = self.pool().await;
                 let id =
-                    insert_account(&mut *pool.get().await.expect("conn"), &fresh_email("test"), None, true, &["admin"])
+                    insert_account(&mut pool.get().await.expect("conn"), &fresh_email("test"), None, true, &["admin"])
                         .await;
                 self.sign(&id.to_string(), "admin").await
             })

@@ -25,6 +25,27 @@ pub fn assert_invalid<T: std::fmt::Debug>(result: Result<T, Status>, fields: &[&
     assert_eq!(got, want, "violated fields of {:?}", status.message());
 }
 
+/// Asserts `status` is `InvalidArgument` with a `BadRequest` violation on each of `fields`
+/// (and maybe on others: [`assert_invalid`] checks the exact set).
+#[track_caller]
+pub fn assert_violations_include(status: &Status, fields: &[&str]) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_error_details();
+    assert!(details.bad_request().is_some(), "no BadRequest detail in {status:?}");
+    let got = violated_fields(status);
+    for f in fields {
+        assert!(got.iter().any(|g| g == f), "expected a violation on {f:?}, got {got:?} ({})", status.message());
+    }
+}
+
+/// Asserts `status` is `FailedPrecondition` with `ErrorInfo.reason == reason`.
+#[track_caller]
+pub fn assert_precondition(status: &Status, reason: &str) {
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.get_error_details().error_info().is_some(), "no ErrorInfo in {status:?}");
+    assert_eq!(self::reason(status).as_deref(), Some(reason));
+}
+
 /// Asserts `result` failed with `code`; returns the status for further checks.
 #[track_caller]
 pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {

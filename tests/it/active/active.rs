@@ -9,7 +9,7 @@ use phoenix_db::schema::{active, users};
 use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
 use phoenix_tests::grpc::{reason, violated_fields};
-use phoenix_tests::school::{self, School, attendance_open, open_visit_count, open_visit_room, visit_count};
+use phoenix_tests::school::{self, School, attendance_open, open_visit_count, open_visit_room, scan, visit_count};
 use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
 
@@ -19,29 +19,6 @@ async fn setup(pupils: usize) -> (TestApp, ActiveServiceClient<phoenix_tests::au
     let mut conn = app.db.conn().await;
     let school = School::create(&mut conn, pupils).await;
     (app, client, school)
-}
-
-fn ts(t: DateTime<Utc>) -> Option<prost_types::Timestamp> {
-    Some(phoenix_common::time::to_timestamp(t))
-}
-
-async fn scan(
-    client: &mut ActiveServiceClient<phoenix_tests::auth::TestChannel>,
-    device: &str,
-    scan_id: &str,
-    tag: &str,
-    at: DateTime<Utc>,
-) -> pb::ProcessScanResponse {
-    client
-        .process_scan(pb::ProcessScanRequest {
-            device_id: device.into(),
-            scan_id: scan_id.into(),
-            tag: tag.into(),
-            scanned_at: ts(at),
-        })
-        .await
-        .expect("process scan")
-        .into_inner()
 }
 
 fn outcome(r: &pb::ProcessScanResponse) -> (pb::ScanOutcome, &str) {

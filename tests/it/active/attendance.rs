@@ -6,10 +6,8 @@ use chrono::{Duration, Utc};
 use phoenix_proto::active::v1 as pb;
 use phoenix_tests::auth::{PASSWORD, bearer, create_account, mint_token, role_permissions};
 use phoenix_tests::grpc::{As, assert_code, assert_invalid, reason, request};
-use phoenix_tests::school::{attendance_open, open_visit_count};
+use phoenix_tests::school::{ActiveSchool, attendance_open, count, events, open_visit_count};
 use tonic::Code;
-
-use crate::active_common::{Env, count, events};
 
 fn status_of(a: &pb::Attendance) -> pb::AttendanceStatus {
     a.status()
@@ -18,7 +16,7 @@ fn status_of(a: &pb::Attendance) -> pb::AttendanceStatus {
 #[tokio::test]
 async fn attendance_states_lists_and_check_out_for_the_day() {
     // Pupils 0–4 are the teacher's group, 5 is in another group.
-    let mut env = Env::new(6, 5).await;
+    let mut env = ActiveSchool::new(6, 5).await;
     let rooms = env.school.rooms.clone();
     let a = env.session(rooms[0]).await;
     let (teacher, stranger, lead) = (env.teacher, env.stranger, env.school.staff);
@@ -218,7 +216,7 @@ async fn attendance_states_lists_and_check_out_for_the_day() {
 #[tokio::test]
 async fn a_pupils_presence_is_redacted_without_full_access() {
     // Pupils 0 and 1 are the teacher's.
-    let mut env = Env::new(2, 2).await;
+    let mut env = ActiveSchool::new(2, 2).await;
     let rooms = env.school.rooms.clone();
     let a = env.session(rooms[0]).await;
     let b = env.session(rooms[1]).await;
@@ -278,7 +276,7 @@ async fn a_pupils_presence_is_redacted_without_full_access() {
 
 #[tokio::test]
 async fn counts_and_room_utilization_are_aggregates() {
-    let mut env = Env::new(3, 3).await;
+    let mut env = ActiveSchool::new(3, 3).await;
     let rooms = env.school.rooms.clone();
     let a = env.session(rooms[0]).await;
     let b = env.session(rooms[1]).await;

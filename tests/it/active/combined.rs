@@ -5,7 +5,7 @@ use phoenix_proto::active::v1 as pb;
 use phoenix_tests::grpc::{assert_code, assert_invalid, reason};
 use tonic::Code;
 
-use crate::active_common::{Env, count};
+use phoenix_tests::school::{ActiveSchool, count};
 
 fn create(name: &str, room: i64, sessions: &[i64]) -> pb::CreateCombinedGroupRequest {
     pb::CreateCombinedGroupRequest {
@@ -18,7 +18,7 @@ fn create(name: &str, room: i64, sessions: &[i64]) -> pb::CreateCombinedGroupReq
 
 #[tokio::test]
 async fn combined_groups_round_trip_and_keep_sessions_in_one_running_combination() {
-    let mut env = Env::new(0, 0).await;
+    let mut env = ActiveSchool::new(0, 0).await;
     let rooms = env.school.rooms.clone();
     let (a, b, c3) = (env.session(rooms[0]).await, env.session(rooms[1]).await, env.session(rooms[2]).await);
     let ended = env.session(rooms[3]).await;
@@ -151,7 +151,7 @@ async fn combined_groups_round_trip_and_keep_sessions_in_one_running_combination
 
 #[tokio::test]
 async fn combined_group_requests_are_validated() {
-    let mut env = Env::new(0, 0).await;
+    let mut env = ActiveSchool::new(0, 0).await;
     let room = env.school.rooms[0];
     let s = env.session(room).await;
     let c = &mut env.client;
@@ -187,7 +187,7 @@ async fn combined_group_requests_are_validated() {
 
 #[tokio::test]
 async fn racing_combinations_take_a_session_once() {
-    let mut env = Env::new(0, 0).await;
+    let mut env = ActiveSchool::new(0, 0).await;
     let room = env.school.rooms[0];
     for round in 0..10 {
         let s = env.session(env.school.rooms[round % 4]).await;

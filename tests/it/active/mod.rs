@@ -4,7 +4,7 @@
 mod active;
 mod attendance;
 mod combined;
-mod supervisors;
-mod visits;
 mod presence;
 mod reader;
+mod supervisors;
+mod visits;

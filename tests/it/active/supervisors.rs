@@ -6,7 +6,7 @@ use phoenix_tests::fixtures;
 use phoenix_tests::grpc::{As, assert_code, assert_invalid, reason, request};
 use tonic::Code;
 
-use crate::active_common::{Env, count, events};
+use phoenix_tests::school::{ActiveSchool, count, events};
 
 /// `(staff, role, ended)` of a session's supervisors, in row order.
 fn supervisors(s: &pb::Session) -> Vec<(i64, pb::SupervisorRole, bool)> {
@@ -19,7 +19,7 @@ fn current(s: &pb::Session) -> Vec<(i64, pb::SupervisorRole)> {
 
 #[tokio::test]
 async fn staff_join_leave_and_claim_sessions() {
-    let mut env = Env::new(0, 0).await;
+    let mut env = ActiveSchool::new(0, 0).await;
     let session = env.session(env.school.rooms[0]).await;
     let lead = env.school.staff;
     let helper = env.stranger;
@@ -168,7 +168,7 @@ async fn staff_join_leave_and_claim_sessions() {
 
 #[tokio::test]
 async fn supervisors_are_replaced_as_a_set() {
-    let mut env = Env::new(0, 0).await;
+    let mut env = ActiveSchool::new(0, 0).await;
     let session = env.session(env.school.rooms[0]).await;
     let (lead, helper) = (env.school.staff, env.stranger);
     let c = &mut env.client;

@@ -5,10 +5,8 @@
 use chrono::{Duration, Utc};
 use phoenix_proto::active::v1 as pb;
 use phoenix_tests::grpc::{As, assert_code, assert_invalid, reason, request};
-use phoenix_tests::school::{attendance_open, open_visit_count, open_visit_room};
+use phoenix_tests::school::{ActiveSchool, attendance_open, count, events, open_visit_count, open_visit_room, scan};
 use tonic::Code;
-
-use crate::active_common::{Env, count, events, scan};
 
 fn check_in(student: i64, session: i64, transfer: bool) -> pb::CheckInStudentRequest {
     pb::CheckInStudentRequest { student_id: student, session_id: session, transfer }
@@ -17,7 +15,7 @@ fn check_in(student: i64, session: i64, transfer: bool) -> pb::CheckInStudentReq
 #[tokio::test]
 async fn manual_check_in_follows_the_rules() {
     // Pupils 0–2 are in the teacher's group, 3–5 in another.
-    let mut env = Env::new(6, 3).await;
+    let mut env = ActiveSchool::new(6, 3).await;
     let rooms = env.school.rooms.clone();
     let (a, b) = (env.session(rooms[0]).await, env.session(rooms[1]).await);
     let small = env.session(env.school.small_room).await;
@@ -112,7 +110,7 @@ async fn manual_check_in_follows_the_rules() {
 #[tokio::test]
 async fn check_out_and_end_visit_need_the_group_or_the_session() {
     // Pupil 0 is the teacher's; pupil 1 is not.
-    let mut env = Env::new(2, 1).await;
+    let mut env = ActiveSchool::new(2, 1).await;
     let rooms = env.school.rooms.clone();
     let a = env.session(rooms[0]).await;
     let b = env.session(rooms[1]).await;
@@ -205,7 +203,7 @@ async fn check_out_and_end_visit_need_the_group_or_the_session() {
 #[tokio::test]
 async fn visits_are_listed_within_the_callers_scope_with_true_totals() {
     // Pupils 0–2 are the teacher's, 3–4 not.
-    let mut env = Env::new(5, 3).await;
+    let mut env = ActiveSchool::new(5, 3).await;
     let rooms = env.school.rooms.clone();
     let a = env.session(rooms[0]).await;
     let b = env.session(rooms[1]).await;
@@ -318,7 +316,7 @@ async fn visits_are_listed_within_the_callers_scope_with_true_totals() {
 
 #[tokio::test]
 async fn a_manual_check_in_racing_a_reader_scan_never_opens_two_visits() {
-    let mut env = Env::new(1, 1).await;
+    let mut env = ActiveSchool::new(1, 1).await;
     let rooms = env.school.rooms.clone();
     let _a = env.session(rooms[0]).await;
     let b = env.session(rooms[1]).await;

@@ -8,10 +8,10 @@ use pb::activities_service_client::ActivitiesServiceClient;
 use phoenix_common::domain::Domain;
 use phoenix_proto::activities::v1 as pb;
 use phoenix_tests::TestApp;
-use phoenix_tests::auth::AuthedChannel;
+use phoenix_tests::auth::TestChannel;
 use tonic::Code;
 
-use crate::support::{assert_invalid, assert_precondition};
+use phoenix_tests::grpc::{assert_precondition, assert_violations_include};
 
 #[derive(QueryableByName)]
 struct Id {
@@ -19,8 +19,8 @@ struct Id {
     id: i64,
 }
 
-async fn client(app: &TestApp) -> ActivitiesServiceClient<AuthedChannel> {
-    ActivitiesServiceClient::new(app.admin_channel(Domain::Activities).await)
+async fn client(app: &TestApp) -> ActivitiesServiceClient<TestChannel> {
+    ActivitiesServiceClient::new(app.test_channel(Domain::Activities).await)
 }
 
 /// `n` students (and their persons), ids ascending.
@@ -51,13 +51,13 @@ async fn staff(app: &TestApp) -> i64 {
     .id
 }
 
-async fn first_category(c: &mut ActivitiesServiceClient<AuthedChannel>) -> i64 {
+async fn first_category(c: &mut ActivitiesServiceClient<TestChannel>) -> i64 {
     let r = c.list_categories(pb::ListCategoriesRequest::default()).await.expect("categories").into_inner();
     r.categories[0].id
 }
 
 async fn create(
-    c: &mut ActivitiesServiceClient<AuthedChannel>,
+    c: &mut ActivitiesServiceClient<TestChannel>,
     max: i32,
     is_open: bool,
     supervisors: Vec<i64>,
@@ -122,8 +122,8 @@ async fn enrollment_into_a_closed_activity_is_refused_and_duplicates_already_exi
     assert_eq!(c.enroll_student(enroll(open.id, kids[0])).await.unwrap().into_inner().enrolled_count, 1);
     assert_eq!(c.enroll_student(enroll(open.id, kids[0])).await.unwrap_err().code(), Code::AlreadyExists);
     assert_eq!(c.enroll_student(enroll(999_999, kids[0])).await.unwrap_err().code(), Code::NotFound);
-    assert_invalid(&c.enroll_student(enroll(open.id, 999_999)).await.unwrap_err(), &["student_id"]);
-    assert_invalid(&c.enroll_student(enroll(0, -1)).await.unwrap_err(), &["activity_id", "student_id"]);
+    assert_violations_include(&c.enroll_student(enroll(open.id, 999_999)).await.unwrap_err(), &["student_id"]);
+    assert_violations_include(&c.enroll_student(enroll(0, -1)).await.unwrap_err(), &["activity_id", "student_id"]);
 
     let r = c
         .unenroll_student(pb::UnenrollStudentRequest { activity_id: open.id, student_id: kids[0] })
@@ -149,9 +149,9 @@ async fn replace_enrollments_is_atomic_and_respects_capacity() {
     assert_precondition(&c.replace_enrollments(replace(kids.clone())).await.unwrap_err(), "ACTIVITY_FULL");
     // One unknown student: nothing changes, the index is named.
     let err = c.replace_enrollments(replace(vec![kids[1], 999_999])).await.unwrap_err();
-    assert_invalid(&err, &["student_ids[1]"]);
+    assert_violations_include(&err, &["student_ids[1]"]);
     let err = c.replace_enrollments(replace(vec![kids[1], kids[1]])).await.unwrap_err();
-    assert_invalid(&err, &["student_ids[1]"]);
+    assert_violations_include(&err, &["student_ids[1]"]);
     let got = c.get_activity(pb::GetActivityRequest { id: a.id }).await.unwrap().into_inner().activity.unwrap();
     assert_eq!(got.enrolled_count, 2);
     let r = c.replace_enrollments(replace(vec![kids[1], kids[2], kids[3]])).await.unwrap().into_inner();
@@ -174,7 +174,7 @@ async fn create_activity_validates_fields_and_references() {
         })
         .await
         .unwrap_err();
-    assert_invalid(
+    assert_violations_include(
         &err,
         &["activity.name", "activity.max_participants", "activity.category_id", "supervisor_staff_ids[1]"],
     );
@@ -191,7 +191,7 @@ async fn create_activity_validates_fields_and_references() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["activity.category_id", "activity.planned_room_id", "supervisor_staff_ids[0]"]);
+    assert_violations_include(&err, &["activity.category_id", "activity.planned_room_id", "supervisor_staff_ids[0]"]);
 }
 
 #[tokio::test]
@@ -227,5 +227,8 @@ async fn categories_are_seeded_and_names_unique() {
     let made = c.create_category(new("Schach", "7ED321")).await.unwrap().into_inner().category.unwrap();
     assert_eq!(made.color, "#7ED321");
     assert_eq!(c.create_category(new("Sport", "")).await.unwrap_err().code(), Code::AlreadyExists);
-    assert_invalid(&c.create_category(new("", "blue")).await.unwrap_err(), &["category.name", "category.color"]);
+    assert_violations_include(
+        &c.create_category(new("", "blue")).await.unwrap_err(),
+        &["category.name", "category.color"],
+    );
 }

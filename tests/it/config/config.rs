@@ -8,19 +8,19 @@ use phoenix_common::domain::Domain;
 use phoenix_config::{ConfigCache, Subject};
 use phoenix_proto::config::v1 as pb;
 use phoenix_tests::TestApp;
-use phoenix_tests::auth::{AuthedChannel, PASSWORD, create_account, mint_token, role_permissions};
+use phoenix_tests::auth::{PASSWORD, TestChannel, create_account, mint_token, role_permissions};
 use tonic::Code;
 
-use crate::support::{assert_invalid, assert_precondition};
+use phoenix_tests::grpc::{assert_precondition, assert_violations_include};
 
 const RETENTION: &str = "privacy.default_visit_retention_days";
 
-async fn client(app: &TestApp) -> ConfigServiceClient<AuthedChannel> {
-    ConfigServiceClient::new(app.admin_channel(Domain::Config).await)
+async fn client(app: &TestApp) -> ConfigServiceClient<TestChannel> {
+    ConfigServiceClient::new(app.test_channel(Domain::Config).await)
 }
 
 async fn update(
-    c: &mut ConfigServiceClient<AuthedChannel>,
+    c: &mut ConfigServiceClient<TestChannel>,
     key: &str,
     value: &str,
 ) -> Result<pb::Setting, tonic::Status> {
@@ -32,7 +32,7 @@ async fn update(
 async fn setting_round_trip_get_update_reset() {
     let app = TestApp::spawn(&[Domain::Config]).await;
     let mut c = client(&app).await;
-    let get = |c: &mut ConfigServiceClient<AuthedChannel>, key: &str| {
+    let get = |c: &mut ConfigServiceClient<TestChannel>, key: &str| {
         let mut c = c.clone();
         let key = key.to_owned();
         async move { c.get_setting(pb::GetSettingRequest { key }).await.map(|r| r.into_inner().setting.expect("s")) }
@@ -45,7 +45,7 @@ async fn setting_round_trip_get_update_reset() {
     assert_eq!((s.value.as_str(), s.is_set), ("18:00", false));
 
     let s = update(&mut c, "session.end_time", "17:5").await.expect_err("17:5 is not HH:MM");
-    assert_invalid(&s, &["value"]);
+    assert_violations_include(&s, &["value"]);
     let s = update(&mut c, "session.end_time", "7:30").await.unwrap();
     assert_eq!((s.value.as_str(), s.is_set), ("07:30", true));
     assert_eq!(get(&mut c, "session.end_time").await.unwrap().value, "07:30");
@@ -61,7 +61,7 @@ async fn retention_days_must_be_1_to_31() {
     let mut c = client(&app).await;
     for bad in ["0", "32", "-1", "thirty", ""] {
         let err = update(&mut c, RETENTION, bad).await.expect_err(bad);
-        assert_invalid(&err, &["value"]);
+        assert_violations_include(&err, &["value"]);
     }
     assert_eq!(update(&mut c, RETENTION, "31").await.unwrap().value, "31");
     assert_eq!(update(&mut c, RETENTION, "1").await.unwrap().value, "1");
@@ -72,7 +72,7 @@ async fn unknown_key_is_invalid_on_write_and_not_found_on_read() {
     let app = TestApp::spawn(&[Domain::Config]).await;
     let mut c = client(&app).await;
     let err = update(&mut c, "email.enabled", "true").await.unwrap_err();
-    assert_invalid(&err, &["key"]);
+    assert_violations_include(&err, &["key"]);
     assert!(err.message().contains("email.enabled"), "{}", err.message());
     let err = c.get_setting(pb::GetSettingRequest { key: "email.enabled".into() }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -126,12 +126,12 @@ async fn list_settings_pages_with_keyset_tokens_and_true_total() {
         .list_settings(pb::ListSettingsRequest { category: String::new(), page_size: 501, page_token: String::new() })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["page_size"]);
+    assert_violations_include(&err, &["page_size"]);
     let err = c
         .list_settings(pb::ListSettingsRequest { category: String::new(), page_size: 1, page_token: "garbage".into() })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["page_token"]);
+    assert_violations_include(&err, &["page_token"]);
 }
 
 #[tokio::test]
@@ -151,7 +151,7 @@ async fn import_is_all_or_nothing_and_lists_every_bad_item() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["settings[1].value", "settings[2].key", "settings[3].key", "settings[4].value"]);
+    assert_violations_include(&err, &["settings[1].value", "settings[2].key", "settings[3].key", "settings[4].value"]);
     let bad = tonic_types::StatusExt::get_error_details(&err).bad_request().unwrap().field_violations.len();
     assert_eq!(bad, 4);
     // Nothing applied: the valid first item is not stored either.
@@ -159,7 +159,7 @@ async fn import_is_all_or_nothing_and_lists_every_bad_item() {
     assert_eq!(s.setting.unwrap().value, "18:00");
 
     let err = c.import_settings(pb::ImportSettingsRequest { settings: vec![] }).await.unwrap_err();
-    assert_invalid(&err, &["settings"]);
+    assert_violations_include(&err, &["settings"]);
 
     let ok = c
         .import_settings(pb::ImportSettingsRequest {
@@ -194,7 +194,7 @@ async fn feature_flag_crud_and_validation() {
         .create_feature_flag(pb::CreateFeatureFlagRequest { feature_flag: Some(flag("Bad Key", false)) })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["feature_flag.key"]);
+    assert_violations_include(&err, &["feature_flag.key"]);
 
     let updated = c
         .update_feature_flag(pb::UpdateFeatureFlagRequest {
@@ -215,7 +215,7 @@ async fn feature_flag_crud_and_validation() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["update_mask"]);
+    assert_violations_include(&err, &["update_mask"]);
     let err = c
         .update_feature_flag(pb::UpdateFeatureFlagRequest {
             feature_flag: Some(flag("missing", true)),
@@ -309,7 +309,7 @@ fn mask(paths: &[&str]) -> Option<prost_types::FieldMask> {
     Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() })
 }
 
-async fn create_flag(c: &mut ConfigServiceClient<AuthedChannel>, flag: pb::FeatureFlag) -> pb::FeatureFlag {
+async fn create_flag(c: &mut ConfigServiceClient<TestChannel>, flag: pb::FeatureFlag) -> pb::FeatureFlag {
     c.create_feature_flag(pb::CreateFeatureFlagRequest { feature_flag: Some(flag) })
         .await
         .expect("create flag")
@@ -319,7 +319,7 @@ async fn create_flag(c: &mut ConfigServiceClient<AuthedChannel>, flag: pb::Featu
 }
 
 async fn evaluate(
-    c: &mut ConfigServiceClient<AuthedChannel>,
+    c: &mut ConfigServiceClient<TestChannel>,
     key: &str,
     subject: Option<i64>,
 ) -> Result<pb::EvaluateFeatureFlagResponse, tonic::Status> {
@@ -455,8 +455,14 @@ async fn role_rules_and_who_may_evaluate_for_whom() {
 
     // Addressed flag missing → NotFound; bad fields → InvalidArgument naming them.
     assert_eq!(evaluate(&mut admin, "no.such.flag", None).await.unwrap_err().code(), Code::NotFound);
-    assert_invalid(&evaluate(&mut admin, "Bad Key", Some(0)).await.unwrap_err(), &["key", "subject_account_id"]);
-    assert_invalid(&evaluate(&mut admin, "everyone", Some(999_999)).await.unwrap_err(), &["subject_account_id"]);
+    assert_violations_include(
+        &evaluate(&mut admin, "Bad Key", Some(0)).await.unwrap_err(),
+        &["key", "subject_account_id"],
+    );
+    assert_violations_include(
+        &evaluate(&mut admin, "everyone", Some(999_999)).await.unwrap_err(),
+        &["subject_account_id"],
+    );
 }
 
 #[tokio::test]
@@ -469,7 +475,7 @@ async fn flag_rules_are_validated_on_write() {
         })
         .await
         .unwrap_err();
-    assert_invalid(
+    assert_violations_include(
         &err,
         &["feature_flag.rollout_percentage", "feature_flag.roles[0]", "feature_flag.roles[1]", "feature_flag.roles[3]"],
     );
@@ -480,14 +486,14 @@ async fn flag_rules_are_validated_on_write() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["feature_flag.rollout_percentage"]);
+    assert_violations_include(&err, &["feature_flag.rollout_percentage"]);
     let err = c
         .create_feature_flag(pb::CreateFeatureFlagRequest {
             feature_flag: Some(flag_with("Bad Key", true, None, &["nope"])),
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["feature_flag.key", "feature_flag.roles[0]"]);
+    assert_violations_include(&err, &["feature_flag.key", "feature_flag.roles[0]"]);
     let many: Vec<String> = (0..51).map(|i| format!("r{i}")).collect();
     let err = c
         .create_feature_flag(pb::CreateFeatureFlagRequest {
@@ -495,7 +501,7 @@ async fn flag_rules_are_validated_on_write() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["feature_flag.roles"]);
+    assert_violations_include(&err, &["feature_flag.roles"]);
     // Nothing was created.
     let list = c.list_feature_flags(pb::ListFeatureFlagsRequest { page_size: 0, page_token: String::new() }).await;
     assert_eq!(list.unwrap().into_inner().total_size, 0);
@@ -510,7 +516,7 @@ async fn flag_rules_are_validated_on_write() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["feature_flag.rollout_percentage", "feature_flag.roles[0]"]);
+    assert_violations_include(&err, &["feature_flag.rollout_percentage", "feature_flag.roles[0]"]);
     let f = c
         .update_feature_flag(pb::UpdateFeatureFlagRequest {
             feature_flag: Some(flag_with("good.rules", false, None, &["admin"])),

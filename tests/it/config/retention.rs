@@ -17,11 +17,11 @@ use phoenix_config::retention::{self, Report, RetentionOptions, RunOutcome, Trig
 use phoenix_db::schema::active::{presence_events, scan_receipts, visits};
 use phoenix_proto::config::v1 as pb;
 use phoenix_tests::TestApp;
-use phoenix_tests::auth::{AuthedChannel, mint_token, role_permissions};
+use phoenix_tests::auth::{TestChannel, mint_token, role_permissions};
 use phoenix_tests::fixtures;
 use tonic::Code;
 
-use crate::support::assert_precondition;
+use phoenix_tests::grpc::assert_precondition;
 
 /// A school with ended sessions and rows of known age.
 struct World {
@@ -183,12 +183,12 @@ async fn purge_mark(conn: &mut AsyncPgConnection) -> (i64, i64) {
     mark::table.select((mark::tx_id, mark::event_id)).first(conn).await.expect("purge mark")
 }
 
-async fn client(app: &TestApp) -> ConfigServiceClient<AuthedChannel> {
-    ConfigServiceClient::new(app.admin_channel(Domain::Config).await)
+async fn client(app: &TestApp) -> ConfigServiceClient<TestChannel> {
+    ConfigServiceClient::new(app.test_channel(Domain::Config).await)
 }
 
 async fn cleanup(
-    c: &mut ConfigServiceClient<AuthedChannel>,
+    c: &mut ConfigServiceClient<TestChannel>,
     dry_run: bool,
 ) -> Result<pb::RunRetentionCleanupResponse, tonic::Status> {
     c.run_retention_cleanup(pb::RunRetentionCleanupRequest { dry_run }).await.map(|r| r.into_inner())
@@ -196,7 +196,7 @@ async fn cleanup(
 
 /// Students with every retention source and rows on both sides of their cutoff. The school
 /// default is set to 14 days through the API first.
-async fn populate(app: &TestApp, c: &mut ConfigServiceClient<AuthedChannel>) -> Expect {
+async fn populate(app: &TestApp, c: &mut ConfigServiceClient<TestChannel>) -> Expect {
     c.update_setting(pb::UpdateSettingRequest {
         key: "privacy.default_visit_retention_days".into(),
         value: "14".into(),

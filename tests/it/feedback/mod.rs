@@ -9,10 +9,10 @@ use pb::feedback_service_client::FeedbackServiceClient;
 use phoenix_common::domain::Domain;
 use phoenix_proto::feedback::v1 as pb;
 use phoenix_tests::TestApp;
-use phoenix_tests::auth::AuthedChannel;
+use phoenix_tests::auth::TestChannel;
 use tonic::Code;
 
-use crate::support::assert_invalid;
+use phoenix_tests::grpc::assert_violations_include;
 
 #[derive(QueryableByName)]
 struct Id {
@@ -20,10 +20,10 @@ struct Id {
     id: i64,
 }
 
-type Client = FeedbackServiceClient<AuthedChannel>;
+type Client = FeedbackServiceClient<TestChannel>;
 
 async fn client(app: &TestApp) -> Client {
-    FeedbackServiceClient::new(app.admin_channel(Domain::Feedback).await)
+    FeedbackServiceClient::new(app.test_channel(Domain::Feedback).await)
 }
 
 /// `n` students (and their persons), ids ascending.
@@ -140,7 +140,7 @@ async fn create_checks_every_field_and_every_reference() {
     let ok = || entry(kid, pb::FeedbackValue::Neutral, "2026-03-02", "10:00:00");
 
     let err = c.create_feedback_entry(pb::CreateFeedbackEntryRequest { entry: None }).await.unwrap_err();
-    assert_invalid(&err, &["entry"]);
+    assert_violations_include(&err, &["entry"]);
 
     // Every broken field at once, each named.
     let bad = pb::FeedbackEntry {
@@ -152,7 +152,7 @@ async fn create_checks_every_field_and_every_reference() {
         ..Default::default()
     };
     let err = c.create_feedback_entry(create(bad)).await.unwrap_err();
-    assert_invalid(&err, &["entry.student_id", "entry.value", "entry.day", "entry.time", "entry.device_id"]);
+    assert_violations_include(&err, &["entry.student_id", "entry.value", "entry.day", "entry.time", "entry.device_id"]);
 
     // One rule at a time.
     let cases: Vec<(pb::FeedbackEntry, &str)> = vec![
@@ -170,15 +170,18 @@ async fn create_checks_every_field_and_every_reference() {
     ];
     for (e, field) in cases {
         let err = c.create_feedback_entry(create(e.clone())).await.expect_err(field);
-        assert_invalid(&err, &[field]);
+        assert_violations_include(&err, &[field]);
         let got = tonic_types::StatusExt::get_error_details(&err);
         let fields: Vec<_> =
             got.bad_request().expect("BadRequest").field_violations.iter().map(|v| v.field.clone()).collect();
         assert_eq!(fields, [field], "only {field} is wrong in {e:?}");
     }
 
-    assert_invalid(&c.get_feedback_entry(pb::GetFeedbackEntryRequest { id: 0 }).await.unwrap_err(), &["id"]);
-    assert_invalid(&c.delete_feedback_entry(pb::DeleteFeedbackEntryRequest { id: -1 }).await.unwrap_err(), &["id"]);
+    assert_violations_include(&c.get_feedback_entry(pb::GetFeedbackEntryRequest { id: 0 }).await.unwrap_err(), &["id"]);
+    assert_violations_include(
+        &c.delete_feedback_entry(pb::DeleteFeedbackEntryRequest { id: -1 }).await.unwrap_err(),
+        &["id"],
+    );
     let err = c.get_feedback_entry(pb::GetFeedbackEntryRequest { id: 999_999 }).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
@@ -202,7 +205,7 @@ async fn a_batch_is_all_or_nothing_and_names_each_bad_index() {
     let mut items = good.clone();
     items[3].student_id = 999_999;
     let err = c.batch_create_feedback_entries(batch(items)).await.unwrap_err();
-    assert_invalid(&err, &["entries[3].student_id"]);
+    assert_violations_include(&err, &["entries[3].student_id"]);
     assert_eq!(list(&mut c, pb::ListFeedbackEntriesRequest::default()).await.total_size, 0);
 
     // Several bad items: every one listed with its index and field.
@@ -211,11 +214,11 @@ async fn a_batch_is_all_or_nothing_and_names_each_bad_index() {
     items[2].time = "noon".into();
     items[3].day = "2026-13-01".into();
     let err = c.batch_create_feedback_entries(batch(items)).await.unwrap_err();
-    assert_invalid(&err, &["entries[1].value", "entries[2].time", "entries[3].day"]);
+    assert_violations_include(&err, &["entries[1].value", "entries[2].time", "entries[3].day"]);
 
-    assert_invalid(&c.batch_create_feedback_entries(batch(vec![])).await.unwrap_err(), &["entries"]);
+    assert_violations_include(&c.batch_create_feedback_entries(batch(vec![])).await.unwrap_err(), &["entries"]);
     let too_many = vec![good[0].clone(); 501];
-    assert_invalid(&c.batch_create_feedback_entries(batch(too_many)).await.unwrap_err(), &["entries"]);
+    assert_violations_include(&c.batch_create_feedback_entries(batch(too_many)).await.unwrap_err(), &["entries"]);
     assert_eq!(list(&mut c, pb::ListFeedbackEntriesRequest::default()).await.total_size, 0);
 
     // All good: every entry stored, in request order.
@@ -281,12 +284,12 @@ async fn lists_filter_by_student_day_range_and_mensa_and_page_with_true_totals()
     assert_eq!(list(&mut c, req(999_999, "", "", "")).await.total_size, 0);
 
     // Bad filters, each named.
-    assert_invalid(&list_err(&mut c, req(0, "", "2026-03-04", "2026-03-02")).await, &["end_day"]);
-    assert_invalid(&list_err(&mut c, req(0, "2026-03-02", "2026-03-01", "")).await, &["day"]);
-    assert_invalid(&list_err(&mut c, req(0, "03/02/2026", "", "")).await, &["day"]);
-    assert_invalid(&list_err(&mut c, req(0, "", "2026-02-30", "x")).await, &["start_day", "end_day"]);
-    assert_invalid(&list_err(&mut c, req(-1, "", "", "")).await, &["student_id"]);
-    assert_invalid(
+    assert_violations_include(&list_err(&mut c, req(0, "", "2026-03-04", "2026-03-02")).await, &["end_day"]);
+    assert_violations_include(&list_err(&mut c, req(0, "2026-03-02", "2026-03-01", "")).await, &["day"]);
+    assert_violations_include(&list_err(&mut c, req(0, "03/02/2026", "", "")).await, &["day"]);
+    assert_violations_include(&list_err(&mut c, req(0, "", "2026-02-30", "x")).await, &["start_day", "end_day"]);
+    assert_violations_include(&list_err(&mut c, req(-1, "", "", "")).await, &["student_id"]);
+    assert_violations_include(
         &list_err(&mut c, pb::ListFeedbackEntriesRequest { page_size: 501, ..Default::default() }).await,
         &["page_size"],
     );
@@ -319,7 +322,7 @@ async fn lists_filter_by_student_day_range_and_mensa_and_page_with_true_totals()
     assert!(!first.next_page_token.is_empty());
     let replay =
         pb::ListFeedbackEntriesRequest { page_size: 2, page_token: first.next_page_token, ..req(b, "", "", "") };
-    assert_invalid(&list_err(&mut c, replay).await, &["page_token"]);
+    assert_violations_include(&list_err(&mut c, replay).await, &["page_token"]);
     // Exactly a full last page ends without a token.
     let r = list(&mut c, pb::ListFeedbackEntriesRequest { page_size: 2, ..req(b, "", "", "") }).await;
     assert_eq!((r.entries.len(), r.next_page_token.as_str(), r.total_size), (2, "", 2));
@@ -350,13 +353,19 @@ async fn comments_are_authored_by_the_caller_validated_and_paged() {
     assert_eq!((made.entry_id, made.author_account_id, made.body.as_str()), (e.id, account, "Hat nichts gegessen."));
     assert!(made.create_time.is_some());
 
-    assert_invalid(&staff.create_feedback_comment(comment(e.id, "   ")).await.unwrap_err(), &["comment.body"]);
+    assert_violations_include(
+        &staff.create_feedback_comment(comment(e.id, "   ")).await.unwrap_err(),
+        &["comment.body"],
+    );
     let long = "ü".repeat(2001);
-    assert_invalid(&staff.create_feedback_comment(comment(e.id, &long)).await.unwrap_err(), &["comment.body"]);
+    assert_violations_include(
+        &staff.create_feedback_comment(comment(e.id, &long)).await.unwrap_err(),
+        &["comment.body"],
+    );
     staff.create_feedback_comment(comment(e.id, &"ü".repeat(2000))).await.expect("2000 characters are fine");
     let none = pb::CreateFeedbackCommentRequest { entry_id: e.id, comment: None };
-    assert_invalid(&staff.create_feedback_comment(none).await.unwrap_err(), &["comment"]);
-    assert_invalid(&staff.create_feedback_comment(comment(0, "x")).await.unwrap_err(), &["entry_id"]);
+    assert_violations_include(&staff.create_feedback_comment(none).await.unwrap_err(), &["comment"]);
+    assert_violations_include(&staff.create_feedback_comment(comment(0, "x")).await.unwrap_err(), &["entry_id"]);
     let err = staff.create_feedback_comment(comment(999_999, "x")).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 

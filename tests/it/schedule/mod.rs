@@ -1,5 +1,5 @@
 //! Schedule: timeframes, dateframes and classes.
 
+mod classes;
 #[allow(clippy::module_inception)]
 mod schedule;
-mod classes;

@@ -8,13 +8,13 @@ use pb::schedule_service_client::ScheduleServiceClient;
 use phoenix_common::domain::Domain;
 use phoenix_proto::schedule::v1 as pb;
 use phoenix_tests::TestApp;
-use phoenix_tests::auth::AuthedChannel;
+use phoenix_tests::auth::TestChannel;
 use tonic::Code;
 
-use crate::support::assert_invalid;
+use phoenix_tests::grpc::assert_violations_include;
 
-async fn client(app: &TestApp) -> ScheduleServiceClient<AuthedChannel> {
-    ScheduleServiceClient::new(app.admin_channel(Domain::Schedule).await)
+async fn client(app: &TestApp) -> ScheduleServiceClient<TestChannel> {
+    ScheduleServiceClient::new(app.test_channel(Domain::Schedule).await)
 }
 
 fn monthly_31st() -> pb::RecurrencePattern {
@@ -106,7 +106,7 @@ async fn recurrence_validation_names_each_field() {
         .create_recurrence_pattern(pb::CreateRecurrencePatternRequest { recurrence_pattern: Some(bad) })
         .await
         .unwrap_err();
-    assert_invalid(
+    assert_violations_include(
         &err,
         &[
             "recurrence_pattern.frequency",
@@ -119,18 +119,18 @@ async fn recurrence_validation_names_each_field() {
     use pb::expand_recurrence_request::Pattern;
     let err =
         c.expand_recurrence(expand_req(Pattern::Rule(monthly_31st()), "2024-05-01", "2024-04-01")).await.unwrap_err();
-    assert_invalid(&err, &["end_date"]);
+    assert_violations_include(&err, &["end_date"]);
     let err =
         c.expand_recurrence(expand_req(Pattern::Rule(monthly_31st()), "2024-13-01", "2024-04-01")).await.unwrap_err();
-    assert_invalid(&err, &["start_date"]);
+    assert_violations_include(&err, &["start_date"]);
     let err =
         c.expand_recurrence(expand_req(Pattern::Rule(monthly_31st()), "2000-01-01", "2024-01-01")).await.unwrap_err();
-    assert_invalid(&err, &["end_date"]);
+    assert_violations_include(&err, &["end_date"]);
     let mut req = expand_req(Pattern::Rule(monthly_31st()), "2024-01-01", "2024-02-01");
     req.time_of_day = "25:00".into();
     req.time_zone = "Nowhere/City".into();
     let err = c.expand_recurrence(req).await.unwrap_err();
-    assert_invalid(&err, &["time_of_day", "time_zone"]);
+    assert_violations_include(&err, &["time_of_day", "time_zone"]);
     let err = c
         .expand_recurrence(pb::ExpandRecurrenceRequest {
             start_date: "2024-01-01".into(),
@@ -139,7 +139,7 @@ async fn recurrence_validation_names_each_field() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["pattern"]);
+    assert_violations_include(&err, &["pattern"]);
 }
 
 #[tokio::test]
@@ -175,9 +175,9 @@ async fn dateframes_current_and_range_rule() {
         .create_dateframe(pb::CreateDateframeRequest { dateframe: Some(df("2025-03-02", "2025-03-01", "x")) })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["dateframe.end_date"]);
+    assert_violations_include(&err, &["dateframe.end_date"]);
     let err = c.get_current_dateframe(pb::GetCurrentDateframeRequest { date: "01.03.2025".into() }).await.unwrap_err();
-    assert_invalid(&err, &["date"]);
+    assert_violations_include(&err, &["date"]);
 }
 
 #[tokio::test]
@@ -191,10 +191,10 @@ async fn timeframe_end_must_follow_start_and_list_filters_active() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["timeframe.end_time"]);
+    assert_violations_include(&err, &["timeframe.end_time"]);
     let err =
         c.create_timeframe(pb::CreateTimeframeRequest { timeframe: Some(pb::Timeframe::default()) }).await.unwrap_err();
-    assert_invalid(&err, &["timeframe.start_time"]);
+    assert_violations_include(&err, &["timeframe.start_time"]);
     for active in [true, false, true] {
         c.create_timeframe(pb::CreateTimeframeRequest {
             timeframe: Some(pb::Timeframe {
@@ -265,7 +265,7 @@ async fn room_conflicts_and_free_slots_follow_planned_activity_schedules() {
     assert!(!c.check_room_conflict(check("15:30", "16:00", 1)).await.unwrap().into_inner().has_conflict);
     assert!(!c.check_room_conflict(check("14:00", "15:00", 2)).await.unwrap().into_inner().has_conflict);
     let err = c.check_room_conflict(check("16:00", "15:00", 0)).await.unwrap_err();
-    assert_invalid(&err, &["weekday", "end_time"]);
+    assert_violations_include(&err, &["weekday", "end_time"]);
     let err = c
         .check_room_conflict(pb::CheckRoomConflictRequest { room_id: 999_999, ..check("15:00", "16:00", 1) })
         .await
@@ -294,5 +294,5 @@ async fn room_conflicts_and_free_slots_follow_planned_activity_schedules() {
         })
         .await
         .unwrap_err();
-    assert_invalid(&err, &["duration_minutes"]);
+    assert_violations_include(&err, &["duration_minutes"]);
 }

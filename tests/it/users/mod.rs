@@ -1,5 +1,5 @@
 //! Users and guardians.
 
+mod guardians;
 #[allow(clippy::module_inception)]
 mod users;
-mod guardians;
