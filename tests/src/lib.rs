@@ -7,6 +7,8 @@
 //! - [`fixtures`]: raw-SQL rows of other domains a test needs (groups, substitutions, …).
 //! - [`grpc`]: status assertions (code + BadRequest fields) and requests made as a caller.
 //! - [`auth`]: accounts with roles, logging in, attaching bearer tokens.
+//! - [`require_tool`]: an external program a test needs (mosquitto, chromium, python3); missing
+//!   fails the test under `CI`, and skips it with a message outside CI.
 //!
 //! The database server is `DATABASE_URL` when set; otherwise a private cluster started from
 //! the installed PostgreSQL binaries, shared by every test process of the run (see [`db`]).
@@ -22,11 +24,46 @@ pub mod school;
 pub use app::TestApp;
 pub use db::TestDb;
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// The workspace root (where `Cargo.toml`, `proto/` and `diesel_migrations/` are).
-pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The program `name` a test needs, at `path`: a path with a `/` is taken as it is, a bare
+/// name is looked up on `PATH` and in the `sbin` directories. When it is missing this
+/// **panics** under `CI` (a CI run never passes without the tool), and otherwise returns
+/// `None` after saying on stderr why the test does not run and how to install the tool
+/// (`install`); the caller then returns early.
+pub fn require_tool(name: &str, path: impl AsRef<Path>, install: &str) -> Option<PathBuf> {
+    let path = path.as_ref();
+    if let Some(found) = find_program(path) {
+        return Some(found);
+    }
+    let missing = format!("{name} not found ({}): {install}", path.display());
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+        panic!("{missing} — CI is set, so a missing tool fails the test");
+    }
+    eprintln!("\n*** NOT RUN: {missing} (outside CI the test returns early; under CI=true it fails) ***\n");
+    None
+}
+
+/// `path` itself when it contains a `/`, else the first executable file of that name on
+/// `PATH`, `/usr/local/sbin`, `/usr/sbin` or `/sbin`.
+fn find_program(path: &Path) -> Option<PathBuf> {
+    if path.components().count() > 1 || path.is_absolute() {
+        return path.is_file().then(|| path.to_path_buf());
+    }
+    let on_path = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default();
+    let sbin = ["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from);
+    on_path.into_iter().chain(sbin).map(|dir| dir.join(path)).find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// URL of the MQTT broker tests use: `MQTT_URL`, else an embedded broker (one per process).

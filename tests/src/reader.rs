@@ -129,16 +129,28 @@ impl ReaderStack {
 
 /// A Mosquitto broker in a child process (killed on drop), for broker-restart tests.
 pub struct Mosquitto {
+    binary: std::path::PathBuf,
     port: u16,
     child: Option<tokio::process::Child>,
 }
 
 impl Mosquitto {
-    /// Starts `mosquitto` on a free port; `None` when the binary is not installed.
-    pub async fn start() -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let mut m = Self { port, child: None };
-        m.restart().await.then_some(m)
+    /// The `mosquitto` binary (see [`crate::require_tool`]): `None` outside CI when it is not
+    /// installed; under `CI` a missing broker fails the test.
+    pub fn binary() -> Option<std::path::PathBuf> {
+        crate::require_tool(
+            "mosquitto",
+            "mosquitto",
+            "install it with `sudo apt-get install -y mosquitto` (scripts/test does)",
+        )
+    }
+
+    /// Starts `binary` (see [`Mosquitto::binary`]) on a free port.
+    pub async fn start(binary: std::path::PathBuf) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+        let mut m = Self { binary, port, child: None };
+        assert!(m.restart().await, "{} starts on port {port}", m.binary.display());
+        m
     }
 
     /// `mqtt://127.0.0.1:port`.
@@ -156,7 +168,7 @@ impl Mosquitto {
     /// (Re)starts the broker on the same port; false when it cannot be started.
     pub async fn restart(&mut self) -> bool {
         self.kill().await;
-        let Ok(child) = tokio::process::Command::new("mosquitto")
+        let Ok(child) = tokio::process::Command::new(&self.binary)
             .args(["-p", &self.port.to_string()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -484,11 +484,8 @@ async fn a_gateway_restart_mid_stream_loses_no_scan_and_applies_none_twice() {
 
 #[tokio::test]
 async fn a_broker_restart_mid_stream_loses_no_scan_and_applies_none_twice() {
-    let Some(mut broker) = phoenix_tests::reader::Mosquitto::start().await else {
-        // scripts/test installs mosquitto; without it this scenario cannot run here.
-        eprintln!("SKIPPED: mosquitto is not installed");
-        return;
-    };
+    let Some(mosquitto) = phoenix_tests::reader::Mosquitto::binary() else { return };
+    let mut broker = phoenix_tests::reader::Mosquitto::start(mosquitto).await;
     let mut stack = ReaderStack::spawn_on(30, &broker.url()).await;
     open_rooms(&mut stack).await;
     let s = stack.school.clone();

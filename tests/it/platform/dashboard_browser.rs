@@ -31,18 +31,14 @@ use phoenix_tests::school::School;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 /// Chromium for playwright-core: `CHROMIUM_PATH`, else Debian's. `None` outside CI when it is
-/// missing (the caller skips); under CI a missing browser fails the test.
+/// missing (the caller returns early); under CI a missing browser fails the test.
 fn chromium() -> Option<PathBuf> {
     let path = std::env::var_os("CHROMIUM_PATH").map(PathBuf::from).unwrap_or_else(|| "/usr/bin/chromium".into());
-    if path.exists() {
-        return Some(path);
-    }
-    let hint = "install it with `sudo apt-get install -y chromium` (scripts/test does, as root)";
-    if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
-        panic!("chromium not found at {} under CI: {hint}", path.display());
-    }
-    eprintln!("\n*** SKIPPED: chromium not found at {}: {hint} ***\n", path.display());
-    None
+    phoenix_tests::require_tool(
+        "chromium",
+        path,
+        "install it with `sudo apt-get install -y chromium` (scripts/test does, as root)",
+    )
 }
 
 /// `node tests/browser/<script>` from the workspace root, with its stdio piped.
