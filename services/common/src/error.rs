@@ -15,6 +15,61 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// `ErrorInfo.domain` of every Phoenix error.
 pub const ERROR_DOMAIN: &str = "phoenix";
 
+/// Every `FailedPrecondition` reason ([`Error::precondition`], sent as `google.rpc.ErrorInfo.reason`)
+/// and what it means, sorted. The one list: a unit test fails when the workspace uses a reason
+/// not listed here or a listed one is no longer used, and docs/error-reasons.md is generated
+/// from it (`PHOENIX_UPDATE_DOCS=1 cargo test -p phoenix-common error_reasons`).
+pub const REASONS: &[(&str, &str)] = &[
+    ("ACTIVITY_CLOSED", "the activity is not open for enrollment"),
+    ("ACTIVITY_FULL", "the activity has no places left"),
+    ("ADMIN_ROLE_FIXED", "the admin role's permissions cannot be changed"),
+    ("ALREADY_SUPERVISING", "the staff member already supervises the session; leave first to change the role"),
+    ("BUILDING_HAS_LOCATIONS", "the building still has locations; delete or move them first"),
+    ("CARD_INACTIVE", "the RFID card is deactivated"),
+    ("COMBINATION_ENDED", "the combined group has ended; create a new one"),
+    ("CURSOR_EXPIRED", "the presence event log no longer holds the changes after this cursor; reload and watch again"),
+    ("ENROLLMENTS_EXCEED_CAPACITY", "the activity has more enrollments than the new maximum"),
+    ("GONE_HOME", "the pupil is checked out for the day"),
+    ("GROUP_HAS_SESSIONS", "the group has room sessions on record and cannot be deleted"),
+    ("GROUP_HAS_STUDENTS", "the group still has pupils; move them first"),
+    ("INVITATION_EXPIRED", "the invitation has expired"),
+    ("INVITATION_USED", "the invitation was already accepted or revoked"),
+    ("IS_TRANSFER", "the substitution is a transfer; cancel it and transfer again"),
+    ("NOT_ARRIVED", "the pupil has not arrived today"),
+    ("NOT_A_TRANSFER", "the substitution was planned by the administration, not handed over"),
+    ("NOT_CHECKED_IN", "the pupil is not checked in"),
+    ("NOT_IN_COMBINATION", "the session is not in that combined group"),
+    ("NOT_STAFF", "the caller is not linked to a staff record"),
+    ("NOT_SUPERVISING", "the staff member does not supervise the session"),
+    ("NO_CARD", "the person holds no RFID card"),
+    ("PERSON_IS_STUDENT", "the person is a student; deactivate the student instead"),
+    ("PRIMARY_SUPERVISOR", "the change would leave the activity without its primary supervisor"),
+    ("REFERENCE_CONSTRAINT", "a referenced record is missing or still in use (unnamed foreign key)"),
+    ("RESET_TOKEN_EXPIRED", "the password-reset token has expired"),
+    ("RESET_TOKEN_USED", "the password-reset token was already used or replaced by a newer one"),
+    ("RETENTION_CLEANUP_RUNNING", "a retention purge is already running"),
+    ("ROOM_CONFLICT", "the room is booked at that time by another class schedule"),
+    ("ROOM_FULL", "the room, or the session's activity, is at capacity"),
+    ("ROOM_IN_USE", "the room has room sessions on record and cannot be deleted"),
+    ("SELF_DEACTIVATION", "an account cannot deactivate itself"),
+    ("SESSION_CLAIMED", "the session already has supervisors; join it instead"),
+    ("SESSION_COMBINED", "the session is already in a running combined group"),
+    ("SESSION_ENDED", "the room session has ended"),
+    ("SESSION_RUNNING", "a room session is running (in the room, or of the activity); end it first"),
+    ("SETTING_LOCKED", "the setting is a locked system setting, set at deployment"),
+    ("STUDENT_ACTIVE", "the student is active"),
+    ("STUDENT_CHECKED_IN", "the pupil is already checked in"),
+    ("STUDENT_INACTIVE", "the student is already deactivated"),
+    ("SUBSTITUTE_BUSY", "the substitute already covers a group in that period"),
+    ("SUBSTITUTION_ENDED", "the substitution is over; past substitutions are kept as they were"),
+    ("SYSTEM_DEVICE", "the virtual web device is part of the system and cannot be deleted"),
+    ("SYSTEM_PERMISSION", "a system permission cannot be deleted"),
+    ("SYSTEM_ROLE", "a system role cannot be renamed or deleted"),
+    ("TEACHER_LEADS_GROUPS", "the staff member leads groups; remove them as group teacher first"),
+    ("VIRTUAL_DEVICE", "the virtual web device has no key to rotate"),
+    ("VISIT_ENDED", "the visit has already ended"),
+];
+
 /// A domain error, classified by what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,7 +90,7 @@ pub enum Error {
     /// The current state forbids the operation (room full, session ended, …).
     #[error("{message}")]
     FailedPrecondition {
-        /// Machine-readable reason, e.g. `ROOM_FULL` (sent as `google.rpc.ErrorInfo`).
+        /// Machine-readable reason, one of [`REASONS`] (sent as `google.rpc.ErrorInfo`).
         reason: &'static str,
         /// What the caller can do.
         message: String,
@@ -78,7 +133,7 @@ impl Error {
         Error::InvalidArgument(v)
     }
 
-    /// `FailedPrecondition` with a machine-readable reason.
+    /// `FailedPrecondition` with a machine-readable reason, one of [`REASONS`].
     pub fn precondition(reason: &'static str, message: impl Into<String>) -> Self {
         Error::FailedPrecondition { reason, message: message.into() }
     }
@@ -190,6 +245,136 @@ impl From<diesel_async::pooled_connection::bb8::RunError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    /// Where the reasons the workspace uses are read: services/**/*.rs and gateway/**/*.rs.
+    fn workspace_sources() -> Vec<(std::path::PathBuf, String)> {
+        fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, String)>) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+                if path.is_dir() && !path.ends_with("target") {
+                    walk(&path, out);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    out.push((path.clone(), std::fs::read_to_string(&path).expect("read source")));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("root");
+        let mut out = Vec::new();
+        walk(&root.join("services"), &mut out);
+        walk(&root.join("gateway"), &mut out);
+        assert!(out.len() > 20, "found only {} sources under {}", out.len(), root.display());
+        out.into_iter()
+            .map(|(path, text)| (path.strip_prefix(&root).map(|p| p.to_path_buf()).unwrap_or(path), text))
+            .collect()
+    }
+
+    /// The string literal at the start of `text` (after blanks), if any.
+    fn literal_at(text: &str) -> Option<&str> {
+        let rest = text.trim_start().strip_prefix('"')?;
+        rest.find('"').map(|end| &rest[..end])
+    }
+
+    fn is_reason_like(s: &str) -> bool {
+        s.starts_with(|c: char| c.is_ascii_uppercase())
+            && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    }
+
+    /// Every reason the sources pass: literal first arguments of [`Error::precondition`], a
+    /// constant there (`reason::ROOM_FULL`) through its `const ROOM_FULL: &str = "…"`, and
+    /// `reason: "…"` fields. Returns reason → places, and the arguments it could not read.
+    fn used_reasons() -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+        // Built with concat! so that this scanner does not find itself.
+        let call = concat!("Error::", "precondition(");
+        let field = concat!("reason", ": ");
+        let sources = workspace_sources();
+        let mut consts = BTreeMap::new();
+        for (_, text) in &sources {
+            for (at, _) in text.match_indices("const ") {
+                let rest = &text[at + "const ".len()..];
+                let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                let value = rest[name.len()..].trim_start().strip_prefix(": &str =").and_then(literal_at);
+                if let Some(value) = value.filter(|v| is_reason_like(v)) {
+                    consts.insert(name, value.to_owned());
+                }
+            }
+        }
+        let (mut used, mut unreadable) = (BTreeMap::<String, Vec<String>>::new(), Vec::new());
+        for (path, text) in &sources {
+            let place = |at: usize| format!("{}:{}", path.display(), text[..at].lines().count());
+            for (at, _) in text.match_indices(call) {
+                let arg = &text[at + call.len()..];
+                let ident: String = arg
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':'))
+                    .collect();
+                let reason = match literal_at(arg) {
+                    Some(lit) => Some(lit.to_owned()),
+                    None => consts.get(ident.rsplit("::").next().unwrap_or_default()).cloned(),
+                };
+                match reason {
+                    Some(r) => used.entry(r).or_default().push(place(at)),
+                    None => unreadable.push(format!("{}: `{ident}`", place(at))),
+                }
+            }
+            for (at, _) in text.match_indices(field) {
+                if let Some(lit) = literal_at(&text[at + field.len()..]).filter(|l| is_reason_like(l)) {
+                    used.entry(lit.to_owned()).or_default().push(place(at));
+                }
+            }
+        }
+        (used, unreadable)
+    }
+
+    #[test]
+    fn every_precondition_reason_is_in_reasons_and_every_listed_one_is_used() {
+        let names: Vec<&str> = REASONS.iter().map(|(r, _)| *r).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "REASONS must be sorted and unique");
+        let (used, unreadable) = used_reasons();
+        assert!(
+            unreadable.is_empty(),
+            "reasons passed as something that is neither a literal nor a const: {unreadable:#?}"
+        );
+        let unlisted: Vec<String> = used
+            .iter()
+            .filter(|(r, _)| !names.contains(&r.as_str()))
+            .map(|(r, places)| format!("{r} ({})", places.join(", ")))
+            .collect();
+        let unused: Vec<&str> = names.iter().copied().filter(|r| !used.contains_key(*r)).collect();
+        assert!(unlisted.is_empty(), "add these reasons to phoenix_common::error::REASONS: {unlisted:#?}");
+        assert!(unused.is_empty(), "these REASONS are no longer used; remove them: {unused:?}");
+    }
+
+    /// docs/error-reasons.md's table is generated from [`REASONS`]:
+    /// `PHOENIX_UPDATE_DOCS=1 cargo test -p phoenix-common error_reasons` rewrites it.
+    #[test]
+    fn docs_error_reasons_table_matches_reasons() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/error-reasons.md");
+        let header = "| reason | meaning |\n|---|---|\n";
+        let table: String = REASONS.iter().map(|(reason, meaning)| format!("| `{reason}` | {meaning} |\n")).collect();
+        let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| format!("{DOC_INTRO}{header}"));
+        let start = doc.find(header).expect("docs/error-reasons.md has the reasons table") + header.len();
+        let end = doc[start..].find("\n\n").map_or(doc.len(), |i| start + i + 1);
+        if doc[start..end] != table {
+            if std::env::var_os("PHOENIX_UPDATE_DOCS").is_some() {
+                std::fs::write(&path, format!("{}{table}{}", &doc[..start], &doc[end..])).expect("write docs");
+            } else {
+                panic!(
+                    "docs/error-reasons.md is out of date; run \
+                     `PHOENIX_UPDATE_DOCS=1 cargo test -p phoenix-common error_reasons`. Expected:\n{table}"
+                );
+            }
+        }
+    }
+
+    /// The text above the table when docs/error-reasons.md is first written.
+    const DOC_INTRO: &str = "# Error reasons\n\n\
+        Every `FAILED_PRECONDITION` status carries a `google.rpc.ErrorInfo` with domain `phoenix` and one \
+        of these reasons, so a client can branch on the reason and show the message. The table is \
+        generated from `phoenix_common::error::REASONS`, the one list of them \
+        (`PHOENIX_UPDATE_DOCS=1 cargo test -p phoenix-common error_reasons` rewrites it); a unit test \
+        fails when the code uses a reason that is not listed or a listed one is no longer used.\n\n";
 
     #[test]
     fn invalid_argument_carries_every_field_violation() {
