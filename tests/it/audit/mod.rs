@@ -362,3 +362,34 @@ async fn auth_events_are_listed_newest_first_with_filters_and_pages() {
     assert_invalid(client.list_auth_events(list("login", true, 2, first.next_page_token)).await, &["page_token"]);
     assert_invalid(client.list_auth_events(list("coffee_break", false, 0, String::new())).await, &["event_type"]);
 }
+
+/// The one list of auth event types (`phoenix_db::auth_events`) is exactly what the latest
+/// `ck_audit_auth_events_event_type` allows, read back from `pg_catalog` after migrating.
+#[tokio::test]
+async fn auth_event_types_match_the_check_constraint() {
+    #[derive(QueryableByName)]
+    struct Definition {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        definition: String,
+    }
+    let db = phoenix_tests::TestDb::new().await;
+    let mut conn = db.conn().await;
+    let rows: Vec<Definition> = diesel::sql_query(
+        "SELECT pg_get_constraintdef(c.oid) AS definition FROM pg_constraint c \
+         JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE n.nspname = 'audit' AND t.relname = 'auth_events' AND c.conname = 'ck_audit_auth_events_event_type'",
+    )
+    .load(&mut conn)
+    .await
+    .expect("read the constraint");
+    let [Definition { definition }] = rows.as_slice() else {
+        panic!("expected one ck_audit_auth_events_event_type, found {}", rows.len())
+    };
+    assert!(definition.starts_with("CHECK") && definition.contains("event_type"), "{definition}");
+    // The quoted literals of `CHECK (((event_type)::text = ANY ((ARRAY['login'::…, …])::text[])))`.
+    let mut allowed: Vec<&str> = definition.split('\'').skip(1).step_by(2).collect();
+    let mut listed = phoenix_db::auth_events::AUTH_EVENT_TYPES.to_vec();
+    allowed.sort_unstable();
+    listed.sort_unstable();
+    assert_eq!(allowed, listed, "CHECK constraint {definition} vs phoenix_db::auth_events::AUTH_EVENT_TYPES");
+}
