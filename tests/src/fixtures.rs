@@ -126,6 +126,21 @@ pub async fn insert_returning_id(conn: &mut AsyncPgConnection, sql: &str) -> i64
     diesel::sql_query(sql).get_result::<Id>(conn).await.unwrap_or_else(|e| panic!("{sql}: {e}")).id
 }
 
+/// `n` pupils (persons named `Kind 1` … `Kind n`, class `3b`, no card); ids ascending.
+pub async fn students(conn: &mut AsyncPgConnection, n: usize) -> Vec<i64> {
+    let rows: Vec<Id> = diesel::sql_query(format!(
+        "WITH p AS (INSERT INTO users.persons (first_name, last_name)
+                    SELECT 'Kind', g::text FROM generate_series(1, {n}) g RETURNING id)
+         INSERT INTO users.students (person_id, school_class) SELECT id, '3b' FROM p RETURNING id"
+    ))
+    .load(conn)
+    .await
+    .expect("insert students");
+    let mut ids: Vec<i64> = rows.into_iter().map(|r| r.id).collect();
+    ids.sort();
+    ids
+}
+
 /// An education group.
 pub async fn group(conn: &mut AsyncPgConnection, name: &str) -> i64 {
     insert_returning_id(conn, &format!("INSERT INTO education.groups (name) VALUES ('{name}') RETURNING id")).await

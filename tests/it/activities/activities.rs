@@ -7,8 +7,8 @@ use diesel_async::RunQueryDsl;
 use pb::activities_service_client::ActivitiesServiceClient;
 use phoenix_common::domain::Domain;
 use phoenix_proto::activities::v1 as pb;
-use phoenix_tests::TestApp;
 use phoenix_tests::auth::TestChannel;
+use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
 
 use phoenix_tests::grpc::{assert_precondition, assert_violations_include};
@@ -21,22 +21,6 @@ struct Id {
 
 async fn client(app: &TestApp) -> ActivitiesServiceClient<TestChannel> {
     ActivitiesServiceClient::new(app.test_channel(Domain::Activities).await)
-}
-
-/// `n` students (and their persons), ids ascending.
-async fn students(app: &TestApp, n: usize) -> Vec<i64> {
-    let mut conn = app.db.conn().await;
-    let rows: Vec<Id> = sql_query(format!(
-        "WITH p AS (INSERT INTO users.persons (first_name, last_name)
-                    SELECT 'Kind', g::text FROM generate_series(1, {n}) g RETURNING id)
-         INSERT INTO users.students (person_id, school_class) SELECT id, '3b' FROM p RETURNING id"
-    ))
-    .load(&mut conn)
-    .await
-    .expect("insert students");
-    let mut ids: Vec<i64> = rows.into_iter().map(|r| r.id).collect();
-    ids.sort();
-    ids
 }
 
 async fn staff(app: &TestApp) -> i64 {
@@ -89,7 +73,7 @@ async fn twenty_concurrent_enrollments_into_five_places_admit_exactly_five() {
     let app = TestApp::spawn(&[Domain::Activities]).await;
     let mut c = client(&app).await;
     let a = create(&mut c, 5, true, vec![]).await;
-    let kids = students(&app, 20).await;
+    let kids = fixtures::students(&mut app.db.conn().await, 20).await;
     let tasks: Vec<_> = kids
         .iter()
         .map(|s| {
@@ -114,7 +98,7 @@ async fn twenty_concurrent_enrollments_into_five_places_admit_exactly_five() {
 async fn enrollment_into_a_closed_activity_is_refused_and_duplicates_already_exist() {
     let app = TestApp::spawn(&[Domain::Activities]).await;
     let mut c = client(&app).await;
-    let kids = students(&app, 2).await;
+    let kids = fixtures::students(&mut app.db.conn().await, 2).await;
     let closed = create(&mut c, 5, false, vec![]).await;
     assert_precondition(&c.enroll_student(enroll(closed.id, kids[0])).await.unwrap_err(), "ACTIVITY_CLOSED");
 
@@ -140,7 +124,7 @@ async fn enrollment_into_a_closed_activity_is_refused_and_duplicates_already_exi
 async fn replace_enrollments_is_atomic_and_respects_capacity() {
     let app = TestApp::spawn(&[Domain::Activities]).await;
     let mut c = client(&app).await;
-    let kids = students(&app, 4).await;
+    let kids = fixtures::students(&mut app.db.conn().await, 4).await;
     let a = create(&mut c, 3, true, vec![]).await;
     let replace = |ids: Vec<i64>| pb::ReplaceEnrollmentsRequest { activity_id: a.id, student_ids: ids };
     let r = c.replace_enrollments(replace(vec![kids[2], kids[0]])).await.unwrap().into_inner();
@@ -199,7 +183,7 @@ async fn only_creator_supervisors_or_admins_change_enrollments() {
     let app = TestApp::spawn(&[Domain::Activities]).await;
     let mut admin = client(&app).await;
     let (lead, other) = (staff(&app).await, staff(&app).await);
-    let kids = students(&app, 1).await;
+    let kids = fixtures::students(&mut app.db.conn().await, 1).await;
     let a = create(&mut admin, 5, true, vec![lead]).await;
     assert_eq!(a.supervisors, [pb::Supervisor { staff_id: lead, is_primary: true }]);
 

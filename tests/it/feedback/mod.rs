@@ -8,8 +8,8 @@ use diesel_async::RunQueryDsl;
 use pb::feedback_service_client::FeedbackServiceClient;
 use phoenix_common::domain::Domain;
 use phoenix_proto::feedback::v1 as pb;
-use phoenix_tests::TestApp;
 use phoenix_tests::auth::TestChannel;
+use phoenix_tests::{TestApp, fixtures};
 use tonic::Code;
 
 use phoenix_tests::grpc::assert_violations_include;
@@ -24,22 +24,6 @@ type Client = FeedbackServiceClient<TestChannel>;
 
 async fn client(app: &TestApp) -> Client {
     FeedbackServiceClient::new(app.test_channel(Domain::Feedback).await)
-}
-
-/// `n` students (and their persons), ids ascending.
-async fn students(app: &TestApp, n: usize) -> Vec<i64> {
-    let mut conn = app.db.conn().await;
-    let rows: Vec<Id> = sql_query(format!(
-        "WITH p AS (INSERT INTO users.persons (first_name, last_name)
-                    SELECT 'Kind', g::text FROM generate_series(1, {n}) g RETURNING id)
-         INSERT INTO users.students (person_id, school_class) SELECT id, '3b' FROM p RETURNING id"
-    ))
-    .load(&mut conn)
-    .await
-    .expect("insert students");
-    let mut ids: Vec<i64> = rows.into_iter().map(|r| r.id).collect();
-    ids.sort();
-    ids
 }
 
 /// A staff member and the account a `staff` token for it is minted for.
@@ -99,7 +83,7 @@ async fn list_err(c: &mut Client, req: pb::ListFeedbackEntriesRequest) -> tonic:
 async fn an_entry_round_trips_and_its_day_defaults_to_today_in_berlin() {
     let app = TestApp::spawn(&[Domain::Feedback]).await;
     let mut c = client(&app).await;
-    let kid = students(&app, 1).await[0];
+    let kid = fixtures::students(&mut app.db.conn().await, 1).await[0];
     let device = web_device(&app).await;
 
     let before = berlin_today();
@@ -136,7 +120,7 @@ async fn an_entry_round_trips_and_its_day_defaults_to_today_in_berlin() {
 async fn create_checks_every_field_and_every_reference() {
     let app = TestApp::spawn(&[Domain::Feedback]).await;
     let mut c = client(&app).await;
-    let kid = students(&app, 1).await[0];
+    let kid = fixtures::students(&mut app.db.conn().await, 1).await[0];
     let ok = || entry(kid, pb::FeedbackValue::Neutral, "2026-03-02", "10:00:00");
 
     let err = c.create_feedback_entry(pb::CreateFeedbackEntryRequest { entry: None }).await.unwrap_err();
@@ -193,7 +177,7 @@ async fn create_checks_every_field_and_every_reference() {
 async fn a_batch_is_all_or_nothing_and_names_each_bad_index() {
     let app = TestApp::spawn(&[Domain::Feedback]).await;
     let mut c = client(&app).await;
-    let kids = students(&app, 3).await;
+    let kids = fixtures::students(&mut app.db.conn().await, 3).await;
     let batch = |entries: Vec<pb::FeedbackEntry>| pb::BatchCreateFeedbackEntriesRequest { entries };
     let good: Vec<_> = kids
         .iter()
@@ -234,7 +218,7 @@ async fn a_batch_is_all_or_nothing_and_names_each_bad_index() {
 async fn lists_filter_by_student_day_range_and_mensa_and_page_with_true_totals() {
     let app = TestApp::spawn(&[Domain::Feedback]).await;
     let mut c = client(&app).await;
-    let kids = students(&app, 2).await;
+    let kids = fixtures::students(&mut app.db.conn().await, 2).await;
     let (a, b) = (kids[0], kids[1]);
     // a: 1st, 2nd, 2nd (mensa), 3rd, 5th of March; b: 2nd and 4th.
     let mut items = vec![
@@ -332,7 +316,7 @@ async fn lists_filter_by_student_day_range_and_mensa_and_page_with_true_totals()
 async fn comments_are_authored_by_the_caller_validated_and_paged() {
     let app = TestApp::spawn(&[Domain::Feedback]).await;
     let mut admin = client(&app).await;
-    let kid = students(&app, 1).await[0];
+    let kid = fixtures::students(&mut app.db.conn().await, 1).await[0];
     let e = admin
         .create_feedback_entry(create(entry(kid, pb::FeedbackValue::Negative, "2026-03-02", "12:00:00")))
         .await
@@ -394,7 +378,7 @@ async fn comments_are_authored_by_the_caller_validated_and_paged() {
 #[tokio::test]
 async fn the_staff_role_reads_lists_and_creates_but_cannot_delete() {
     let app = TestApp::spawn(&[Domain::Feedback]).await;
-    let kid = students(&app, 1).await[0];
+    let kid = fixtures::students(&mut app.db.conn().await, 1).await[0];
     let (token, _) = staff_member(&app).await;
     let mut staff = FeedbackServiceClient::new(app.channel_as(Domain::Feedback, &token).await);
 
