@@ -127,6 +127,31 @@ pub async fn student_access_of(
     Ok(student_access(caller, student_group_id, &ids))
 }
 
+/// The students linked to the guardian record of `account_id` (`users.guardians.account_id`
+/// → `users.student_guardians`), active ones only, sorted. Empty for an account without a
+/// guardian record: such an account is nobody's parent. This is the whole scope of a
+/// guardian caller (docs/access.md): every other student is `NotFound` to them.
+pub async fn guardian_children(conn: &mut AsyncPgConnection, account_id: i64) -> Result<Vec<i64>> {
+    use users::{guardians as g, student_guardians as sg, students as st};
+    let mut ids: Vec<i64> = sg::table
+        .inner_join(g::table)
+        .inner_join(st::table)
+        .filter(g::account_id.eq(account_id))
+        .filter(st::deactivated_at.is_null())
+        .select(sg::student_id)
+        .load(conn)
+        .await?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Whether `caller` is a guardian of `student_id` (see [`guardian_children`]).
+pub async fn is_guardian_of(conn: &mut AsyncPgConnection, caller: &Caller, student_id: i64) -> Result<bool> {
+    let Some(account_id) = caller.account_id else { return Ok(false) };
+    Ok(guardian_children(conn, account_id).await?.contains(&student_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
