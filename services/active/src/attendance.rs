@@ -294,7 +294,7 @@ pub async fn check_out_for_day(
             .await?;
         events::record(
             conn,
-            PresenceChange::pupil(ChangeKind::GoneHome, student_id).from_room(open.as_ref().map(|o| o.room_id)),
+            PresenceChange::student(ChangeKind::GoneHome, student_id).from_room(open.as_ref().map(|o| o.room_id)),
         )
         .await?;
         Ok(CheckedOutForDay {

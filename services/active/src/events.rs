@@ -72,7 +72,7 @@ pub struct PresenceChange {
 
 impl PresenceChange {
     /// A pupil's change.
-    pub fn pupil(kind: ChangeKind, student_id: i64) -> Self {
+    pub fn student(kind: ChangeKind, student_id: i64) -> Self {
         Self { kind, student_id: Some(student_id), session_id: None, room_id: None, from_room_id: None }
     }
 

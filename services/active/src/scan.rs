@@ -220,7 +220,7 @@ async fn room_scan(
     if let Some(visit) = open.as_ref().filter(|v| v.session_id == session.id) {
         repo::close_visit(conn, visit.id, at).await?;
         repo::touch_session(conn, session.id, now).await?;
-        let event = PresenceChange::pupil(ChangeKind::CheckedOut, who.id).at(session.id, room.id);
+        let event = PresenceChange::student(ChangeKind::CheckedOut, who.id).at(session.id, room.id);
         return Ok(applied(
             scan_id,
             Outcome::CheckedOut,
@@ -269,7 +269,8 @@ async fn room_scan(
         None => (Outcome::CheckedIn, "Eingecheckt"),
     };
     let kind = if open.is_some() { ChangeKind::Transferred } else { ChangeKind::CheckedIn };
-    let event = PresenceChange::pupil(kind, who.id).at(session.id, room.id).from_room(open.as_ref().map(|v| v.room_id));
+    let event =
+        PresenceChange::student(kind, who.id).at(session.id, room.id).from_room(open.as_ref().map(|v| v.room_id));
     Ok(applied(scan_id, outcome, format!("{verb}: {}", room.name), who, Some(&room), event))
 }
 
@@ -297,12 +298,13 @@ async fn entrance_scan(
                 repo::close_visit(conn, visit.id, at).await?;
             }
             repo::close_attendance(conn, present.id, at, device.id).await?;
-            let event = PresenceChange::pupil(ChangeKind::GoneHome, who.id).from_room(open.as_ref().map(|v| v.room_id));
+            let event =
+                PresenceChange::student(ChangeKind::GoneHome, who.id).from_room(open.as_ref().map(|v| v.room_id));
             Ok(applied(scan_id, Outcome::CheckedOut, "Auf Wiedersehen!".into(), who, None, event))
         }
         _ => {
             repo::open_attendance(conn, who.id, date, at, device.id).await?;
-            let event = PresenceChange::pupil(ChangeKind::Arrived, who.id);
+            let event = PresenceChange::student(ChangeKind::Arrived, who.id);
             Ok(applied(scan_id, Outcome::CheckedIn, "Willkommen!".into(), who, None, event))
         }
     }
@@ -317,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn pupils_leave_from_the_daily_checkout_time_or_shortly_before_their_pickup() {
+    fn students_leave_from_the_daily_checkout_time_or_shortly_before_their_pickup() {
         let daily = t(15, 0);
         assert!(may_leave(t(10, 0), daily, None), "no pickup rule: free to go");
         assert!(!may_leave(t(10, 0), daily, Some(t(14, 0))), "collected at 14:00");

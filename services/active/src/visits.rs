@@ -266,10 +266,10 @@ pub async fn check_in(
         }
         repo::touch_session(conn, session_id, now).await?;
         let change = match &open {
-            Some(o) => PresenceChange::pupil(ChangeKind::Transferred, student_id)
+            Some(o) => PresenceChange::student(ChangeKind::Transferred, student_id)
                 .at(session_id, session.room_id)
                 .from_room(Some(o.room_id)),
-            None => PresenceChange::pupil(ChangeKind::CheckedIn, student_id).at(session_id, session.room_id),
+            None => PresenceChange::student(ChangeKind::CheckedIn, student_id).at(session_id, session.room_id),
         };
         events::record(conn, change).await?;
         Ok(CheckedIn { visit: find(conn, id).await?, closed_visit_id: open.map(|o| o.id), arrived })
@@ -299,8 +299,11 @@ async fn close(
     store::lock_session(conn, visit.session_id).await?;
     repo::close_visit(conn, visit.id, now).await?;
     repo::touch_session(conn, visit.session_id, now).await?;
-    events::record(conn, PresenceChange::pupil(ChangeKind::CheckedOut, student.id).at(visit.session_id, visit.room_id))
-        .await?;
+    events::record(
+        conn,
+        PresenceChange::student(ChangeKind::CheckedOut, student.id).at(visit.session_id, visit.room_id),
+    )
+    .await?;
     find(conn, visit.id).await
 }
 

@@ -76,7 +76,7 @@ impl Access {
 
     /// Full access to a pupil of group `group` who is in (or moving between) `session` and
     /// `rooms`.
-    pub fn sees_pupil(&self, group: Option<i64>, session: Option<i64>, rooms: [Option<i64>; 2]) -> bool {
+    pub fn sees_student(&self, group: Option<i64>, session: Option<i64>, rooms: [Option<i64>; 2]) -> bool {
         access::student_access(&self.caller, group, &self.my_groups) == StudentAccess::Full
             || session.is_some_and(|s| self.supervises_session(s))
             || rooms.into_iter().flatten().any(|r| self.supervises_room(r))
@@ -101,12 +101,12 @@ pub struct RoomTile {
     pub education_group_name: String,
     /// `(staff id, display name)`.
     pub supervisors: Vec<(i64, String)>,
-    pub pupil_count: i64,
+    pub student_count: i64,
 }
 
 /// A pupil on the board.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BoardPupil {
+pub struct BoardStudent {
     pub student_id: i64,
     pub display_name: String,
     pub since: DateTime<Utc>,
@@ -116,7 +116,7 @@ pub struct BoardPupil {
 #[derive(Debug, Clone)]
 pub struct BoardRoom {
     pub tile: RoomTile,
-    pub pupils: Vec<BoardPupil>,
+    pub students: Vec<BoardStudent>,
     pub mine: bool,
 }
 
@@ -149,7 +149,7 @@ pub async fn tiles(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> Re
             activity_name: r.activity_name.unwrap_or_default(),
             education_group_id: r.education_group_id,
             education_group_name: r.education_group_name.unwrap_or_default(),
-            pupil_count: r.pupil_count,
+            student_count: r.student_count,
         })
         .collect())
 }
@@ -166,9 +166,9 @@ pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, tz: chrono_tz::T
             let access = Access::load(conn, caller, date).await?;
             let tiles = tiles(conn, None).await?;
             let supervised: Vec<i64> = access.supervised.iter().map(|(s, _)| *s).collect();
-            let mut pupils: HashMap<i64, Vec<BoardPupil>> = HashMap::new();
-            for p in repo::visible_pupils(conn, access.caller.is_admin, &access.my_groups, &supervised).await? {
-                pupils.entry(p.session_id).or_default().push(BoardPupil {
+            let mut students: HashMap<i64, Vec<BoardStudent>> = HashMap::new();
+            for p in repo::visible_students(conn, access.caller.is_admin, &access.my_groups, &supervised).await? {
+                students.entry(p.session_id).or_default().push(BoardStudent {
                     student_id: p.student_id,
                     display_name: display_name(&p.first_name, &p.last_name),
                     since: p.entry_time,
@@ -178,7 +178,7 @@ pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, tz: chrono_tz::T
             let mut rooms: Vec<BoardRoom> = tiles
                 .into_iter()
                 .map(|tile| BoardRoom {
-                    pupils: pupils.remove(&tile.session_id).unwrap_or_default(),
+                    students: students.remove(&tile.session_id).unwrap_or_default(),
                     mine: access.mine(tile.session_id, tile.education_group_id),
                     tile,
                 })
@@ -201,15 +201,15 @@ mod tests {
     #[test]
     fn full_access_for_admins_own_groups_and_supervisors_only() {
         let admin = access(Caller::ADMIN, &[], &[]);
-        assert!(admin.sees_pupil(None, None, [None, None]));
+        assert!(admin.sees_student(None, None, [None, None]));
         let teacher = access(Caller::staff(1), &[3], &[]);
-        assert!(teacher.sees_pupil(Some(3), Some(9), [Some(7), None]));
-        assert!(!teacher.sees_pupil(Some(4), Some(9), [Some(7), None]));
-        assert!(!teacher.sees_pupil(None, None, [None, None]));
+        assert!(teacher.sees_student(Some(3), Some(9), [Some(7), None]));
+        assert!(!teacher.sees_student(Some(4), Some(9), [Some(7), None]));
+        assert!(!teacher.sees_student(None, None, [None, None]));
         let supervisor = access(Caller::staff(2), &[], &[(9, 7)]);
-        assert!(supervisor.sees_pupil(Some(4), Some(9), [Some(7), None]), "in the supervised session");
-        assert!(supervisor.sees_pupil(Some(4), Some(10), [Some(8), Some(7)]), "leaving the supervised room");
-        assert!(!supervisor.sees_pupil(Some(4), Some(10), [Some(8), None]));
+        assert!(supervisor.sees_student(Some(4), Some(9), [Some(7), None]), "in the supervised session");
+        assert!(supervisor.sees_student(Some(4), Some(10), [Some(8), Some(7)]), "leaving the supervised room");
+        assert!(!supervisor.sees_student(Some(4), Some(10), [Some(8), None]));
         assert!(supervisor.mine(9, None) && !supervisor.mine(10, Some(3)) && teacher.mine(10, Some(3)));
     }
 

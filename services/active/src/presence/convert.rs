@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use phoenix_common::time::to_timestamp;
 use phoenix_proto::active::v1 as pb;
 
-use super::board::{Access, Board, BoardPupil, RoomTile};
+use super::board::{Access, Board, BoardStudent, RoomTile};
 use super::cursor::Cursor;
 use super::feed::Resolved;
 use super::repo::Counts;
@@ -21,7 +21,7 @@ pub fn counts(c: &Counts) -> pb::PresenceCounts {
     }
 }
 
-fn pupil(p: &BoardPupil) -> pb::PresencePupil {
+fn student(p: &BoardStudent) -> pb::PresencePupil {
     pb::PresencePupil {
         student_id: p.student_id,
         display_name: p.display_name.clone(),
@@ -30,7 +30,7 @@ fn pupil(p: &BoardPupil) -> pb::PresencePupil {
 }
 
 /// A tile with the pupils the caller may see; `pupils_redacted` when that is not all.
-fn room(tile: &RoomTile, pupils: &[BoardPupil], mine: bool) -> pb::RoomPresence {
+fn room(tile: &RoomTile, students: &[BoardStudent], mine: bool) -> pb::RoomPresence {
     pb::RoomPresence {
         room_id: tile.room_id,
         room_name: tile.room_name.clone(),
@@ -44,17 +44,17 @@ fn room(tile: &RoomTile, pupils: &[BoardPupil], mine: bool) -> pb::RoomPresence 
             .iter()
             .map(|(id, name)| pb::PresenceSupervisor { staff_id: *id, display_name: name.clone() })
             .collect(),
-        pupil_count: tile.pupil_count,
+        pupil_count: tile.student_count,
         capacity: tile.capacity,
-        pupils: pupils.iter().map(pupil).collect(),
-        pupils_redacted: (pupils.len() as i64) < tile.pupil_count,
+        pupils: students.iter().map(student).collect(),
+        pupils_redacted: (students.len() as i64) < tile.student_count,
         mine,
     }
 }
 
 pub fn board(b: Board) -> pb::GetPresenceBoardResponse {
     pb::GetPresenceBoardResponse {
-        rooms: b.rooms.iter().map(|r| room(&r.tile, &r.pupils, r.mine)).collect(),
+        rooms: b.rooms.iter().map(|r| room(&r.tile, &r.students, r.mine)).collect(),
         counts: Some(counts(&b.counts)),
         cursor: b.cursor.encode(),
         as_of: Some(to_timestamp(b.as_of)),
@@ -78,8 +78,8 @@ fn kind(k: ChangeKind) -> pb::PresenceEventKind {
 
 /// `e` as the caller of `access` may see it, carrying `cursor` (the stream position after it).
 pub fn event(e: &Resolved, access: &Access, latest: Option<&Counts>, cursor: &Cursor) -> pb::PresenceEvent {
-    let pupil =
-        e.pupil.as_ref().filter(|p| access.sees_pupil(p.group_id, e.session_id, [e.room_id, e.from_room_id])).map(
+    let student =
+        e.student.as_ref().filter(|p| access.sees_student(p.group_id, e.session_id, [e.room_id, e.from_room_id])).map(
             |p| pb::PresencePupil {
                 student_id: p.student_id,
                 display_name: p.display_name.clone(),
@@ -90,14 +90,14 @@ pub fn event(e: &Resolved, access: &Access, latest: Option<&Counts>, cursor: &Cu
         cursor: cursor.encode(),
         kind: kind(e.kind) as i32,
         occurred_at: Some(to_timestamp(e.occurred_at)),
-        pupil,
+        pupil: student,
         room_id: e.room_id,
         room_name: e.room_name.clone(),
         session_id: e.session_id,
         from_room_id: e.from_room_id,
         counts: latest.map(counts),
-        room_pupil_count: e.room_pupil_count,
-        from_room_pupil_count: e.from_room_pupil_count,
+        room_pupil_count: e.room_student_count,
+        from_room_pupil_count: e.from_room_student_count,
         from_room_name: e.from_room_name.clone(),
         // Without pupils (documented): the stream's own pupil events keep a board current.
         room: e.tile.as_ref().map(|t| pb::RoomPresence {

@@ -16,7 +16,7 @@ use crate::events::ChangeKind;
 
 /// A pupil as an event shows them to callers with full access.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventPupil {
+pub struct EventStudent {
     pub student_id: i64,
     pub display_name: String,
     /// For redaction only; never sent.
@@ -31,14 +31,14 @@ pub struct Resolved {
     pub position: Position,
     pub kind: ChangeKind,
     pub occurred_at: DateTime<Utc>,
-    pub pupil: Option<EventPupil>,
+    pub student: Option<EventStudent>,
     pub session_id: Option<i64>,
     pub room_id: Option<i64>,
     pub room_name: String,
-    pub room_pupil_count: Option<i64>,
+    pub room_student_count: Option<i64>,
     pub from_room_id: Option<i64>,
     pub from_room_name: String,
-    pub from_room_pupil_count: Option<i64>,
+    pub from_room_student_count: Option<i64>,
     /// Session start and supervisor changes: the room tile (when the session still runs).
     pub tile: Option<RoomTile>,
 }
@@ -187,7 +187,7 @@ async fn resolve(conn: &mut AsyncPgConnection, rows: &[EventRow]) -> Result<Vec<
             tracing::warn!(event = r.id, "presence event of an unknown kind skipped");
             continue;
         };
-        let pupil = r.student_id.and_then(|id| names.get(&id)).map(|s| EventPupil {
+        let student = r.student_id.and_then(|id| names.get(&id)).map(|s| EventStudent {
             student_id: s.id,
             display_name: display_name(&s.first_name, &s.last_name),
             group_id: s.group_id,
@@ -201,14 +201,14 @@ async fn resolve(conn: &mut AsyncPgConnection, rows: &[EventRow]) -> Result<Vec<
             position: r.position(),
             kind,
             occurred_at: r.occurred_at,
-            pupil,
+            student,
             session_id: r.session_id,
             room_id: r.room_id,
             room_name: room(r.room_id).map(|x| x.name.clone()).unwrap_or_default(),
-            room_pupil_count: room(r.room_id).map(|x| x.pupil_count),
+            room_student_count: room(r.room_id).map(|x| x.student_count),
             from_room_id: r.from_room_id,
             from_room_name: room(r.from_room_id).map(|x| x.name.clone()).unwrap_or_default(),
-            from_room_pupil_count: room(r.from_room_id).map(|x| x.pupil_count),
+            from_room_student_count: room(r.from_room_id).map(|x| x.student_count),
             tile: match kind {
                 ChangeKind::SessionStarted | ChangeKind::SupervisorsChanged => {
                     r.session_id.and_then(|s| tiles.get(&s).cloned())

@@ -191,7 +191,7 @@ pub struct RoomRow {
     #[diesel(sql_type = Nullable<Text>)]
     pub education_group_name: Option<String>,
     #[diesel(sql_type = BigInt)]
-    pub pupil_count: i64,
+    pub student_count: i64,
 }
 
 /// Running sessions (all, or those of `sessions`), with their rooms.
@@ -200,7 +200,7 @@ pub async fn running_rooms(conn: &mut AsyncPgConnection, sessions: Option<&[i64]
         "SELECT g.id AS session_id, g.room_id, r.name AS room_name, r.capacity, g.activity_id, \
                 a.name AS activity_name, g.education_group_id, eg.name AS education_group_name, \
                 (SELECT count(*) FROM active.visits v \
-                  WHERE v.active_group_id = g.id AND v.exit_time IS NULL) AS pupil_count \
+                  WHERE v.active_group_id = g.id AND v.exit_time IS NULL) AS student_count \
          FROM active.groups g \
          JOIN facilities.rooms r ON r.id = g.room_id \
          LEFT JOIN activities.activities a ON a.id = g.activity_id \
@@ -244,7 +244,7 @@ pub async fn supervisors(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>)
 
 /// A pupil with an open visit in a running session.
 #[derive(Debug, Clone, QueryableByName)]
-pub struct PupilRow {
+pub struct VisibleStudentRow {
     #[diesel(sql_type = BigInt)]
     pub session_id: i64,
     #[diesel(sql_type = BigInt)]
@@ -260,12 +260,12 @@ pub struct PupilRow {
 /// Pupils in rooms that a caller may see in full: all (`everyone`), those of `groups`, and
 /// everyone in `sessions` (the caller's supervised sessions). The filter runs in SQL so a
 /// teacher's board does not ship the whole school.
-pub async fn visible_pupils(
+pub async fn visible_students(
     conn: &mut AsyncPgConnection,
     everyone: bool,
     groups: &[i64],
     sessions: &[i64],
-) -> QueryResult<Vec<PupilRow>> {
+) -> QueryResult<Vec<VisibleStudentRow>> {
     diesel::sql_query(
         "SELECT v.active_group_id AS session_id, st.id AS student_id, p.first_name, p.last_name, v.entry_time \
          FROM active.visits v \
@@ -424,7 +424,7 @@ pub struct RoomCountRow {
     #[diesel(sql_type = Text)]
     pub name: String,
     #[diesel(sql_type = BigInt)]
-    pub pupil_count: i64,
+    pub student_count: i64,
 }
 
 pub async fn room_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<RoomCountRow>> {
@@ -432,7 +432,7 @@ pub async fn room_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResu
         "SELECT r.id, r.name, \
                 (SELECT count(*) FROM active.groups g \
                  JOIN active.visits v ON v.active_group_id = g.id AND v.exit_time IS NULL \
-                 WHERE g.room_id = r.id AND g.end_time IS NULL) AS pupil_count \
+                 WHERE g.room_id = r.id AND g.end_time IS NULL) AS student_count \
          FROM facilities.rooms r WHERE r.id = ANY($1)",
     )
     .bind::<Array<BigInt>, _>(ids.to_vec())
