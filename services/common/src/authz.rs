@@ -371,7 +371,9 @@ impl TokenVerifier {
                     sessions.insert(key, state);
                     state
                 }
-                Err(Error::Unavailable(_)) if cached.is_some_and(|s| s.checked_at.elapsed() < SESSION_CHECK_MAX_STALE) => {
+                Err(Error::Unavailable(_))
+                    if cached.is_some_and(|s| s.checked_at.elapsed() < SESSION_CHECK_MAX_STALE) =>
+                {
                     cached.expect("checked above")
                 }
                 Err(e) => return Err(e),
@@ -448,7 +450,11 @@ struct SessionRow {
 
 /// The session state of an account token (or the activation of a service client), in one
 /// query (a cross-schema read every service may do). A missing account is inactive.
-async fn load_session(pool: &DbPool, principal: &Principal, session: Option<uuid::Uuid>) -> Result<SessionState, Error> {
+async fn load_session(
+    pool: &DbPool,
+    principal: &Principal,
+    session: Option<uuid::Uuid>,
+) -> Result<SessionState, Error> {
     use diesel::sql_types::{BigInt, Nullable, Text, Uuid};
     use diesel_async::RunQueryDsl as _;
     let mut conn = pool.get().await?;
@@ -713,7 +719,8 @@ mod tests {
     #[test]
     fn a_wildcard_deny_removes_everything_it_covers() {
         let catalogue = s(&["users:read", "users:update", "users:delete", "rooms:read"]);
-        let eff = effective_permissions(&s(&["users:read", "users:update", "rooms:read"]), &[], &s(&["users:*"]), &catalogue);
+        let eff =
+            effective_permissions(&s(&["users:read", "users:update", "rooms:read"]), &[], &s(&["users:*"]), &catalogue);
         assert_eq!(eff, s(&["rooms:read"]));
         let eff = effective_permissions(&s(&["users:*", "rooms:read"]), &[], &s(&["users:*"]), &catalogue);
         assert_eq!(eff, s(&["rooms:read"]));
