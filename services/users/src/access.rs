@@ -85,3 +85,34 @@ pub async fn require_guardian_creator(conn: &mut AsyncPgConnection, caller: &Cal
     }
     Ok(())
 }
+
+/// A guardian's scope (docs/access.md): `student_id` must be one of the children of the
+/// calling account's guardian record. Any other id — another pupil's or none at all — is
+/// the same `NotFound`, so a guardian cannot learn which ids exist.
+pub async fn require_child(conn: &mut AsyncPgConnection, caller: &Caller, student_id: i64) -> Result<()> {
+    if access::is_guardian_of(conn, caller, student_id).await? {
+        Ok(())
+    } else {
+        Err(Error::not_found("student", student_id))
+    }
+}
+
+/// Attaching a login to a person is an administrative act: an account linked to a person
+/// takes that person's identity in every resource rule (a teacher's groups, a staff member's
+/// sessions). `what` names the change for the error.
+pub fn require_login_admin(caller: &Caller, what: &str) -> Result<()> {
+    if caller.is_admin { Ok(()) } else { Err(Error::PermissionDenied(format!("only administrators can {what}"))) }
+}
+
+/// Reading the links, pickup data or guardians of student `student_id` needs full access to
+/// them; a student that does not exist is `missing` (staff may know which students exist).
+pub async fn require_student_readable(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    student_id: i64,
+    missing: impl FnOnce() -> Error,
+) -> Result<StudentRow> {
+    let student = students::find_student(conn, student_id).await?.ok_or_else(missing)?.student;
+    require_full_access(conn, caller, &student).await?;
+    Ok(student)
+}

@@ -5,8 +5,10 @@ use phoenix_common::convert::format_date;
 use phoenix_common::time::{to_timestamp, to_timestamp_opt};
 use phoenix_proto::users::v1 as pb;
 
+use crate::children::ChildDay;
 use crate::enums;
 use crate::repo::care::{ConsentRow, ExceptionRow, NoteRow, ScheduleRow};
+use crate::repo::family::{ChildRow, VisitRow};
 use crate::repo::guardians::{GuardianRow, Link, PhoneRow};
 use crate::repo::students::Presence;
 use crate::repo::{Card, GuardianContact, Person, StaffRecord, StudentRecord, Supervisor};
@@ -228,5 +230,37 @@ pub fn note(n: NoteRow) -> pb::PickupNote {
         content: n.content,
         create_time: Some(to_timestamp(n.created_at)),
         update_time: Some(to_timestamp(n.updated_at)),
+    }
+}
+
+/// One of a guardian's children.
+pub fn child(c: ChildRow) -> pb::Child {
+    pb::Child {
+        student_id: c.student_id,
+        first_name: c.first_name,
+        last_name: c.last_name,
+        school_class: c.school_class,
+        group_name: c.group_name.unwrap_or_default(),
+        relationship_type: enums::relationship_from_db(&c.relationship_type) as i32,
+    }
+}
+
+/// A child's day as their guardian sees it.
+pub fn child_presence(student_id: i64, d: ChildDay) -> pb::ChildPresence {
+    pb::ChildPresence {
+        student_id,
+        state: d.state as i32,
+        since: to_timestamp_opt(d.since),
+        room_name: d.room_name.unwrap_or_default(),
+        today_visits: d.visits.into_iter().map(child_visit).collect(),
+    }
+}
+
+fn child_visit(v: VisitRow) -> pb::ChildVisit {
+    pb::ChildVisit {
+        room_name: v.room_name,
+        activity_name: v.activity_name.unwrap_or_default(),
+        entry_time: Some(to_timestamp(v.entry_time)),
+        exit_time: to_timestamp_opt(v.exit_time),
     }
 }

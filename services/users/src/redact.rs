@@ -7,7 +7,8 @@
 //! "none". Every handler that returns a student or a student's person goes through here.
 //!
 //! The functions destructure the message exhaustively: adding a field to `Student` or
-//! `Person` does not compile until it is classified here as visible or sensitive.
+//! `Person` does not compile until it is classified here as visible or sensitive. Staff
+//! members' internal notes are for administrators only ([`staff`]).
 
 use phoenix_common::access::StudentAccess;
 use phoenix_proto::users::v1 as pb;
@@ -146,6 +147,40 @@ pub fn guardian(guardian: pb::Guardian, access: StudentAccess) -> pb::Guardian {
         employer: employer.filter(|_| full),
         notes: notes.filter(|_| full),
         phone_numbers: if full { phone_numbers } else { Vec::new() },
+    }
+}
+
+/// `staff` as the caller may see it: the internal notes are for administrators only.
+pub fn staff(staff: pb::Staff, is_admin: bool) -> pb::Staff {
+    let pb::Staff {
+        // visible to every caller with users:read
+        id,
+        person_id,
+        first_name,
+        last_name,
+        is_teacher,
+        teacher_id,
+        specialization,
+        role,
+        qualifications,
+        create_time,
+        update_time,
+        // administrators only
+        staff_notes,
+    } = staff;
+    pb::Staff {
+        id,
+        person_id,
+        first_name,
+        last_name,
+        is_teacher,
+        teacher_id,
+        specialization,
+        role,
+        qualifications,
+        create_time,
+        update_time,
+        staff_notes: staff_notes.filter(|_| is_admin),
     }
 }
 

@@ -18,9 +18,10 @@ use phoenix_proto::users::v1::users_service_server::UsersService;
 use tonic::{Request, Response};
 
 use crate::access::{
-    person_access, require_full_access, require_guardian_access, require_guardian_creator, require_person_modifiable,
-    student_for_write,
+    person_access, require_full_access, require_guardian_access, require_guardian_creator, require_login_admin,
+    require_person_modifiable, require_student_readable, student_for_write,
 };
+use crate::validate::StaffPerson;
 use crate::{cards, convert, error, guardians, redact, repo, staff, students, validate};
 
 /// The permission each RPC needs (`resource:action`, seeded in the `seed_data` migration),
@@ -99,6 +100,9 @@ impl UsersService for UsersApi {
     async fn create_person(&self, request: Request<pb::CreatePersonRequest>) -> Reply<pb::CreatePersonResponse> {
         let caller = Caller::of(&request, &self.pool).await?;
         let new = validate::create_person(request.into_inner())?;
+        if new.fields.account_id.is_some() {
+            require_login_admin(&caller, "link a person to a login account")?;
+        }
         let mut conn = db::conn(&self.pool).await?;
         let person = conn
             .transaction::<_, Error, _>(async move |c| {
@@ -134,14 +138,19 @@ impl UsersService for UsersApi {
         let ids: Vec<i64> = rows.iter().map(|p| p.id).collect();
         let student_groups = repo::persons::student_groups_of_persons(&mut conn, &ids).await?;
         let mine = access::my_group_ids(&mut conn, &caller, business_today()).await?;
-        let persons = rows
-            .into_iter()
-            .map(|p| {
-                let a = student_groups.get(&p.id).map(|g| access::student_access(&caller, *g, &mine));
-                redact::person(convert::person(p), a)
-            })
-            .collect();
-        Ok(Response::new(pb::ListPersonsResponse { persons, next_page_token, total_size }))
+        let mut persons = Vec::with_capacity(rows.len());
+        let mut hidden = 0;
+        for p in rows {
+            let a = student_groups.get(&p.id).map(|g| access::student_access(&caller, *g, &mine));
+            // Who holds a tag is the tag: a lookup by the tag of a student the caller may not
+            // fully see finds nobody.
+            if filter.tag_id.is_some() && a == Some(StudentAccess::Limited) {
+                hidden += 1;
+                continue;
+            }
+            persons.push(redact::person(convert::person(p), a));
+        }
+        Ok(Response::new(pb::ListPersonsResponse { persons, next_page_token, total_size: total_size - hidden }))
     }
 
     async fn update_person(&self, request: Request<pb::UpdatePersonRequest>) -> Reply<pb::UpdatePersonResponse> {
@@ -156,6 +165,7 @@ impl UsersService for UsersApi {
                 require_person_modifiable(c, &caller, stored.id).await?;
                 let fields = validate::apply_person(&update, stored.fields())?;
                 if fields.account_id != stored.account_id {
+                    require_login_admin(&caller, "change the login account of a person")?;
                     repo::persons::check_account(c, "person.account_id", fields.account_id).await?;
                 }
                 repo::persons::write_person(c, stored.id, &fields).await.map_err(|e| error::person_write(e, "person"))
@@ -190,37 +200,49 @@ impl UsersService for UsersApi {
     // ---- staff ------------------------------------------------------------------------
 
     async fn create_staff(&self, request: Request<pb::CreateStaffRequest>) -> Reply<pb::CreateStaffResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
         let new = validate::create_staff(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
+        if let StaffPerson::Existing(person_id) = new.person
+            && !caller.is_admin
+            && repo::persons::find_person(&mut conn, person_id).await?.is_some_and(|p| p.account_id.is_some())
+        {
+            require_login_admin(&caller, "make a person with a login account a staff member")?;
+        }
         let record = staff::create_staff(&mut conn, new).await?;
         tracing::info!(staff_id = record.staff.id, "staff member created");
-        Ok(Response::new(pb::CreateStaffResponse { staff: Some(convert::staff(record)) }))
+        let staff = redact::staff(convert::staff(record), caller.is_admin);
+        Ok(Response::new(pb::CreateStaffResponse { staff: Some(staff) }))
     }
 
     async fn get_staff(&self, request: Request<pb::GetStaffRequest>) -> Reply<pb::GetStaffResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
         let id = id("id", request.get_ref().id)?;
         let mut conn = db::conn(&self.pool).await?;
         let record =
             repo::staff::find_staff(&mut conn, id).await?.ok_or_else(|| Error::not_found("staff member", id))?;
-        Ok(Response::new(pb::GetStaffResponse { staff: Some(convert::staff(record)) }))
+        Ok(Response::new(pb::GetStaffResponse { staff: Some(redact::staff(convert::staff(record), caller.is_admin)) }))
     }
 
     async fn list_staff(&self, request: Request<pb::ListStaffRequest>) -> Reply<pb::ListStaffResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
         let (filter, page) = validate::list_staff(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
         let total_size = repo::staff::count_staff(&mut conn, &filter).await?;
         let rows = repo::staff::list_staff(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |r| r.staff.id.to_string());
-        let staff = rows.into_iter().map(convert::staff).collect();
+        let staff = rows.into_iter().map(|r| redact::staff(convert::staff(r), caller.is_admin)).collect();
         Ok(Response::new(pb::ListStaffResponse { staff, next_page_token, total_size }))
     }
 
     async fn update_staff(&self, request: Request<pb::UpdateStaffRequest>) -> Reply<pb::UpdateStaffResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
         let update = validate::update_staff(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
         let record = staff::update_staff(&mut conn, update).await?;
         tracing::info!(staff_id = record.staff.id, "staff member updated");
-        Ok(Response::new(pb::UpdateStaffResponse { staff: Some(convert::staff(record)) }))
+        let staff = redact::staff(convert::staff(record), caller.is_admin);
+        Ok(Response::new(pb::UpdateStaffResponse { staff: Some(staff) }))
     }
 
     async fn delete_staff(&self, request: Request<pb::DeleteStaffRequest>) -> Reply<pb::DeleteStaffResponse> {
@@ -468,6 +490,12 @@ impl UsersService for UsersApi {
         let caller = Caller::of(&request, &self.pool).await?;
         let (filter, page) = validate::family::list_guardians(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
+        // A student's guardians are the student's guardian contacts: full access only.
+        if let Some(sid) = filter.student_id
+            && let Some(student) = repo::students::find_student(&mut conn, sid).await?
+        {
+            require_full_access(&mut conn, &caller, &student.student).await?;
+        }
         let total_size = repo::guardians::count_guardians(&mut conn, &filter).await?;
         let rows = repo::guardians::list_guardians(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |g| g.id.to_string());
@@ -653,9 +681,30 @@ impl UsersService for UsersApi {
         &self,
         request: Request<pb::ListStudentGuardiansRequest>,
     ) -> Reply<pb::ListStudentGuardiansResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
         let (student_id, guardian_id) = validate::family::list_links(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
-        let links = repo::guardians::list_links(&mut conn, student_id, guardian_id).await?;
+        if let Some(sid) = student_id
+            && let Some(student) = repo::students::find_student(&mut conn, sid).await?
+        {
+            require_full_access(&mut conn, &caller, &student.student).await?;
+        }
+        if let Some(gid) = guardian_id
+            && repo::guardians::find_guardian(&mut conn, gid).await?.is_some()
+        {
+            require_guardian_access(&mut conn, &caller, gid).await?;
+        }
+        let mut links = repo::guardians::list_links(&mut conn, student_id, guardian_id).await?;
+        if !caller.is_admin {
+            // A guardian's links to children outside the caller's groups stay hidden.
+            let ids: Vec<i64> = links.iter().map(|l| l.0.student_id).collect();
+            let groups = repo::students::groups_of(&mut conn, &ids).await?;
+            let mine = access::my_group_ids(&mut conn, &caller, business_today()).await?;
+            links.retain(|l| {
+                let group = groups.get(&l.0.student_id).copied().flatten();
+                access::student_access(&caller, group, &mine) == StudentAccess::Full
+            });
+        }
         Ok(Response::new(pb::ListStudentGuardiansResponse { links: links.into_iter().map(convert::link).collect() }))
     }
 
@@ -712,11 +761,10 @@ impl UsersService for UsersApi {
         &self,
         request: Request<pb::GetPickupScheduleRequest>,
     ) -> Reply<pb::GetPickupScheduleResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
         let student_id = id("student_id", request.get_ref().student_id)?;
         let mut conn = db::conn(&self.pool).await?;
-        if repo::students::find_student(&mut conn, student_id).await?.is_none() {
-            return Err(Error::not_found("student", student_id).into());
-        }
+        require_student_readable(&mut conn, &caller, student_id, || Error::not_found("student", student_id)).await?;
         let schedules = repo::care::schedules_of(&mut conn, student_id).await?;
         let exceptions = repo::care::exceptions_of(&mut conn, student_id).await?;
         let notes = repo::care::notes_of(&mut conn, student_id).await?;

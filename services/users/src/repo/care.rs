@@ -228,6 +228,21 @@ pub async fn exceptions_of(conn: &mut AsyncPgConnection, student_id: i64) -> Res
         .await?)
 }
 
+/// The student's pickup exceptions on or after `from`, by date.
+pub async fn exceptions_from(
+    conn: &mut AsyncPgConnection,
+    student_id: i64,
+    from: NaiveDate,
+) -> Result<Vec<ExceptionRow>> {
+    Ok(ex::table
+        .filter(ex::student_id.eq(student_id))
+        .filter(ex::exception_date.ge(from))
+        .order((ex::exception_date, ex::id))
+        .select(ExceptionRow::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// A pickup note.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = notes, check_for_backend(Pg))]

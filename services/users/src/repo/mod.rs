@@ -6,6 +6,7 @@
 
 pub mod cards;
 pub mod care;
+pub mod family;
 pub mod guardians;
 pub mod persons;
 pub mod staff;

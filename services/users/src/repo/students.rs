@@ -288,6 +288,19 @@ pub async fn group_exists(conn: &mut AsyncPgConnection, id: i64) -> Result<bool>
     Ok(diesel::select(diesel::dsl::exists(education::groups::table.find(id))).get_result(conn).await?)
 }
 
+/// The group of each of `student_ids` (students that do not exist are left out).
+pub async fn groups_of(conn: &mut AsyncPgConnection, student_ids: &[i64]) -> Result<HashMap<i64, Option<i64>>> {
+    if student_ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(i64, Option<i64>)> = students::table
+        .filter(students::id.eq_any(student_ids))
+        .select((students::id, students::group_id))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Checks a student's group reference: it must exist.
 pub async fn check_group(conn: &mut AsyncPgConnection, group_id: Option<i64>) -> Result<()> {
     if let Some(g) = group_id
