@@ -153,10 +153,9 @@ FROM (VALUES
     ('guest',    'users:read'),
     ('guest',    'users:list'),
     ('guest',    'rooms:read'),
-    ('guest',    'activities:read'),
-    ('guardian', 'users:read'),
-    ('guardian', 'groups:read'),
-    ('guardian', 'visits:read')
+    ('guest',    'activities:read')
+    -- guardian: only their own children (family:read, presence:read: migration
+    -- 2026-12-07-000001_access_control, which also takes back what earlier seeds granted)
 ) AS v (role_name, permission_name)
 JOIN auth.roles r ON r.name = v.role_name
 JOIN auth.permissions p ON p.name = v.permission_name

@@ -265,13 +265,14 @@ async fn a_pupils_presence_is_redacted_without_full_access() {
     assert_code(c.get_student_presence(pb::GetStudentPresenceRequest { student_id: p1 + 99 }).await, Code::NotFound);
     assert_invalid(c.get_student_presence(pb::GetStudentPresenceRequest { student_id: 0 }).await, &["student_id"]);
 
-    // A guardian account holds groups:read but has no staff record: refused.
+    // A guardian account holds no staff permission (their children's presence is the
+    // FamilyService's): refused before any student is looked at.
     let account = create_account(&env.app, "mama@example.org", PASSWORD, &["guardian"], true).await;
     let token =
         mint_token(&env.app, &account.to_string(), &["guardian"], &role_permissions(&env.app, "guardian").await).await;
     let c = &mut env.client;
     let guardian = c.get_student_presence(bearer(pb::GetStudentPresenceRequest { student_id: p0 }, &token)).await;
-    assert!(assert_code(guardian, Code::PermissionDenied).message().contains("staff"));
+    assert!(assert_code(guardian, Code::PermissionDenied).message().contains("groups:read"));
 }
 
 #[tokio::test]

@@ -173,6 +173,13 @@ async fn seed_data_is_present_and_idempotent() {
     )
     .await;
     assert_eq!(admin, ["*:*"]);
+    let guardian = names(
+        &db,
+        "SELECT p.name FROM auth.role_permissions rp JOIN auth.roles r ON r.id = rp.role_id \
+         JOIN auth.permissions p ON p.id = rp.permission_id WHERE r.name = 'guardian' ORDER BY 1",
+    )
+    .await;
+    assert_eq!(guardian, ["family:read", "presence:read"], "a guardian holds nothing of the staff API");
     let device = names(&db, "SELECT device_type AS name FROM iot.devices WHERE device_id = 'WEB-MANUAL-001'").await;
     assert_eq!(device, ["virtual"]);
     // The seed is declarative: running its SQL again over seeded data changes nothing.
