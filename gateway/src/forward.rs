@@ -4,6 +4,8 @@
 //! untouched: the services authenticate).
 //!
 //! - A domain that cannot be reached answers UNAVAILABLE naming the domain.
+//! - A trailers-only answer (`grpc-status` in the response headers, e.g. UNAUTHENTICATED
+//!   before a stream starts) is forwarded trailers-only, for unary calls and streams alike.
 //! - A response stream the upstream breaks off ends with UNAVAILABLE trailers rather than a
 //!   reset, so a browser's grpc-web client sees a status.
 //! - On shutdown, open server streams end with UNAVAILABLE (clients reconnect, to another
@@ -75,6 +77,10 @@ impl Upstreams {
         parts.version = Version::HTTP_2;
         let body = Body::new(UnknownLength(body));
         match channel.oneshot(Request::from_parts(parts, body)).await {
+            // Trailers-only (the status in the HEADERS frame, which ends the stream): pass it
+            // on as such, with no body that would end in a bare END_STREAM DATA frame
+            // (a client then sees UNKNOWN instead of the domain's status).
+            Ok(response) if response.headers().contains_key("grpc-status") => response.map(|_| Body::empty()),
             Ok(response) => {
                 let shutdown = streaming.then(|| self.shutdown.clone());
                 response.map(|inner| Body::new(UpstreamBody::new(inner, domain, shutdown)))

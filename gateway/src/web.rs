@@ -81,7 +81,7 @@ impl WebOptions {
 /// Serves the gateway on `listener` until `shutdown` is cancelled; its own health turns
 /// NOT_SERVING first, open forwarded streams end, then in-flight calls drain.
 pub async fn serve(listener: TcpListener, options: WebOptions, shutdown: ShutdownToken) -> anyhow::Result<()> {
-    let (routes, health) = ServiceRoutes::new(&[crate::GATEWAY_HEALTH_NAME])?.into_serving().await;
+    let (routes, health) = ServiceRoutes::listing_all(&[crate::GATEWAY_HEALTH_NAME])?.into_serving().await;
     let catalog = Arc::new(Catalog::from_descriptors(phoenix_proto::FILE_DESCRIPTOR_SET)?);
     let upstreams = forward::Upstreams::new(&options.upstreams, shutdown.clone())?;
     let api = tonic_web::GrpcWebLayer::new().layer(Handler(ApiService::new(routes, upstreams, catalog)));

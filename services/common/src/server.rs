@@ -81,18 +81,39 @@ impl std::fmt::Debug for ServiceRoutes {
     }
 }
 
+/// The services reflection advertises besides a server's own.
+const STANDARD_SERVICES: [&str; 3] =
+    ["grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+
 impl ServiceRoutes {
-    /// Health + reflection for a server whose services are `names` (health reports each).
+    /// Health + reflection for a domain port whose services are `names`: health reports
+    /// each, and reflection lists exactly these plus health and reflection (every type of
+    /// the descriptor set can still be described).
     pub fn new(names: &[&str]) -> anyhow::Result<Self> {
+        Self::build(names, false)
+    }
+
+    /// Health for `names` and reflection listing every Phoenix service: the gateway, which
+    /// forwards all of them.
+    pub fn listing_all(names: &[&str]) -> anyhow::Result<Self> {
+        Self::build(names, true)
+    }
+
+    fn build(names: &[&str], list_all: bool) -> anyhow::Result<Self> {
         let (health, health_service) = tonic_health::server::health_reporter();
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(phoenix_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(phoenix_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let configure = || {
+            let mut builder = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(phoenix_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+            if !list_all {
+                for name in names.iter().chain(&STANDARD_SERVICES) {
+                    builder = builder.with_service_name(*name);
+                }
+            }
+            builder
+        };
+        let reflection_v1 = configure().build_v1()?;
+        let reflection_v1alpha = configure().build_v1alpha()?;
         let mut builder = RoutesBuilder::default();
         builder.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
         Ok(Self { builder, health, names: names.iter().map(|n| n.to_string()).collect() })

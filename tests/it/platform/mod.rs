@@ -3,6 +3,7 @@
 mod dashboard_browser;
 mod demo;
 mod dev_stack;
+mod gateway_status;
 mod gateway_web;
 mod migrations;
 mod python_e2e;
