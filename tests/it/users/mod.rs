@@ -1,5 +1,7 @@
 //! Users and guardians.
 
+mod escalation;
+mod family;
 mod guardians;
 #[allow(clippy::module_inception)]
 mod users;
