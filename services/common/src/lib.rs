@@ -3,18 +3,18 @@
 //! | module | holds |
 //! |---|---|
 //! | [`access`] | the "my groups" / student full-access rules over a [`caller::Caller`] |
+//! | [`client_addr`] | the caller's real address behind the gateway (signed header), CIDRs |
 //! | [`config`] | one typed [`config::Config`] read from environment variables |
 //! | [`db`] | the bb8 + diesel-async connection pool |
 //! | [`error`] | the domain [`Error`] and its single mapping to `tonic::Status` |
 //! | [`telemetry`] | tracing subscriber (pretty/JSON) and optional OTLP export |
 //! | [`domain`] | the list of Phoenix domains, their gRPC names and port offsets |
 //! | [`server`] | health + reflection wiring, serving a domain on a port, graceful shutdown |
-//! | [`page`] | keyset page tokens and page-size rules of every `List*` RPC |
+//! | [`page`] | [`page::PageRequest`]: keyset page tokens and page-size rules of every `List*` RPC |
 //! | [`convert`] | row → proto helpers: dates, constraint names, `LIKE` patterns |
 //! | [`validate`] | request checks: ids, text, dates, update masks and [`validate::Update`], pages |
 //! | [`email`] | email normalisation (trimmed, lower-case) |
 //! | [`password`] | argon2id hashing with the parameters of the original system |
-//! | [`pagination`] | page sizes and id tokens of the iot and active lists (to fold into [`page`]) |
 //! | [`time`] | protobuf timestamps and the school's business date |
 //! | [`caller`] | the caller (account, staff record, admin or not) for resource rules |
 //! | [`authz`] | access-token verification, permission declarations and checks, [`authz::AuthContext`] |
@@ -23,6 +23,7 @@
 pub mod access;
 pub mod authz;
 pub mod caller;
+pub mod client_addr;
 pub mod config;
 pub mod convert;
 pub mod db;
@@ -31,7 +32,6 @@ pub mod email;
 pub mod error;
 pub mod jobs;
 pub mod page;
-pub mod pagination;
 pub mod password;
 pub mod server;
 pub mod telemetry;

@@ -5,104 +5,17 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldViolations, Result};
 
 /// Page size when the caller sends 0.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 /// Largest page.
 pub const MAX_PAGE_SIZE: i64 = 500;
 
-/// A validated page request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Page {
-    /// Rows to return.
-    pub size: i64,
-    /// Return rows with an id greater than this.
-    pub after: Option<i64>,
-}
-
-impl Page {
-    /// Validates `page_size` and `page_token`; `filters` fingerprints the request's filters.
-    pub fn parse(page_size: i32, page_token: &str, filters: &str) -> Result<Self> {
-        let size = parse_size(page_size)?;
-        if page_token.is_empty() {
-            return Ok(Self { size, after: None });
-        }
-        let key = decode_token(page_token, filters)?;
-        Ok(Self { size, after: Some(key.parse().map_err(|_| bad_token())?) })
-    }
-
-    /// Rows to fetch: one more than the page, to learn whether another page follows.
-    pub fn fetch_limit(&self) -> i64 {
-        self.size + 1
-    }
-
-    /// Trims `rows` (fetched with [`Page::fetch_limit`]) to the page and returns the next
-    /// page's token, empty when no row follows.
-    pub fn finish<T>(&self, rows: &mut Vec<T>, id: impl Fn(&T) -> i64, filters: &str) -> String {
-        if rows.len() as i64 <= self.size {
-            return String::new();
-        }
-        rows.truncate(self.size as usize);
-        rows.last().map(|r| encode_token(&id(r).to_string(), filters)).unwrap_or_default()
-    }
-
-    /// The token of the page after one whose last row has `last_id`, or empty when the page
-    /// was not full (no further rows).
-    pub fn next_token(&self, rows_returned: usize, last_id: Option<i64>, filters: &str) -> String {
-        match last_id {
-            Some(id) if rows_returned as i64 >= self.size => encode_token(&id.to_string(), filters),
-            _ => String::new(),
-        }
-    }
-}
-
-/// A validated page request over rows ordered by a text key (settings, feature flags):
-/// the same token format as [`Page`], with the last key instead of the last id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyPage {
-    /// Rows to return.
-    pub size: i64,
-    /// Return rows whose key sorts after this one.
-    pub after: Option<String>,
-}
-
-impl KeyPage {
-    /// Validates `page_size` and `page_token`; `filters` fingerprints the request's filters.
-    pub fn parse(page_size: i32, page_token: &str, filters: &str) -> Result<Self> {
-        let size = parse_size(page_size)?;
-        let after = if page_token.is_empty() { None } else { Some(decode_token(page_token, filters)?) };
-        Ok(Self { size, after })
-    }
-
-    /// Rows to fetch: one more than the page, to learn whether another page follows.
-    pub fn fetch_limit(&self) -> i64 {
-        self.size + 1
-    }
-
-    /// Trims `rows` (fetched with [`KeyPage::fetch_limit`]) to the page and returns the next
-    /// page's token, empty when no row follows.
-    pub fn finish<T>(&self, rows: &mut Vec<T>, key: impl Fn(&T) -> String, filters: &str) -> String {
-        if rows.len() as i64 <= self.size {
-            return String::new();
-        }
-        rows.truncate(self.size as usize);
-        rows.last().map(|r| encode_token(&key(r), filters)).unwrap_or_default()
-    }
-
-    /// The token of the page after one whose last row has `last_key`, or empty when the
-    /// page was not full.
-    pub fn next_token(&self, rows_returned: usize, last_key: Option<&str>, filters: &str) -> String {
-        match last_key {
-            Some(key) if rows_returned as i64 >= self.size => encode_token(key, filters),
-            _ => String::new(),
-        }
-    }
-}
-
-/// A page request bound at parse time to one listing (`collection` plus its canonical
-/// `filters`, e.g. the `Debug` of a filter struct), so producing the next token needs no
-/// filters again. Same token format and size rules as [`Page`] and [`KeyPage`].
+/// The one page request of every `List*` RPC, bound at parse time to one listing
+/// (`collection` plus its canonical `filters`, e.g. the `Debug` of a filter struct), so
+/// producing the next token needs no filters again. Keys are ids ([`PageRequest::after_id`])
+/// or text (settings and flags sort by key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRequest {
     /// Rows to return.
@@ -116,9 +29,18 @@ impl PageRequest {
     /// Validates `page_size` and `page_token` for `collection` under `filters`.
     pub fn parse(collection: &str, filters: &str, page_size: i32, page_token: &str) -> Result<Self> {
         let listing = format!("{collection}\u{0}{filters}");
-        let size = parse_size(page_size)?;
-        let after = if page_token.is_empty() { None } else { Some(decode_token(page_token, &listing)?) };
-        Ok(Self { size, after, listing })
+        let mut v = FieldViolations::default();
+        let size = crate::validate::collect(parse_size(page_size), &mut v);
+        let after = if page_token.is_empty() {
+            Some(None)
+        } else {
+            crate::validate::collect(decode_token(page_token, &listing).map(Some), &mut v)
+        };
+        v.into_result()?;
+        match (size, after) {
+            (Some(size), Some(after)) => Ok(Self { size, after, listing }),
+            _ => Err(Error::invalid("page_token", "invalid")),
+        }
     }
 
     /// The previous page's last key as an id (for id-ordered listings).
@@ -187,26 +109,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_pages_round_trip_keys_with_colons_and_reject_other_filters() {
-        let first = KeyPage::parse(2, "", "flags").expect("first page");
-        let token = first.next_token(2, Some("a:b.c"), "flags");
-        assert_eq!(KeyPage::parse(2, &token, "flags").expect("next").after.as_deref(), Some("a:b.c"));
-        assert!(KeyPage::parse(2, &token, "other filters").is_err());
-        assert_eq!(first.next_token(1, Some("x"), "flags"), "", "a short page is the last");
-    }
-
-    #[test]
-    fn finish_trims_the_extra_row_and_ends_without_a_token() {
-        let page = Page::parse(2, "", "f").expect("page");
-        let mut rows = vec![1_i64, 2, 3];
-        let token = page.finish(&mut rows, |r| *r, "f");
-        assert_eq!(rows, [1, 2]);
-        assert_eq!(Page::parse(2, &token, "f").expect("next").after, Some(2));
-        let mut last = vec![3_i64];
-        assert_eq!(page.finish(&mut last, |r| *r, "f"), "", "no row follows the last page");
-    }
-
-    #[test]
     fn page_requests_are_bound_to_their_listing() {
         let first = PageRequest::parse("rooms", "filter A", 1, "").expect("first");
         let (rows, token) = first.finish(vec![7_i64, 8], |r| r.to_string());
@@ -219,19 +121,25 @@ mod tests {
 
     #[test]
     fn sizes_default_and_are_capped() {
-        assert_eq!(Page::parse(0, "", "").expect("ok").size, 50);
-        assert_eq!(Page::parse(500, "", "").expect("ok").size, 500);
-        assert!(Page::parse(501, "", "").is_err());
-        assert!(Page::parse(-1, "", "").is_err());
+        assert_eq!(PageRequest::parse("c", "", 0, "").expect("ok").size, 50);
+        assert_eq!(PageRequest::parse("c", "", 500, "").expect("ok").size, 500);
+        assert!(PageRequest::parse("c", "", 501, "").is_err());
+        assert!(PageRequest::parse("c", "", -1, "").is_err());
     }
 
     #[test]
-    fn tokens_round_trip_only_with_the_same_filters() {
-        let page = Page::parse(2, "", "active=true").expect("ok");
-        assert_eq!(page.next_token(1, Some(9), "active=true"), "", "a short page is the last");
-        let token = page.next_token(2, Some(9), "active=true");
-        assert_eq!(Page::parse(2, &token, "active=true").expect("ok").after, Some(9));
-        assert!(Page::parse(2, &token, "active=false").is_err());
-        assert!(Page::parse(2, "garbage!", "").is_err());
+    fn keys_with_colons_round_trip_and_the_last_page_has_no_token() {
+        let first = PageRequest::parse("flags", "", 1, "").expect("first");
+        let (_, token) = first.finish(vec!["a:b.c".to_owned(), "d".to_owned()], |k| k.clone());
+        assert_eq!(PageRequest::parse("flags", "", 1, &token).expect("next").after.as_deref(), Some("a:b.c"));
+        let (rows, token) = first.finish(vec!["x".to_owned()], |k| k.clone());
+        assert_eq!((rows.len(), token.as_str()), (1, ""), "no row follows the last page");
+    }
+
+    #[test]
+    fn a_bad_size_and_a_bad_token_are_reported_together() {
+        let Err(Error::InvalidArgument(v)) = PageRequest::parse("c", "", -1, "garbage!") else { panic!("accepted") };
+        let fields: Vec<_> = v.iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["page_size", "page_token"]);
     }
 }

@@ -281,8 +281,7 @@ mod tests {
             now,
         )
         .unwrap_err();
-        // The page size is checked before the token: a bad size hides a bad token.
-        assert_eq!(fields(err), ["status", "page_size"]);
+        assert_eq!(fields(err), ["status", "page_size", "page_token"], "every bad field at once");
         let err = list(pb::ListDevicesRequest { page_token: "zz".into(), status: 42, ..Default::default() }, now)
             .unwrap_err();
         assert_eq!(fields(err), ["status", "page_token"]);
