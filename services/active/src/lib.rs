@@ -82,7 +82,12 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
     Box::pin(async move {
         let active = ActiveServiceServer::new(ActiveApi::new(ctx.pool.clone(), scan_settings(&ctx.config)));
         routes.add_service(Authorized::new(active, METHODS, ctx.verifier.clone())?);
-        let presence = presence::server(ctx.pool.clone(), presence_settings(&ctx.config), ctx.shutdown.child_token());
+        let presence = presence::server(
+            ctx.pool.clone(),
+            presence_settings(&ctx.config),
+            ctx.shutdown.child_token(),
+            ctx.verifier.clone(),
+        );
         routes.add_service(Authorized::new(presence, PRESENCE_METHODS, ctx.verifier.clone())?);
         Ok(())
     })

@@ -108,6 +108,18 @@ pub async fn lock_session(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<
     groups::table.find(id).select(SessionRow::as_select()).for_update().first(conn).await.optional()
 }
 
+/// Whether `staff` is a current supervisor of session `session` (a row without end date).
+pub async fn is_current_supervisor(conn: &mut AsyncPgConnection, session: i64, staff: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        group_supervisors::table
+            .filter(group_supervisors::active_group_id.eq(session))
+            .filter(group_supervisors::staff_id.eq(staff))
+            .filter(group_supervisors::end_date.is_null()),
+    ))
+    .get_result(conn)
+    .await
+}
+
 pub async fn insert_session(conn: &mut AsyncPgConnection, new: NewSession) -> QueryResult<SessionRow> {
     diesel::insert_into(groups::table).values(new).returning(SessionRow::as_returning()).get_result(conn).await
 }

@@ -55,6 +55,36 @@ pub fn leave_target(caller: &Caller, named: Option<i64>, may_assign: bool) -> Re
     }
 }
 
+/// The permission that lets a caller end (or force-replace) sessions they do not supervise.
+pub const SESSIONS_MANAGE: &str = "sessions:manage";
+
+/// Who may end a running session: its current supervisors, or callers holding
+/// [`SESSIONS_MANAGE`] (admins through `*:*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionControl {
+    /// The caller's staff id, when they have a staff record.
+    pub staff_id: Option<i64>,
+    /// Holds [`SESSIONS_MANAGE`].
+    pub may_manage: bool,
+}
+
+impl SessionControl {
+    /// The process itself (demo seeding, jobs): manages every session.
+    pub const SYSTEM: SessionControl = SessionControl { staff_id: None, may_manage: true };
+
+    /// `PermissionDenied` naming `sessions:manage` unless the caller may manage sessions or
+    /// `supervises` (a current supervisor row of the session).
+    pub fn require(&self, session: i64, supervises: bool, doing: &str) -> Result<()> {
+        if self.may_manage || supervises {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
+                "missing permission {SESSIONS_MANAGE}: only a current supervisor of session {session} can {doing} it"
+            )))
+        }
+    }
+}
+
 /// What a caller may see of pupils: all, or the pupils of some groups and the visits of
 /// some sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +186,15 @@ mod tests {
         assert!(scope.sees_visit(Some(3), 11), "the pupil's group");
         assert!(!scope.sees_visit(Some(4), 11));
         assert!(Scope::All.sees_visit(None, 1));
+    }
+
+    #[test]
+    fn sessions_are_ended_by_their_supervisors_or_with_sessions_manage() {
+        let staff = SessionControl { staff_id: Some(1), may_manage: false };
+        assert!(staff.require(9, true, "end").is_ok());
+        let Err(Error::PermissionDenied(m)) = staff.require(9, false, "end") else { panic!("allowed") };
+        assert!(m.contains(SESSIONS_MANAGE), "{m}");
+        assert!(SessionControl { staff_id: None, may_manage: true }.require(9, false, "end").is_ok());
     }
 
     #[test]

@@ -71,6 +71,13 @@ impl ActiveApi {
         Self { pool, settings }
     }
 
+    /// Who may end sessions, for `EndSession` and a forced `StartSession`.
+    async fn session_control<T>(&self, request: &Request<T>) -> phoenix_common::Result<scope::SessionControl> {
+        let caller = Caller::of(request, &self.pool).await?;
+        let may_manage = AuthContext::of(request)?.has_permission(scope::SESSIONS_MANAGE);
+        Ok(scope::SessionControl { staff_id: caller.staff_id, may_manage })
+    }
+
     /// The school's business date now.
     fn today(&self) -> NaiveDate {
         business_date_in(Utc::now(), self.settings.timezone)
@@ -80,9 +87,10 @@ impl ActiveApi {
 #[tonic::async_trait]
 impl ActiveService for ActiveApi {
     async fn start_session(&self, request: Request<pb::StartSessionRequest>) -> Reply<pb::StartSessionResponse> {
+        let control = self.session_control(&request).await?;
         let cmd = validate::start_session(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
-        let (view, ended) = sessions::start(&mut conn, cmd, self.settings.timezone, Utc::now()).await?;
+        let (view, ended) = sessions::start(&mut conn, cmd, control, self.settings.timezone, Utc::now()).await?;
         tracing::info!(
             session_id = view.row.id,
             room_id = view.row.room_id,
@@ -92,10 +100,12 @@ impl ActiveService for ActiveApi {
         Ok(Response::new(pb::StartSessionResponse { session: Some(convert::session(view)), ended_session_id: ended }))
     }
 
+    /// Only the session's current supervisors, or callers with `sessions:manage`.
     async fn end_session(&self, request: Request<pb::EndSessionRequest>) -> Reply<pb::EndSessionResponse> {
+        let control = self.session_control(&request).await?;
         let id = id("id", request.get_ref().id)?;
         let mut conn = db::conn(&self.pool).await?;
-        let (view, closed) = sessions::end(&mut conn, id, self.settings.timezone, Utc::now()).await?;
+        let (view, closed) = sessions::end(&mut conn, id, control, self.settings.timezone, Utc::now()).await?;
         tracing::info!(session_id = id, closed_visits = closed, "session ended");
         Ok(Response::new(pb::EndSessionResponse {
             session: Some(convert::session(view)),

@@ -8,6 +8,7 @@ use phoenix_common::{Error, Result};
 
 use crate::events::{self, ChangeKind, PresenceChange};
 use crate::repo::{self, NewSession, SessionRow, SupervisorRow};
+use crate::scope::SessionControl;
 use crate::validate::{ListSessions, StartSession};
 
 /// A session with what callers see with it.
@@ -45,6 +46,21 @@ fn session_running(room: i64, session: i64) -> Error {
     )
 }
 
+/// Whether the caller of `control` may end running session `session` (checked under the
+/// session's row lock).
+async fn require_control(
+    conn: &mut AsyncPgConnection,
+    control: SessionControl,
+    session: i64,
+    doing: &str,
+) -> Result<()> {
+    let supervises = match (control.may_manage, control.staff_id) {
+        (false, Some(staff)) => repo::is_current_supervisor(conn, session, staff).await?,
+        _ => false,
+    };
+    control.require(session, supervises, doing)
+}
+
 async fn end_in_tx(
     conn: &mut AsyncPgConnection,
     session: i64,
@@ -57,10 +73,12 @@ async fn end_in_tx(
 }
 
 /// `StartSession`: one transaction; a running session in the room is a precondition failure
-/// unless `force`, which ends it (closing its visits) first.
+/// unless `force`, which ends it (closing its visits) first — as `EndSession` would, so only
+/// its supervisors or callers with `sessions:manage` may force.
 pub async fn start(
     conn: &mut AsyncPgConnection,
     cmd: StartSession,
+    control: SessionControl,
     tz: chrono_tz::Tz,
     now: DateTime<Utc>,
 ) -> Result<(SessionView, Option<i64>)> {
@@ -88,6 +106,7 @@ pub async fn start(
             if !cmd.force {
                 return Err(session_running(cmd.room_id, running.id));
             }
+            require_control(conn, control, running.id, "force-end").await?;
             end_in_tx(conn, running.id, now, tz).await?;
             ended = Some(running.id);
         }
@@ -119,14 +138,17 @@ pub async fn start(
 }
 
 /// `EndSession`: ends a running session and closes its open visits, in one transaction.
+/// Only its current supervisors or callers with `sessions:manage` may.
 pub async fn end(
     conn: &mut AsyncPgConnection,
     id: i64,
+    control: SessionControl,
     tz: chrono_tz::Tz,
     now: DateTime<Utc>,
 ) -> Result<(SessionView, usize)> {
     conn.transaction::<_, Error, _>(async move |conn| {
         let session = repo::lock_session(conn, id).await?.ok_or_else(|| Error::not_found("session", id))?;
+        require_control(conn, control, id, "end").await?;
         if session.end_time.is_some() {
             return Err(Error::precondition("SESSION_ENDED", format!("session {id} has already ended")));
         }

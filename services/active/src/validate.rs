@@ -490,7 +490,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert_eq!(fields(err), ["state", "room_id", "page_size"]);
+        assert_eq!(fields(err), ["state", "room_id", "page_size", "page_token"]);
         let ok = list_sessions(pb::ListSessionsRequest { state: 1, ..Default::default() }).expect("valid");
         assert_eq!(ok.filter.running, Some(true));
         assert_eq!(ok.page.size, 50);

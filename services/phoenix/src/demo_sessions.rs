@@ -44,7 +44,15 @@ pub async fn open_demo_sessions(pool: &DbPool, timezone: chrono_tz::Tz) -> anyho
             force: false,
             timeout_minutes: phoenix_active::validate::DEFAULT_TIMEOUT_MINUTES,
         };
-        match phoenix_active::sessions::start(&mut conn, cmd, timezone, Utc::now()).await {
+        match phoenix_active::sessions::start(
+            &mut conn,
+            cmd,
+            phoenix_active::scope::SessionControl::SYSTEM,
+            timezone,
+            Utc::now(),
+        )
+        .await
+        {
             Ok(_) => started += 1,
             Err(phoenix_common::Error::FailedPrecondition { .. }) => {}
             Err(e) => return Err(anyhow::anyhow!("cannot start the demo session in {room}: {e}")),

@@ -1,12 +1,15 @@
 //! `GetPresenceBoard`: one consistent snapshot of the running rooms, the pupils the caller
 //! may see, and the school-wide counts — and who may see which pupil ([`Access`]), shared
-//! with the live stream.
+//! with the live stream. A caller without `groups:read` (a guardian) gets the
+//! [`View::Family`]: only the rooms their own children are in, only those children, no
+//! supervisors and no counts of other pupils (docs/presence.md "Guardians").
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel_async::AsyncPgConnection;
 use phoenix_common::access::{self, Caller, StudentAccess};
+use phoenix_common::authz::AuthContext;
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::display_name;
@@ -37,6 +40,23 @@ impl Supervision {
     }
 }
 
+/// Which presence a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// With `groups:read` (staff, admins): every running room, pupils redacted per
+    /// [`Access::sees_student`], the school-wide counts.
+    School,
+    /// Without it (a guardian): only their own children (`access::guardian_children`).
+    Family,
+}
+
+impl View {
+    /// The view of the token's holder.
+    pub fn of(ctx: &AuthContext) -> Self {
+        if ctx.has_permission("groups:read") { View::School } else { View::Family }
+    }
+}
+
 /// What one caller may see (reference §3.5 plus the session rule): a pupil in full when the
 /// caller is an admin, the pupil's group is one of the caller's groups today, or the caller
 /// supervises the session the pupil is in (or the room they are entering or leaving).
@@ -46,11 +66,22 @@ pub struct Access {
     pub my_groups: Vec<i64>,
     /// `(session, room)` the caller supervises.
     pub supervised: Vec<(i64, i64)>,
+    /// [`View::Family`]: the caller's children, the only pupils they see (empty for an
+    /// account without a guardian record). `None` in the school view.
+    pub children: Option<Vec<i64>>,
 }
 
 impl Access {
-    /// The caller's groups on `today` and the sessions they supervise now.
-    pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, today: NaiveDate) -> Result<Self> {
+    /// The caller's groups on `today` and the sessions they supervise now, or in the family
+    /// view their children.
+    pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, view: View, today: NaiveDate) -> Result<Self> {
+        if view == View::Family {
+            let children = match caller.account_id {
+                Some(account) => access::guardian_children(conn, account).await?,
+                None => Vec::new(),
+            };
+            return Ok(Self { caller, my_groups: Vec::new(), supervised: Vec::new(), children: Some(children) });
+        }
         let my_groups = access::my_group_ids(conn, &caller, today).await?;
         let supervised = match caller.staff_id {
             Some(staff) => {
@@ -58,11 +89,28 @@ impl Access {
             }
             None => Vec::new(),
         };
-        Ok(Self { caller, my_groups, supervised })
+        Ok(Self { caller, my_groups, supervised, children: None })
+    }
+
+    /// The view this access was loaded for.
+    pub fn view(&self) -> View {
+        if self.children.is_some() { View::Family } else { View::School }
+    }
+
+    /// Whether an event about `student` reaches this caller at all: every event in the
+    /// school view; in the family view only those about one of the caller's children.
+    pub fn admits(&self, student: Option<i64>) -> bool {
+        match &self.children {
+            None => true,
+            Some(children) => student.is_some_and(|s| children.contains(&s)),
+        }
     }
 
     /// Takes the caller's sessions from the hub's latest supervision.
     pub fn set_supervision(&mut self, supervision: &Supervision) {
+        if self.children.is_some() {
+            return;
+        }
         self.supervised = self.caller.staff_id.map(|s| supervision.of(s).to_vec()).unwrap_or_default();
     }
 
@@ -74,9 +122,18 @@ impl Access {
         self.supervised.iter().any(|(_, r)| *r == room)
     }
 
-    /// Full access to a pupil of group `group` who is in (or moving between) `session` and
-    /// `rooms`.
-    pub fn sees_student(&self, group: Option<i64>, session: Option<i64>, rooms: [Option<i64>; 2]) -> bool {
+    /// Full access to pupil `student` of group `group` who is in (or moving between)
+    /// `session` and `rooms`. In the family view: the caller's own children only.
+    pub fn sees_student(
+        &self,
+        student: i64,
+        group: Option<i64>,
+        session: Option<i64>,
+        rooms: [Option<i64>; 2],
+    ) -> bool {
+        if let Some(children) = &self.children {
+            return children.contains(&student);
+        }
         access::student_access(&self.caller, group, &self.my_groups) == StudentAccess::Full
             || session.is_some_and(|s| self.supervises_session(s))
             || rooms.into_iter().flatten().any(|r| self.supervises_room(r))
@@ -124,7 +181,8 @@ pub struct BoardRoom {
 #[derive(Debug, Clone)]
 pub struct Board {
     pub rooms: Vec<BoardRoom>,
-    pub counts: Counts,
+    /// School-wide counts; `None` in the family view.
+    pub counts: Option<Counts>,
     pub cursor: Cursor,
     pub as_of: DateTime<Utc>,
     pub date: NaiveDate,
@@ -156,14 +214,18 @@ pub async fn tiles(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> Re
 
 /// The board for `caller`: every read in one REPEATABLE READ, read-only transaction, so
 /// rooms, pupils, counts and the cursor describe one instant (see [`super::cursor`]).
-pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, tz: chrono_tz::Tz) -> Result<Board> {
+pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, view: View, tz: chrono_tz::Tz) -> Result<Board> {
     conn.build_transaction()
         .repeatable_read()
         .read_only()
         .run::<_, Error, _>(async move |conn| {
             let (snapshot, as_of) = repo::snapshot(conn).await?;
             let date = business_date_in(as_of, tz);
-            let access = Access::load(conn, caller, date).await?;
+            let access = Access::load(conn, caller, view, date).await?;
+            if let Some(children) = &access.children {
+                let rooms = family_rooms(conn, children).await?;
+                return Ok(Board { rooms, counts: None, cursor: Cursor::from_snapshot(snapshot), as_of, date });
+            }
             let tiles = tiles(conn, None).await?;
             let supervised: Vec<i64> = access.supervised.iter().map(|(s, _)| *s).collect();
             let mut students: HashMap<i64, Vec<BoardStudent>> = HashMap::new();
@@ -185,9 +247,39 @@ pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, tz: chrono_tz::T
                 .collect();
             // Mine first; the query already ordered by room name (a stable sort keeps it).
             rooms.sort_by_key(|r| !r.mine);
-            Ok(Board { rooms, counts, cursor: Cursor::from_snapshot(snapshot), as_of, date })
+            Ok(Board { rooms, counts: Some(counts), cursor: Cursor::from_snapshot(snapshot), as_of, date })
         })
         .await
+}
+
+/// The family view's rooms: those with an open visit of one of `children`, each with those
+/// children only, their number as the room's count and no supervisors.
+async fn family_rooms(conn: &mut AsyncPgConnection, children: &[i64]) -> Result<Vec<BoardRoom>> {
+    if children.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut students: HashMap<i64, Vec<BoardStudent>> = HashMap::new();
+    for p in repo::students_in_rooms(conn, children).await? {
+        students.entry(p.session_id).or_default().push(BoardStudent {
+            student_id: p.student_id,
+            display_name: display_name(&p.first_name, &p.last_name),
+            since: p.entry_time,
+        });
+    }
+    if students.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sessions: Vec<i64> = students.keys().copied().collect();
+    Ok(tiles(conn, Some(&sessions))
+        .await?
+        .into_iter()
+        .map(|mut tile| {
+            let students = students.remove(&tile.session_id).unwrap_or_default();
+            tile.student_count = students.len() as i64;
+            tile.supervisors.clear();
+            BoardRoom { tile, students, mine: false }
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -195,22 +287,37 @@ mod tests {
     use super::*;
 
     fn access(caller: Caller, groups: &[i64], supervised: &[(i64, i64)]) -> Access {
-        Access { caller, my_groups: groups.to_vec(), supervised: supervised.to_vec() }
+        Access { caller, my_groups: groups.to_vec(), supervised: supervised.to_vec(), children: None }
     }
 
     #[test]
     fn full_access_for_admins_own_groups_and_supervisors_only() {
         let admin = access(Caller::ADMIN, &[], &[]);
-        assert!(admin.sees_student(None, None, [None, None]));
+        assert!(admin.sees_student(1, None, None, [None, None]));
         let teacher = access(Caller::staff(1), &[3], &[]);
-        assert!(teacher.sees_student(Some(3), Some(9), [Some(7), None]));
-        assert!(!teacher.sees_student(Some(4), Some(9), [Some(7), None]));
-        assert!(!teacher.sees_student(None, None, [None, None]));
+        assert!(teacher.sees_student(1, Some(3), Some(9), [Some(7), None]));
+        assert!(!teacher.sees_student(1, Some(4), Some(9), [Some(7), None]));
+        assert!(!teacher.sees_student(1, None, None, [None, None]));
         let supervisor = access(Caller::staff(2), &[], &[(9, 7)]);
-        assert!(supervisor.sees_student(Some(4), Some(9), [Some(7), None]), "in the supervised session");
-        assert!(supervisor.sees_student(Some(4), Some(10), [Some(8), Some(7)]), "leaving the supervised room");
-        assert!(!supervisor.sees_student(Some(4), Some(10), [Some(8), None]));
+        assert!(supervisor.sees_student(1, Some(4), Some(9), [Some(7), None]), "in the supervised session");
+        assert!(supervisor.sees_student(1, Some(4), Some(10), [Some(8), Some(7)]), "leaving the supervised room");
+        assert!(!supervisor.sees_student(1, Some(4), Some(10), [Some(8), None]));
         assert!(supervisor.mine(9, None) && !supervisor.mine(10, Some(3)) && teacher.mine(10, Some(3)));
+    }
+
+    #[test]
+    fn the_family_view_admits_and_shows_the_callers_children_only() {
+        let guardian = Access {
+            caller: Caller { account_id: Some(5), staff_id: None, is_admin: false },
+            my_groups: Vec::new(),
+            supervised: Vec::new(),
+            children: Some(vec![7]),
+        };
+        assert!(guardian.admits(Some(7)) && guardian.sees_student(7, Some(3), Some(9), [Some(1), None]));
+        assert!(!guardian.admits(Some(8)) && !guardian.sees_student(8, Some(3), Some(9), [Some(1), None]));
+        assert!(!guardian.admits(None), "session events name no child");
+        assert_eq!(guardian.view(), View::Family);
+        assert!(access(Caller::ADMIN, &[], &[]).admits(None));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use phoenix_common::time::to_timestamp;
 use phoenix_proto::active::v1 as pb;
 
-use super::board::{Access, Board, BoardStudent, RoomTile};
+use super::board::{Access, Board, BoardStudent, RoomTile, View};
 use super::cursor::Cursor;
 use super::feed::Resolved;
 use super::repo::Counts;
@@ -55,7 +55,7 @@ fn room(tile: &RoomTile, students: &[BoardStudent], mine: bool) -> pb::RoomPrese
 pub fn board(b: Board) -> pb::GetPresenceBoardResponse {
     pb::GetPresenceBoardResponse {
         rooms: b.rooms.iter().map(|r| room(&r.tile, &r.students, r.mine)).collect(),
-        counts: Some(counts(&b.counts)),
+        counts: b.counts.as_ref().map(counts),
         cursor: b.cursor.encode(),
         as_of: Some(to_timestamp(b.as_of)),
         date: b.date.format("%Y-%m-%d").to_string(),
@@ -77,15 +77,19 @@ fn kind(k: ChangeKind) -> pb::PresenceEventKind {
 }
 
 /// `e` as the caller of `access` may see it, carrying `cursor` (the stream position after it).
+/// The family view gets no counts (neither school-wide nor of rooms: they would count other
+/// pupils) and no room tiles (supervisors' names).
 pub fn event(e: &Resolved, access: &Access, latest: Option<&Counts>, cursor: &Cursor) -> pb::PresenceEvent {
-    let student =
-        e.student.as_ref().filter(|p| access.sees_student(p.group_id, e.session_id, [e.room_id, e.from_room_id])).map(
-            |p| pb::PresencePupil {
-                student_id: p.student_id,
-                display_name: p.display_name.clone(),
-                since: p.since.map(to_timestamp),
-            },
-        );
+    let school = access.view() == View::School;
+    let student = e
+        .student
+        .as_ref()
+        .filter(|p| access.sees_student(p.student_id, p.group_id, e.session_id, [e.room_id, e.from_room_id]))
+        .map(|p| pb::PresencePupil {
+            student_id: p.student_id,
+            display_name: p.display_name.clone(),
+            since: p.since.map(to_timestamp),
+        });
     pb::PresenceEvent {
         cursor: cursor.encode(),
         kind: kind(e.kind) as i32,
@@ -95,25 +99,25 @@ pub fn event(e: &Resolved, access: &Access, latest: Option<&Counts>, cursor: &Cu
         room_name: e.room_name.clone(),
         session_id: e.session_id,
         from_room_id: e.from_room_id,
-        counts: latest.map(counts),
-        room_pupil_count: e.room_student_count,
-        from_room_pupil_count: e.from_room_student_count,
+        counts: latest.filter(|_| school).map(counts),
+        room_pupil_count: e.room_student_count.filter(|_| school),
+        from_room_pupil_count: e.from_room_student_count.filter(|_| school),
         from_room_name: e.from_room_name.clone(),
         // Without pupils (documented): the stream's own pupil events keep a board current.
-        room: e.tile.as_ref().map(|t| pb::RoomPresence {
+        room: e.tile.as_ref().filter(|_| school).map(|t| pb::RoomPresence {
             pupils_redacted: false,
             ..room(t, &[], access.mine(t.session_id, t.education_group_id))
         }),
     }
 }
 
-/// A heartbeat at the watcher's current position.
-pub fn heartbeat(cursor: &Cursor, latest: &Counts, now: DateTime<Utc>) -> pb::PresenceEvent {
+/// A heartbeat at the watcher's current position (counts only in the school view).
+pub fn heartbeat(cursor: &Cursor, latest: Option<&Counts>, now: DateTime<Utc>) -> pb::PresenceEvent {
     pb::PresenceEvent {
         cursor: cursor.encode(),
         kind: pb::PresenceEventKind::Heartbeat as i32,
         occurred_at: Some(to_timestamp(now)),
-        counts: Some(counts(latest)),
+        counts: latest.map(counts),
         ..Default::default()
     }
 }

@@ -8,7 +8,8 @@
 //! | [`cursor`] | stream positions and the opaque cursors (board snapshot vs event position) |
 //! | [`feed`] | reading the event log in pages below the horizon, resolving a page once |
 //! | [`hub`] | one per process: LISTEN + safety poll, broadcast to watchers, purge |
-//! | [`watch`] | one `WatchPresence` stream: backlog, live batches, redaction, heartbeats |
+//! | [`watch`] | one `WatchPresence` stream: backlog, live batches, redaction, heartbeats, the end of the caller's access |
+//! | [`limits`] | stream slots per account and the bound on stream reads holding pool connections |
 //! | [`repo`] | the set-based SQL (a few queries per board or page, never per room or pupil) |
 //! | [`convert`] | domain → proto with redaction |
 //!
@@ -24,6 +25,7 @@ pub mod convert;
 pub mod cursor;
 pub mod feed;
 pub mod hub;
+pub mod limits;
 pub mod repo;
 pub mod service;
 pub mod watch;
@@ -57,11 +59,17 @@ pub struct PresenceSettings {
     pub access_refresh: Duration,
     /// Batches buffered for slow watchers before they lag (and re-read from the table).
     pub channel_capacity: usize,
+    /// Open `WatchPresence` streams one account (or service client) may hold in this
+    /// process; the next is `ResourceExhausted`.
+    pub max_streams_per_account: usize,
+    /// Stream reads (opening, catching up, resuming, refreshing access) holding a pool
+    /// connection at once; the rest wait for a permit, not for the pool.
+    pub stream_reads: usize,
 }
 
 impl PresenceSettings {
     /// The defaults: heartbeat 15 s, poll 1 s, retention 48 h, purge every 10 min, refresh
-    /// every 60 s, 1024 batches.
+    /// every 60 s, 1024 batches, 5 streams per account, 2 stream reads at once.
     pub fn new(timezone: chrono_tz::Tz) -> Self {
         Self {
             timezone,
@@ -71,6 +79,8 @@ impl PresenceSettings {
             purge_every: Duration::from_secs(10 * 60),
             access_refresh: Duration::from_secs(60),
             channel_capacity: 1024,
+            max_streams_per_account: 5,
+            stream_reads: 2,
         }
     }
 }

@@ -283,6 +283,22 @@ pub async fn visible_students(
     .await
 }
 
+/// The open visits in running sessions of `students` only (a guardian's children).
+pub async fn students_in_rooms(conn: &mut AsyncPgConnection, students: &[i64]) -> QueryResult<Vec<VisibleStudentRow>> {
+    diesel::sql_query(
+        "SELECT v.active_group_id AS session_id, st.id AS student_id, p.first_name, p.last_name, v.entry_time \
+         FROM active.visits v \
+         JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL \
+         JOIN users.students st ON st.id = v.student_id \
+         JOIN users.persons p ON p.id = st.person_id \
+         WHERE v.exit_time IS NULL AND v.student_id = ANY($1) \
+         ORDER BY v.active_group_id, p.first_name, p.last_name, st.id",
+    )
+    .bind::<Array<BigInt>, _>(students.to_vec())
+    .load(conn)
+    .await
+}
+
 /// School-wide counts (see `PresenceCounts`: one state per active pupil, in the order
 /// in_room, sick, gone_home, in_transit, absent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]

@@ -1,10 +1,14 @@
 //! `phoenix.active.v1.PresenceService`: [`PresenceApi`], [`METHODS`] and the tonic trait
 //! impl, whose methods are the handlers: the caller → validate → the board snapshot
 //! ([`super::board`]) or a stream ([`super::watch`]) → convert. Who sees which pupil is
-//! [`super::board::Access`], applied inside both.
+//! [`super::board::Access`] (the school view with `groups:read`, else the family view),
+//! applied inside both; how many streams a caller may hold and what their reads may take of
+//! the pool is [`super::limits`].
+
+use std::sync::Arc;
 
 use phoenix_common::Reply;
-use phoenix_common::authz::{MethodTable, Requirement};
+use phoenix_common::authz::{AuthContext, MethodTable, Requirement, TokenVerifier};
 use phoenix_common::caller::Caller;
 use phoenix_common::db::{self, DbPool};
 use phoenix_common::server::ShutdownToken;
@@ -13,13 +17,16 @@ use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::presence_service_server::{PresenceService, PresenceServiceServer};
 use tonic::{Request, Response};
 
+use super::board::View;
+use super::limits::Limits;
 use super::{Hub, PresenceSettings, board, convert, cursor::Cursor, watch};
 
 /// The permission each presence RPC needs (both read the same data), checked by
-/// `Authorized` before the handler runs.
+/// `Authorized` before the handler runs. `presence:read` is held by staff and guardians;
+/// what it shows depends on `groups:read` ([`View`]).
 pub const METHODS: MethodTable = &[
-    ("/phoenix.active.v1.PresenceService/GetPresenceBoard", Requirement::Permission("groups:read")),
-    ("/phoenix.active.v1.PresenceService/WatchPresence", Requirement::Permission("groups:read")),
+    ("/phoenix.active.v1.PresenceService/GetPresenceBoard", Requirement::Permission("presence:read")),
+    ("/phoenix.active.v1.PresenceService/WatchPresence", Requirement::Permission("presence:read")),
 ];
 
 /// The presence service of one process (its hub is shared by all clones).
@@ -28,6 +35,8 @@ pub struct PresenceApi {
     pool: DbPool,
     settings: PresenceSettings,
     hub: Hub,
+    verifier: Arc<TokenVerifier>,
+    limits: Arc<Limits>,
 }
 
 impl std::fmt::Debug for PresenceApi {
@@ -38,10 +47,17 @@ impl std::fmt::Debug for PresenceApi {
 
 impl PresenceApi {
     /// The service, starting the process's hub (stopped by `shutdown`, which also ends the
-    /// open streams so the server can drain).
-    pub fn start(pool: DbPool, settings: PresenceSettings, shutdown: ShutdownToken) -> Self {
+    /// open streams so the server can drain). `verifier` is the one of the authorization
+    /// layer: a stream ends when its caller's access does.
+    pub fn start(
+        pool: DbPool,
+        settings: PresenceSettings,
+        shutdown: ShutdownToken,
+        verifier: Arc<TokenVerifier>,
+    ) -> Self {
         let hub = Hub::start(pool.clone(), settings.clone(), shutdown);
-        Self { pool, settings, hub }
+        let limits = Limits::new(&settings);
+        Self { pool, settings, hub, verifier, limits }
     }
 }
 
@@ -64,22 +80,37 @@ impl PresenceService for PresenceApi {
         request: Request<pb::GetPresenceBoardRequest>,
     ) -> Reply<pb::GetPresenceBoardResponse> {
         let caller = Caller::of(&request, &self.pool).await?;
+        let view = View::of(AuthContext::of(&request)?);
         let mut conn = db::conn(&self.pool).await?;
-        let board = board::load(&mut conn, caller, self.settings.timezone).await?;
+        let board = board::load(&mut conn, caller, view, self.settings.timezone).await?;
         Ok(Response::new(convert::board(board)))
     }
 
     type WatchPresenceStream = watch::WatchStream;
 
     async fn watch_presence(&self, request: Request<pb::WatchPresenceRequest>) -> Reply<Self::WatchPresenceStream> {
-        let caller = Caller::of(&request, &self.pool).await?;
+        let ctx = AuthContext::of(&request)?.clone();
+        let slot = self.limits.claim(&ctx.principal)?;
+        let caller = Caller::from_context(&ctx, &self.pool).await?;
         let cursor = cursor(&request.get_ref().cursor)?;
-        let stream = watch::open(&self.hub, &self.pool, &self.settings, caller, cursor).await?;
+        let ended = {
+            let verifier = self.verifier.clone();
+            let ctx = ctx.clone();
+            async move { verifier.access_ended(&ctx).await }
+        };
+        let on = watch::Open { hub: &self.hub, pool: &self.pool, settings: &self.settings, limits: &self.limits, slot };
+        let stream = watch::open(on, caller, View::of(&ctx), cursor, ended).await?;
         Ok(Response::new(stream))
     }
 }
 
-/// The tonic server of the presence service (starts its hub).
-pub fn server(pool: DbPool, settings: PresenceSettings, shutdown: ShutdownToken) -> PresenceServiceServer<PresenceApi> {
-    PresenceServiceServer::new(PresenceApi::start(pool, settings, shutdown))
+/// The tonic server of the presence service (starts its hub); put it behind `Authorized`
+/// with the same `verifier`.
+pub fn server(
+    pool: DbPool,
+    settings: PresenceSettings,
+    shutdown: ShutdownToken,
+    verifier: Arc<TokenVerifier>,
+) -> PresenceServiceServer<PresenceApi> {
+    PresenceServiceServer::new(PresenceApi::start(pool, settings, shutdown, verifier))
 }

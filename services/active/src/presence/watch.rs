@@ -1,16 +1,26 @@
 //! One `WatchPresence` stream: subscribe to the hub, read the backlog after the client's
 //! cursor from the table, then follow the hub's batches; redact each event for the caller;
-//! heartbeat when idle.
+//! heartbeat when idle; end when the caller's access ends (token expiry, logout,
+//! deactivation, a change of roles or permissions: `TokenVerifier::access_ended`, raced
+//! against the whole stream) or the server shuts down.
+//!
+//! In the family view (a guardian) only events about the caller's own children are sent;
+//! the cursor still moves past the others, so resuming works as in the school view.
+//!
+//! Every read a watcher makes (opening, backlog pages, lag re-reads, access refreshes) holds
+//! a connection only under one of the bounded read permits of [`Limits`].
 //!
 //! The watcher keeps its own [`Cursor`] and sends an event only when the cursor does not
 //! cover it yet, so the overlap between backlog and live batches is never sent twice. A
 //! watcher that falls behind the broadcast channel (`Lagged`) re-reads from its cursor.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use phoenix_common::access::Caller;
-use phoenix_common::db::{self, DbPool};
+use phoenix_common::db::DbPool;
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_proto::active::v1 as pb;
@@ -20,11 +30,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::PresenceSettings;
-use super::board::Access;
+use super::board::{Access, View};
 use super::convert;
 use super::cursor::{Cursor, Position};
 use super::feed::{self, Page, ReadOptions, Resolved};
 use super::hub::{Batch, Hub, PAGE};
+use super::limits::{Limits, Slot};
 use super::repo::{self, Counts};
 
 /// The response stream of one watcher.
@@ -37,15 +48,30 @@ const BUFFER: usize = 64;
 /// How long a new stream waits for a hub that has not started yet (database down).
 const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Opens a stream for `caller` after `cursor` (`None`: from now). Cursor errors (expired,
-/// not of this log) are the call's status, before any message.
+/// How long the final status of a stream may wait for room in a client's buffer.
+const FINAL_STATUS_WAIT: Duration = Duration::from_secs(5);
+
+/// What a stream is opened on: the server's hub, pool, settings and limits, and the
+/// stream's slot (held until the stream ends).
+pub struct Open<'a> {
+    pub hub: &'a Hub,
+    pub pool: &'a DbPool,
+    pub settings: &'a PresenceSettings,
+    pub limits: &'a Arc<Limits>,
+    pub slot: Slot,
+}
+
+/// Opens a stream for `caller` in `view` after `cursor` (`None`: from now), ending with the
+/// error `ended` resolves to (the caller's access ended). Cursor errors (expired, not of
+/// this log) are the call's status, before any message.
 pub async fn open(
-    hub: &Hub,
-    pool: &DbPool,
-    settings: &PresenceSettings,
+    on: Open<'_>,
     caller: Caller,
+    view: View,
     cursor: Option<Cursor>,
+    ended: impl Future<Output = Error> + Send + 'static,
 ) -> Result<WatchStream> {
+    let Open { hub, pool, settings, limits, slot } = on;
     match tokio::time::timeout(READY_WAIT, hub.ready()).await {
         Ok(true) => {}
         Ok(false) => {
@@ -57,9 +83,9 @@ pub async fn open(
     }
     // Subscribe before reading anything (see the hub's ordering argument).
     let live = hub.subscribe();
-    let mut conn = db::conn(pool).await?;
+    let mut conn = limits.conn(pool).await?;
     let today = business_date_in(Utc::now(), settings.timezone);
-    let access = Access::load(&mut conn, caller, today).await?;
+    let access = Access::load(&mut conn, caller, view, today).await?;
     let cursor = match cursor {
         Some(c) => c,
         None => Cursor::from_snapshot(repo::snapshot(&mut conn).await?.0),
@@ -72,13 +98,15 @@ pub async fn open(
         hub: hub.clone(),
         pool: pool.clone(),
         settings: settings.clone(),
+        limits: limits.clone(),
+        _slot: slot,
         access,
         cursor,
         out,
         last_sent: Instant::now(),
         counts: None,
     };
-    tokio::spawn(watcher.run(first, live));
+    tokio::spawn(watcher.run(first, live, ended));
     Ok(ReceiverStream::new(stream))
 }
 
@@ -90,6 +118,9 @@ struct Watcher {
     hub: Hub,
     pool: DbPool,
     settings: PresenceSettings,
+    limits: Arc<Limits>,
+    /// This stream's slot among its caller's; freed when the watcher ends.
+    _slot: Slot,
     access: Access,
     cursor: Cursor,
     out: mpsc::Sender<std::result::Result<pb::WatchPresenceResponse, Status>>,
@@ -113,9 +144,22 @@ impl From<Error> for End {
 }
 
 impl Watcher {
-    async fn run(mut self, first: Page, live: broadcast::Receiver<Arc<Batch>>) {
-        if let Err(End::Status(status)) = self.follow(first, live).await {
-            let _ = self.out.send(Err(status)).await;
+    async fn run(
+        mut self,
+        first: Page,
+        live: broadcast::Receiver<Arc<Batch>>,
+        ended: impl Future<Output = Error> + Send + 'static,
+    ) {
+        let out = self.out.clone();
+        let end = tokio::select! {
+            end = self.follow(first, live) => end,
+            e = ended => {
+                tracing::debug!(error = %e, "presence stream ended: the caller's access ended");
+                Err(End::Status(e.into()))
+            }
+        };
+        if let Err(End::Status(status)) = end {
+            let _ = tokio::time::timeout(FINAL_STATUS_WAIT, out.send(Err(status))).await;
         }
     }
 
@@ -157,7 +201,7 @@ impl Watcher {
     async fn backlog(&mut self) -> Result<(), End> {
         loop {
             let page = {
-                let mut conn = db::conn(&self.pool).await?;
+                let mut conn = self.limits.conn(&self.pool).await?;
                 feed::read_page(&mut conn, &self.cursor, backlog_options(&self.settings)).await?
             };
             let full = page.full;
@@ -193,6 +237,9 @@ impl Watcher {
                 continue;
             }
             self.cursor.advance_to(e.position);
+            if !self.access.admits(e.student.as_ref().map(|p| p.student_id)) {
+                continue;
+            }
             let event = convert::event(e, &self.access, self.counts.as_ref(), &self.cursor);
             self.send(event).await?;
         }
@@ -202,7 +249,8 @@ impl Watcher {
 
     async fn heartbeat(&mut self) -> Result<(), End> {
         let counts = self.hub.counts();
-        self.send(convert::heartbeat(&self.cursor, &counts, Utc::now())).await
+        let counts = Some(&counts).filter(|_| self.access.view() == View::School);
+        self.send(convert::heartbeat(&self.cursor, counts, Utc::now())).await
     }
 
     /// Reloads the caller's groups and sessions (substitutions start and end by date; a
@@ -210,8 +258,8 @@ impl Watcher {
     async fn refresh_access(&mut self) {
         let today = business_date_in(Utc::now(), self.settings.timezone);
         let loaded = async {
-            let mut conn = db::conn(&self.pool).await?;
-            Access::load(&mut conn, self.access.caller, today).await
+            let mut conn = self.limits.conn(&self.pool).await?;
+            Access::load(&mut conn, self.access.caller, self.access.view(), today).await
         }
         .await;
         match loaded {
