@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use chrono::NaiveTime;
 
+use crate::client_addr::Cidr;
 use crate::domain::Domain;
 
 /// A configuration value that could not be used.
@@ -128,6 +129,15 @@ config! {
     db_pool_timeout: Duration = "PHOENIX_DB_POOL_TIMEOUT_MS", "5000",
         "wait for a pooled connection before answering Unavailable",
         |v| v.required(num(1, 600_000)).map(Duration::from_millis);
+    db_statement_timeout: Duration = "PHOENIX_DB_STATEMENT_TIMEOUT", "15s",
+        "PostgreSQL `statement_timeout` of pooled connections: a longer statement is canceled and answered Unavailable (retry); 0 = off",
+        |v| v.required(duration(Duration::ZERO, Duration::from_secs(86_400)));
+    db_lock_timeout: Duration = "PHOENIX_DB_LOCK_TIMEOUT", "5s",
+        "PostgreSQL `lock_timeout` of pooled connections: a longer lock wait is canceled and answered Unavailable (retry); 0 = off",
+        |v| v.required(duration(Duration::ZERO, Duration::from_secs(86_400)));
+    db_idle_in_tx_timeout: Duration = "PHOENIX_DB_IDLE_IN_TX_TIMEOUT", "30s",
+        "PostgreSQL `idle_in_transaction_session_timeout`: a transaction idle that long is ended with its session (LISTEN connections too); 0 = off",
+        |v| v.required(duration(Duration::ZERO, Duration::from_secs(86_400)));
     listen_host: IpAddr = "PHOENIX_LISTEN_HOST", "127.0.0.1",
         "interface for gRPC services and the gateway (0.0.0.0 in containers)",
         |v| v.required(parsed("expected an IP address such as 127.0.0.1 or 0.0.0.0"));
@@ -201,6 +211,14 @@ config! {
     mqtt_shared_group: Option<String> = "PHOENIX_MQTT_SHARED_GROUP", "(off)",
         "shared-subscription group, so gateway replicas split the scans",
         |v| v.optional(matching(is_mqtt_name, MQTT_NAME));
+    /// The gateway's broker login; the embedded broker admits it as the gateway (deploy/mosquitto/README.md).
+    mqtt_username: String = "PHOENIX_MQTT_USERNAME", "phoenix-gateway",
+        "the gateway's MQTT username (the embedded broker's ACL gives it every reader's scan/status and result topics)",
+        |v| v.required(matching(is_mqtt_name, MQTT_NAME));
+    /// `None`: derived from `PHOENIX_DEVICE_KEY_SECRET` (`phoenix mqtt-passwords` prints it).
+    mqtt_password: Option<Secret> = "PHOENIX_MQTT_PASSWORD", "(derived from PHOENIX_DEVICE_KEY_SECRET)",
+        "the gateway's MQTT password (`phoenix mqtt-passwords` prints the broker's password file)",
+        |v| v.optional(|s| Ok(Secret::new(s)));
     /// `PHOENIX_<DOMAIN>_URL` ([`service_url_var`]): where the gateway reaches each domain
     /// (forwarding browser calls; `auth` also for its service credential, `active` for
     /// ProcessScan). A domain without an entry is on its port on the listen host
@@ -239,6 +257,10 @@ config! {
     gateway_rate_burst: u32 = "PHOENIX_GATEWAY_RATE_BURST", "100",
         "requests a client may make at once before the rate limit applies",
         |v| v.required(num(1, 100_000));
+    /// Proxies (an ingress) in front of the gateway whose `X-Forwarded-For` it believes.
+    trusted_proxies: Vec<Cidr> = "PHOENIX_TRUSTED_PROXIES", "(none)",
+        "proxies in front of the gateway, comma list of CIDRs such as 10.0.0.0/8; their X-Forwarded-For names the client (rate limit, login throttling, audit), anyone else's is ignored",
+        |v| Ok(v.optional(|s| Cidr::parse_list(s).map_err(refuse))?.unwrap_or_default());
     /// Its row in `auth.service_clients`.
     gateway_client_id: String = "PHOENIX_GATEWAY_CLIENT_ID", "gateway",
         "the gateway's service client id",
@@ -246,6 +268,10 @@ config! {
     gateway_client_secret: Option<Secret> = "PHOENIX_GATEWAY_CLIENT_SECRET", "(dev: created by `phoenix dev`)",
         "the gateway's service client secret (`phoenix create-service-client` prints it once); required by `phoenix gateway`",
         |v| v.optional(|s| Ok(Secret::new(s)));
+    /// Keys the client-address header ([`crate::client_addr::ForwardingKey::from_config`]).
+    forwarding_secret: Option<Secret> = "PHOENIX_FORWARDING_SECRET", "(dev: derived from PHOENIX_SECRET_KEY)",
+        "secret (32+ characters) the gateway signs the caller's address with for the services (same value on the gateway and every service); unset in production, services see only the gateway's address",
+        |v| v.optional(long_secret);
     /// Generated per process in development when unset.
     secret_key: ServerSecret = "PHOENIX_SECRET_KEY",
         "(dev: generated; `phoenix dev` keeps it in the data directory)",
@@ -260,6 +286,9 @@ config! {
         } else {
             time_of_day("expected a local time HH:MM (24 h) such as 02:00, or `off`")(s).map(Some)
         });
+    auth_hash_concurrency: usize = "PHOENIX_AUTH_HASH_CONCURRENCY", "2",
+        "argon2 hashes (64 MiB each) the auth service runs at once; more wait up to 2 s, then get RESOURCE_EXHAUSTED (size the auth pod's memory limit to this × 64 MiB + 128 MiB)",
+        |v| v.required(num(1, 64));
 }
 
 /// The server secret (`PHOENIX_SECRET_KEY`). Never printed: `Debug` shows only whether it
@@ -508,6 +537,11 @@ fn device_key_secret(v: &str) -> Result<Secret, Refused> {
         let reason = format!("expected at least {MIN_DEVICE_KEY_SECRET_CHARS} characters");
         Err(refuse_showing(reason, format!("<{chars} characters>")))
     }
+}
+
+/// A secret of 32+ characters (`PHOENIX_FORWARDING_SECRET`), checked like the device-key one.
+fn long_secret(v: &str) -> Result<Secret, Refused> {
+    device_key_secret(v)
 }
 
 /// `PHOENIX_SECRET_KEY`: configured, else generated outside production.
