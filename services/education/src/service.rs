@@ -4,7 +4,7 @@
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use phoenix_common::access::{Caller, MyGroupVia};
-use phoenix_common::authz::{MethodTable, Requirement};
+use phoenix_common::authz::{AuthContext, MethodTable, Requirement};
 use phoenix_common::db::{self, DbPool};
 use phoenix_common::time::business_today;
 use phoenix_common::validate::id;
@@ -20,7 +20,11 @@ use crate::{access, convert};
 /// The permission each RPC needs (`resource:action`, seeded in the `seed_data` migration),
 /// checked by the shared auth layer before the handler runs. Transfers additionally require
 /// the caller to lead the group (`access::require_group_leader`), so staff with
-/// `groups:update` can hand over only their own groups.
+/// `groups:update` can hand over only their own groups. Choosing a group's leaders is an
+/// assignment: `CreateGroup` with `teacher_ids` and `UpdateGroup` with `teacher_ids` in its
+/// mask also need `groups:assign` (checked in the handler, [`require_assign`]), which the
+/// seeded staff role lacks — leading a group gives full access to its pupils, so staff must
+/// not make themselves leaders.
 pub const METHODS: MethodTable = &[
     ("/phoenix.education.v1.EducationService/CreateGroup", Requirement::Permission("groups:create")),
     ("/phoenix.education.v1.EducationService/GetGroup", Requirement::Permission("groups:read")),
@@ -73,12 +77,27 @@ pub async fn create_group(conn: &mut AsyncPgConnection, new: NewGroup) -> Result
     .await
 }
 
+/// `PermissionDenied` naming `groups:assign` unless the caller holds it (`may_assign`; admins
+/// do): setting a group's leaders grants full access to its pupils.
+fn require_assign(may_assign: bool) -> Result<()> {
+    if may_assign {
+        return Ok(());
+    }
+    Err(Error::PermissionDenied(
+        "missing permission groups:assign: choosing a group's teachers (teacher_ids) is an assignment".into(),
+    ))
+}
+
 #[tonic::async_trait]
 impl EducationService for EducationApi {
     // ---- groups -----------------------------------------------------------------------
 
     async fn create_group(&self, request: Request<pb::CreateGroupRequest>) -> Reply<pb::CreateGroupResponse> {
+        let may_assign = AuthContext::of(&request)?.has_permission("groups:assign");
         let new = validate::create_group(request.into_inner())?;
+        if !new.teacher_ids.is_empty() {
+            require_assign(may_assign)?;
+        }
         let mut conn = db::conn(&self.pool).await?;
         let record = create_group(&mut conn, new).await?;
         tracing::info!(group_id = record.group.id, "group created");
@@ -103,7 +122,11 @@ impl EducationService for EducationApi {
     }
 
     async fn update_group(&self, request: Request<pb::UpdateGroupRequest>) -> Reply<pb::UpdateGroupResponse> {
+        let may_assign = AuthContext::of(&request)?.has_permission("groups:assign");
         let update = validate::update_group(request.into_inner())?;
+        if update.paths.contains(&"teacher_ids") {
+            require_assign(may_assign)?;
+        }
         let mut conn = db::conn(&self.pool).await?;
         let record = conn
             .transaction::<_, Error, _>(async move |c| {

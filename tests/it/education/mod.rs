@@ -2,6 +2,8 @@
 //! group teachers, substitutions (date and overlap rules), transfers, my groups; staff,
 //! rooms and pupils are created through the users and facilities services.
 
+mod escalation;
+
 use phoenix_common::domain::Domain;
 use phoenix_proto::education::v1 as pb;
 use phoenix_proto::education::v1::education_service_client::EducationServiceClient;
