@@ -2,32 +2,43 @@
 //! (reader-protocol.md).
 //!
 //! ```text
-//! broker ──► event loop ──► shard worker (per device, in order) ──► ProcessScan ──► result topic
-//!                 │                         │
-//!                 └── register ──► acker ◄──┘ done   (PUBACKs in arrival order, per connection)
+//! broker ──► event loop ──► per-reader queue (bounded) ──► reader task ──► ProcessScan ──► result topic
+//!                 │                                            │ (at most `shards` at once)
+//!                 └── register ──► acker ◄─────────────────────┘ done   (PUBACKs in arrival order)
 //! ```
 //!
 //! - Subscribes `{p}/readers/+/scan` and `{p}/readers/+/status` with QoS 1 on a persistent
 //!   session (clean session off, fixed client id), optionally as `$share/{group}/…`.
-//! - The event loop only routes: it never waits on the database or gRPC. Messages of one
-//!   device go to one shard worker, so a reader's scans are applied in the order it sent
-//!   them; different readers proceed in parallel.
+//! - The event loop only routes: it never waits on the database or gRPC. Each reader has its
+//!   own bounded queue and task, so a reader's scans are applied in the order it sent them
+//!   and readers proceed independently: a slow, retrying or flooding reader delays only its
+//!   own scans. At most [`BridgeConfig::shards`] messages are worked on at once (fair, FIFO);
+//!   a full reader queue ([`BridgeConfig::reader_queue`]) or a full bridge
+//!   ([`BridgeConfig::max_queued`]) drops the message (counted `overflow`, acked).
 //! - A scan is acknowledged only after its Result is durable (the ProcessScan transaction has
 //!   committed) and queued for publishing: a crash mid-scan leads to redelivery, and the
-//!   redelivered scan gets the stored Result (`duplicate`), never a second effect. PUBACKs
-//!   are sent in arrival order (MQTT 3.1.1 §4.6; rumqttd disconnects on out-of-order acks),
-//!   and acks of a previous connection are dropped (the broker redelivers those).
+//!   redelivered scan gets the stored Result (`duplicate`), never a second effect. Results
+//!   are published as soon as they are ready; only PUBACKs keep arrival order per connection
+//!   (MQTT 3.1.1 §4.6 \[MQTT-4.6.0-2\]; rumqttd disconnects a client on an out-of-order ack,
+//!   Mosquitto would accept any order), and acks of a previous connection are dropped (the
+//!   broker redelivers those).
+//! - Transient failures (ProcessScan or the reader look-up unavailable, the gateway's own
+//!   token refused during an auth outage, …; [`retryable`]) are retried with exponential
+//!   backoff for up to [`BridgeConfig::retry_budget`]; a scan still failing then gets **no**
+//!   Result (a Result is final for the reader) and the reader re-sends it (receipts keep
+//!   that exactly-once). Docs: reader-pipeline.md "Failures".
 //! - The HMAC is verified before anything is written; only the reader's key version is
 //!   read (cached briefly). Refusals (`malformed`, `bad_signature`, `unknown_device`) are
 //!   answered on the result topic when the topic's device id is valid; anything else is
-//!   dropped and counted. Nothing here panics on input.
+//!   dropped and counted. A payload over 4 KiB is cut to 4 KiB + 1 byte at once (answered
+//!   `malformed`, counted `oversized`); packets up to [`MAX_INCOMING_PACKET`] are read so a
+//!   big message is refused and acked instead of making the client reconnect for ever.
+//!   Nothing here panics on input.
 //! - Connection loss: reconnect with exponential backoff; subscriptions are renewed on every
 //!   CONNACK (a restarted in-memory broker forgets them).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,17 +56,19 @@ use phoenix_reader_protocol::{
     topics, verify_signature,
 };
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS, SubscribeFilter};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::auth::{AuthInterceptor, TokenSource};
 
-/// Largest MQTT packet the bridge reads. Larger ones make the client drop the connection, so
-/// brokers should cap payloads below this (the embedded broker caps at 64 KiB); anything
-/// over the contract's 4 KiB is answered `malformed`.
-pub const MAX_INCOMING_PACKET: usize = 1024 * 1024;
+/// Largest MQTT packet the bridge reads (the one read buffer holds at most one such packet).
+/// A larger one makes the MQTT client drop the connection, and the broker redelivers it on
+/// the next, so brokers should cap payloads below this (Mosquitto `message_size_limit`; the
+/// embedded broker caps at 64 KiB). Anything over the contract's 4 KiB is answered
+/// `malformed` and acked.
+pub const MAX_INCOMING_PACKET: usize = 16 * 1024 * 1024;
 
 /// How the bridge connects and subscribes.
 #[derive(Debug, Clone)]
@@ -68,8 +81,15 @@ pub struct BridgeConfig {
     pub client_id: String,
     /// Shared-subscription group (`PHOENIX_MQTT_SHARED_GROUP`).
     pub shared_group: Option<String>,
-    /// Parallel workers (devices are hashed onto them).
+    /// Messages worked on at once, across readers (each reader's own are one at a time).
     pub shards: usize,
+    /// Messages waiting per reader; beyond, a reader's messages are dropped (`overflow`).
+    pub reader_queue: usize,
+    /// Messages waiting in the whole bridge; beyond, messages are dropped (`overflow`).
+    pub max_queued: usize,
+    /// How long a transient failure (see [`retryable`]) is retried, with exponential backoff,
+    /// before the scan is left unanswered for the reader to re-send.
+    pub retry_budget: Duration,
     /// How long a reader's key version is cached.
     pub credential_ttl: Duration,
     /// How long an unknown device id is remembered as unknown.
@@ -92,6 +112,9 @@ impl BridgeConfig {
             client_id: client_id.into(),
             shared_group: None,
             shards: 8,
+            reader_queue: 32,
+            max_queued: 4096,
+            retry_budget: Duration::from_secs(30),
             credential_ttl: Duration::from_secs(5),
             unknown_ttl: Duration::from_secs(2),
             seen_interval: Duration::from_secs(15),
@@ -151,6 +174,9 @@ pub struct BridgeStats {
     unknown_device: AtomicU64,
     rate_limited: AtomicU64,
     unanswered: AtomicU64,
+    retries: AtomicU64,
+    oversized: AtomicU64,
+    overflow: AtomicU64,
     status_messages: AtomicU64,
     connections: AtomicU64,
     connection_errors: AtomicU64,
@@ -175,8 +201,15 @@ pub struct StatsSnapshot {
     pub unknown_device: u64,
     /// Scans answered `rate_limited` (a reader sending faster than its limit).
     pub rate_limited: u64,
-    /// Scans left unanswered after ProcessScan stayed unavailable (the reader re-sends).
+    /// Scans left unanswered after a transient failure outlasted the retry budget (the
+    /// reader re-sends).
     pub unanswered: u64,
+    /// Retries after a transient failure.
+    pub retries: u64,
+    /// Messages over 4 KiB (cut at once, answered `malformed`).
+    pub oversized: u64,
+    /// Messages dropped because their reader's queue or the bridge was full.
+    pub overflow: u64,
     /// Status messages handled.
     pub status_messages: u64,
     /// Successful (re)connections.
@@ -203,6 +236,9 @@ impl BridgeStats {
             unknown_device: get(&self.unknown_device),
             rate_limited: get(&self.rate_limited),
             unanswered: get(&self.unanswered),
+            retries: get(&self.retries),
+            oversized: get(&self.oversized),
+            overflow: get(&self.overflow),
             status_messages: get(&self.status_messages),
             connections: get(&self.connections),
             connection_errors: get(&self.connection_errors),
@@ -265,6 +301,8 @@ pub fn start(config: BridgeConfig, deps: BridgeDeps, shutdown: ShutdownToken) ->
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_keep_alive(Duration::from_secs(30))
+        // Read big packets whole (and refuse them as oversized) rather than dropping the
+        // connection over them: the broker would redeliver the message for ever.
         .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
         .set_inflight(200);
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
@@ -286,6 +324,7 @@ pub fn start(config: BridgeConfig, deps: BridgeDeps, shutdown: ShutdownToken) ->
             RateLimiter::<String>::MAX_CLIENTS,
         ),
         config: config.clone(),
+        shutdown: shutdown.clone(),
     });
     let task = tokio::spawn(run(config, ctx, client, eventloop, shutdown));
     Ok(Bridge { stats, task })
@@ -305,6 +344,8 @@ struct Context {
     /// Scans per reader ([`BridgeConfig::reader_rate`]).
     limiter: RateLimiter<String>,
     config: BridgeConfig,
+    /// Ends retries at once when the bridge stops.
+    shutdown: ShutdownToken,
 }
 
 /// Entries kept in each cache before it is cleared (topics carry attacker-chosen ids).
@@ -318,7 +359,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 enum AckMsg {
     /// A new connection: acks of older ones are void.
     Epoch(u64),
-    /// A QoS ≥ 1 message arrived and must be acked in this order.
+    /// A QoS ≥ 1 message arrived and must be acked in this order (only its packet id and
+    /// QoS are kept, never its payload).
     Register { epoch: u64, seq: u64, publish: Box<Publish> },
     /// Its processing finished.
     Done { epoch: u64, seq: u64 },
@@ -332,6 +374,26 @@ struct Job {
     payload: Vec<u8>,
 }
 
+/// What the acker needs to ack `publish`: its packet id and QoS, without the payload.
+fn ack_handle(publish: &Publish) -> Box<Publish> {
+    let mut handle = Publish::new("", publish.qos, Vec::new());
+    handle.pkid = publish.pkid;
+    Box::new(handle)
+}
+
+/// The payload a job carries: a payload over the contract's 4 KiB is cut to 4 KiB + 1 byte
+/// (still oversized for [`decode_scan`], so it is answered `malformed`), so a queued job
+/// never holds more than that.
+fn bounded_payload(ctx: &Context, device: &str, payload: &[u8]) -> Vec<u8> {
+    let max = phoenix_reader_protocol::MAX_SCAN_BYTES;
+    if payload.len() <= max {
+        return payload.to_vec();
+    }
+    BridgeStats::bump(&ctx.stats.oversized);
+    tracing::warn!(%device, bytes = payload.len(), "oversized message refused (contract: at most 4 KiB)");
+    payload[..=max].to_vec()
+}
+
 async fn run(
     config: BridgeConfig,
     ctx: Arc<Context>,
@@ -341,14 +403,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     let (ack_tx, ack_rx) = mpsc::unbounded_channel::<AckMsg>();
     let acker = tokio::spawn(acker(client.clone(), ack_rx));
-    let shards = config.shards.max(1);
-    let mut workers = Vec::with_capacity(shards);
-    let mut shard_txs = Vec::with_capacity(shards);
-    for _ in 0..shards {
-        let (tx, rx) = mpsc::unbounded_channel::<Job>();
-        shard_txs.push(tx);
-        workers.push(tokio::spawn(worker(ctx.clone(), rx, ack_tx.clone())));
-    }
+    let mut readers = Readers::new(ctx.clone(), ack_tx.clone(), &config);
     let filters = vec![
         SubscribeFilter::new(topics::scan_filter(&config.prefix, config.shared_group.as_deref()), QoS::AtLeastOnce),
         SubscribeFilter::new(topics::status_filter(&config.prefix, config.shared_group.as_deref()), QoS::AtLeastOnce),
@@ -383,32 +438,38 @@ async fn run(
                     seq += 1;
                     seq
                 });
+                if let Some(s) = ack_seq {
+                    let _ = ack_tx.send(AckMsg::Register { epoch, seq: s, publish: ack_handle(&publish) });
+                }
                 let routed = topics::parse(&ctx.prefix, &publish.topic)
                     .filter(|(_, device)| is_valid_device_id(device))
                     .map(|(kind, device)| (kind, device.to_owned()));
-                if let Some(s) = ack_seq {
-                    let _ = ack_tx.send(AckMsg::Register { epoch, seq: s, publish: Box::new(publish.clone()) });
-                }
-                match routed {
+                let queued = match routed {
                     Some((kind, device)) => {
-                        let shard = shard_of(&device, shards);
-                        let job = Job { epoch, seq: ack_seq, kind, device, payload: publish.payload.to_vec() };
-                        if shard_txs[shard].send(job).is_err() {
-                            tracing::error!("bridge worker stopped");
-                        }
+                        let payload = bounded_payload(&ctx, &device, &publish.payload);
+                        readers.dispatch(Job { epoch, seq: ack_seq, kind, device, payload })
                     }
                     None => {
                         // Not a reader topic, or an invalid device id: no one to answer.
                         BridgeStats::bump(&ctx.stats.dropped);
-                        if let Some(s) = ack_seq {
-                            let _ = ack_tx.send(AckMsg::Done { epoch, seq: s });
-                        }
+                        false
                     }
+                };
+                if !queued && let Some(s) = ack_seq {
+                    let _ = ack_tx.send(AckMsg::Done { epoch, seq: s });
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 BridgeStats::bump(&ctx.stats.connection_errors);
+                if matches!(
+                    &e,
+                    rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
+                        rumqttc::mqttbytes::Error::PayloadSizeLimitExceeded(_)
+                    ))
+                ) {
+                    tracing::error!(error = %e, max = MAX_INCOMING_PACKET, "MQTT packet over the bridge's limit: cap the broker's message size below it");
+                }
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "MQTT connection lost; reconnecting");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -420,11 +481,9 @@ async fn run(
     }
 
     // Stop: finish the work in hand (its acks may no longer reach the broker: those
-    // messages are redelivered to the next session and answered from their receipts).
-    drop(shard_txs);
-    for w in workers {
-        let _ = w.await;
-    }
+    // messages are redelivered to the next session and answered from their receipts;
+    // retries stop at once and leave their scans for a re-send).
+    readers.close().await;
     drop(ack_tx);
     let _ = acker.await;
     let _ = client.try_disconnect();
@@ -434,10 +493,94 @@ async fn run(
     Ok(())
 }
 
-fn shard_of(device: &str, shards: usize) -> usize {
-    let mut h = DefaultHasher::new();
-    device.hash(&mut h);
-    (h.finish() % shards as u64) as usize
+/// How long a reader's task waits for its next message before it ends (it is started again
+/// by the next one).
+const READER_IDLE: Duration = Duration::from_secs(30);
+
+/// One bounded queue and one task per reader with messages in hand; the event loop owns it.
+struct Readers {
+    ctx: Arc<Context>,
+    acks: mpsc::UnboundedSender<AckMsg>,
+    queues: HashMap<String, mpsc::Sender<Job>>,
+    /// Messages queued and not yet taken up, across readers.
+    queued: Arc<AtomicUsize>,
+    /// Messages worked on at once.
+    permits: Arc<Semaphore>,
+    per_reader: usize,
+    max_queued: usize,
+    tasks: JoinSet<()>,
+}
+
+impl Readers {
+    fn new(ctx: Arc<Context>, acks: mpsc::UnboundedSender<AckMsg>, config: &BridgeConfig) -> Self {
+        Self {
+            ctx,
+            acks,
+            queues: HashMap::new(),
+            queued: Arc::new(AtomicUsize::new(0)),
+            permits: Arc::new(Semaphore::new(config.shards.max(1))),
+            per_reader: config.reader_queue.max(1),
+            max_queued: config.max_queued.max(1),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Queues `job` on its reader's queue, never waiting; false when it was dropped (its
+    /// reader's queue or the bridge is full), counted `overflow`.
+    fn dispatch(&mut self, job: Job) -> bool {
+        while self.tasks.try_join_next().is_some() {}
+        let mut job = job;
+        if self.queued.load(Ordering::Relaxed) < self.max_queued {
+            for _ in 0..2 {
+                let Some(tx) = self.sender(&job.device) else { break };
+                match tx.try_send(job) {
+                    Ok(()) => {
+                        self.queued.fetch_add(1, Ordering::Relaxed);
+                        return true;
+                    }
+                    Err(mpsc::error::TrySendError::Full(back)) => {
+                        job = back;
+                        break;
+                    }
+                    // The reader's task just ended for idleness: start a new one.
+                    Err(mpsc::error::TrySendError::Closed(back)) => {
+                        self.queues.remove(&back.device);
+                        job = back;
+                    }
+                }
+            }
+        }
+        let overflow = self.ctx.stats.overflow.fetch_add(1, Ordering::Relaxed) + 1;
+        if overflow.is_power_of_two() {
+            tracing::warn!(device = %job.device, overflow, "reader queue full; message dropped (the reader re-sends)");
+        }
+        false
+    }
+
+    /// The queue of `device`, starting its task when it has none.
+    fn sender(&mut self, device: &str) -> Option<mpsc::Sender<Job>> {
+        if let Some(tx) = self.queues.get(device) {
+            return Some(tx.clone());
+        }
+        if self.queues.len() >= MAX_CACHE_ENTRIES {
+            self.queues.retain(|_, tx| !tx.is_closed());
+            if self.queues.len() >= MAX_CACHE_ENTRIES {
+                return None;
+            }
+        }
+        let (tx, rx) = mpsc::channel(self.per_reader);
+        let (ctx, acks, permits, queued) =
+            (self.ctx.clone(), self.acks.clone(), self.permits.clone(), self.queued.clone());
+        self.tasks.spawn(reader_task(ctx, rx, acks, permits, queued));
+        self.queues.insert(device.to_owned(), tx.clone());
+        Some(tx)
+    }
+
+    /// Closes every queue and waits until the messages in hand are done.
+    async fn close(mut self) {
+        self.queues.clear();
+        while self.tasks.join_next().await.is_some() {}
+    }
 }
 
 /// The order in which PUBACKs may be sent: messages are acked in arrival order, each once its
@@ -503,15 +646,86 @@ async fn acker(client: AsyncClient, mut rx: mpsc::UnboundedReceiver<AckMsg>) {
     }
 }
 
-async fn worker(ctx: Arc<Context>, mut rx: mpsc::UnboundedReceiver<Job>, acks: mpsc::UnboundedSender<AckMsg>) {
-    while let Some(job) = rx.recv().await {
+/// Works off one reader's queue in order; ends after [`READER_IDLE`] without messages.
+async fn reader_task(
+    ctx: Arc<Context>,
+    mut rx: mpsc::Receiver<Job>,
+    acks: mpsc::UnboundedSender<AckMsg>,
+    permits: Arc<Semaphore>,
+    queued: Arc<AtomicUsize>,
+) {
+    loop {
+        let job = match tokio::time::timeout(READER_IDLE, rx.recv()).await {
+            Ok(Some(job)) => job,
+            Ok(None) => break,
+            Err(_idle) => {
+                // No new message can be queued from here on; the ones already queued are
+                // still worked off before `recv` says the queue is done.
+                rx.close();
+                continue;
+            }
+        };
+        queued.fetch_sub(1, Ordering::Relaxed);
+        let mut slot = Slot { permits: &permits, held: None };
+        slot.take().await;
         match job.kind {
-            topics::Inbound::Scan => handle_scan(&ctx, &job.device, &job.payload).await,
+            topics::Inbound::Scan => handle_scan(&ctx, &job.device, &job.payload, &mut slot).await,
             topics::Inbound::Status => handle_status(&ctx, &job.device, &job.payload).await,
         }
+        drop(slot);
         if let Some(seq) = job.seq {
             let _ = acks.send(AckMsg::Done { epoch: job.epoch, seq });
         }
+    }
+}
+
+/// A reader task's share of [`BridgeConfig::shards`]: held while it works, given up while
+/// it waits out a backoff, so a retrying reader never holds up the others.
+struct Slot<'a> {
+    permits: &'a Arc<Semaphore>,
+    held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Slot<'_> {
+    async fn take(&mut self) {
+        if self.held.is_none() {
+            self.held = self.permits.clone().acquire_owned().await.ok();
+        }
+    }
+
+    fn release(&mut self) {
+        self.held = None;
+    }
+}
+
+/// Exponential backoff within [`BridgeConfig::retry_budget`] for one scan.
+struct Backoff {
+    started: Instant,
+    delay: Duration,
+    budget: Duration,
+}
+
+impl Backoff {
+    fn new(budget: Duration) -> Self {
+        Self { started: Instant::now(), delay: Duration::from_millis(100), budget }
+    }
+
+    /// Waits before the next attempt (without holding `slot`); false when the budget is spent
+    /// or the bridge is stopping.
+    async fn wait(&mut self, ctx: &Context, slot: &mut Slot<'_>) -> bool {
+        let left = self.budget.saturating_sub(self.started.elapsed());
+        if left.is_zero() || ctx.shutdown.is_cancelled() {
+            return false;
+        }
+        BridgeStats::bump(&ctx.stats.retries);
+        slot.release();
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(self.delay.min(left)) => {}
+        }
+        self.delay = (self.delay * 2).min(Duration::from_secs(5));
+        slot.take().await;
+        true
     }
 }
 
@@ -583,39 +797,91 @@ impl Context {
         }
     }
 
-    /// Calls ProcessScan, retrying briefly while the service is unavailable.
-    async fn process(&self, device: &str, scan: &Scan) -> Result<ScanResult, tonic::Status> {
-        let scanned_at = scan.scanned_at_utc().ok_or_else(|| tonic::Status::invalid_argument("scanned_at"))?;
+    /// Calls ProcessScan, retrying transient failures ([`retryable`]) with `backoff`.
+    async fn process(
+        &self,
+        device: &str,
+        scan: &Scan,
+        backoff: &mut Backoff,
+        slot: &mut Slot<'_>,
+    ) -> Result<ScanResult, Failure> {
+        let scanned_at = scan.scanned_at_utc().ok_or(Failure::Final(Code::Malformed))?;
         let request = pb::ProcessScanRequest {
             device_id: device.to_owned(),
             scan_id: scan.scan_id.clone(),
             tag: scan.tag.clone(),
             scanned_at: Some(phoenix_common::time::to_timestamp(scanned_at)),
         };
-        let mut delay = Duration::from_millis(100);
-        let mut attempt = 0;
         loop {
-            attempt += 1;
             let mut client = self.deps.active.clone();
             match client.process_scan(request.clone()).await {
                 Ok(reply) => {
-                    return result_from_proto(reply.into_inner())
-                        .ok_or_else(|| tonic::Status::internal("ProcessScan returned an unknown outcome or code"));
+                    return result_from_proto(reply.into_inner()).ok_or_else(|| {
+                        tracing::error!(%device, scan_id = %scan.scan_id, "ProcessScan returned an unknown outcome or code");
+                        Failure::Final(Code::Internal)
+                    });
                 }
-                Err(status) if retryable(&status) && attempt < 4 => {
-                    tracing::debug!(%device, code = ?status.code(), attempt, "ProcessScan unavailable; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 3;
+                Err(status) if retryable(status.code()) => {
+                    tracing::debug!(%device, code = ?status.code(), "ProcessScan failed transiently; retrying");
+                    if !backoff.wait(self, slot).await {
+                        return Err(Failure::Retryable(status));
+                    }
                 }
-                Err(status) => return Err(status),
+                Err(status) => {
+                    tracing::error!(%device, scan_id = %scan.scan_id, code = ?status.code(), message = status.message(), "ProcessScan failed");
+                    let code =
+                        if status.code() == tonic::Code::InvalidArgument { Code::Malformed } else { Code::Internal };
+                    return Err(Failure::Final(code));
+                }
+            }
+        }
+    }
+
+    /// [`Context::credentials`], retrying while the database is unreachable.
+    async fn credentials_retrying(
+        &self,
+        device: &str,
+        backoff: &mut Backoff,
+        slot: &mut Slot<'_>,
+    ) -> phoenix_common::Result<Option<Credentials>> {
+        loop {
+            match self.credentials(device, false).await {
+                Err(e) if backoff.wait(self, slot).await => {
+                    tracing::debug!(%device, error = %e, "reader look-up failed; retrying");
+                }
+                other => return other,
             }
         }
     }
 }
 
-fn retryable(status: &tonic::Status) -> bool {
+/// How a ProcessScan call ended without a Result from the service.
+enum Failure {
+    /// Still failing transiently when the retry budget ran out: no Result (the reader
+    /// re-sends).
+    Retryable(tonic::Status),
+    /// Answered with this rejection code; the reader does not re-send.
+    Final(Code),
+}
+
+/// The gRPC codes of a ProcessScan failure that are retried and, past the retry budget,
+/// left unanswered rather than answered `internal` (reader-pipeline.md "Failures"). The
+/// transaction of a failed call has rolled back, so a retry is always safe. UNAUTHENTICATED
+/// is the gateway's own token (the reader's identity is its signature, checked here): an
+/// auth outage let it lapse. INTERNAL includes database errors of a restarting server.
+pub fn retryable(code: tonic::Code) -> bool {
     use tonic::Code as C;
-    matches!(status.code(), C::Unavailable | C::DeadlineExceeded | C::Aborted | C::Unknown | C::ResourceExhausted)
+    matches!(
+        code,
+        C::Unavailable
+            | C::DeadlineExceeded
+            | C::ResourceExhausted
+            | C::Aborted
+            | C::Unknown
+            | C::Cancelled
+            | C::Unauthenticated
+            | C::Internal
+    )
 }
 
 /// The reader-facing Result of a `ProcessScanResponse`; `None` for values this gateway does
@@ -639,7 +905,7 @@ pub fn result_from_proto(r: pb::ProcessScanResponse) -> Option<ScanResult> {
     })
 }
 
-async fn handle_scan(ctx: &Context, device: &str, payload: &[u8]) {
+async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], slot: &mut Slot<'_>) {
     let scan = match decode_scan(payload) {
         Ok(scan) => scan,
         Err(malformed) => {
@@ -654,7 +920,8 @@ async fn handle_scan(ctx: &Context, device: &str, payload: &[u8]) {
             return;
         }
     };
-    let credentials = match ctx.credentials(device, false).await {
+    let mut backoff = Backoff::new(ctx.config.retry_budget);
+    let credentials = match ctx.credentials_retrying(device, &mut backoff, slot).await {
         Ok(Some(c)) => c,
         Ok(None) => {
             BridgeStats::bump(&ctx.stats.unknown_device);
@@ -693,18 +960,14 @@ async fn handle_scan(ctx: &Context, device: &str, payload: &[u8]) {
         return;
     }
 
-    let result = match ctx.process(device, &scan).await {
+    let result = match ctx.process(device, &scan, &mut backoff, slot).await {
         Ok(result) => result,
-        Err(status) if retryable(&status) => {
+        Err(Failure::Retryable(status)) => {
             BridgeStats::bump(&ctx.stats.unanswered);
-            tracing::warn!(%device, scan_id = %scan.scan_id, code = ?status.code(), "ProcessScan unavailable; scan left for a re-send");
+            tracing::warn!(%device, scan_id = %scan.scan_id, code = ?status.code(), "ProcessScan still failing after the retry budget; scan left for a re-send");
             return;
         }
-        Err(status) => {
-            tracing::error!(%device, scan_id = %scan.scan_id, code = ?status.code(), message = status.message(), "ProcessScan failed");
-            let code = if status.code() == tonic::Code::InvalidArgument { Code::Malformed } else { Code::Internal };
-            ScanResult::rejected(scan.scan_id.clone(), code)
-        }
+        Err(Failure::Final(code)) => ScanResult::rejected(scan.scan_id.clone(), code),
     };
     BridgeStats::bump(&ctx.stats.processed);
     if !result.duplicate {
@@ -831,10 +1094,40 @@ mod tests {
     }
 
     #[test]
-    fn devices_stick_to_one_shard() {
-        assert_eq!(shard_of("reader-01", 8), shard_of("reader-01", 8));
-        assert!(shard_of("reader-01", 8) < 8);
-        assert_eq!(shard_of("anything", 1), 0);
+    fn transient_codes_are_retried_and_the_rest_is_final() {
+        use tonic::Code as C;
+        for code in [
+            C::Unavailable,
+            C::DeadlineExceeded,
+            C::ResourceExhausted,
+            C::Aborted,
+            C::Unknown,
+            C::Cancelled,
+            C::Unauthenticated,
+            C::Internal,
+        ] {
+            assert!(retryable(code), "{code:?}");
+        }
+        for code in [
+            C::InvalidArgument,
+            C::PermissionDenied,
+            C::NotFound,
+            C::AlreadyExists,
+            C::FailedPrecondition,
+            C::OutOfRange,
+            C::Unimplemented,
+            C::DataLoss,
+        ] {
+            assert!(!retryable(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn acks_keep_only_the_packet_id_and_qos() {
+        let mut p = Publish::new("p/readers/r/scan", QoS::AtLeastOnce, vec![7u8; 2 * 1024 * 1024]);
+        p.pkid = 42;
+        let handle = ack_handle(&p);
+        assert_eq!((handle.pkid, handle.qos, handle.payload.len()), (42, QoS::AtLeastOnce, 0));
     }
 
     #[test]

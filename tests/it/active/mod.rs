@@ -4,6 +4,7 @@
 mod active;
 mod attendance;
 mod combined;
+mod mqtt_faults;
 mod presence;
 mod reader;
 mod supervisors;
