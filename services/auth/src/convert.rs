@@ -4,7 +4,9 @@ use chrono::{DateTime, Utc};
 use phoenix_common::time::{to_timestamp, to_timestamp_opt};
 use phoenix_proto::auth::v1 as pb;
 
-use crate::repo::{AccountRow, InvitationRow, PermissionRow, RoleRow, SigningKeyRow};
+use crate::repo::{
+    AccountRow, GuardianInvitationRow, InvitationRow, InvitedGuardian, PermissionRow, RoleRow, SigningKeyRow,
+};
 use crate::tokens::{AccessToken, base64url};
 
 /// The token pair of a login or refresh.
@@ -82,5 +84,28 @@ pub fn invitation(i: &InvitationRow, role_name: String) -> pb::Invitation {
         position: i.position.clone().unwrap_or_default(),
         expire_time: Some(to_timestamp(i.expires_at)),
         create_time: Some(to_timestamp(i.created_at)),
+    }
+}
+
+/// A guardian invitation (never its token).
+pub fn guardian_invitation(i: &GuardianInvitationRow) -> pb::GuardianInvitation {
+    pb::GuardianInvitation {
+        id: i.id,
+        guardian_id: i.guardian_id,
+        expire_time: Some(to_timestamp(i.expires_at)),
+        create_time: Some(to_timestamp(i.created_at)),
+    }
+}
+
+/// What the look-up of a guardian invitation shows: the guardian's first name and email,
+/// nothing else about the family.
+pub fn guardian_invitation_lookup(
+    i: &GuardianInvitationRow,
+    g: InvitedGuardian,
+) -> pb::LookupGuardianInvitationResponse {
+    pb::LookupGuardianInvitationResponse {
+        first_name: g.first_name,
+        email: g.email.unwrap_or_default(),
+        expire_time: Some(to_timestamp(i.expires_at)),
     }
 }

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | [`service`] | `AuthApi`, the `AuthService` handlers (login, tokens, who-am-i, keys, password reset) |
 //! | [`account_service`] | `AccountApi`, the `AccountService` handlers (account administration) |
-//! | [`invitation_service`] | `InvitationApi`, the `InvitationService` handlers (staff invitations) |
+//! | [`invitation_service`] | `InvitationApi`, the `InvitationService` handlers (staff and guardian invitations) |
 //! | [`role_service`] | `RoleApi`, the `RoleService` handlers (roles, the permission catalogue) |
 //! | [`validate`] | requests → typed commands, collecting field violations |
 //! | [`convert`] | domain values → proto messages |
@@ -34,6 +34,7 @@ pub mod validate;
 use std::time::Duration;
 
 use phoenix_common::authz::Authorized;
+use phoenix_common::client_addr::ForwardingKey;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_proto::auth::v1::account_service_server::AccountServiceServer;
@@ -74,6 +75,9 @@ pub struct AuthOptions {
     /// Failed attempts per client address within `failure_window` before throttling.
     /// Generous: a whole school may share one address.
     pub failures_per_address: u32,
+    /// Failed client-credential exchanges per (client id, client address) within
+    /// `failure_window` before throttling; separate from logins.
+    pub failures_per_client: u32,
     /// Window of the in-memory failure counters.
     pub failure_window: Duration,
     /// A signing key older than this is replaced at the next start.
@@ -86,6 +90,9 @@ pub struct AuthOptions {
     pub password_reset_window: Duration,
     /// Lifetime of an invitation token (reference §2.6: 48 h).
     pub invitation_ttl: Duration,
+    /// Verifies the gateway's signed client-address header (`PHOENIX_FORWARDING_SECRET`);
+    /// `None`: the TCP peer is the client.
+    pub forwarding_key: Option<ForwardingKey>,
 }
 
 impl Default for AuthOptions {
@@ -98,19 +105,25 @@ impl Default for AuthOptions {
             lockout_duration: Duration::from_secs(15 * 60),
             failures_per_email: 5,
             failures_per_address: 100,
+            failures_per_client: 5,
             failure_window: Duration::from_secs(15 * 60),
             signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
             password_reset_ttl: Duration::from_secs(30 * 60),
             password_reset_requests: 3,
             password_reset_window: Duration::from_secs(3600),
             invitation_ttl: Duration::from_secs(48 * 3600),
+            forwarding_key: None,
         }
     }
 }
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        let (pool, verifier, options) = (ctx.pool.clone(), ctx.verifier.clone(), AuthOptions::default());
+        let options =
+            AuthOptions { forwarding_key: ForwardingKey::from_config(&ctx.config), ..AuthOptions::default() };
+        let (pool, verifier) = (ctx.pool.clone(), ctx.verifier.clone());
+        // Each argon2 hash takes 64 MiB: this bounds the process's memory (deploy/).
+        phoenix_common::password::set_concurrency(ctx.config.auth_hash_concurrency);
         let signer = keys::ensure_signing_key(&pool, &ctx.config.secret_key, &options).await?;
         let invitations = invitation_service::InvitationApi::new(pool.clone(), options.invitation_ttl);
         let auth = service::AuthApi::new(pool.clone(), ctx.config.secret_key.clone(), signer, options)?;

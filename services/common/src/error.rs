@@ -32,6 +32,8 @@ pub const REASONS: &[(&str, &str)] = &[
     ("GONE_HOME", "the pupil is checked out for the day"),
     ("GROUP_HAS_SESSIONS", "the group has room sessions on record and cannot be deleted"),
     ("GROUP_HAS_STUDENTS", "the group still has pupils; move them first"),
+    ("GUARDIAN_HAS_ACCOUNT", "the guardian already has an account"),
+    ("GUARDIAN_NO_EMAIL", "the guardian has no email to invite"),
     ("INVITATION_EXPIRED", "the invitation has expired"),
     ("INVITATION_USED", "the invitation was already accepted or revoked"),
     ("IS_TRANSFER", "the substitution is a transfer; cancel it and transfer again"),

@@ -3,6 +3,7 @@
 mod accounts;
 mod authz;
 mod caller;
+mod guardian_invitations;
 mod invitations;
 mod login;
 mod password_reset;

@@ -1,11 +1,12 @@
-//! Staff invitations (with the `users.*` records an acceptance creates), password-reset
-//! tokens and their rate limit, and the outbox that carries one-time tokens to the mail sender.
+//! Staff invitations (with the `users.*` records an acceptance creates), guardian
+//! invitations (with the `users.guardians` link an acceptance sets), password-reset tokens
+//! and their rate limit, and the outbox that carries one-time tokens to the mail sender.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::Result;
-use phoenix_db::schema::auth::{invitations, outbox, password_reset_tokens};
+use phoenix_db::schema::auth::{guardian_invitations, invitations, outbox, password_reset_tokens};
 use phoenix_db::schema::users;
 
 /// An invitation with its role's name.
@@ -146,8 +147,9 @@ pub struct StaffIds {
 }
 
 /// Creates the person linked to `account_id`, its staff record and, with a position, its
-/// teacher record (`teachers.role` = position). Cross-schema write: acceptance must create
-/// account and person atomically (issue #3), so it happens in the caller's transaction.
+/// teacher record (`teachers.role` = position). Only for a staff invitation
+/// (`invitation_service::is_staff_role`). Cross-schema write: acceptance must create account
+/// and person atomically (issue #3), so it happens in the caller's transaction.
 pub async fn insert_staff_person(
     conn: &mut AsyncPgConnection,
     account_id: i64,
@@ -176,6 +178,124 @@ pub async fn insert_staff_person(
             .await?;
     }
     Ok(StaffIds { person_id, staff_id })
+}
+
+/// A guardian invitation.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = guardian_invitations, check_for_backend(diesel::pg::Pg))]
+pub struct GuardianInvitationRow {
+    /// Id.
+    pub id: i64,
+    /// The invited `users.guardians` row.
+    pub guardian_id: i64,
+    /// Expiry of the token.
+    pub expires_at: DateTime<Utc>,
+    /// Set once accepted.
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a guardian invitation needs of the guardian record (a cross-schema read).
+#[derive(Debug, Clone, Queryable)]
+pub struct InvitedGuardian {
+    /// `users.guardians.id`.
+    pub id: i64,
+    /// First name (shown at look-up).
+    pub first_name: String,
+    /// Email (normalised by its CHECK constraint); the account signs in with it.
+    pub email: Option<String>,
+    /// The account already linked, if any.
+    pub account_id: Option<i64>,
+}
+
+/// The guardian with this id, locked for the transaction (an acceptance and a concurrent
+/// link through `users.v1` serialise here; outside a transaction, a plain read).
+pub async fn find_guardian_for_update(conn: &mut AsyncPgConnection, id: i64) -> Result<Option<InvitedGuardian>> {
+    Ok(users::guardians::table
+        .find(id)
+        .select((
+            users::guardians::id,
+            users::guardians::first_name,
+            users::guardians::email,
+            users::guardians::account_id,
+        ))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Deletes the guardian's pending invitation, if any (a new one replaces it; the partial
+/// unique index allows one pending invitation per guardian). Its unsent outbox message goes
+/// with it (`ON DELETE CASCADE`), so the old token is never delivered.
+pub async fn delete_pending_guardian_invitations(conn: &mut AsyncPgConnection, guardian_id: i64) -> Result<usize> {
+    Ok(diesel::delete(
+        guardian_invitations::table
+            .filter(guardian_invitations::guardian_id.eq(guardian_id))
+            .filter(guardian_invitations::accepted_at.is_null()),
+    )
+    .execute(conn)
+    .await?)
+}
+
+/// Inserts a guardian invitation.
+pub async fn insert_guardian_invitation(
+    conn: &mut AsyncPgConnection,
+    guardian_id: i64,
+    created_by: Option<i64>,
+    hash: &[u8; 32],
+    expires_at: DateTime<Utc>,
+) -> Result<GuardianInvitationRow> {
+    Ok(diesel::insert_into(guardian_invitations::table)
+        .values((
+            guardian_invitations::guardian_id.eq(guardian_id),
+            guardian_invitations::created_by.eq(created_by),
+            guardian_invitations::token_hash.eq(hash.to_vec()),
+            guardian_invitations::expires_at.eq(expires_at),
+        ))
+        .returning(GuardianInvitationRow::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// The guardian invitation whose token has this hash, locked for the transaction (two
+/// acceptances of one token serialise here; the second sees it accepted).
+pub async fn find_guardian_invitation_by_token(
+    conn: &mut AsyncPgConnection,
+    hash: &[u8; 32],
+) -> Result<Option<GuardianInvitationRow>> {
+    Ok(guardian_invitations::table
+        .filter(guardian_invitations::token_hash.eq(hash.to_vec()))
+        .select(GuardianInvitationRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Marks a guardian invitation accepted.
+pub async fn accept_guardian_invitation(conn: &mut AsyncPgConnection, id: i64) -> Result<()> {
+    diesel::update(guardian_invitations::table.find(id))
+        .set(guardian_invitations::accepted_at.eq(Some(Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Links the guardian record to its new account; `false` if it meanwhile got one.
+///
+/// Cross-schema write (the fourth deliberate exception, ARCHITECTURE.md): accepting a
+/// guardian invitation must create the account and link it to the guardian atomically, or
+/// a failure between two service calls would leave a guardian account that sees no child
+/// (or a link to an account that does not exist), so it happens in the caller's transaction.
+pub async fn link_guardian_account(conn: &mut AsyncPgConnection, guardian_id: i64, account_id: i64) -> Result<bool> {
+    let updated =
+        diesel::update(users::guardians::table.find(guardian_id).filter(users::guardians::account_id.is_null()))
+            .set(users::guardians::account_id.eq(Some(account_id)))
+            .execute(conn)
+            .await?;
+    Ok(updated == 1)
 }
 
 /// Counts a password-reset request of the email with HMAC `email_hash` in its fixed window
@@ -285,6 +405,8 @@ pub enum Recipient {
     Account(i64),
     /// The email of an invitation.
     Invitation(i64),
+    /// The guardian of a guardian invitation (the address is `users.guardians.email`).
+    GuardianInvitation(i64),
 }
 
 /// Queues a message for the mail sender; returns its id. `payload` carries the one-time
@@ -295,15 +417,17 @@ pub async fn enqueue_message(
     recipient: Recipient,
     payload: serde_json::Value,
 ) -> Result<i64> {
-    let (account_id, invitation_id) = match recipient {
-        Recipient::Account(id) => (Some(id), None),
-        Recipient::Invitation(id) => (None, Some(id)),
+    let (account_id, invitation_id, guardian_invitation_id) = match recipient {
+        Recipient::Account(id) => (Some(id), None, None),
+        Recipient::Invitation(id) => (None, Some(id), None),
+        Recipient::GuardianInvitation(id) => (None, None, Some(id)),
     };
     Ok(diesel::insert_into(outbox::table)
         .values((
             outbox::kind.eq(kind),
             outbox::account_id.eq(account_id),
             outbox::invitation_id.eq(invitation_id),
+            outbox::guardian_invitation_id.eq(guardian_invitation_id),
             outbox::payload.eq(payload),
         ))
         .returning(outbox::id)

@@ -6,7 +6,7 @@
 //! | [`accounts`] | accounts: lookup, login bookkeeping, administration, roles and direct permissions held, linked `users.*` ids |
 //! | [`sessions`] | refresh tokens and their families, signing keys, service clients |
 //! | [`roles`] | roles and the permission catalogue |
-//! | [`invitations`] | staff invitations, password-reset tokens, the outbox |
+//! | [`invitations`] | staff and guardian invitations, password-reset tokens, the outbox |
 //! | [`events`] | `audit.auth_events` rows |
 //!
 //! Everything is re-exported here, so callers write `repo::find_account(…)`.

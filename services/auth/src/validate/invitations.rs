@@ -1,4 +1,4 @@
-//! Staff invitation requests (`InvitationService`).
+//! Staff and guardian invitation requests (`InvitationService`).
 
 use phoenix_common::{FieldViolations, Result};
 use phoenix_proto::auth::v1 as pb;
@@ -81,4 +81,22 @@ pub fn accept_invitation(req: pb::AcceptInvitationRequest) -> Result<AcceptInvit
     let last_name = check_name_part(&mut v, "last_name", &req.last_name);
     v.into_result()?;
     Ok(AcceptInvitationCommand { token, password: req.password, first_name, last_name })
+}
+
+/// A validated `AcceptGuardianInvitation`.
+#[derive(Clone)]
+pub struct AcceptGuardianInvitationCommand {
+    /// The one-time token.
+    pub token: String,
+    /// The new account's strong password.
+    pub password: String,
+}
+
+/// `AcceptGuardianInvitation`: a token and a strong password.
+pub fn accept_guardian_invitation(req: pb::AcceptGuardianInvitationRequest) -> Result<AcceptGuardianInvitationCommand> {
+    let mut v = FieldViolations::default();
+    let token = check_token(&mut v, "token", &req.token);
+    check_new_password(&mut v, "password", &req.password);
+    v.into_result()?;
+    Ok(AcceptGuardianInvitationCommand { token, password: req.password })
 }

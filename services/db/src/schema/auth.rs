@@ -183,6 +183,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        guardian_invitation_id -> Nullable<Int8>,
     }
 }
 
@@ -199,3 +200,4 @@ diesel::joinable!(invitations -> accounts (created_by));
 diesel::joinable!(guardian_invitations -> accounts (created_by));
 diesel::joinable!(outbox -> accounts (account_id));
 diesel::joinable!(outbox -> invitations (invitation_id));
+diesel::joinable!(outbox -> guardian_invitations (guardian_invitation_id));
