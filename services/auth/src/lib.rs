@@ -119,8 +119,7 @@ impl Default for AuthOptions {
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        let options =
-            AuthOptions { forwarding_key: ForwardingKey::from_config(&ctx.config), ..AuthOptions::default() };
+        let options = AuthOptions { forwarding_key: ForwardingKey::from_config(&ctx.config), ..AuthOptions::default() };
         let (pool, verifier) = (ctx.pool.clone(), ctx.verifier.clone());
         // Each argon2 hash takes 64 MiB: this bounds the process's memory (deploy/).
         phoenix_common::password::set_concurrency(ctx.config.auth_hash_concurrency);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use phoenix_common::authz::{AuthContext, MethodTable, Principal, Requirement, SERVICE_SUBJECT_PREFIX};
+use phoenix_common::client_addr::{self, ForwardingKey};
 use phoenix_common::config::ServerSecret;
 use phoenix_common::db::{self, DbPool};
 use phoenix_common::time::to_timestamp;
@@ -50,9 +51,16 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// The TCP peer only (behind the gateway: the gateway). Prefer [`Client::at`].
     pub(crate) fn of<T>(request: &Request<T>) -> Self {
-        // The peer address only: forwarded headers are not trusted (reference §2.8 [Q]).
-        let ip = request.remote_addr().map(|a| a.ip());
+        Self::at(request, None)
+    }
+
+    /// The real caller: the address the gateway signed for it when `key` verifies the
+    /// header ([`phoenix_common::client_addr`]), else the TCP peer. Plain forwarded headers
+    /// are never trusted (reference §2.8 [Q]).
+    pub(crate) fn at<T>(request: &Request<T>, key: Option<&ForwardingKey>) -> Self {
+        let ip = client_addr::of(request, key);
         let user_agent =
             request.metadata().get("user-agent").and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
         Self { ip, user_agent }
@@ -81,6 +89,9 @@ struct State {
     /// Keyed by the email's HMAC (no plain emails in memory longer than a request).
     email_failures: FailureLimiter<[u8; 32]>,
     address_failures: FailureLimiter<IpAddr>,
+    /// Failed credential exchanges per (client id, address): a service's own renewals are
+    /// never throttled by failed logins, nor by someone else guessing its secret.
+    client_failures: FailureLimiter<(String, Option<IpAddr>)>,
     /// Verified against for unknown emails, so they cost the same as known ones.
     dummy_hash: String,
 }
@@ -111,6 +122,7 @@ impl AuthApi {
         let state = State {
             email_failures: FailureLimiter::new(options.failures_per_email, options.failure_window),
             address_failures: FailureLimiter::new(options.failures_per_address, options.failure_window),
+            client_failures: FailureLimiter::new(options.failures_per_client, options.failure_window),
             pool,
             secret,
             signer,
@@ -128,6 +140,11 @@ impl AuthApi {
             self.state.email_failures.check(h).map_err(error::throttled)?;
         }
         Ok(())
+    }
+
+    /// The caller of `request` (see [`Client::at`]).
+    fn client<T>(&self, request: &Request<T>) -> Client {
+        Client::at(request, self.state.options.forwarding_key.as_ref())
     }
 
     fn count_failure(&self, client: &Client, email_hash: Option<&[u8; 32]>) {
@@ -169,25 +186,21 @@ fn session_count(revoked: usize) -> i32 {
     i32::try_from(revoked).unwrap_or(i32::MAX)
 }
 
-/// argon2 verification off the async runtime (it takes tens of milliseconds by design).
+/// argon2 verification off the async runtime (it takes tens of milliseconds by design),
+/// within the process's hash bound: `ResourceExhausted` + RetryInfo when it is full.
 async fn verify_password(password: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || password::verify(&password, &hash))
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("password verification task failed: {e}")))
+    password::verify_async(password, hash).await
 }
 
-/// argon2 hashing off the async runtime.
+/// argon2 hashing off the async runtime, within the process's hash bound.
 pub(crate) async fn hash_password(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("password hashing task failed: {e}")))?
-        .map_err(Error::Internal)
+    password::hash_async(password).await
 }
 
 #[tonic::async_trait]
 impl pb::auth_service_server::AuthService for AuthApi {
     async fn login(&self, request: Request<pb::LoginRequest>) -> Reply<pb::LoginResponse> {
-        let client = Client::of(&request);
+        let client = self.client(&request);
         let cmd = validate::login(request.into_inner())?;
         let st = &self.state;
         let email_hash = st.secret.hmac_sha256(cmd.email.as_bytes());
@@ -289,7 +302,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
     }
 
     async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Reply<pb::RefreshResponse> {
-        let client = Client::of(&request);
+        let client = self.client(&request);
         let token = validate::refresh_token("refresh_token", &request.get_ref().refresh_token)?;
         let st = &self.state;
         let presented = tokens::hash_token(&token);
@@ -352,7 +365,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
     }
 
     async fn logout(&self, request: Request<pb::LogoutRequest>) -> Reply<pb::LogoutResponse> {
-        let client = Client::of(&request);
+        let client = self.client(&request);
         let caller_account = AuthContext::of(&request)?.account_id();
         let token = validate::refresh_token("refresh_token", &request.get_ref().refresh_token)?;
         let caller_account = caller_account?;
@@ -409,7 +422,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
     }
 
     async fn change_password(&self, request: Request<pb::ChangePasswordRequest>) -> Reply<pb::ChangePasswordResponse> {
-        let client = Client::of(&request);
+        let client = self.client(&request);
         let caller = AuthContext::of(&request)?;
         let (account_id, keep) = (caller.account_id(), caller.session_id);
         let cmd = validate::change_password(request.into_inner())?;
@@ -459,16 +472,17 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::ExchangeClientCredentialsRequest>,
     ) -> Reply<pb::ExchangeClientCredentialsResponse> {
-        let client = Client::of(&request);
+        let client = self.client(&request);
         let creds = validate::client_credentials(request.into_inner())?;
         let st = &self.state;
-        self.check_throttles(&client, None)?;
+        let bucket = (creds.client_id.clone(), client.ip);
+        st.client_failures.check(&bucket).map_err(error::throttled)?;
         let mut conn = db::conn(&st.pool).await?;
         let found = repo::find_service_client(&mut conn, &creds.client_id).await?;
         let hash = found.as_ref().map(|c| c.secret_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
         let verified = verify_password(creds.client_secret, hash).await?;
         let Some(found) = found.filter(|c| verified && c.active) else {
-            self.count_failure(&client, None);
+            st.client_failures.record_failure(&bucket);
             tracing::warn!(client_id = %creds.client_id, "rejected client credentials");
             let ev = AuthEvent {
                 client_id: Some(creds.client_id.clone()),
@@ -508,7 +522,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::StartPasswordResetRequest>,
     ) -> Reply<pb::StartPasswordResetResponse> {
-        let client = Client::of(&request);
+        let client = self.client(&request);
         let email = validate::start_password_reset(request.get_ref())?;
         let st = &self.state;
         let email_hash = st.secret.hmac_sha256(email.as_bytes());
@@ -569,7 +583,7 @@ impl pb::auth_service_server::AuthService for AuthApi {
         &self,
         request: Request<pb::ConfirmPasswordResetRequest>,
     ) -> Reply<pb::ConfirmPasswordResetResponse> {
-        let client = Client::of(&request);
+        let client = self.client(&request);
         let cmd = validate::confirm_password_reset(request.into_inner())?;
         self.check_throttles(&client, None)?;
         let presented = tokens::hash_token(&cmd.token);

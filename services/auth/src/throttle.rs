@@ -1,5 +1,11 @@
 //! In-memory failure counters (reference §2.8, [R]: per email and per client address).
 //!
+//! Keys are never one bucket for everyone: the address is the real caller's (behind the
+//! gateway, the one it signed into `x-phoenix-client-addr`, see
+//! [`phoenix_common::client_addr`]), not the gateway's, and service-credential exchanges
+//! count in their own limiter, per client id and address, so failed logins never block a
+//! service's token renewal.
+//!
 //! Per process: with several auth replicas an attacker gets up to `replicas × limit`
 //! attempts per window. The durable per-account lockout (`auth.accounts.login_locked_until`)
 //! holds across replicas; this limiter adds the same throttle for emails that have no
