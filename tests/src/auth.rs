@@ -77,6 +77,17 @@ pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
 /// A `service:<client>` subject gets its (active) service-client row, as the token verifier
 /// refuses tokens of clients that do not exist.
 pub async fn mint_token(app: &TestApp, sub: &str, roles: &[&str], permissions: &[String]) -> String {
+    mint_token_with_ttl(app, sub, roles, permissions, std::time::Duration::from_secs(900)).await
+}
+
+/// [`mint_token`] with a lifetime of `ttl` (a token that expires during a test).
+pub async fn mint_token_with_ttl(
+    app: &TestApp,
+    sub: &str,
+    roles: &[&str],
+    permissions: &[String],
+    ttl: std::time::Duration,
+) -> String {
     let pool = app.db.pool().await;
     if let Some(client) = sub.strip_prefix(phoenix_common::authz::SERVICE_SUBJECT_PREFIX) {
         use diesel_async::RunQueryDsl as _;
@@ -91,7 +102,7 @@ pub async fn mint_token(app: &TestApp, sub: &str, roles: &[&str], permissions: &
         .await
         .expect("service client for a minted token");
     }
-    sign(&pool, &app.config.secret_key, sub, roles, permissions).await
+    sign(&pool, &app.config.secret_key, sub, roles, permissions, ttl).await
 }
 
 /// Signs an access token for `sub` with the signing key in `pool`'s database.
@@ -101,6 +112,7 @@ async fn sign(
     sub: &str,
     roles: &[&str],
     permissions: &[String],
+    ttl: std::time::Duration,
 ) -> String {
     let signer = phoenix_auth::keys::ensure_signing_key(pool, secret, &Default::default()).await.expect("signing key");
     let subject = phoenix_auth::tokens::Subject {
@@ -109,7 +121,7 @@ async fn sign(
         permissions: permissions.to_vec(),
         session_id: None,
     };
-    phoenix_auth::tokens::issue_access_token(&signer, subject, std::time::Duration::from_secs(900)).expect("sign").token
+    phoenix_auth::tokens::issue_access_token(&signer, subject, ttl).expect("sign").token
 }
 
 /// The permissions the seeded role `role` grants.
@@ -160,7 +172,11 @@ impl Minter {
     async fn pool(&self) -> phoenix_common::db::DbPool {
         phoenix_common::db::connect(
             &self.app_db_url,
-            phoenix_common::db::PoolOptions { max_size: 2, connection_timeout: std::time::Duration::from_secs(10) },
+            phoenix_common::db::PoolOptions {
+                max_size: 2,
+                connection_timeout: std::time::Duration::from_secs(10),
+                ..Default::default()
+            },
         )
         .await
         .expect("pool")
@@ -169,7 +185,7 @@ impl Minter {
     async fn sign(&self, sub: &str, role: &str) -> String {
         let pool = self.pool().await;
         let permissions = permissions_of_role(&mut pool.get().await.expect("conn"), role).await;
-        sign(&pool, &self.secret, sub, &[role], &permissions).await
+        sign(&pool, &self.secret, sub, &[role], &permissions, std::time::Duration::from_secs(900)).await
     }
 
     async fn admin(&self) -> String {

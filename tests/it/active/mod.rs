@@ -1,5 +1,6 @@
 //! Active sessions: attendance, combined groups, supervisors, visits, presence and the reader pipeline.
 
+mod access;
 #[allow(clippy::module_inception)]
 mod active;
 mod attendance;
@@ -7,5 +8,6 @@ mod combined;
 mod mqtt_faults;
 mod presence;
 mod reader;
+mod streams;
 mod supervisors;
 mod visits;

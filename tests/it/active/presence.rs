@@ -569,8 +569,8 @@ async fn bad_and_expired_cursors_are_refused() {
 async fn custom_server(app: &TestApp, settings: PresenceSettings) -> (std::net::SocketAddr, ShutdownToken) {
     let shutdown = ShutdownToken::new();
     let pool = app.db.pool().await;
-    let server = phoenix_active::presence::server(pool.clone(), settings, shutdown.clone());
-    let verifier = Arc::new(TokenVerifier::new(pool));
+    let verifier = Arc::new(TokenVerifier::new(pool.clone()));
+    let server = phoenix_active::presence::server(pool, settings, shutdown.clone(), verifier.clone());
     let service = Authorized::new(server, phoenix_active::PRESENCE_METHODS, verifier).expect("methods match");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
