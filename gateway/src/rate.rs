@@ -7,7 +7,8 @@
 //! saying when the next token is there.
 //!
 //! Clients are accounts (or service clients) whose bearer token verifies, else IP addresses
-//! (IPv6 by /64, what one host usually holds). A bucket that has been idle long enough to be
+//! (IPv6 by /64, what one host usually holds): the real client's, as `client_addr.rs`
+//! resolves it (`X-Forwarded-For` only from a trusted proxy), never the ingress's. A bucket that has been idle long enough to be
 //! full again is the same as none and is forgotten, so memory is bounded by the clients
 //! active within one refill time, capped at `max_clients`; past the cap, new clients share
 //! one overflow bucket until idle ones are swept.
@@ -69,9 +70,9 @@ impl ClientKey {
     }
 
     /// The caller of a request: the principal of its bearer token when `verifier` accepts
-    /// it, else its address. An invalid token never gets a bucket of its own (a client
+    /// it, else its address (`client`, the resolved real client address). An invalid token never gets a bucket of its own (a client
     /// inventing tokens would otherwise escape the limit).
-    pub async fn of(headers: &HeaderMap, peer: Option<IpAddr>, verifier: Option<&TokenVerifier>) -> Self {
+    pub async fn of(headers: &HeaderMap, client: Option<IpAddr>, verifier: Option<&TokenVerifier>) -> Self {
         let token = headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -85,7 +86,7 @@ impl ClientKey {
                 Principal::Service(client) => ClientKey::Service(client),
             };
         }
-        match peer {
+        match client {
             Some(ip) => ClientKey::ip(ip),
             None => ClientKey::Overflow,
         }

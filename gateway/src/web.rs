@@ -28,6 +28,7 @@ use tonic::transport::server::TcpConnectInfo;
 use tonic_health::ServingStatus;
 use tower::{Layer as _, ServiceBuilder, ServiceExt as _};
 
+pub use crate::client_addr::ClientAddr;
 use crate::grpc::{Handle, Handler, Protocol, error_response};
 use crate::limits::BodyLimit;
 pub use crate::rate::RateLimit;
@@ -51,6 +52,8 @@ pub struct WebOptions {
     pub rate: RateLimit,
     /// Verifies bearer tokens so the rate limit can key callers by account (else by IP).
     pub verifier: Option<Arc<TokenVerifier>>,
+    /// The real client address (trusted proxies) and how the services learn it.
+    pub client_addr: ClientAddr,
 }
 
 impl std::fmt::Debug for WebOptions {
@@ -74,6 +77,7 @@ impl WebOptions {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             rate: RateLimit::OFF,
             verifier: None,
+            client_addr: ClientAddr::default(),
         }
     }
 }
@@ -90,6 +94,7 @@ pub async fn serve(listener: TcpListener, options: WebOptions, shutdown: Shutdow
         limit: BodyLimit(options.max_request_bytes),
         limiter: RateLimiter::new(options.rate, RateLimiter::<ClientKey>::MAX_CLIENTS),
         verifier: options.verifier,
+        client_addr: options.client_addr,
     }));
     let service = ServiceBuilder::new()
         .map_response(headers::secure::<Body>)
@@ -113,6 +118,7 @@ struct Inner {
     limit: BodyLimit,
     limiter: RateLimiter,
     verifier: Option<Arc<TokenVerifier>>,
+    client_addr: ClientAddr,
 }
 
 /// Splits page requests from API calls and guards the API.
@@ -120,7 +126,7 @@ struct Inner {
 struct Gateway(Arc<Inner>);
 
 impl Gateway {
-    async fn respond(self, request: Request<Body>) -> Response<Body> {
+    async fn respond(self, mut request: Request<Body>) -> Response<Body> {
         let inner = &*self.0;
         let protocol = Protocol::of(request.headers());
         if !protocol.is_api() {
@@ -132,11 +138,13 @@ impl Gateway {
         if inner.limit.declared_too_large(&request) {
             return error_response(protocol, inner.limit.status());
         }
-        if !inner.limiter.is_off() {
-            let peer = request.extensions().get::<TcpConnectInfo>().and_then(|c| c.remote_addr()).map(|a| a.ip());
-            if let Err(status) = self.take_token(request.headers(), peer).await {
-                return error_response(protocol, status);
-            }
+        let peer = request.extensions().get::<TcpConnectInfo>().and_then(|c| c.remote_addr()).map(|a| a.ip());
+        let client = inner.client_addr.resolve(peer, request.headers());
+        inner.client_addr.stamp(request.headers_mut(), client);
+        if !inner.limiter.is_off()
+            && let Err(status) = self.take_token(request.headers(), client).await
+        {
+            return error_response(protocol, status);
         }
         let (request, overflow) = inner.limit.count(request);
         let response = match inner.api.clone().oneshot(request).await {

@@ -5,13 +5,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use phoenix_common::authz::TokenVerifier;
+use phoenix_common::client_addr::ForwardingKey;
 use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
 use phoenix_gateway::auth::TokenSource;
 use phoenix_gateway::bridge::{self, Bridge, BridgeConfig, BridgeDeps};
-use phoenix_gateway::web::{RateLimit, WebOptions};
+use phoenix_gateway::web::{ClientAddr, RateLimit, WebOptions};
 
 use crate::services::port_for;
 
@@ -46,7 +47,20 @@ pub fn web_options(
         max_request_bytes: config.gateway_max_request_bytes,
         rate: RateLimit { per_second: config.gateway_rate_limit, burst: config.gateway_rate_burst },
         verifier,
+        client_addr: client_addr(config),
     }
+}
+
+/// Trusted proxies and the key the services check the client-address header with.
+fn client_addr(config: &Config) -> ClientAddr {
+    let key = ForwardingKey::from_config(config);
+    if key.is_none() {
+        tracing::warn!(
+            "PHOENIX_FORWARDING_SECRET is not set: services see the gateway's address for every caller \
+             (login throttling and audit rows cannot tell clients apart)"
+        );
+    }
+    ClientAddr { trusted_proxies: config.trusted_proxies.clone(), key }
 }
 
 fn local_url(config: &Config, domain: Domain, addr: Option<SocketAddr>) -> String {
