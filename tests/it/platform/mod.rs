@@ -1,5 +1,6 @@
-//! Platform: migrations, schema drift, the service set, the dev stack, the demo, the gateway web UI, the dashboard in a browser and the Python end-to-end client.
+//! Platform: the access matrix (docs/access.md), migrations, schema drift, the service set, the dev stack, the demo, the gateway web UI, the dashboard in a browser and the Python end-to-end client.
 
+mod access_matrix;
 mod dashboard_browser;
 mod demo;
 mod dev_stack;
