@@ -101,6 +101,8 @@ pub struct BridgeConfig {
     /// Scans per second one reader may send (`PHOENIX_READER_RATE_LIMIT`, 0 = no limit) and
     /// at once (`PHOENIX_READER_BURST`); beyond, scans are answered `rate_limited`.
     pub reader_rate: (u32, u32),
+    /// The gateway's broker login (`PHOENIX_MQTT_USERNAME` / `PHOENIX_MQTT_PASSWORD`).
+    pub login: Option<crate::broker_acl::MqttLogin>,
 }
 
 impl BridgeConfig {
@@ -120,6 +122,7 @@ impl BridgeConfig {
             seen_interval: Duration::from_secs(15),
             log_interval: Duration::from_secs(10),
             reader_rate: (20, 100),
+            login: None,
         }
     }
 }
@@ -130,6 +133,7 @@ impl BridgeConfig {
         let mut c = Self::new(mqtt_url, config.mqtt_prefix.clone(), config.mqtt_client_id.clone());
         c.shared_group = config.mqtt_shared_group.clone();
         c.reader_rate = (config.reader_rate_limit, config.reader_burst);
+        c.login = crate::broker_acl::MqttLogin::gateway(config);
         c
     }
 }
@@ -305,6 +309,9 @@ pub fn start(config: BridgeConfig, deps: BridgeDeps, shutdown: ShutdownToken) ->
         // connection over them: the broker would redeliver the message for ever.
         .set_max_packet_size(MAX_INCOMING_PACKET, 64 * 1024)
         .set_inflight(200);
+    if let Some(login) = &config.login {
+        options.set_credentials(login.username.clone(), login.password.expose());
+    }
     let (client, mut eventloop) = AsyncClient::new(options, 1024);
     // Scans and Results are small packets on a request/response path: no Nagle delay.
     let mut network = rumqttc::NetworkOptions::new();

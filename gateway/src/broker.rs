@@ -1,29 +1,51 @@
-//! The embedded MQTT broker: rumqttd, MQTT 3.1.1, in memory.
+//! The embedded MQTT broker: rumqttd, MQTT 3.1.1, in memory, behind the credential and ACL
+//! proxy of [`crate::broker_acl`] (issue #13): rumqttd listens on a loopback port of its own,
+//! clients reach it only through the proxy on the public port.
 //!
 //! rumqttd keeps sessions in memory only, so end-to-end reliability never rests on it:
 //! readers re-send a scan until its result arrives and the server's scan receipts make
 //! re-sends harmless (reader-protocol.md). Production may use any standard broker.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::broker_acl::{AclSnapshot, AclStats, BrokerAuth};
 
 /// Largest MQTT payload the broker accepts. A scan is at most 4 KiB (reader protocol); the
 /// margin lets oversized messages reach the gateway, which answers them `malformed`.
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
-/// A running embedded broker. It lives until the process exits (rumqttd has no stop).
+/// A running embedded broker. rumqttd lives until the process exits (it has no stop); the
+/// proxy of a secured broker runs on the tokio runtime that started it.
 #[derive(Debug, Clone)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    acl: Option<Arc<AclStats>>,
 }
 
 impl EmbeddedBroker {
-    /// Starts the broker on `host:port` (0 = a free port; a busy port with `fallback` set
-    /// also takes a free one) and waits until it accepts connections.
-    pub fn start(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<Self> {
+    /// Starts the broker for clients on `host:port` (0 = a free port; a busy port with
+    /// `fallback` set also takes a free one) with `auth`'s credentials and ACLs, and waits
+    /// until it accepts connections. Must run inside a tokio runtime (the proxy's tasks).
+    pub async fn start(host: IpAddr, port: u16, fallback: bool, auth: BrokerAuth) -> anyhow::Result<Self> {
+        let inner = tokio::task::spawn_blocking(|| Self::start_open(Ipv4Addr::LOCALHOST.into(), 0, false)).await??;
+        let listener = crate::broker::bind(host, port, fallback).await?;
+        let addr = listener.local_addr()?;
+        let auth = Arc::new(auth);
+        let stats = auth.stats();
+        tokio::spawn(crate::broker_acl::serve(listener, inner.addr, auth));
+        Ok(Self { addr, acl: Some(stats) })
+    }
+
+    /// Starts rumqttd alone on `host:port`: **no credentials, no ACLs** — anyone who reaches
+    /// the port may read and forge every reader's messages. Only for tests that must play
+    /// unknown or misbehaving readers (the harness's shared broker), and as the inner broker
+    /// of [`EmbeddedBroker::start`].
+    pub fn start_open(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<Self> {
         let port = choose_port(host, port, fallback)?;
         let addr = SocketAddr::new(host, port);
         let server = ServerSettings {
@@ -67,7 +89,12 @@ impl EmbeddedBroker {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Self { addr })
+        Ok(Self { addr, acl: None })
+    }
+
+    /// Counters of the credential and ACL proxy (`None` for [`EmbeddedBroker::start_open`]).
+    pub fn acl_stats(&self) -> Option<AclSnapshot> {
+        self.acl.as_ref().map(|s| s.snapshot())
     }
 
     /// Where clients connect.
@@ -101,6 +128,18 @@ fn answers_mqtt(addr: SocketAddr) -> bool {
         Ok(connack == [0x20, 0x02, 0x00, 0x00])
     };
     probe().unwrap_or(false)
+}
+
+/// The public listener of a secured broker (see [`choose_port`] for `fallback`).
+async fn bind(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind((host, port)).await {
+        Ok(l) => Ok(l),
+        Err(_) if fallback => {
+            tracing::warn!(port, "MQTT port in use; using a free one instead");
+            Ok(tokio::net::TcpListener::bind((host, 0)).await?)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot listen for MQTT on {host}:{port}: {e}")),
+    }
 }
 
 fn choose_port(host: IpAddr, port: u16, fallback: bool) -> anyhow::Result<u16> {

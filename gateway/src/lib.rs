@@ -1,6 +1,7 @@
 //! `phoenix-gateway`: Phoenix's edge.
 //!
-//! - [`broker`]: the embedded MQTT broker (rumqttd) that `phoenix dev` runs when `MQTT_URL`
+//! - [`broker`]: the embedded MQTT broker (rumqttd behind the credential and ACL proxy of
+//!   [`broker_acl`]) that `phoenix dev` runs when `MQTT_URL`
 //!   is unset; any standard broker works in its place.
 //! - [`web`]: the browser-facing server — gRPC and grpc-web (tonic-web) over HTTP/1.1 and
 //!   HTTP/2, assembled from [`route`] (what answers a call), [`forward`] (to the domain
@@ -16,6 +17,7 @@ pub mod assets;
 pub mod auth;
 pub mod bridge;
 pub mod broker;
+pub mod broker_acl;
 pub mod client_addr;
 pub mod cors;
 pub mod forward;

@@ -1,7 +1,8 @@
 //! A simulated RFID reader that speaks reader-protocol.md as real firmware would: it signs
 //! scans with its device key, publishes them with QoS 1, waits for the Result on its result
 //! topic, re-sends an unanswered scan unchanged every 5 s, can replay an offline buffer, and
-//! announces itself `online` (retained) with an `offline` Last Will.
+//! announces itself `online` (retained) with an `offline` Last Will. It logs in to the broker
+//! as its device id with the password derived from its key ([`crate::broker_acl::reader_password`]).
 //!
 //! Used by `phoenix reader-sim`, the integration tests and the bench.
 
@@ -15,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::bridge::parse_mqtt_url;
+use crate::broker_acl::MqttLogin;
 
 /// How long a reader waits for a Result before re-sending (reader-protocol.md).
 pub const RESEND_AFTER: Duration = Duration::from_secs(5);
@@ -62,9 +64,20 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 }
 
 impl SimReader {
-    /// Connects to the broker at `url` as reader `device_id` with device key `key`, and
-    /// returns once it is subscribed to its result topic.
+    /// Connects to the broker at `url` as reader `device_id` with device key `key` (its
+    /// broker login: [`MqttLogin::reader`]), and returns once it is subscribed to its result topic.
     pub async fn connect(url: &str, prefix: &str, device_id: &str, key: &str) -> anyhow::Result<Self> {
+        Self::connect_with(url, prefix, device_id, key, &MqttLogin::reader(device_id, key)).await
+    }
+
+    /// Like [`SimReader::connect`], logging in to the broker with `login`.
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        device_id: &str,
+        key: &str,
+        login: &MqttLogin,
+    ) -> anyhow::Result<Self> {
         let (host, port) = parse_mqtt_url(url)?;
         let suffix: u32 = {
             use rand::RngExt as _;
@@ -76,6 +89,7 @@ impl SimReader {
             .set_clean_session(true)
             .set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(1024 * 1024, 1024 * 1024)
+            .set_credentials(login.username.clone(), login.password.expose())
             .set_last_will(LastWill::new(status.clone(), "offline", QoS::AtLeastOnce, true));
         let (client, mut eventloop) = AsyncClient::new(options, 1024);
         // Scans and Results are small packets on a request/response path: no Nagle delay.
@@ -97,7 +111,7 @@ impl SimReader {
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         if let Some(r) = ready.take() {
-                            let _ = r.send(());
+                            let _ = r.send(Ok(()));
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == result_topic => {
@@ -109,6 +123,13 @@ impl SimReader {
                     }
                     Ok(_) => {}
                     Err(rumqttc::ConnectionError::RequestsDone) => return,
+                    // Refused credentials do not get better by retrying: say so at once.
+                    Err(rumqttc::ConnectionError::ConnectionRefused(code)) if ready.is_some() => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(Err(format!("the broker refused the login: {code:?}")));
+                        }
+                        return;
+                    }
                     Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
                 }
             }
@@ -116,7 +137,8 @@ impl SimReader {
         tokio::time::timeout(Duration::from_secs(10), ready_rx)
             .await
             .map_err(|_| anyhow::anyhow!("reader {device_id}: not subscribed within 10 s (is the broker at {url}?)"))?
-            .map_err(|_| anyhow::anyhow!("reader {device_id}: connection task ended"))?;
+            .map_err(|_| anyhow::anyhow!("reader {device_id}: connection task ended"))?
+            .map_err(|e| anyhow::anyhow!("reader {device_id}: {e}"))?;
         client.publish(status, QoS::AtLeastOnce, true, "online").await?;
         Ok(Self {
             client,

@@ -66,12 +66,14 @@ fn is_executable(path: &Path) -> bool {
     path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// URL of the MQTT broker tests use: `MQTT_URL`, else an embedded broker (one per process).
+/// URL of the MQTT broker tests use: `MQTT_URL`, else an embedded broker (one per process)
+/// without credentials or ACLs, so tests can play unknown and misbehaving readers; the
+/// secured embedded broker is [`reader::ReaderStack::spawn_secured`]'s.
 pub fn mqtt_url() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| match std::env::var("MQTT_URL") {
         Ok(url) if !url.trim().is_empty() => url,
-        _ => phoenix_gateway::broker::EmbeddedBroker::start([127, 0, 0, 1].into(), 0, false)
+        _ => phoenix_gateway::broker::EmbeddedBroker::start_open([127, 0, 0, 1].into(), 0, false)
             .expect("start the embedded MQTT broker")
             .url(),
     })

@@ -1,9 +1,18 @@
 //! The reader pipeline end to end: iot + active services, the MQTT bridge on a real broker
 //! ([`crate::mqtt_url`]), the test school, and simulated readers speaking the protocol.
+//!
+//! Readers and the bridge always log in (device id / key-derived password, the gateway's
+//! login). [`ReaderStack::spawn`] uses the tests' shared broker, which checks neither
+//! (`MQTT_URL`, e.g. a Mosquitto without a config, or the embedded broker started open), so
+//! tests can play unknown and misbehaving readers; [`ReaderStack::spawn_secured`] starts the
+//! embedded broker with its credentials and ACLs for this stack alone — the ACL tests run on
+//! it whatever `MQTT_URL` says.
 
 use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
 use phoenix_gateway::bridge::{self, Bridge, BridgeConfig, BridgeDeps};
+use phoenix_gateway::broker::EmbeddedBroker;
+use phoenix_gateway::broker_acl::{AclSnapshot, BrokerAuth, MqttLogin};
 use phoenix_gateway::sim::SimReader;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
 use phoenix_proto::iot::v1::iot_service_client::IotServiceClient;
@@ -26,6 +35,8 @@ pub struct ReaderStack {
     bridge: Option<(Bridge, ShutdownToken)>,
     /// The bridge's per-reader limit (scans/s, burst), applied at the next bridge start.
     pub reader_rate: (u32, u32),
+    /// This stack's own secured broker ([`ReaderStack::spawn_secured`]).
+    secured: Option<EmbeddedBroker>,
 }
 
 impl ReaderStack {
@@ -36,13 +47,31 @@ impl ReaderStack {
 
     /// Like [`ReaderStack::spawn`], on the broker at `broker`.
     pub async fn spawn_on(pupils: usize, broker: &str) -> Self {
+        let mut stack = Self::without_bridge(pupils, broker).await;
+        stack.start_bridge().await;
+        stack
+    }
+
+    /// Like [`ReaderStack::spawn`], on an embedded broker of its own that requires
+    /// credentials and enforces the reader/gateway ACLs (`phoenix_gateway::broker_acl`).
+    pub async fn spawn_secured(pupils: usize) -> Self {
+        let mut stack = Self::without_bridge(pupils, "").await;
+        let auth = BrokerAuth::from_config(&stack.config(), stack.app.db.pool().await).expect("broker auth");
+        let broker = EmbeddedBroker::start([127, 0, 0, 1].into(), 0, false, auth).await.expect("secured broker");
+        stack.mqtt_url = broker.url();
+        stack.secured = Some(broker);
+        stack.start_bridge().await;
+        stack
+    }
+
+    async fn without_bridge(pupils: usize, broker: &str) -> Self {
         let app = TestApp::spawn(&[Domain::Iot, Domain::Active]).await;
         let mut conn = app.db.conn().await;
         let school = School::create(&mut conn, pupils).await;
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let active = ActiveServiceClient::new(app.test_channel(Domain::Active).await);
         let iot = IotServiceClient::new(app.test_channel(Domain::Iot).await);
-        let mut stack = Self {
+        Self {
             prefix: format!("t{}", &tag[..10]),
             client_id: format!("gw-{}", &tag[..12]),
             mqtt_url: broker.to_owned(),
@@ -52,18 +81,33 @@ impl ReaderStack {
             iot,
             bridge: None,
             reader_rate: (0, 1),
-        };
-        stack.start_bridge().await;
-        stack
+            secured: None,
+        }
+    }
+
+    /// The process configuration the bridge (and the secured broker) run with.
+    pub fn config(&self) -> phoenix_common::config::Config {
+        let mut config = test_config(self.app.db.url());
+        config.mqtt_prefix = self.prefix.clone();
+        config.mqtt_client_id = self.client_id.clone();
+        config
+    }
+
+    /// The gateway's broker login (derived from the test device-key secret).
+    pub fn gateway_login(&self) -> MqttLogin {
+        MqttLogin::gateway(&self.config()).expect("gateway login")
+    }
+
+    /// Counters of this stack's secured broker (`None` on the shared broker).
+    pub fn acl_stats(&self) -> Option<AclSnapshot> {
+        self.secured.as_ref().and_then(EmbeddedBroker::acl_stats)
     }
 
     /// Starts the bridge (again, after [`ReaderStack::stop_bridge`]: same client id, so the
     /// broker resumes its persistent session).
     pub async fn start_bridge(&mut self) {
         assert!(self.bridge.is_none(), "bridge already running");
-        let mut config = test_config(self.app.db.url());
-        config.mqtt_prefix = self.prefix.clone();
-        config.mqtt_client_id = self.client_id.clone();
+        let config = self.config();
         let active_url = format!("http://{}", self.app.addr(Domain::Active));
         let deps = BridgeDeps {
             pool: self.app.db.pool().await,
@@ -118,6 +162,11 @@ impl ReaderStack {
     /// A simulated reader for `device` signing with `key`.
     pub async fn reader_with_key(&self, device: &str, key: &str) -> SimReader {
         SimReader::connect(&self.mqtt_url, &self.prefix, device, key).await.expect("reader connects")
+    }
+
+    /// A simulated reader for `device` signing with its own key, logging in with `login`.
+    pub async fn reader_with_login(&self, device: &str, login: &MqttLogin) -> anyhow::Result<SimReader> {
+        SimReader::connect_with(&self.mqtt_url, &self.prefix, device, &self.key(device), login).await
     }
 
     /// Stops the bridge and the services.

@@ -14,6 +14,7 @@ use phoenix_common::server::{self, ShutdownToken};
 use phoenix_db::MigrationCommand;
 use phoenix_gateway::bridge::BridgeStats;
 use phoenix_gateway::broker::EmbeddedBroker;
+use phoenix_gateway::broker_acl::BrokerAuth;
 use phoenix_localpg::LocalPostgres;
 use tokio::task::JoinHandle;
 
@@ -126,8 +127,10 @@ impl DevStack {
         let mqtt_url = match &config.mqtt_url {
             Some(url) => url.clone(),
             None => {
-                let (host, port) = (config.listen_host, config.mqtt_port);
-                tokio::task::spawn_blocking(move || EmbeddedBroker::start(host, port, port_fallback)).await??.url()
+                // Readers log in with their device id and key-derived password, the bridge
+                // with the gateway's login (derived from the device-key secret unless set).
+                let auth = BrokerAuth::from_config(&config, pool.clone())?;
+                EmbeddedBroker::start(config.listen_host, config.mqtt_port, port_fallback, auth).await?.url()
             }
         };
 

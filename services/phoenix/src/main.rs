@@ -12,6 +12,7 @@ use phoenix_common::db::{self, PoolOptions};
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{self, ShutdownToken};
 use phoenix_db::MigrationCommand;
+use phoenix_gateway::broker_acl::MqttLogin;
 
 #[derive(Parser)]
 #[command(name = "phoenix", version, about = "Where every pupil is, in real time: Phoenix school presence backend")]
@@ -75,6 +76,26 @@ enum Command {
         /// Seconds to wait for each Result.
         #[arg(long, default_value_t = 30)]
         timeout: u64,
+        /// The reader's broker password (default: derived from the device key, as the
+        /// embedded broker and `phoenix mqtt-passwords` expect; the username is the device id).
+        #[arg(long, env = "PHOENIX_READER_MQTT_PASSWORD", hide_env_values = true)]
+        mqtt_password: Option<String>,
+    },
+    /// Print the Mosquitto password file of the readers' broker (deploy/mosquitto): one
+    /// `mosquitto_passwd` line (PBKDF2-SHA512, `$7$`) for the gateway (PHOENIX_MQTT_USERNAME /
+    /// PHOENIX_MQTT_PASSWORD, else derived) and for every registered reader (its device id
+    /// and key-derived password). Needs DATABASE_URL and PHOENIX_DEVICE_KEY_SECRET; re-run
+    /// after registering, deleting or rotating a reader.
+    MqttPasswords,
+    /// Print a reader's broker login (username = device id, password derived from its device
+    /// key) for the installer. With --key no database is needed; otherwise needs DATABASE_URL
+    /// and PHOENIX_DEVICE_KEY_SECRET and uses the reader's current key version.
+    ReaderCredentials {
+        /// The reader's device id.
+        device: String,
+        /// The device key (as RegisterDevice / RotateDeviceKey showed it).
+        #[arg(long, env = "PHOENIX_DEVICE_KEY", hide_env_values = true)]
+        key: Option<String>,
     },
     /// Run the retention purge now (needs DATABASE_URL): completed visits and scan receipts
     /// past each pupil's retention, presence events past 48 h, audited. Refused while
@@ -190,7 +211,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
         }
         Command::Gateway => run_gateway(config).await?,
-        Command::ReaderSim { device, mut tag, pupil, replay, key, key_version, data_dir, broker, timeout } => {
+        Command::ReaderSim {
+            device,
+            mut tag,
+            pupil,
+            replay,
+            key,
+            key_version,
+            data_dir,
+            broker,
+            timeout,
+            mqtt_password,
+        } => {
             tag.extend(pupil.into_iter().map(phoenix::demo::demo_tag));
             anyhow::ensure!(!tag.is_empty() || replay.is_some(), "nothing to send: give --tag, --pupil or --replay");
             let key = match key {
@@ -220,8 +252,44 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 tags: tag,
                 replay,
                 timeout: std::time::Duration::from_secs(timeout),
+                mqtt_password,
             })
             .await?;
+        }
+        Command::MqttPasswords => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            let secret = require_device_key_secret(&config)?;
+            let gateway = MqttLogin::gateway(&config).ok_or_else(|| anyhow::anyhow!("no gateway MQTT password"))?;
+            let mut logins = vec![gateway];
+            for (device, version) in registered_readers(&pool).await? {
+                if device == config.mqtt_username {
+                    eprintln!("skipped reader {device:?}: its device id is the gateway's MQTT username");
+                    continue;
+                }
+                let key = phoenix_reader_protocol::derive_device_key(secret.as_bytes(), &device, version);
+                logins.push(MqttLogin::reader(&device, &key));
+            }
+            for login in &logins {
+                use rand::RngExt as _;
+                let salt: [u8; 12] = rand::rng().random();
+                println!("{}", phoenix_gateway::broker_acl::mosquitto_password_line(login, &salt));
+            }
+        }
+        Command::ReaderCredentials { device, key } => {
+            let key = match key {
+                Some(k) => k,
+                None => {
+                    let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+                    let secret = require_device_key_secret(&config)?;
+                    let credentials = phoenix_iot::presence::credentials(&pool, &device)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no reader {device:?} is registered"))?;
+                    phoenix_reader_protocol::derive_device_key(secret.as_bytes(), &device, credentials.key_version)
+                }
+            };
+            let login = MqttLogin::reader(&device, &key);
+            println!("MQTT username  {}", login.username);
+            println!("MQTT password  {}", login.password.expose());
         }
         Command::Migrate { action } => {
             let url = require_database_url(&config)?;
@@ -287,15 +355,36 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn require_device_key_secret(config: &Config) -> anyhow::Result<String> {
+    config
+        .device_key_secret
+        .as_ref()
+        .map(|s| s.expose().to_owned())
+        .ok_or_else(|| anyhow::anyhow!("PHOENIX_DEVICE_KEY_SECRET is not set: reader passwords derive from it"))
+}
+
+/// Every registered reader's device id and key version.
+async fn registered_readers(pool: &db::DbPool) -> anyhow::Result<Vec<(String, i32)>> {
+    use diesel::{ExpressionMethods as _, QueryDsl as _};
+    use diesel_async::RunQueryDsl as _;
+    use phoenix_db::schema::iot::devices;
+    let mut conn = db::conn(pool).await?;
+    Ok(devices::table
+        .order(devices::device_id.asc())
+        .select((devices::device_id, devices::key_version))
+        .load::<(String, i32)>(&mut conn)
+        .await?)
+}
+
 async fn run_gateway(config: Config) -> anyhow::Result<()> {
     let url = require_database_url(&config)?;
     let pool = db::connect(url, PoolOptions::from_config(&config)).await?;
     let mqtt_url = match &config.mqtt_url {
         Some(url) => url.clone(),
         None => {
-            let (host, port) = (config.listen_host, config.mqtt_port);
-            tokio::task::spawn_blocking(move || phoenix_gateway::broker::EmbeddedBroker::start(host, port, false))
-                .await??
+            let auth = phoenix_gateway::broker_acl::BrokerAuth::from_config(&config, pool.clone())?;
+            phoenix_gateway::broker::EmbeddedBroker::start(config.listen_host, config.mqtt_port, false, auth)
+                .await?
                 .url()
         }
     };

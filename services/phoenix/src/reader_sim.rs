@@ -1,11 +1,13 @@
 //! `phoenix reader-sim`: a simulated RFID reader on the command line. It signs each scan with
 //! the device key, publishes it, waits for the Result (re-sending every 5 s like firmware)
-//! and prints it; `--replay` publishes a whole offline buffer at once.
+//! and prints it; `--replay` publishes a whole offline buffer at once. It logs in to the broker
+//! as its device id with the key-derived password (or `--mqtt-password`).
 
 use std::path::Path;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use phoenix_gateway::broker_acl::MqttLogin;
 use phoenix_gateway::sim::SimReader;
 use phoenix_reader_protocol::Scan;
 
@@ -26,6 +28,8 @@ pub struct SimOptions {
     pub replay: Option<std::path::PathBuf>,
     /// How long to wait for each Result.
     pub timeout: Duration,
+    /// The broker password (`None`: derived from the key; the username is the device id).
+    pub mqtt_password: Option<String>,
 }
 
 /// Parses an offline buffer file.
@@ -59,7 +63,11 @@ fn print(scan: &Scan, raw: &str) {
 
 /// Runs the simulator.
 pub async fn run(opts: SimOptions) -> anyhow::Result<()> {
-    let mut reader = SimReader::connect(&opts.broker, &opts.prefix, &opts.device, &opts.key).await?;
+    let login = match &opts.mqtt_password {
+        Some(password) => MqttLogin::new(opts.device.clone(), password.clone()),
+        None => MqttLogin::reader(&opts.device, &opts.key),
+    };
+    let mut reader = SimReader::connect_with(&opts.broker, &opts.prefix, &opts.device, &opts.key, &login).await?;
     let now = Utc::now();
     let stamp = now.timestamp_millis();
     let id = |i: usize| format!("{}-{stamp}-{i}", opts.device);

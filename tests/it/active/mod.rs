@@ -4,6 +4,7 @@ mod access;
 #[allow(clippy::module_inception)]
 mod active;
 mod attendance;
+mod broker_acl;
 mod combined;
 mod mqtt_faults;
 mod presence;
