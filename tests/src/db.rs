@@ -18,6 +18,7 @@ use phoenix_common::db::{DbPool, PoolOptions};
 use sha2::{Digest as _, Sha256};
 use tokio::sync::OnceCell;
 
+#[derive(Clone)]
 struct Server {
     /// URL of the maintenance database.
     maintenance_url: String,
@@ -26,6 +27,62 @@ struct Server {
 }
 
 static SERVER: OnceCell<Server> = OnceCell::const_new();
+
+tokio::task_local! {
+    /// The server of [`PrivateCluster::scope`]: test databases created inside it live there.
+    static CLUSTER: Server;
+}
+
+/// A PostgreSQL cluster of one test, for faults that must not touch the shared one (a
+/// restart): its own directory and port, initialised and migrated on start, stopped and
+/// deleted on drop. Test databases created inside [`PrivateCluster::scope`] (a `TestApp`, a
+/// `ReaderStack`) live on it.
+pub struct PrivateCluster {
+    pg: phoenix_localpg::LocalPostgres,
+    server: Server,
+}
+
+impl PrivateCluster {
+    /// Creates and starts the cluster and builds the migrated template on it.
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("phoenix-fault-pg-{}", uuid::Uuid::new_v4().simple()));
+        let options = phoenix_localpg::Options { dir, port: 0, fast_unsafe: true, max_connections: 100 };
+        let pg = tokio::task::spawn_blocking(move || phoenix_localpg::LocalPostgres::ensure_started(&options))
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("cannot start a private PostgreSQL cluster: {e}"));
+        let maintenance_url = pg.url("postgres");
+        let template = format!("phoenix_tpl_{}", migrations_hash());
+        build_template(&maintenance_url, &template).await;
+        Self { pg, server: Server { maintenance_url, template } }
+    }
+
+    /// Runs `f` with test databases created on this cluster.
+    pub async fn scope<F: std::future::Future>(&self, f: F) -> F::Output {
+        CLUSTER.scope(self.server.clone(), f).await
+    }
+
+    /// `pg_ctl restart -m fast`: every session ends, the server is back on the same port
+    /// when this returns.
+    pub async fn restart(&self) {
+        let pg = self.pg.clone();
+        tokio::task::spawn_blocking(move || pg.restart()).await.expect("join").expect("pg_ctl restart");
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.pg.port()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.pg.stop() {
+            eprintln!("warning: private cluster in {} not stopped: {e}", self.pg.dir().display());
+        }
+        let _ = std::fs::remove_dir_all(self.pg.dir());
+    }
+}
 
 /// Replaces the database name in a PostgreSQL URL (`…/name?params`).
 pub fn with_database(url: &str, database: &str) -> String {
@@ -99,6 +156,14 @@ async fn server() -> &'static Server {
         .await
 }
 
+/// The [`PrivateCluster`] in scope, else the shared server.
+async fn current_server() -> Server {
+    match CLUSTER.try_with(Server::clone) {
+        Ok(server) => server,
+        Err(_) => server().await.clone(),
+    }
+}
+
 #[derive(QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
@@ -155,13 +220,13 @@ impl std::fmt::Debug for TestDb {
 impl TestDb {
     /// A migrated database (a clone of the template).
     pub async fn new() -> Self {
-        let server = server().await;
+        let server = current_server().await;
         Self::create(&server.maintenance_url, Some(&server.template)).await
     }
 
     /// An empty database with no migrations applied (for migration tests).
     pub async fn empty() -> Self {
-        let server = server().await;
+        let server = current_server().await;
         Self::create(&server.maintenance_url, None).await
     }
 
@@ -195,7 +260,7 @@ impl TestDb {
     pub async fn pool(&self) -> DbPool {
         phoenix_common::db::connect(
             &self.url,
-            PoolOptions { max_size: 4, connection_timeout: std::time::Duration::from_secs(10) },
+            PoolOptions { max_size: 4, connection_timeout: std::time::Duration::from_secs(10), ..Default::default() },
         )
         .await
         .expect("pool on test database")

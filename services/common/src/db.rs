@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel::ConnectionError;
 use diesel_async::pooled_connection::bb8;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
 
 /// The pool every service shares.
 pub type DbPool = bb8::Pool<AsyncPgConnection>;
@@ -18,26 +19,106 @@ pub async fn conn(pool: &DbPool) -> crate::Result<DbConn<'_>> {
     Ok(pool.get().await?)
 }
 
-/// Pool sizing; [`PoolOptions::from_config`] reads it from [`crate::config::Config`].
+/// Pool sizing and the bounds every pooled connection carries; [`PoolOptions::from_config`]
+/// reads them from [`crate::config::Config`].
 #[derive(Debug, Clone, Copy)]
 pub struct PoolOptions {
     /// Maximum open connections.
     pub max_size: u32,
     /// How long a caller waits for a free connection.
     pub connection_timeout: Duration,
+    /// Set on every new pooled connection.
+    pub session: SessionTimeouts,
 }
 
 impl PoolOptions {
-    /// Sizing from the process configuration.
+    /// Sizing and bounds from the process configuration.
     pub fn from_config(config: &crate::config::Config) -> Self {
-        Self { max_size: config.db_pool_size, connection_timeout: config.db_pool_timeout }
+        Self {
+            max_size: config.db_pool_size,
+            connection_timeout: config.db_pool_timeout,
+            session: SessionTimeouts::from_config(config),
+        }
+    }
+}
+
+impl Default for PoolOptions {
+    /// The defaults of the configuration variables.
+    fn default() -> Self {
+        Self { max_size: 10, connection_timeout: Duration::from_secs(5), session: SessionTimeouts::default() }
+    }
+}
+
+/// PostgreSQL's own bounds on a session, so that no statement, lock wait or forgotten
+/// transaction holds a connection (and the locks it took) for long: PostgreSQL cancels the
+/// statement or ends the session, the error maps to a retryable `Unavailable`
+/// ([`crate::error::transient_database_error`]) and the pool replaces a closed connection.
+/// Zero turns a bound off (docs/faults.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionTimeouts {
+    /// `statement_timeout` (`PHOENIX_DB_STATEMENT_TIMEOUT`).
+    pub statement: Duration,
+    /// `lock_timeout` (`PHOENIX_DB_LOCK_TIMEOUT`).
+    pub lock: Duration,
+    /// `idle_in_transaction_session_timeout` (`PHOENIX_DB_IDLE_IN_TX_TIMEOUT`).
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for SessionTimeouts {
+    /// The defaults of the configuration variables: 15 s, 5 s, 30 s.
+    fn default() -> Self {
+        Self {
+            statement: Duration::from_secs(15),
+            lock: Duration::from_secs(5),
+            idle_in_transaction: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SessionTimeouts {
+    /// The bounds from the process configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            statement: config.db_statement_timeout,
+            lock: config.db_lock_timeout,
+            idle_in_transaction: config.db_idle_in_tx_timeout,
+        }
+    }
+
+    /// For a long-lived `LISTEN` connection: it waits, it does not work, so only the
+    /// idle-in-transaction bound applies.
+    pub fn for_listen(self) -> Self {
+        Self { statement: Duration::ZERO, lock: Duration::ZERO, ..self }
+    }
+
+    /// The `SET` statements (milliseconds; 0 = off).
+    pub fn set_sql(&self) -> String {
+        format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+            self.statement.as_millis(),
+            self.lock.as_millis(),
+            self.idle_in_transaction.as_millis()
+        )
     }
 }
 
 /// Builds the pool and checks out one connection, so a wrong URL fails at start-up
-/// rather than at the first request.
+/// rather than at the first request. Every connection the pool opens (dedicated ones
+/// included, see [`listen_connection`]) runs [`SessionTimeouts::set_sql`] first: `SET` on the
+/// session rather than `options=-c …` in the URL, so an operator's URL is used as given and
+/// a failure is reported as what it is.
 pub async fn connect(url: &str, options: PoolOptions) -> anyhow::Result<DbPool> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    let setup = options.session.set_sql();
+    let mut config = ManagerConfig::<AsyncPgConnection>::default();
+    config.custom_setup = Box::new(move |url| {
+        let setup = setup.clone();
+        Box::pin(async move {
+            let mut conn = AsyncPgConnection::establish(url).await?;
+            conn.batch_execute(&setup).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     let pool = bb8::Pool::builder()
         .max_size(options.max_size)
         .connection_timeout(options.connection_timeout)
@@ -48,4 +129,13 @@ pub async fn connect(url: &str, options: PoolOptions) -> anyhow::Result<DbPool> 
         .await?;
     drop(pool.get().await.map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?);
     Ok(pool)
+}
+
+/// A dedicated (non-pooled) connection for `LISTEN`: opened like a pooled one, then with the
+/// statement and lock bounds lifted ([`SessionTimeouts::for_listen`]); the idle-in-transaction
+/// bound stays.
+pub async fn listen_connection(pool: &DbPool) -> anyhow::Result<AsyncPgConnection> {
+    let mut conn = pool.dedicated_connection().await?;
+    conn.batch_execute("SET statement_timeout = 0; SET lock_timeout = 0").await?;
+    Ok(conn)
 }

@@ -196,7 +196,11 @@ impl From<Error> for Status {
                 ErrorDetails::with_retry_info(Some(retry_after)),
             ),
             Error::Aborted(m) => Status::aborted(m),
-            Error::Unavailable(m) => Status::unavailable(m),
+            Error::Unavailable(m) => Status::with_error_details(
+                Code::Unavailable,
+                m,
+                ErrorDetails::with_retry_info(Some(RETRY_UNAVAILABLE_AFTER)),
+            ),
             Error::Internal(cause) => {
                 let error_id = uuid::Uuid::new_v4();
                 tracing::error!(%error_id, error = format!("{cause:#}"), "internal error");
@@ -208,12 +212,17 @@ impl From<Error> for Status {
 
 /// Classifies database errors. Handlers that know better (a unique violation on a named
 /// constraint → "room name 'X' is taken") map before this; this is the safe fallback.
+/// A failure that may pass on a retry ([`transient_database_error`]) is `Unavailable`.
 impl From<diesel::result::Error> for Error {
     fn from(err: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind as K, Error as D};
         match err {
             D::NotFound => Error::NotFound { resource: "record", id: "requested".into() },
             D::DatabaseError(kind, info) => {
+                if let Some(message) = transient_database_error(kind, info.message()) {
+                    tracing::warn!(error = info.message(), "transient database error");
+                    return Error::Unavailable(message.into());
+                }
                 let constraint = info.constraint_name().unwrap_or("unnamed").to_owned();
                 match kind {
                     K::UniqueViolation => {
@@ -226,15 +235,67 @@ impl From<diesel::result::Error> for Error {
                     K::CheckViolation | K::NotNullViolation => {
                         Error::invalid(info.column_name().unwrap_or(&constraint), "value violates a database rule")
                     }
-                    K::SerializationFailure => Error::Aborted("a concurrent change conflicted; retry".into()),
-                    K::ClosedConnection => Error::Unavailable("the database connection was lost; retry".into()),
                     _ => Error::Internal(anyhow::anyhow!("database error: {}", info.message())),
                 }
             }
+            // A rollback that failed after an error: the connection is gone (diesel-async marks
+            // its transaction manager broken, and the pool discards the connection).
+            D::BrokenTransactionManager => {
+                tracing::warn!("database transaction manager broken (connection lost)");
+                Error::Unavailable(CONNECTION_LOST.into())
+            }
+            D::RollbackErrorOnCommit { commit_error, .. } => Error::from(*commit_error),
             other => Error::Internal(anyhow::Error::new(other)),
         }
     }
 }
+
+/// What a caller is told to wait before retrying an `Unavailable` (`google.rpc.RetryInfo`).
+pub const RETRY_UNAVAILABLE_AFTER: Duration = Duration::from_secs(1);
+
+const CONNECTION_LOST: &str = "the database connection was lost; retry";
+
+/// The caller-facing message of a database error that may pass on a retry, or `None` for one
+/// that will not. diesel-async reports no SQLSTATE beyond a few [`DatabaseErrorKind`]s
+/// (deadlocks, timeouts and shutdowns are all `Unknown`), so the server's message is read:
+/// PostgreSQL's English texts (`lc_messages` `C` or `en_*`, the default of a `C`/English
+/// cluster; docs/faults.md).
+///
+/// [`DatabaseErrorKind`]: diesel::result::DatabaseErrorKind
+pub fn transient_database_error(kind: diesel::result::DatabaseErrorKind, message: &str) -> Option<&'static str> {
+    use diesel::result::DatabaseErrorKind as K;
+    match kind {
+        // No SQLSTATE at all: the client could not talk to the server (connection closed or reset).
+        K::ClosedConnection | K::UnableToSendCommand => return Some(CONNECTION_LOST),
+        K::SerializationFailure => return Some(CONFLICT),
+        _ => {}
+    }
+    let m = message.to_ascii_lowercase();
+    let has = |needle: &str| m.contains(needle);
+    if has("deadlock detected") || has("could not serialize access") || has("due to conflict with recovery") {
+        Some(CONFLICT) // 40P01, 40001
+    } else if has("due to lock timeout") || has("could not obtain lock") {
+        Some("the data is locked by another change (lock timeout); retry") // 55P03
+    } else if has("due to statement timeout") {
+        Some("the database did not answer in time (statement timeout); retry") // 57014
+    } else if has("due to user request") {
+        Some("the database canceled the statement; retry") // 57014 (pg_cancel_backend)
+    } else if has("due to administrator command")
+        || has("the database system is")
+        || has("crash of another server process")
+        || has("cannot connect now")
+    {
+        Some("the database is restarting; retry") // 57P01, 57P02, 57P03
+    } else if has("idle-in-transaction") || has("idle-session") || has("terminating connection") {
+        Some(CONNECTION_LOST) // 25P03, 57P05, other FATALs that end the session
+    } else if has("too many clients") || has("too many connections") {
+        Some("the database has no free connections; retry shortly") // 53300
+    } else {
+        None
+    }
+}
+
+const CONFLICT: &str = "a concurrent change conflicted; retry";
 
 /// A connection could not be checked out of the pool in time.
 impl From<diesel_async::pooled_connection::bb8::RunError> for Error {
@@ -434,6 +495,76 @@ mod tests {
         assert_eq!(Status::from(Error::PermissionDenied("x".into())).code(), Code::PermissionDenied);
         assert_eq!(Status::from(Error::Aborted("x".into())).code(), Code::Aborted);
         assert_eq!(Status::from(Error::Unavailable("x".into())).code(), Code::Unavailable);
+    }
+
+    fn db_error(kind: diesel::result::DatabaseErrorKind, message: &str) -> Status {
+        Status::from(Error::from(diesel::result::Error::DatabaseError(kind, Box::new(message.to_owned()))))
+    }
+
+    /// Every failure a retry may cure is `Unavailable` with a `RetryInfo`, never `Internal`.
+    #[test]
+    fn transient_database_errors_are_unavailable_with_retry_info() {
+        use diesel::result::DatabaseErrorKind as K;
+        let cases = [
+            (K::ClosedConnection, "server closed the connection unexpectedly", "connection was lost"),
+            (K::UnableToSendCommand, "connection closed", "connection was lost"),
+            (K::SerializationFailure, "could not serialize access due to concurrent update", "concurrent change"),
+            (K::Unknown, "deadlock detected", "concurrent change"),
+            (K::Unknown, "canceling statement due to lock timeout", "lock timeout"),
+            (K::Unknown, "could not obtain lock on row in relation \"students\"", "lock timeout"),
+            (K::Unknown, "canceling statement due to statement timeout", "statement timeout"),
+            (K::Unknown, "canceling statement due to user request", "canceled"),
+            (K::Unknown, "terminating connection due to administrator command", "restarting"),
+            (K::Unknown, "the database system is shutting down", "restarting"),
+            (K::Unknown, "the database system is starting up", "restarting"),
+            (K::Unknown, "terminating connection because of crash of another server process", "restarting"),
+            (K::Unknown, "terminating connection due to idle-in-transaction timeout", "connection was lost"),
+            (K::Unknown, "sorry, too many clients already", "no free connections"),
+        ];
+        for (kind, message, says) in cases {
+            let status = db_error(kind, message);
+            assert_eq!(status.code(), Code::Unavailable, "{message}");
+            assert!(status.message().contains(says), "{message} → {}", status.message());
+            assert!(
+                status.message().ends_with("retry") || status.message().ends_with("shortly"),
+                "{}",
+                status.message()
+            );
+            let retry = status.get_error_details().retry_info().cloned().expect("RetryInfo");
+            assert_eq!(retry.retry_delay, Some(RETRY_UNAVAILABLE_AFTER), "{message}");
+        }
+    }
+
+    #[test]
+    fn lost_connections_around_a_transaction_are_unavailable() {
+        use diesel::result::{DatabaseErrorKind as K, Error as D};
+        assert_eq!(Status::from(Error::from(D::BrokenTransactionManager)).code(), Code::Unavailable);
+        let commit = D::RollbackErrorOnCommit {
+            rollback_error: Box::new(D::BrokenTransactionManager),
+            commit_error: Box::new(D::DatabaseError(K::UnableToSendCommand, Box::new("connection closed".to_owned()))),
+        };
+        assert_eq!(Status::from(Error::from(commit)).code(), Code::Unavailable);
+    }
+
+    /// Errors a retry will not cure keep their mapping.
+    #[test]
+    fn permanent_database_errors_are_not_unavailable() {
+        use diesel::result::DatabaseErrorKind as K;
+        assert_eq!(db_error(K::UniqueViolation, "duplicate key value").code(), Code::AlreadyExists);
+        assert_eq!(db_error(K::ForeignKeyViolation, "violates foreign key").code(), Code::FailedPrecondition);
+        assert_eq!(db_error(K::CheckViolation, "violates check constraint").code(), Code::InvalidArgument);
+        let internal = db_error(K::Unknown, "column \"nope\" does not exist");
+        assert_eq!(internal.code(), Code::Internal);
+        assert!(!internal.message().contains("nope"));
+    }
+
+    #[test]
+    fn unavailable_carries_retry_info() {
+        let status = Status::from(Error::Unavailable("the database is restarting; retry".into()));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "the database is restarting; retry");
+        let retry = status.get_error_details().retry_info().cloned().expect("RetryInfo");
+        assert_eq!(retry.retry_delay, Some(RETRY_UNAVAILABLE_AFTER));
     }
 
     #[test]

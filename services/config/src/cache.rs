@@ -153,7 +153,7 @@ async fn listen(pool: DbPool, shared: Weak<Shared>) {
 /// Listens until the connection fails (`Err`) or every handle is gone (`Ok`).
 async fn listen_once(pool: &DbPool, shared: &Weak<Shared>) -> anyhow::Result<()> {
     use diesel_async::RunQueryDsl;
-    let mut conn = pool.dedicated_connection().await?;
+    let mut conn = phoenix_common::db::listen_connection(pool).await?;
     diesel::sql_query(format!("LISTEN {}", repo::CHANGE_CHANNEL)).execute(&mut conn).await?;
     // Reload after LISTEN so that no change between the last load and now is missed.
     let reload_now = async |shared: &Weak<Shared>| -> anyhow::Result<bool> {

@@ -136,6 +136,15 @@ impl LocalPostgres {
         self.run("pg_ctl", &["-D", path_str(&data), "-m", "fast", "-w", "stop"])
     }
 
+    /// Restarts the server on the same port and settings (fast shutdown: open sessions are
+    /// ended, clients see their connections close), waiting until it accepts connections
+    /// again. Fault tests use it on a cluster of their own.
+    pub fn restart(&self) -> Result<(), LocalPgError> {
+        let (data, log) = (self.data_dir(), self.dir.join("server.log"));
+        // `pg_ctl restart` reuses the command line of the last start (postmaster.opts).
+        self.run("pg_ctl", &["-D", path_str(&data), "-l", path_str(&log), "-m", "fast", "-w", "-t", "60", "restart"])
+    }
+
     /// Stops a cluster in `dir` if one runs there (used by the test command's clean-up).
     pub fn stop_dir(dir: &Path) -> Result<(), LocalPgError> {
         let Some(bin_dir) = find_bin_dir() else { return Ok(()) };

@@ -507,8 +507,11 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(sizes.visits + 2_700 <= sizes.pupils, "BENCH_VISITS + 2700 must not exceed BENCH_PUPILS");
 
     let db = TestDb::new().await;
-    let pool =
-        db::connect(db.url(), PoolOptions { max_size: pool_size, connection_timeout: Duration::from_secs(30) }).await?;
+    let pool = db::connect(
+        db.url(),
+        PoolOptions { max_size: pool_size, connection_timeout: Duration::from_secs(30), ..Default::default() },
+    )
+    .await?;
     let seeding = Instant::now();
     seed(&pool, &sizes).await?;
     let seeded = seeding.elapsed();

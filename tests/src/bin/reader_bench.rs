@@ -232,8 +232,11 @@ async fn main() -> anyhow::Result<()> {
     let pool_size = env_num("BENCH_POOL", 20) as u32;
 
     let db = TestDb::new().await;
-    let pool =
-        db::connect(db.url(), PoolOptions { max_size: pool_size, connection_timeout: Duration::from_secs(30) }).await?;
+    let pool = db::connect(
+        db.url(),
+        PoolOptions { max_size: pool_size, connection_timeout: Duration::from_secs(30), ..Default::default() },
+    )
+    .await?;
     let seeding = Instant::now();
     seed(&pool, pupils, rooms).await?;
     let seeded = seeding.elapsed();

@@ -201,7 +201,7 @@ impl Reader {
     /// Listens until the connection fails (`Err`) or the server shuts down (`Ok`).
     async fn listen(&mut self) -> anyhow::Result<()> {
         let settings = self.shared.settings.clone();
-        let mut conn = self.shared.pool.dedicated_connection().await?;
+        let mut conn = phoenix_common::db::listen_connection(&self.shared.pool).await?;
         diesel::sql_query(format!("SET application_name = '{APPLICATION_NAME}'")).execute(&mut conn).await?;
         diesel::sql_query(format!("LISTEN {PRESENCE_CHANNEL}")).execute(&mut conn).await?;
         // Whatever committed while (re)connecting: LISTEN is in place, so anything later
