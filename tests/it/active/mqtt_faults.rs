@@ -54,19 +54,6 @@ async fn raw_client(url: &str, max_packet: usize) -> (AsyncClient, JoinHandle<()
     (client, task)
 }
 
-/// Waits until `probe` holds of the bridge's counters (or panics after `WAIT`).
-async fn stats_until(stack: &ReaderStack, what: &str, probe: impl Fn(&StatsSnapshot) -> bool) -> StatsSnapshot {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let stats = stack.stats();
-        if probe(&stats) {
-            return stats;
-        }
-        assert!(Instant::now() < deadline, "{what}: {stats:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// A 2 MiB message on reader A's scan topic, then scans of readers A and B: each honest
 /// scan is answered and applied once, and the bridge never reconnects over it.
 async fn oversized_message_then_honest_scans(stack: &mut ReaderStack) -> StatsSnapshot {
