@@ -54,6 +54,7 @@ pub fn issue_access_token(signer: &Signer, subject: Subject, ttl: Duration) -> R
         aud: AUDIENCE.into(),
         jti: uuid::Uuid::new_v4().to_string(),
         iat: now.timestamp(),
+        iat_ms: Some(now.timestamp_millis()),
         exp: expires_at.timestamp(),
         sid: subject.session_id,
     };
@@ -162,6 +163,7 @@ mod tests {
             jti: "j".into(),
             iat: Utc::now().timestamp() - 3600,
             exp: Utc::now().timestamp() - 600,
+            iat_ms: None,
             sid: None,
         };
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);

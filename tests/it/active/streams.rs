@@ -89,9 +89,7 @@ async fn deactivation_and_a_removed_role_end_the_accounts_streams() {
 
     let (demoted, access, _) = logged_in(&app).await;
     let mut stream = watch(&app, &access).await;
-    // `access_changed_at` and `iat` are whole seconds: a change in the token's own second
-    // does not revoke it (reported to the lead); change it in a later second.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // At once, in the token's own second: revocation compares milliseconds.
     accounts
         .remove_account_role(bearer(
             auth_pb::RemoveAccountRoleRequest { account_id: demoted, role_name: "guardian".into() },

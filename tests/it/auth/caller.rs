@@ -16,7 +16,7 @@ fn context(principal: Principal, permissions: Vec<String>) -> AuthContext {
         permissions,
         session_id: None,
         token_id: "t".into(),
-        issued_at: 0,
+        issued_at_ms: 0,
         expires_at: i64::MAX,
     }
 }

@@ -356,6 +356,7 @@ async fn forged_expired_and_missing_tokens_are_unauthenticated() {
         jti: "t".into(),
         iat: chrono::Utc::now().timestamp() - 7200,
         exp: chrono::Utc::now().timestamp() - 3600,
+        iat_ms: None,
         sid: None,
     };
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);

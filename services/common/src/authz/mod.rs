@@ -68,6 +68,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// Issued at, in Unix milliseconds: revocation compares it with the account's last change
+    /// of access, which a whole second could not order (absent in older tokens: `iat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
     /// Session: the refresh-token family this token was issued for (accounts only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<uuid::Uuid>,
@@ -105,8 +109,8 @@ pub struct AuthContext {
     pub session_id: Option<uuid::Uuid>,
     /// The token's `jti`.
     pub token_id: String,
-    /// Issued at (Unix seconds).
-    pub issued_at: i64,
+    /// Issued at (Unix milliseconds).
+    pub issued_at_ms: i64,
     /// Expires at (Unix seconds): a stream opened with this token ends then.
     pub expires_at: i64,
 }

@@ -53,7 +53,7 @@ struct SessionState {
     active: bool,
     /// The refresh-token family is not logged out (always true without a session id).
     session_live: bool,
-    /// Tokens issued before this (Unix seconds) carry stale permissions.
+    /// Tokens issued before this (Unix milliseconds) carry stale permissions.
     access_changed_at: i64,
     checked_at: Instant,
 }
@@ -127,7 +127,7 @@ impl TokenVerifier {
             permissions: claims.perms,
             session_id: claims.sid,
             token_id: claims.jti,
-            issued_at: claims.iat,
+            issued_at_ms: claims.iat_ms.unwrap_or(claims.iat.saturating_mul(1000)),
             expires_at: claims.exp,
         };
         self.check_session(&ctx).await?;
@@ -172,7 +172,7 @@ impl TokenVerifier {
         if !state.session_live {
             return Err(Error::Unauthenticated("this session was logged out; log in again".into()));
         }
-        if ctx.issued_at < state.access_changed_at {
+        if ctx.issued_at_ms < state.access_changed_at {
             return Err(Error::Unauthenticated(
                 "your access changed after this token was issued; refresh the token".into(),
             ));
@@ -251,7 +251,7 @@ async fn load_session(
                 "SELECT a.active, \
                         ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM auth.tokens t \
                             WHERE t.family_id = $2 AND t.account_id = a.id AND t.revoked_at IS NULL)) AS session_live, \
-                        floor(extract(epoch FROM a.access_changed_at))::bigint AS access_changed_at \
+                        floor(extract(epoch FROM a.access_changed_at) * 1000)::bigint AS access_changed_at \
                  FROM auth.accounts a WHERE a.id = $1",
             )
             .bind::<BigInt, _>(*id)
