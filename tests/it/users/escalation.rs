@@ -35,7 +35,7 @@ async fn create_staff(client: &mut Client, first: &str, notes: &str) -> pb::Staf
         staff_notes: Some(notes.into()),
         ..Default::default()
     };
-    client.create_staff(pb::CreateStaffRequest { staff: Some(staff) }).await.unwrap().into_inner().staff.unwrap()
+    client.create_staff(pb::CreateStaffRequest { staff: Some(staff) }).await.expect("call").into_inner().staff.expect("present")
 }
 
 async fn school() -> School {
@@ -46,8 +46,8 @@ async fn school() -> School {
     let owls = fixtures::group(&mut conn, "Eulen").await;
     let teacher = create_staff(&mut client, "Tina", "Probezeit bis Mai").await;
     let other = create_staff(&mut client, "Olga", "Teilzeit").await;
-    fixtures::group_teacher(&mut conn, foxes, teacher.teacher_id.unwrap()).await;
-    fixtures::group_teacher(&mut conn, owls, other.teacher_id.unwrap()).await;
+    fixtures::group_teacher(&mut conn, foxes, teacher.teacher_id.expect("present")).await;
+    fixtures::group_teacher(&mut conn, owls, other.teacher_id.expect("present")).await;
     let pupil = pb::Student {
         first_name: "Mia".into(),
         last_name: "Muster".into(),
@@ -57,8 +57,8 @@ async fn school() -> School {
         ..Default::default()
     };
     let pupil =
-        client.create_student(pb::CreateStudentRequest { student: Some(pupil) }).await.unwrap().into_inner().student;
-    let pupil = pupil.unwrap();
+        client.create_student(pb::CreateStudentRequest { student: Some(pupil) }).await.expect("call").into_inner().student;
+    let pupil = pupil.expect("present");
     let guardian = fixtures::guardian_of(&mut conn, pupil.id, "Petra", "Muster", true).await;
     School { app, client, pupil, guardian, teacher, other }
 }
@@ -82,7 +82,7 @@ async fn staff_cannot_move_a_teachers_person_onto_their_own_login() {
         update_mask: mask(&["first_name"]),
     };
     client.update_person(request(As::Staff(other.id), rename)).await.expect("rename");
-    let moved = client.update_person(hijack(As::Admin)).await.expect("an admin may").into_inner().person.unwrap();
+    let moved = client.update_person(hijack(As::Admin)).await.expect("an admin may").into_inner().person.expect("present");
     assert_eq!(moved.account_id, Some(spare));
     app.stop().await;
 }
@@ -132,7 +132,7 @@ async fn pickup_data_and_guardian_links_need_full_access_to_the_pupil() {
     let guardians_of = || pb::ListGuardiansRequest { student_id: Some(pupil.id), ..Default::default() };
     assert_code(client.list_guardians(request(olga, guardians_of())).await, Code::PermissionDenied);
     let tina = As::Staff(teacher.id);
-    let links = client.list_student_guardians(request(tina, by_student())).await.unwrap().into_inner().links;
+    let links = client.list_student_guardians(request(tina, by_student())).await.expect("call").into_inner().links;
     assert_eq!(links.iter().map(|l| l.guardian_id).collect::<Vec<_>>(), [guardian]);
     client.list_guardians(request(tina, guardians_of())).await.expect("the group's teacher");
 
@@ -153,18 +153,18 @@ async fn pickup_data_and_guardian_links_need_full_access_to_the_pupil() {
 async fn a_tag_lookup_does_not_reveal_a_pupil_the_caller_may_not_fully_see() {
     let School { app, mut client, pupil, teacher, other, .. } = school().await;
     let lookup = || pb::ListPersonsRequest { tag_id: Some("04aabbccdd".into()), ..Default::default() };
-    let as_other = client.list_persons(request(As::Staff(other.id), lookup())).await.unwrap().into_inner();
+    let as_other = client.list_persons(request(As::Staff(other.id), lookup())).await.expect("call").into_inner();
     assert_eq!((as_other.persons.len(), as_other.total_size), (0, 0));
-    let as_teacher = client.list_persons(request(As::Staff(teacher.id), lookup())).await.unwrap().into_inner();
+    let as_teacher = client.list_persons(request(As::Staff(teacher.id), lookup())).await.expect("call").into_inner();
     assert_eq!(as_teacher.persons.iter().map(|p| p.id).collect::<Vec<_>>(), [pupil.person_id]);
     assert_eq!(as_teacher.total_size, 1);
     let card = client
         .get_rfid_card(request(As::Staff(other.id), pb::GetRfidCardRequest { tag_id: "04AABBCCDD".into() }))
         .await
-        .unwrap()
+        .expect("present")
         .into_inner()
         .card
-        .unwrap();
+        .expect("present");
     assert_eq!(card.person_id, None);
     app.stop().await;
 }
@@ -173,13 +173,13 @@ async fn a_tag_lookup_does_not_reveal_a_pupil_the_caller_may_not_fully_see() {
 async fn staff_notes_are_for_admins_only() {
     let School { app, mut client, teacher, other, .. } = school().await;
     let get = |caller| request(caller, pb::GetStaffRequest { id: teacher.id });
-    let seen = client.get_staff(get(As::Staff(other.id))).await.unwrap().into_inner().staff.unwrap();
+    let seen = client.get_staff(get(As::Staff(other.id))).await.expect("call").into_inner().staff.expect("present");
     assert_eq!(seen.staff_notes, None);
-    let listed = client.list_staff(request(As::Staff(other.id), pb::ListStaffRequest::default())).await.unwrap();
+    let listed = client.list_staff(request(As::Staff(other.id), pb::ListStaffRequest::default())).await.expect("call");
     assert!(listed.into_inner().staff.iter().all(|s| s.staff_notes.is_none()));
-    let admin = client.get_staff(get(As::Admin)).await.unwrap().into_inner().staff.unwrap();
+    let admin = client.get_staff(get(As::Admin)).await.expect("call").into_inner().staff.expect("present");
     assert_eq!(admin.staff_notes.as_deref(), Some("Probezeit bis Mai"));
-    let listed = client.list_staff(request(As::Admin, pb::ListStaffRequest::default())).await.unwrap().into_inner();
+    let listed = client.list_staff(request(As::Admin, pb::ListStaffRequest::default())).await.expect("call").into_inner();
     assert!(listed.staff.iter().all(|s| s.staff_notes.is_some()));
     app.stop().await;
 }
