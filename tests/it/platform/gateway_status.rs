@@ -1,7 +1,8 @@
 //! Statuses through the gateway: a domain's trailers-only answer (grpc-status in the HEADERS
 //! frame, e.g. UNAUTHENTICATED before a stream starts) reaches the caller as the domain sent
-//! it, over gRPC (tonic, HTTP/2) and grpc-web (HTTP/1.1, binary and text), for unary calls
-//! and server streams; and reflection on a domain port lists only what that port serves.
+//! it, over gRPC (tonic and python grpcio, HTTP/2) and grpc-web (HTTP/1.1, binary and text),
+//! for unary calls and server streams; and reflection on a domain port lists only what that
+//! port serves.
 
 use std::net::SocketAddr;
 
@@ -156,11 +157,55 @@ async fn grpc_web_callers_get_the_domains_trailers_only_status_for_streams_and_u
             grpc_web_without_token(gateway.addr, watch, &pb::WatchPresenceRequest::default(), text).await;
         assert_eq!(http, StatusCode::OK, "text = {text}");
         assert_eq!(messages, 0, "text = {text}");
-        assert_eq!(headers.or(trailers).as_deref(), Some("16"), "WatchPresence, text = {text}");
+        // Trailers-only, as the domain sent it: the status in the headers, an empty body.
+        assert_eq!((headers.as_deref(), trailers.as_deref()), (Some("16"), None), "WatchPresence, text = {text}");
         let (_, headers, trailers, messages) =
             grpc_web_without_token(gateway.addr, get, &pb::GetSessionRequest { id: 1 }, text).await;
         assert_eq!(messages, 0, "text = {text}");
-        assert_eq!(headers.or(trailers).as_deref(), Some("16"), "GetSession, text = {text}");
+        assert_eq!((headers.as_deref(), trailers.as_deref()), (Some("16"), None), "GetSession, text = {text}");
+    }
+    gateway.stop().await;
+    app.stop().await;
+}
+
+/// A grpc-core client (python grpcio) reads a status only from a HEADERS or trailers frame
+/// that ends the stream; a bare END_STREAM DATA frame after the headers is UNKNOWN to it
+/// ("Data frame with END_STREAM flag received"), where tonic is lenient.
+const GRPCIO_CALLS: &str = r#"
+import sys, grpc
+channel = grpc.insecure_channel(sys.argv[1])
+ident = lambda b: b
+watch = channel.unary_stream("/phoenix.active.v1.PresenceService/WatchPresence", request_serializer=ident, response_deserializer=ident)
+get = channel.unary_unary("/phoenix.active.v1.ActiveService/GetSession", request_serializer=ident, response_deserializer=ident)
+for call in (lambda: list(watch(b"", timeout=10)), lambda: get(b"\x08\x01", timeout=10)):
+    try:
+        call()
+        print("OK")
+    except grpc.RpcError as e:
+        print(e.code().name, "|", e.details())
+"#;
+
+#[tokio::test]
+async fn a_grpc_core_client_reads_the_trailers_only_status_of_a_stream_and_a_unary_call_through_the_gateway() {
+    let python = std::env::var("PHOENIX_PYTHON").ok().filter(|p| !p.trim().is_empty()).unwrap_or("python3".into());
+    let Some(python) =
+        phoenix_tests::require_tool("python3", python, "install it with scripts/lib.sh ensure_python_grpc")
+    else {
+        return;
+    };
+    let app = TestApp::spawn(&[Domain::Active]).await;
+    let gateway = Gateway::start(&app).await;
+    for addr in [app.addr(Domain::Active), gateway.addr] {
+        let out = tokio::process::Command::new(&python)
+            .args(["-c", GRPCIO_CALLS, &addr.to_string()])
+            .output()
+            .await
+            .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stdout}{stderr}");
+        let codes: Vec<&str> = stdout.lines().map(|l| l.split(" |").next().unwrap_or_default()).collect();
+        assert_eq!(codes, ["UNAUTHENTICATED", "UNAUTHENTICATED"], "at {addr}: {stdout}");
     }
     gateway.stop().await;
     app.stop().await;
