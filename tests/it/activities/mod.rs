@@ -2,4 +2,7 @@
 
 #[allow(clippy::module_inception)]
 mod activities;
+mod helpers;
+mod listing;
 mod manage;
+mod sub_resources;

@@ -1,7 +1,12 @@
 //! Users and guardians.
 
+mod cards;
+mod care;
 mod escalation;
 mod family;
+mod guardian_helpers;
 mod guardians;
-#[allow(clippy::module_inception)]
-mod users;
+mod helpers;
+mod persons;
+mod redaction;
+mod students;

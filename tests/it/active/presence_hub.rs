@@ -1,0 +1,208 @@
+//! `phoenix.active.v1.PresenceService` over real gRPC against real PostgreSQL: delivery across
+//! replicas, heartbeats, bursts larger than every buffer, the hub's reconnect and the
+//! server's shutdown with open streams.
+//!
+//! "Nothing else was delivered" is asserted with a sentinel: after the expected events a
+//! further change is made, and the next event must be that sentinel. Timeouts only guard
+//! against hangs.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_active::events::{self, ChangeKind, PresenceChange};
+use phoenix_active::presence::PresenceSettings;
+use phoenix_proto::active::v1 as pb;
+use phoenix_proto::active::v1::PresenceEventKind as Kind;
+use phoenix_proto::active::v1::presence_service_client::PresenceServiceClient;
+use phoenix_tests::auth::{admin_token, bearer};
+use phoenix_tests::grpc::As;
+use phoenix_tests::school;
+use tonic::Code;
+
+use super::presence_helpers::*;
+
+#[tokio::test]
+async fn a_change_committed_through_one_replica_reaches_watchers_of_another() {
+    let Setup { app, mut active, school: s, .. } = setup(2).await;
+    let (addr, replica) = second_replica(&app).await;
+    let (_, token) = admin_token(&app).await;
+    let mut other = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
+    let board = other
+        .get_presence_board(bearer(pb::GetPresenceBoardRequest {}, &token))
+        .await
+        .expect("board on the replica")
+        .into_inner();
+    let mut stream = other
+        .watch_presence(bearer(pb::WatchPresenceRequest { cursor: board.cursor }, &token))
+        .await
+        .expect("watch on the replica")
+        .into_inner();
+    // Through the first server.
+    let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    scan(&mut active, &s.readers[0], &s.pupils[0].tag).await;
+    let events = next_events(&mut stream, 2).await;
+    assert_eq!(
+        shape(&events),
+        [(Kind::SessionStarted, None, Some(s.rooms[0])), (Kind::CheckedIn, Some(s.pupils[0].id), Some(s.rooms[0]))]
+    );
+    assert_eq!(events[1].session_id, Some(session));
+    replica.cancel();
+}
+
+#[tokio::test]
+async fn an_idle_stream_gets_heartbeats_whose_cursor_resumes_exactly() {
+    let Setup { app, mut active, school: s, .. } = setup(1).await;
+    let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
+    settings.heartbeat = Duration::from_millis(100);
+    let (addr, shutdown) = custom_server(&app, settings).await;
+    let mut client = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
+    let (_, token) = admin_token(&app).await;
+    school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    let mut stream =
+        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    let beat = next_message(&mut stream).await;
+    assert_eq!(beat.kind(), Kind::Heartbeat);
+    assert!(beat.pupil.is_none() && beat.room_id.is_none() && !beat.cursor.is_empty());
+    assert_eq!(beat.counts.map(|c| c.total), Some(1));
+    drop(stream);
+
+    scan(&mut active, &s.readers[0], &s.pupils[0].tag).await;
+    let mut resumed = client
+        .watch_presence(bearer(pb::WatchPresenceRequest { cursor: beat.cursor }, &token))
+        .await
+        .expect("resume")
+        .into_inner();
+    assert_eq!(
+        shape([&next_event(&mut resumed).await]),
+        [(Kind::CheckedIn, Some(s.pupils[0].id), Some(s.rooms[0]))],
+        "the heartbeat's position: nothing before it again, nothing after it lost"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn a_burst_larger_than_every_buffer_arrives_complete_and_in_order() {
+    let Setup { app, mut active, school: s, .. } = setup(1).await;
+    let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
+    settings.channel_capacity = 1; // a watcher that is behind by two batches lags
+    let (addr, shutdown) = custom_server(&app, settings).await;
+    // A client with a tiny HTTP/2 window that reads nothing during the burst: the watcher
+    // blocks on it, misses batches and must re-read them from the table.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .initial_stream_window_size(Some(1024))
+        .initial_connection_window_size(Some(1024))
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = PresenceServiceClient::new(channel);
+    let (_, token) = admin_token(&app).await;
+    let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    let mut stream =
+        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    // 6,000 events in 12 transactions (each a full page), then 100 single ones.
+    let mut conn = app.db.conn().await;
+    for _ in 0..12 {
+        diesel::sql_query(format!(
+            "WITH e AS (INSERT INTO active.presence_events (kind, session_id, room_id) \
+             SELECT 'supervisors_changed', {session}, {} FROM generate_series(1, 500) RETURNING id) \
+             SELECT pg_notify('phoenix_presence', max(id)::text) FROM e",
+            s.rooms[0]
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("burst");
+    }
+    for _ in 0..100 {
+        events::record(&mut conn, PresenceChange::session(ChangeKind::SupervisorsChanged, session, s.rooms[0]))
+            .await
+            .expect("event");
+    }
+    let events = next_events(&mut stream, 6100).await;
+    let positions: Vec<_> =
+        events.iter().map(|e| phoenix_active::presence::Cursor::decode(&e.cursor).expect("a cursor").after).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "in stream order, no event twice");
+    assert!(events.iter().all(|e| e.kind() == Kind::SupervisorsChanged));
+    scan(&mut active, &s.readers[0], &s.pupils[0].tag).await;
+    assert_eq!(next_event(&mut stream).await.kind(), Kind::CheckedIn, "nothing left over");
+    shutdown.cancel();
+}
+
+#[tokio::test]
+async fn the_hub_reconnects_its_listen_connection_and_loses_nothing() {
+    let Setup { app, mut active, mut presence, school: s } = setup(2).await;
+    school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    let mut stream = watch(&mut presence, As::Admin, "").await;
+    let mut conn = app.db.conn().await;
+    let hub_pids = async |conn: &mut AsyncPgConnection| -> Vec<i32> {
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        diesel::sql_query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind::<diesel::sql_types::Text, _>(phoenix_active::presence::hub::APPLICATION_NAME)
+        .load::<Pid>(conn)
+        .await
+        .expect("pg_stat_activity")
+        .into_iter()
+        .map(|p| p.pid)
+        .collect()
+    };
+    let before = hub_pids(&mut conn).await;
+    assert_eq!(before.len(), 1, "one LISTEN connection per process");
+    diesel::sql_query("SELECT pg_terminate_backend($1)")
+        .bind::<diesel::sql_types::Integer, _>(before[0])
+        .execute(&mut conn)
+        .await
+        .expect("terminate the hub's connection");
+    // Changes while the hub reconnects.
+    scan(&mut active, &s.readers[0], &s.pupils[0].tag).await;
+    scan(&mut active, &s.readers[0], &s.pupils[1].tag).await;
+    let events = next_events(&mut stream, 2).await;
+    assert_eq!(
+        shape(&events),
+        [
+            (Kind::CheckedIn, Some(s.pupils[0].id), Some(s.rooms[0])),
+            (Kind::CheckedIn, Some(s.pupils[1].id), Some(s.rooms[0]))
+        ]
+    );
+    // A new LISTEN connection replaced the old one.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = hub_pids(&mut conn).await;
+        if now.len() == 1 && now[0] != before[0] {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the hub did not reconnect: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    scan(&mut active, &s.readers[0], &s.pupils[0].tag).await;
+    assert_eq!(next_event(&mut stream).await.kind(), Kind::CheckedOut);
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_so_the_server_drains() {
+    let Setup { app, mut active, mut presence, school: s } = setup(1).await;
+    school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    let mut stream = watch(&mut presence, As::Admin, "").await;
+    tokio::time::timeout(WAIT, app.stop()).await.expect("the server drains with a stream open");
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    match end {
+        Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        Ok(None) => {} // the connection closed cleanly after the status
+        Ok(Some(_)) => unreachable!(),
+    }
+}
