@@ -230,7 +230,10 @@ impl pb::auth_service_server::AuthService for AuthApi {
         // Always one argon2 verification, against a dummy hash when there is no account or
         // no password, so timing does not tell known from unknown emails.
         let hash = account.as_ref().and_then(|a| a.password_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
+        // No pooled connection is held while waiting for the hash bound.
+        drop(conn);
         let verified = verify_password(cmd.password, hash).await?;
+        let mut conn = db::conn(&st.pool).await?;
 
         let Some(account) = account else {
             self.count_failure(&client, Some(&email_hash));
@@ -480,7 +483,9 @@ impl pb::auth_service_server::AuthService for AuthApi {
         let mut conn = db::conn(&st.pool).await?;
         let found = repo::find_service_client(&mut conn, &creds.client_id).await?;
         let hash = found.as_ref().map(|c| c.secret_hash.clone()).unwrap_or_else(|| st.dummy_hash.clone());
+        drop(conn);
         let verified = verify_password(creds.client_secret, hash).await?;
+        let mut conn = db::conn(&st.pool).await?;
         let Some(found) = found.filter(|c| verified && c.active) else {
             st.client_failures.record_failure(&bucket);
             tracing::warn!(client_id = %creds.client_id, "rejected client credentials");
