@@ -5,7 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Date, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Date, Double, Nullable, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::active::{attendance, group_supervisors, groups, scan_receipts, visits};
 use phoenix_db::schema::{activities, education, facilities, iot, users};
@@ -366,20 +366,87 @@ pub async fn lock_student(conn: &mut AsyncPgConnection, student: i64) -> QueryRe
         .map(drop)
 }
 
-/// Whether a later scan than `scanned_at` already changed this pupil's state.
-pub async fn newer_state_change(
-    conn: &mut AsyncPgConnection,
-    student: i64,
-    scanned_at: DateTime<Utc>,
-) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        scan_receipts::table
-            .filter(scan_receipts::student_id.eq(student))
-            .filter(scan_receipts::scanned_at.gt(scanned_at))
-            .filter(scan_receipts::outcome.ne("rejected")),
-    ))
+/// What orders a scan against the pupil's other presence changes (docs/faults.md "Ordering
+/// and clock skew").
+#[derive(Debug, Clone, Copy)]
+pub struct ScanOrder {
+    /// The reader's device row.
+    pub device: i64,
+    /// The reader's own clock, compared with the reader's own earlier scans.
+    pub scanned_at: DateTime<Utc>,
+    /// `scanned_at` corrected for the reader's learnt clock error, compared with the scans of
+    /// other readers and with manual changes.
+    pub ordered_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Newer {
+    #[diesel(sql_type = Bool)]
+    newer: bool,
+}
+
+/// Whether a later presence change than `order` already changed this pupil's state: an
+/// applied scan of the same reader with a later `scanned_at`, an applied scan of another
+/// reader ordered later (`result.ordered_at`, written when it differs from `scanned_at`), or
+/// a manual change after `order.ordered_at` — a pupil event (visits.rs, attendance.rs) that
+/// is not a scan's own: a scan's event and receipt share their transaction's `now()`.
+/// A receipt ordered (or scanned) after `t` was received after `t − MAX_CLOCK_AHEAD` (its
+/// order time is at most its receive time, or an accepted `scanned_at`, at most that far
+/// ahead of it), which bounds the receipts read.
+pub async fn newer_state_change(conn: &mut AsyncPgConnection, student: i64, order: ScanOrder) -> QueryResult<bool> {
+    let row: Newer = diesel::sql_query(
+        "SELECT EXISTS ( \
+             SELECT 1 FROM active.scan_receipts r \
+             WHERE r.student_id = $1 AND r.outcome <> 'rejected' \
+               AND r.received_at > least($3, $4) - make_interval(secs => $5) \
+               AND CASE WHEN r.device_id = $2 THEN r.scanned_at > $3 \
+                        ELSE coalesce((r.result ->> 'ordered_at')::timestamptz, r.scanned_at) > $4 END \
+         ) OR EXISTS ( \
+             SELECT 1 FROM active.presence_events p \
+             WHERE p.student_id = $1 AND p.occurred_at > $4 \
+               AND p.kind IN ('checked_in', 'checked_out', 'transferred', 'gone_home', 'arrived') \
+               AND NOT EXISTS (SELECT 1 FROM active.scan_receipts s \
+                               WHERE s.student_id = p.student_id AND s.received_at = p.occurred_at \
+                                 AND s.outcome <> 'rejected') \
+         ) AS newer",
+    )
+    .bind::<BigInt, _>(student)
+    .bind::<BigInt, _>(order.device)
+    .bind::<Timestamptz, _>(order.scanned_at)
+    .bind::<Timestamptz, _>(order.ordered_at)
+    .bind::<Double, _>(crate::scan::MAX_CLOCK_AHEAD.as_secs_f64())
     .get_result(conn)
-    .await
+    .await?;
+    Ok(row.newer)
+}
+
+#[derive(QueryableByName)]
+struct ClockLag {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    min_lag_ms: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    first_received: Option<DateTime<Utc>>,
+}
+
+/// A reader's clock as its receipts received since `since` show it (scans rejected as stale
+/// left out): the smallest `received_at − scanned_at` in milliseconds and the first
+/// `received_at`; `None` without such receipts.
+pub async fn clock_lag(
+    conn: &mut AsyncPgConnection,
+    device: i64,
+    since: DateTime<Utc>,
+) -> QueryResult<Option<(i64, DateTime<Utc>)>> {
+    let row: ClockLag = diesel::sql_query(
+        "SELECT (extract(epoch FROM min(received_at - scanned_at)) * 1000)::bigint AS min_lag_ms, \
+                min(received_at) AS first_received \
+         FROM active.scan_receipts \
+         WHERE device_id = $1 AND received_at >= $2 AND scanned_at IS NOT NULL AND code <> 'stale_scan'",
+    )
+    .bind::<BigInt, _>(device)
+    .bind::<Timestamptz, _>(since)
+    .get_result(conn)
+    .await?;
+    Ok(row.min_lag_ms.zip(row.first_received))
 }
 
 /// `(name, capacity)` of a room.

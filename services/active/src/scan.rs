@@ -7,7 +7,10 @@
 //! 3. Freshness window → `stale_scan`.
 //! 4. Tag → `unknown_tag` / `tag_inactive` / `not_a_student`; then the pupil's row is locked
 //!    so that two readers scanning one pupil serialise.
-//! 5. Order: a later state change of this pupil exists → `superseded`, nothing changed.
+//! 5. Order: a later state change of this pupil exists → `superseded`, nothing changed. A
+//!    scan is ordered by its `scanned_at`, corrected for the reader's clock error when its
+//!    own receipts show one ([`order_time`]); a manual change by its server time (its
+//!    presence event). docs/faults.md "Ordering and clock skew".
 //! 6. Room reader: toggle check-in / check-out / transfer, capacity → `room_full`; the first
 //!    scan of the day opens attendance.
 //! 7. Entrance reader: open or close the day's attendance.
@@ -29,6 +32,35 @@ use crate::repo::{self, ReceiptOutcome, ScanDevice};
 
 /// How far in the future a reader's clock may be (behaviour.md step 3).
 pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(5 * 60);
+
+/// A reader clock error up to this is taken as it is: a scan is ordered by its `scanned_at`.
+pub const CLOCK_SKEW_BOUND: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
+
+/// How long a reader's receipts must span before its clock error is learnt from them: a
+/// clock is wrong all day, a buffer replayed after an outage arrives in one burst.
+pub const CLOCK_EVIDENCE_SPAN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// The time a scan is ordered by among the pupil's presence changes.
+///
+/// `history` is the reader's receipts of the scan window: the smallest `received_at −
+/// scanned_at` and the first `received_at`. Delays (network, queues, outages, offline
+/// buffers) only ever add to that difference, so its smallest value, the current scan's
+/// included, is the reader's clock error (minus the shortest delay). When the receipts span
+/// at least [`CLOCK_EVIDENCE_SPAN`] and the error exceeds [`CLOCK_SKEW_BOUND`], the scan is
+/// ordered at `scanned_at` corrected by it (never later than `now`); otherwise at
+/// `scanned_at`, so a replayed older scan stays older.
+pub fn order_time(
+    scanned_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    history: Option<(chrono::TimeDelta, DateTime<Utc>)>,
+) -> DateTime<Utc> {
+    let Some((min_lag, first_received)) = history else { return scanned_at };
+    if now - first_received < CLOCK_EVIDENCE_SPAN {
+        return scanned_at;
+    }
+    let lag = min_lag.min(now - scanned_at);
+    if lag.abs() > CLOCK_SKEW_BOUND { scanned_at + lag } else { scanned_at }
+}
 
 /// Settings of scan processing.
 #[derive(Debug, Clone, Copy)]
@@ -72,11 +104,13 @@ struct Decision {
     result: ScanResult,
     student: Option<i64>,
     event: Option<PresenceChange>,
+    /// The order time, when it differs from `scanned_at` (stored in the receipt's `result`).
+    ordered_at: Option<DateTime<Utc>>,
 }
 
 impl Decision {
     fn rejected(scan_id: &str, code: Code) -> Self {
-        Self { result: ScanResult::rejected(scan_id, code), student: None, event: None }
+        Self { result: ScanResult::rejected(scan_id, code), student: None, event: None, ordered_at: None }
     }
 
     fn with(mut self, student: Option<&ResultStudent>, room: Option<&ResultRoom>) -> Self {
@@ -107,6 +141,7 @@ fn applied(
         },
         student: Some(student.id),
         event: Some(event),
+        ordered_at: None,
     }
 }
 
@@ -131,7 +166,11 @@ pub async fn process(
             return Ok(result);
         };
         let decision = decide(conn, settings, &device, &cmd, now).await?;
-        let result_json = serde_json::to_value(&decision.result).map_err(anyhow::Error::from)?;
+        let mut result_json = serde_json::to_value(&decision.result).map_err(anyhow::Error::from)?;
+        if let (Some(at), Some(fields)) = (decision.ordered_at, result_json.as_object_mut()) {
+            // Read by `repo::newer_state_change`; ignored when the Result is sent again.
+            fields.insert("ordered_at".into(), serde_json::Value::String(at.to_rfc3339()));
+        }
         repo::finish_receipt(
             conn,
             receipt,
@@ -187,14 +226,21 @@ async fn decide(
     let who = ResultStudent { id: student, display_name: display_name(&first, &last) };
 
     repo::lock_student(conn, student).await?;
-    if repo::newer_state_change(conn, student, cmd.scanned_at).await? {
-        return Ok(Decision::rejected(scan_id, Code::Superseded).with(Some(&who), None));
-    }
-
-    match device.kind.as_str() {
-        "entrance" => entrance_scan(conn, settings, device, cmd, &who).await,
-        _ => room_scan(conn, settings, device, cmd, &who, now).await,
-    }
+    let history = repo::clock_lag(conn, device.id, now - max_age)
+        .await?
+        .map(|(ms, first)| (chrono::TimeDelta::milliseconds(ms), first));
+    let at = order_time(cmd.scanned_at, now, history);
+    let order = repo::ScanOrder { device: device.id, scanned_at: cmd.scanned_at, ordered_at: at };
+    let mut decision = if repo::newer_state_change(conn, student, order).await? {
+        Decision::rejected(scan_id, Code::Superseded).with(Some(&who), None)
+    } else {
+        match device.kind.as_str() {
+            "entrance" => entrance_scan(conn, settings, device, cmd, &who, at).await?,
+            _ => room_scan(conn, settings, device, cmd, &who, at, now).await?,
+        }
+    };
+    decision.ordered_at = (at != cmd.scanned_at).then_some(at);
+    Ok(decision)
 }
 
 async fn room_scan(
@@ -203,6 +249,7 @@ async fn room_scan(
     device: &ScanDevice,
     cmd: &ScanCommand,
     who: &ResultStudent,
+    at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Decision> {
     let scan_id = cmd.scan_id.as_str();
@@ -214,7 +261,6 @@ async fn room_scan(
     let Some(session) = repo::lock_running_session_for_scan(conn, room_id).await? else {
         return Ok(no_session(Some(&room)));
     };
-    let at = cmd.scanned_at;
     let open = repo::open_visit(conn, who.id).await?;
 
     if let Some(visit) = open.as_ref().filter(|v| v.session_id == session.id) {
@@ -280,9 +326,9 @@ async fn entrance_scan(
     device: &ScanDevice,
     cmd: &ScanCommand,
     who: &ResultStudent,
+    at: DateTime<Utc>,
 ) -> Result<Decision> {
     let scan_id = cmd.scan_id.as_str();
-    let at = cmd.scanned_at;
     let date = business_date_in(at, settings.timezone);
     match repo::attendance_of(conn, who.id, date).await? {
         Some(present) if present.check_out_time.is_none() => {
@@ -327,5 +373,29 @@ mod tests {
         assert!(may_leave(t(13, 45), daily, Some(t(14, 0))), "15 minutes early is fine");
         assert!(may_leave(t(15, 0), daily, Some(t(17, 0))), "after the daily time, always");
         assert!(!may_leave(t(14, 59), daily, Some(t(17, 0))));
+    }
+
+    #[test]
+    fn scans_are_ordered_by_their_reader_clock_unless_its_receipts_show_a_wrong_clock() {
+        use chrono::TimeDelta as D;
+        let now = Utc::now();
+        let old = now - D::minutes(30);
+        assert_eq!(order_time(old, now, None), old, "a reader without receipts: a replay stays old");
+        let burst = Some((D::minutes(25), now - D::seconds(20)));
+        assert_eq!(order_time(old, now, burst), old, "a burst of replays is no evidence");
+        let live = Some((D::milliseconds(40), now - D::hours(3)));
+        assert_eq!(order_time(old, now, live), old, "a right clock: an old re-send stays old");
+        let behind = Some((D::minutes(10) + D::milliseconds(40), now - D::hours(3)));
+        let stamped = now - D::minutes(10);
+        assert_eq!(order_time(stamped, now, behind), now, "10 min behind: ordered when received");
+        assert_eq!(
+            order_time(stamped - D::minutes(5), now, behind),
+            now - D::minutes(5) + D::milliseconds(40),
+            "a re-send of the slow reader keeps its place"
+        );
+        let ahead = Some((-D::minutes(4), now - D::hours(1)));
+        assert_eq!(order_time(now + D::minutes(4), now, ahead), now);
+        let slight = Some((D::seconds(90), now - D::hours(1)));
+        assert_eq!(order_time(now - D::seconds(90), now, slight), now - D::seconds(90), "within the bound");
     }
 }
