@@ -3,6 +3,13 @@
 //! running combination. Every change takes the session's row lock (the lock scans and
 //! supervisor changes take), so two combinations racing for one session serialise and the
 //! second sees the first.
+//!
+//! Who may combine: the EndSession rule ([`SessionControl`]) for every session concerned —
+//! a combination lets the supervisors of each of its sessions see the pupils of all, so
+//! creating one, adding a session and ending one need a current supervisor of each running
+//! session involved (the added session and those already combined), or `sessions:manage`.
+//! Removing a session needs a supervisor of that session (withdrawing one's own session
+//! shows nobody anything new) or of each running session left in the combination.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -14,6 +21,7 @@ use phoenix_db::schema::active::{combined_groups, group_mappings};
 use phoenix_db::schema::facilities;
 
 use crate::repo;
+use crate::scope::SessionControl;
 use crate::store;
 use crate::validate::{CombinedFilter, NewCombinedGroup};
 
@@ -130,6 +138,42 @@ async fn lock_joinable_session(
     Ok(())
 }
 
+/// The running sessions of combination `combined`, in id order.
+async fn running_sessions(conn: &mut AsyncPgConnection, combined: i64) -> QueryResult<Vec<i64>> {
+    group_mappings::table
+        .inner_join(phoenix_db::schema::active::groups::table)
+        .filter(group_mappings::combined_group_id.eq(combined))
+        .filter(phoenix_db::schema::active::groups::end_time.is_null())
+        .order(group_mappings::active_group_id)
+        .select(group_mappings::active_group_id)
+        .load(conn)
+        .await
+}
+
+/// Whether the caller of `control` currently supervises session `session` directly (not
+/// through a combination: that is what is being decided).
+async fn supervises(conn: &mut AsyncPgConnection, control: SessionControl, session: i64) -> Result<bool> {
+    Ok(match control.staff_id {
+        Some(staff) if !control.may_manage => repo::is_current_supervisor(conn, session, staff).await?,
+        _ => control.may_manage,
+    })
+}
+
+/// `PermissionDenied` (naming `sessions:manage` and the first session not supervised)
+/// unless the caller of `control` supervises every session of `sessions`.
+async fn require_each(
+    conn: &mut AsyncPgConnection,
+    control: SessionControl,
+    sessions: &[i64],
+    doing: &str,
+) -> Result<()> {
+    for &session in sessions {
+        let supervises = supervises(conn, control, session).await?;
+        control.require(session, supervises, doing)?;
+    }
+    Ok(())
+}
+
 async fn insert_mapping(conn: &mut AsyncPgConnection, combined: i64, session: i64) -> QueryResult<usize> {
     diesel::insert_into(group_mappings::table)
         .values((group_mappings::combined_group_id.eq(combined), group_mappings::active_group_id.eq(session)))
@@ -138,10 +182,11 @@ async fn insert_mapping(conn: &mut AsyncPgConnection, combined: i64, session: i6
         .await
 }
 
-/// `CreateCombinedGroup`, created by staff member `created_by` (the caller, if staff).
+/// `CreateCombinedGroup`, created by the caller of `control` (recorded when staff): they
+/// supervise every session combined, or hold `sessions:manage`.
 pub async fn create(
     conn: &mut AsyncPgConnection,
-    created_by: Option<i64>,
+    control: SessionControl,
     cmd: NewCombinedGroup,
     now: DateTime<Utc>,
 ) -> Result<CombinedView> {
@@ -155,6 +200,9 @@ pub async fn create(
         for (i, s) in &sessions {
             lock_joinable_session(conn, *s, &format!("session_ids[{i}]"), None).await?;
         }
+        let ids: Vec<i64> = sessions.iter().map(|(_, s)| *s).collect();
+        require_each(conn, control, &ids, "combine").await?;
+        let created_by = control.staff_id;
         let id: i64 = diesel::insert_into(combined_groups::table)
             .values((
                 combined_groups::name.eq(&name),
@@ -218,10 +266,17 @@ pub async fn list(
     Ok((views(conn, &ids).await?, token, total))
 }
 
-/// `EndCombinedGroup`.
-pub async fn end(conn: &mut AsyncPgConnection, id: i64, now: DateTime<Utc>) -> Result<CombinedView> {
+/// `EndCombinedGroup`: by a supervisor of each of its running sessions.
+pub async fn end(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    control: SessionControl,
+    now: DateTime<Utc>,
+) -> Result<CombinedView> {
     conn.transaction::<_, Error, _>(async move |conn| {
         let row = lock_running(conn, id).await?;
+        let sessions = running_sessions(conn, id).await?;
+        require_each(conn, control, &sessions, "end a combination of").await?;
         diesel::update(combined_groups::table.find(id))
             .set(combined_groups::end_time.eq(Some(now.max(row.start_time))))
             .execute(conn)
@@ -231,11 +286,21 @@ pub async fn end(conn: &mut AsyncPgConnection, id: i64, now: DateTime<Utc>) -> R
     .await
 }
 
-/// `AddSessionToCombinedGroup`.
-pub async fn add_session(conn: &mut AsyncPgConnection, combined: i64, session: i64) -> Result<CombinedView> {
+/// `AddSessionToCombinedGroup`: by a supervisor of the session added and of each running
+/// session already combined.
+pub async fn add_session(
+    conn: &mut AsyncPgConnection,
+    combined: i64,
+    session: i64,
+    control: SessionControl,
+) -> Result<CombinedView> {
     conn.transaction::<_, Error, _>(async move |conn| {
         lock_running(conn, combined).await?;
         lock_joinable_session(conn, session, "session_id", Some(combined)).await?;
+        let mut sessions = running_sessions(conn, combined).await?;
+        sessions.retain(|s| *s != session);
+        sessions.insert(0, session);
+        require_each(conn, control, &sessions, "combine").await?;
         if insert_mapping(conn, combined, session).await? == 0 {
             return Err(Error::AlreadyExists(format!("session {session} is already in combined group {combined}")));
         }
@@ -244,10 +309,24 @@ pub async fn add_session(conn: &mut AsyncPgConnection, combined: i64, session: i
     .await
 }
 
-/// `RemoveSessionFromCombinedGroup`.
-pub async fn remove_session(conn: &mut AsyncPgConnection, combined: i64, session: i64) -> Result<CombinedView> {
+/// `RemoveSessionFromCombinedGroup`: by a supervisor of the session removed, or of each
+/// running session left.
+pub async fn remove_session(
+    conn: &mut AsyncPgConnection,
+    combined: i64,
+    session: i64,
+    control: SessionControl,
+) -> Result<CombinedView> {
     conn.transaction::<_, Error, _>(async move |conn| {
         lock_running(conn, combined).await?;
+        if !supervises(conn, control, session).await? {
+            let mut rest = running_sessions(conn, combined).await?;
+            rest.retain(|s| *s != session);
+            if rest.is_empty() {
+                control.require(session, false, "remove")?;
+            }
+            require_each(conn, control, &rest, "take sessions out of a combination of").await?;
+        }
         let removed = diesel::delete(
             group_mappings::table
                 .filter(group_mappings::combined_group_id.eq(combined))

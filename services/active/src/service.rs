@@ -71,7 +71,7 @@ impl ActiveApi {
         Self { pool, settings }
     }
 
-    /// Who may end sessions, for `EndSession` and a forced `StartSession`.
+    /// Who may end sessions, for `EndSession`, a forced `StartSession` and combined groups.
     async fn session_control<T>(&self, request: &Request<T>) -> phoenix_common::Result<scope::SessionControl> {
         let caller = Caller::of(request, &self.pool).await?;
         let may_manage = AuthContext::of(request)?.has_permission(scope::SESSIONS_MANAGE);
@@ -190,10 +190,10 @@ impl ActiveService for ActiveApi {
         &self,
         request: Request<pb::CreateCombinedGroupRequest>,
     ) -> Reply<pb::CreateCombinedGroupResponse> {
-        let caller = Caller::of(&request, &self.pool).await?;
+        let control = self.session_control(&request).await?;
         let cmd = validate::create_combined_group(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
-        let view = combined::create(&mut conn, caller.staff_id, cmd, Utc::now()).await?;
+        let view = combined::create(&mut conn, control, cmd, Utc::now()).await?;
         tracing::info!(combined_group_id = view.row.id, sessions = view.session_ids.len(), "combined group created");
         Ok(Response::new(pb::CreateCombinedGroupResponse { combined_group: Some(convert::combined_group(view)) }))
     }
@@ -226,9 +226,10 @@ impl ActiveService for ActiveApi {
         &self,
         request: Request<pb::EndCombinedGroupRequest>,
     ) -> Reply<pb::EndCombinedGroupResponse> {
+        let control = self.session_control(&request).await?;
         let id = id("id", request.get_ref().id)?;
         let mut conn = db::conn(&self.pool).await?;
-        let view = combined::end(&mut conn, id, Utc::now()).await?;
+        let view = combined::end(&mut conn, id, control, Utc::now()).await?;
         tracing::info!(combined_group_id = id, "combined group ended");
         Ok(Response::new(pb::EndCombinedGroupResponse { combined_group: Some(convert::combined_group(view)) }))
     }
@@ -237,10 +238,11 @@ impl ActiveService for ActiveApi {
         &self,
         request: Request<pb::AddSessionToCombinedGroupRequest>,
     ) -> Reply<pb::AddSessionToCombinedGroupResponse> {
+        let control = self.session_control(&request).await?;
         let req = request.get_ref();
         let (combined_group_id, session_id) = validate::combined_session(req.combined_group_id, req.session_id)?;
         let mut conn = db::conn(&self.pool).await?;
-        let view = combined::add_session(&mut conn, combined_group_id, session_id).await?;
+        let view = combined::add_session(&mut conn, combined_group_id, session_id, control).await?;
         tracing::info!(combined_group_id, session_id, "session combined");
         Ok(Response::new(pb::AddSessionToCombinedGroupResponse { combined_group: Some(convert::combined_group(view)) }))
     }
@@ -249,10 +251,11 @@ impl ActiveService for ActiveApi {
         &self,
         request: Request<pb::RemoveSessionFromCombinedGroupRequest>,
     ) -> Reply<pb::RemoveSessionFromCombinedGroupResponse> {
+        let control = self.session_control(&request).await?;
         let req = request.get_ref();
         let (combined_group_id, session_id) = validate::combined_session(req.combined_group_id, req.session_id)?;
         let mut conn = db::conn(&self.pool).await?;
-        let view = combined::remove_session(&mut conn, combined_group_id, session_id).await?;
+        let view = combined::remove_session(&mut conn, combined_group_id, session_id, control).await?;
         tracing::info!(combined_group_id, session_id, "session uncombined");
         Ok(Response::new(pb::RemoveSessionFromCombinedGroupResponse {
             combined_group: Some(convert::combined_group(view)),
