@@ -9,7 +9,9 @@
 //! 1. `GetPresenceBoard` latency p50/p95/p99, as an admin (every pupil) and as a teacher
 //!    who supervises one room (redacted board), sequential calls.
 //! 2. `WatchPresence` fan-out: N watchers (default 500: a tenth admins, the rest teachers,
-//!    over 25 HTTP/2 connections) while C tasks drive S `ProcessScan` calls back to back
+//!    over 25 HTTP/2 connections; at most `PresenceSettings::max_streams_per_account` (5)
+//!    streams per account, so one admin account per five admin watchers and enough teachers
+//!    per group for five teacher watchers each) while C tasks drive S `ProcessScan` calls back to back
 //!    (each a distinct pupil, so each is one event), then again while one task scans at a
 //!    steady R scans/s. Prints scans/s, events/s delivered to all watchers, and the delay
 //!    from ProcessScan returning (the commit is acknowledged) to each watcher receiving the
@@ -30,6 +32,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use hdrhistogram::Histogram;
 use phoenix::services::{self, ServiceContext};
+use phoenix_active::presence::PresenceSettings;
 use phoenix_common::db::{self, DbPool, PoolOptions};
 use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
@@ -54,10 +57,13 @@ struct Sizes {
     pupils: usize,
     rooms: usize,
     visits: usize,
+    /// Teachers per education group (more when the teacher watchers need more accounts).
+    teachers_per_group: usize,
 }
 
 async fn seed(pool: &DbPool, n: &Sizes) -> anyhow::Result<()> {
-    let Sizes { pupils, rooms, visits } = *n;
+    let Sizes { pupils, rooms, visits, teachers_per_group } = *n;
+    let teachers = GROUPS * teachers_per_group;
     let mut conn = pool.get().await?;
     let today = "(now() AT TIME ZONE 'Europe/Berlin')::date";
     let statements = [
@@ -83,22 +89,24 @@ async fn seed(pool: &DbPool, n: &Sizes) -> anyhow::Result<()> {
              FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM education.groups) g \
              WHERE g.n = s.id % {GROUPS}"
         ),
-        // A supervisor per room, a teacher per group.
+        // A supervisor per room, `teachers_per_group` teachers per group.
         format!(
             "INSERT INTO users.persons (first_name, last_name) SELECT 'Betreuer' || g, 'Staff' FROM generate_series(1, {rooms}) g"
         ),
         format!(
-            "INSERT INTO users.persons (first_name, last_name) SELECT 'Lehrer' || g, 'Teacher' FROM generate_series(1, {GROUPS}) g"
+            "INSERT INTO users.persons (first_name, last_name) SELECT 'Lehrer' || g, 'Teacher' FROM generate_series(1, {teachers}) g"
         ),
         "INSERT INTO users.staff (person_id) SELECT id FROM users.persons WHERE last_name IN ('Staff', 'Teacher') ORDER BY id"
             .to_owned(),
         "INSERT INTO users.teachers (staff_id) SELECT s.id FROM users.staff s JOIN users.persons p ON p.id = s.person_id \
          WHERE p.last_name = 'Teacher' ORDER BY s.id"
             .to_owned(),
-        "INSERT INTO education.group_teacher (group_id, teacher_id) \
+        format!(
+            "INSERT INTO education.group_teacher (group_id, teacher_id) \
          SELECT g.id, t.id FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM education.groups) g \
-         JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM users.teachers) t ON t.n = g.n"
-            .to_owned(),
+         JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM users.teachers) t \
+           ON (t.n - 1) % {GROUPS} = g.n - 1"
+        ),
         "INSERT INTO activities.activities (name, max_participants, category_id) \
          SELECT 'Freispiel', 10000, id FROM activities.categories WHERE name = 'Spiele'"
             .to_owned(),
@@ -219,14 +227,49 @@ async fn staff_account(pool: &DbPool, last_name: &str, n: usize) -> anyhow::Resu
     Ok(account.id)
 }
 
-async fn admin_account(pool: &DbPool) -> anyhow::Result<i64> {
+/// An active service client `client_id` (the token verifier refuses tokens of clients that
+/// do not exist); returns its id.
+async fn service_client<'a>(pool: &DbPool, client_id: &'a str) -> anyhow::Result<&'a str> {
     let mut conn = pool.get().await?;
-    let account: Id = diesel::sql_query(
-        "INSERT INTO auth.accounts (email, active) VALUES ('admin@bench.example', true) RETURNING id",
+    diesel::sql_query(
+        "INSERT INTO auth.service_clients (client_id, secret_hash, permissions, active) \
+         VALUES ($1, 'minted-by-the-bench', ARRAY['scans:process'], true) ON CONFLICT (client_id) DO NOTHING",
     )
+    .bind::<Text, _>(client_id)
+    .execute(&mut conn)
+    .await?;
+    Ok(client_id)
+}
+
+/// Admin account number `n` (the admin role's permissions go into its tokens).
+async fn admin_account(pool: &DbPool, n: usize) -> anyhow::Result<i64> {
+    let mut conn = pool.get().await?;
+    let account: Id = diesel::sql_query(format!(
+        "INSERT INTO auth.accounts (email, active) VALUES ('admin{n}@bench.example', true) RETURNING id"
+    ))
     .get_result(&mut conn)
     .await?;
     Ok(account.id)
+}
+
+/// Opens a `WatchPresence` stream. The previous round's streams of the same account may
+/// still count against its cap for a moment after they were dropped, so RESOURCE_EXHAUSTED
+/// is retried for a few seconds.
+async fn open_stream(
+    client: &mut PresenceServiceClient<tonic::transport::Channel>,
+    cursor: &str,
+    token: &str,
+) -> anyhow::Result<tonic::codec::Streaming<pb::WatchPresenceResponse>> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.watch_presence(bearer(pb::WatchPresenceRequest { cursor: cursor.into() }, token)).await {
+            Ok(stream) => return Ok(stream.into_inner()),
+            Err(s) if s.code() == tonic::Code::ResourceExhausted && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(s) => return Err(s.into()),
+        }
+    }
 }
 
 fn histogram() -> Histogram<u64> {
@@ -272,8 +315,13 @@ const CONNECTIONS: usize = 25;
 
 struct FanOut {
     addr: std::net::SocketAddr,
-    admin: String,
+    /// Admin tokens, each for at most `per_account` watchers (the first for the board calls).
+    admins: Vec<String>,
+    /// Teacher tokens (teacher `j` leads group `j % GROUPS`), each for at most `per_account`
+    /// watchers.
     teachers: Vec<String>,
+    /// Streams the server allows one account (`PresenceSettings::max_streams_per_account`).
+    per_account: usize,
     gateway: String,
     watchers: usize,
     pupils: usize,
@@ -304,8 +352,11 @@ impl FanOut {
         rate: Option<usize>,
     ) -> anyhow::Result<FanOutReport> {
         let mut client = PresenceServiceClient::new(connect(self.addr).await);
-        let cursor =
-            client.get_presence_board(bearer(pb::GetPresenceBoardRequest {}, &self.admin)).await?.into_inner().cursor;
+        let cursor = client
+            .get_presence_board(bearer(pb::GetPresenceBoardRequest {}, &self.admins[0]))
+            .await?
+            .into_inner()
+            .cursor;
         let connections = CONNECTIONS.min(self.watchers.max(1));
         let mut channels = Vec::new();
         for _ in 0..connections {
@@ -313,13 +364,15 @@ impl FanOut {
         }
         let mut streams = Vec::with_capacity(self.watchers);
         for i in 0..self.watchers {
-            let token = if i % 10 == 0 { &self.admin } else { &self.teachers[i % GROUPS] };
+            // Every tenth watcher (watcher 0 first) is an admin; the j-th admin watcher uses
+            // admin account j / per_account, the j-th teacher watcher teacher j % teachers.
+            let token = if i % 10 == 0 {
+                &self.admins[(i / 10) / self.per_account]
+            } else {
+                &self.teachers[(i - i / 10 - 1) % self.teachers.len()]
+            };
             let mut c = PresenceServiceClient::new(channels[i % connections].clone());
-            let stream = c
-                .watch_presence(bearer(pb::WatchPresenceRequest { cursor: cursor.clone() }, token))
-                .await?
-                .into_inner();
-            streams.push(stream);
+            streams.push(open_stream(&mut c, &cursor, token).await?);
         }
         // How many events each watcher waits for: every applied scan (known once they ran).
         let (target_tx, target) = tokio::sync::watch::channel(usize::MAX);
@@ -494,12 +547,17 @@ fn machine() -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let watchers = env_num("BENCH_WATCHERS", 500);
+    // WatchPresence allows each account only so many streams: enough accounts for all.
+    let per_account = PresenceSettings::new(chrono_tz::Europe::Berlin).max_streams_per_account.max(1);
+    let admin_watchers = watchers.div_ceil(10);
+    let teacher_watchers = watchers - admin_watchers;
     let sizes = Sizes {
         pupils: env_num("BENCH_PUPILS", 10_000),
         rooms: env_num("BENCH_ROOMS", 200),
         visits: env_num("BENCH_VISITS", 5_000),
+        teachers_per_group: teacher_watchers.div_ceil(per_account * GROUPS).max(1),
     };
-    let watchers = env_num("BENCH_WATCHERS", 500);
     let scans = env_num("BENCH_SCANS", 2_000).min(sizes.pupils);
     let scanners = env_num("BENCH_SCANNERS", 8).max(1);
     let board_calls = env_num("BENCH_BOARD_CALLS", 200);
@@ -523,15 +581,25 @@ async fn main() -> anyhow::Result<()> {
     let running = services::start(&[Domain::Active], &ctx, config.listen_host, 0, false, &shutdown).await?;
     let addr = running[0].addr;
 
-    let admin =
-        token(&pool, &config, admin_account(&pool).await?.to_string(), role_permissions(&pool, "admin").await?).await?;
+    let admin_perms = role_permissions(&pool, "admin").await?;
+    let mut admins = Vec::new();
+    for n in 0..admin_watchers.div_ceil(per_account).max(1) {
+        admins.push(token(&pool, &config, admin_account(&pool, n).await?.to_string(), admin_perms.clone()).await?);
+    }
+    let admin = admins[0].clone();
     let staff_perms = role_permissions(&pool, "staff").await?;
     let mut teachers = Vec::new();
-    for n in 0..GROUPS {
+    for n in 0..GROUPS * sizes.teachers_per_group {
         let account = staff_account(&pool, "Teacher", n).await?;
         teachers.push(token(&pool, &config, account.to_string(), staff_perms.clone()).await?);
     }
-    let gateway = token(&pool, &config, "service:gateway".into(), vec!["scans:process".into()]).await?;
+    let gateway = token(
+        &pool,
+        &config,
+        format!("service:{}", service_client(&pool, "gateway").await?),
+        vec!["scans:process".into()],
+    )
+    .await?;
 
     println!(
         "presence-bench: {} pupils in {GROUPS} groups, {} rooms with running sessions, {} open visits (seeded in {:.1}s)",
@@ -570,17 +638,19 @@ async fn main() -> anyhow::Result<()> {
     // 2. Fan-out: as fast as the scanners go, then at a steady pace.
     let fan = FanOut {
         addr,
-        admin: admin.clone(),
+        admins,
         teachers: teachers.clone(),
+        per_account,
         gateway,
         watchers,
         pupils: sizes.pupils,
         rooms: sizes.rooms,
     };
     println!(
-        "WatchPresence fan-out: {watchers} watchers ({} admins, {} teachers) on {} connections",
-        watchers.div_ceil(10),
-        watchers - watchers.div_ceil(10),
+        "WatchPresence fan-out: {watchers} watchers ({admin_watchers} admins on {} accounts, {teacher_watchers} teachers \
+         on {} accounts) on {} connections",
+        fan.admins.len(),
+        fan.teachers.len(),
         CONNECTIONS.min(watchers.max(1))
     );
     let saturated = fan.run(0..scans, scanners, None).await?;
