@@ -1,5 +1,4 @@
-//! The tonic `phoenix.auth.v1.InvitationService`: staff invitations (reference §2.6, its
-//! [Q]s fixed: tokens stored hashed and never returned, a missing role is `InvalidArgument`,
+//! The tonic `phoenix.auth.v1.InvitationService`: staff invitations (tokens expire after 48 h; tokens stored hashed and never returned, a missing role is `InvalidArgument`,
 //! a used invitation is `FailedPrecondition` everywhere) and guardian invitations (a parent
 //! account linked to its `users.guardians` record, issue #12). Only a staff invitation
 //! ([`is_staff_role`]) creates a staff record. Each writing RPC is one transaction; the
@@ -25,7 +24,7 @@ use crate::validate;
 
 /// What each `InvitationService` method requires: administration needs `auth:manage` (it
 /// leads to a login, like `CreateAccount`); look-up and accept are public, the one-time
-/// token being the credential (api.md).
+/// token being the credential.
 pub const METHODS: MethodTable = &[
     ("/phoenix.auth.v1.InvitationService/CreateInvitation", Requirement::Permission("auth:manage")),
     ("/phoenix.auth.v1.InvitationService/ListInvitations", Requirement::Permission("auth:manage")),
@@ -58,6 +57,8 @@ pub fn is_staff_role(name: &str) -> bool {
 pub struct InvitationApi {
     pool: DbPool,
     ttl: Duration,
+    /// Verifies the client address the gateway forwards (audit rows record the real client).
+    forwarding_key: Option<phoenix_common::client_addr::ForwardingKey>,
 }
 
 impl std::fmt::Debug for InvitationApi {
@@ -143,9 +144,14 @@ async fn enqueue_guardian(
 }
 
 impl InvitationApi {
-    /// A service over `pool`; tokens live for `ttl`.
-    pub fn new(pool: DbPool, ttl: Duration) -> Self {
-        Self { pool, ttl }
+    /// A service over `pool`; tokens live for `ttl`; client addresses forwarded by the gateway
+    /// are believed when signed with `forwarding_key`.
+    pub fn new(
+        pool: DbPool,
+        ttl: Duration,
+        forwarding_key: Option<phoenix_common::client_addr::ForwardingKey>,
+    ) -> Self {
+        Self { pool, ttl, forwarding_key }
     }
 
     fn expiry(&self) -> Result<DateTime<Utc>> {
@@ -297,7 +303,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::AcceptInvitationRequest>,
     ) -> Reply<pb::AcceptInvitationResponse> {
-        let client = Client::of(&request);
+        let client = Client::at(&request, self.forwarding_key.as_ref());
         let cmd = validate::accept_invitation(request.into_inner())?;
         let hash = tokens::hash_token(&cmd.token);
         let mut conn = db::conn(&self.pool).await?;
@@ -381,7 +387,7 @@ impl pb::invitation_service_server::InvitationService for InvitationApi {
         &self,
         request: Request<pb::AcceptGuardianInvitationRequest>,
     ) -> Reply<pb::AcceptGuardianInvitationResponse> {
-        let client = Client::of(&request);
+        let client = Client::at(&request, self.forwarding_key.as_ref());
         let cmd = validate::accept_guardian_invitation(request.into_inner())?;
         let hash = tokens::hash_token(&cmd.token);
         let mut conn = db::conn(&self.pool).await?;

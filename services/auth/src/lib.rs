@@ -60,7 +60,7 @@ pub const SERVERS: DomainServers = DomainServers {
 /// Lifetimes and throttling limits. Defaults are the production values.
 #[derive(Debug, Clone)]
 pub struct AuthOptions {
-    /// Access-token lifetime (api.md: 15 min).
+    /// Access-token lifetime (15 min).
     pub access_token_ttl: Duration,
     /// Refresh-token lifetime; each rotation starts it anew.
     pub refresh_token_ttl: Duration,
@@ -82,13 +82,13 @@ pub struct AuthOptions {
     pub failure_window: Duration,
     /// A signing key older than this is replaced at the next start.
     pub signing_key_rotation: Duration,
-    /// Lifetime of a password-reset token (reference §2.6: 30 min).
+    /// Lifetime of a password-reset token (30 min).
     pub password_reset_ttl: Duration,
-    /// Password-reset requests per email within `password_reset_window` (reference §2.8: 3).
+    /// Password-reset requests per email within `password_reset_window` (3).
     pub password_reset_requests: u32,
     /// Fixed window of the per-email password-reset limit, from its first request (1 h).
     pub password_reset_window: Duration,
-    /// Lifetime of an invitation token (reference §2.6: 48 h).
+    /// Lifetime of an invitation token (48 h).
     pub invitation_ttl: Duration,
     /// Verifies the gateway's signed client-address header (`PHOENIX_FORWARDING_SECRET`);
     /// `None`: the TCP peer is the client.
@@ -124,7 +124,11 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
         // Each argon2 hash takes 64 MiB: this bounds the process's memory (deploy/).
         phoenix_common::password::set_concurrency(ctx.config.auth_hash_concurrency);
         let signer = keys::ensure_signing_key(&pool, &ctx.config.secret_key, &options).await?;
-        let invitations = invitation_service::InvitationApi::new(pool.clone(), options.invitation_ttl);
+        let invitations = invitation_service::InvitationApi::new(
+            pool.clone(),
+            options.invitation_ttl,
+            options.forwarding_key.clone(),
+        );
         let auth = service::AuthApi::new(pool.clone(), ctx.config.secret_key.clone(), signer, options)?;
         routes.add_service(Authorized::new(AuthServiceServer::new(auth), service::METHODS, verifier.clone())?);
         let accounts = account_service::AccountApi::new(pool.clone());

@@ -51,11 +51,6 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// The TCP peer only (behind the gateway: the gateway). Prefer [`Client::at`].
-    pub(crate) fn of<T>(request: &Request<T>) -> Self {
-        Self::at(request, None)
-    }
-
     /// The real caller: the address the gateway signed for it when `key` verifies the
     /// header ([`phoenix_common::client_addr`]), else the TCP peer. Plain forwarded headers
     /// are never trusted (reference §2.8 [Q]).
