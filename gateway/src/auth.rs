@@ -1,5 +1,5 @@
-//! The seam for the gateway's service credential on outgoing calls (api.md "Identity and
-//! tokens": internal calls authenticate with a service credential, never with a user's token
+//! The seam for the gateway's service credential on outgoing calls (ARCHITECTURE.md:
+//! internal calls authenticate with a service credential, never with a user's token
 //! and never unauthenticated).
 //!
 //! Every outgoing `ProcessScan` goes through [`AuthInterceptor`], which asks a

@@ -4,7 +4,7 @@
 //!
 //! rumqttd keeps sessions in memory only, so end-to-end reliability never rests on it:
 //! readers re-send a scan until its result arrives and the server's scan receipts make
-//! re-sends harmless (reader-protocol.md). Production may use any standard broker.
+//! re-sends harmless (docs/reader-pipeline.md). Production may use any standard broker.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};

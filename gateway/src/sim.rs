@@ -1,4 +1,4 @@
-//! A simulated RFID reader that speaks reader-protocol.md as real firmware would: it signs
+//! A simulated RFID reader that speaks the reader protocol (docs/reader-pipeline.md) as real firmware would: it signs
 //! scans with its device key, publishes them with QoS 1, waits for the Result on its result
 //! topic, re-sends an unanswered scan unchanged every 5 s, can replay an offline buffer, and
 //! announces itself `online` (retained) with an `offline` Last Will. It logs in to the broker
@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use crate::bridge::parse_mqtt_url;
 use crate::broker_acl::MqttLogin;
 
-/// How long a reader waits for a Result before re-sending (reader-protocol.md).
+/// How long a reader waits for a Result before re-sending (docs/reader-pipeline.md).
 pub const RESEND_AFTER: Duration = Duration::from_secs(5);
 
 /// A Result as received: the exact payload, and its parse.

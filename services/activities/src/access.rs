@@ -1,4 +1,4 @@
-//! Who may change an activity (reference §1.5 [R], §3.5): an admin (wildcard), its creator,
+//! Who may change an activity: an admin (wildcard), its creator,
 //! or one of its planned supervisors. `activities:manage` does not bypass it. Handlers call
 //! these; nothing else decides access.
 

@@ -1,4 +1,4 @@
-//! Enrollments under the activity's row lock (reference §1.5 [Q], §7 #5): capacity and
+//! Enrollments under the activity's row lock : capacity and
 //! `is_open` are checked while `access::lock_for_change` holds the activity, so two
 //! enrollments cannot both take the last place. Each function runs inside the caller's
 //! transaction.

@@ -2,7 +2,7 @@
 //! activities, their weekly schedules and planned supervisors, enrollments; schema
 //! `activities`.
 //!
-//! Enrollment is where the original went wrong (reference §1.5 [Q], §7 #5): here capacity
+//! Enrollment must never overbook: capacity
 //! and `is_open` are checked under a row lock on the activity, and every write checks
 //! ownership (admin, creator or planned supervisor).
 //!

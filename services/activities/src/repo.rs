@@ -510,7 +510,7 @@ pub async fn update_activity(conn: &mut AsyncPgConnection, id: i64, changes: &Ac
 /// Whether a room session of the activity is running: (session id, room id).
 pub async fn running_session(conn: &mut AsyncPgConnection, activity_id: i64) -> Result<Option<(i64, i64)>> {
     use phoenix_db::schema::active::groups;
-    // Read-only cross-schema look-up (api.md: services may read other schemas).
+    // Read-only cross-schema look-up (ARCHITECTURE.md: services may read other schemas).
     Ok(groups::table
         .filter(groups::activity_id.eq(activity_id))
         .filter(groups::end_time.is_null())

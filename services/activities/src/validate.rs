@@ -22,8 +22,8 @@ pub const SUPERVISOR_FIELDS: &[&str] = &["is_primary"];
 pub type Slot = (i16, Option<i64>);
 
 /// Rows a request refers to by id, each with the request field that named it. A missing
-/// one is the caller's mistake in that field: `InvalidArgument` naming it (api.md
-/// "Errors"), checked by `repo::check_refs` inside the write's transaction.
+/// one is the caller's mistake in that field: `InvalidArgument` naming it (docs/error-reasons.md),
+/// checked by `repo::check_refs` inside the write's transaction.
 #[derive(Debug, Default)]
 pub struct References {
     /// The category.
@@ -145,7 +145,7 @@ pub struct EnrollmentSet {
     pub wanted: BTreeSet<i64>,
 }
 
-/// `#RGB` / `#RRGGBB`, a missing `#` added (reference §6, rooms and categories).
+/// `#RGB` / `#RRGGBB`, a missing `#` added (as for rooms and categories).
 fn color(field: &str, raw: &str, v: &mut FieldViolations) -> Option<String> {
     let raw = raw.trim();
     if raw.is_empty() {

@@ -1,5 +1,5 @@
-//! `phoenix-audit`: the `phoenix.audit.v1.AuditService` server (behaviour.md "Retention and
-//! GDPR").
+//! `phoenix-audit`: the `phoenix.audit.v1.AuditService` server (GDPR export and
+//! erasure).
 //!
 //! | module | holds |
 //! |---|---|

@@ -13,8 +13,8 @@ use crate::convert;
 use crate::repo;
 use crate::validate;
 
-/// What each `RoleService` method requires (reference §1.1, with the role ↔ permission
-/// methods on the now-seeded `roles:manage`).
+/// What each `RoleService` method requires (role ↔ permission methods on the seeded
+/// `roles:manage`).
 pub const METHODS: MethodTable = &[
     ("/phoenix.auth.v1.RoleService/CreateRole", Requirement::Permission("roles:create")),
     ("/phoenix.auth.v1.RoleService/GetRole", Requirement::Permission("roles:read")),

@@ -1,4 +1,4 @@
-//! Resource rules over the caller (reference §3.5): "my groups" and student full access.
+//! Resource rules over the caller (docs/access.md): "my groups" and student full access.
 //!
 //! The permission of each RPC is checked before the handler (by the shared auth layer);
 //! what is left for handlers is *which* rows and fields a caller may see or change. That
@@ -48,7 +48,7 @@ pub struct MyGroup {
     pub via: MyGroupVia,
 }
 
-/// The student full-access rule (reference §3.5), pure: admin, or the student's group is one
+/// The student full-access rule (docs/access.md), pure: admin, or the student's group is one
 /// of `my_group_ids`. A student without a group is fully visible to admins only.
 pub fn student_access(caller: &Caller, student_group_id: Option<i64>, my_group_ids: &[i64]) -> StudentAccess {
     if caller.is_admin {
@@ -60,8 +60,8 @@ pub fn student_access(caller: &Caller, student_group_id: Option<i64>, my_group_i
     }
 }
 
-/// Access to a guardian's contact data follows access to their children (reference §1.2
-/// "guardian rule"): admin, or one of `children_groups` is among `my_group_ids`. A guardian
+/// Access to a guardian's contact data follows access to their children (the guardian
+/// rule, docs/access.md): admin, or one of `children_groups` is among `my_group_ids`. A guardian
 /// without (active) children is an admin matter.
 pub fn guardian_access(caller: &Caller, children_groups: &[Option<i64>], my_group_ids: &[i64]) -> StudentAccess {
     if caller.is_admin

@@ -55,7 +55,7 @@ impl Caller {
             None => None,
             Some(id) => {
                 let mut conn = pool.get().await?;
-                // Read-only cross-schema join (api.md: services may read other schemas).
+                // Read-only cross-schema join (ARCHITECTURE.md: services may read other schemas).
                 let rows: Vec<StaffId> = diesel::sql_query(
                     "SELECT s.id FROM users.staff s JOIN users.persons p ON p.id = s.person_id WHERE p.account_id = $1",
                 )

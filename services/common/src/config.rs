@@ -193,7 +193,7 @@ config! {
     timezone: chrono_tz::Tz = "PHOENIX_TIMEZONE", "Europe/Berlin",
         "school time zone: business dates (attendance, sessions)",
         |v| v.required(parsed("expected an IANA time zone such as Europe/Berlin"));
-    /// Pickup rules stop applying at the entrance reader from then on (behaviour.md step 7).
+    /// Pickup rules stop applying at the entrance reader from then on (docs/reader-pipeline.md).
     daily_checkout_time: NaiveTime = "PHOENIX_DAILY_CHECKOUT_TIME", "15:00",
         "local time (HH:MM) from which the entrance reader lets every pupil go home; before it, a pupil with a pickup time today waits for it",
         |v| v.required(time_of_day("expected a time of day such as 15:00 (HH:MM)"));

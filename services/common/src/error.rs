@@ -1,4 +1,4 @@
-//! The one mapping from what went wrong to a gRPC status (api.md "Errors").
+//! The one mapping from what went wrong to a gRPC status (docs/error-reasons.md).
 //!
 //! Handlers return [`Error`]; `From<Error> for tonic::Status` is the only place a status is
 //! chosen. Caller mistakes never become `Internal`, and an `Internal` status never carries

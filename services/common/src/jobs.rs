@@ -1,4 +1,4 @@
-//! Scheduled jobs (behaviour.md "Scheduled jobs"): one replica at a time through a
+//! Scheduled jobs: one replica at a time through a
 //! PostgreSQL advisory lock, and a daily schedule at a local wall-clock time.
 //!
 //! [`JobLock::try_acquire`] takes a *session* advisory lock on a dedicated (non-pooled)

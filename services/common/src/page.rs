@@ -1,4 +1,4 @@
-//! Pagination (api.md "Method design"): `page_size` (default 50, at most 500) and opaque
+//! Pagination: `page_size` (default 50, at most 500) and opaque
 //! keyset page tokens, never offsets. A token carries the last id of the previous page and
 //! a fingerprint of the filters, so it cannot be replayed against other filters.
 

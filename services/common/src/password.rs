@@ -1,5 +1,4 @@
-//! Password hashing: argon2id with the original system's parameters (reference §2.1:
-//! m = 64 MiB, t = 3, p = 2, 16-byte salt, 32-byte hash), stored as a PHC string.
+//! Password hashing: argon2id (m = 64 MiB, t = 3, p = 2, 16-byte salt, 32-byte hash), stored as a PHC string.
 //!
 //! Every hash and verification holds a permit of one process-wide gate
 //! ([`set_concurrency`], `PHOENIX_AUTH_HASH_CONCURRENCY`, default
@@ -181,7 +180,7 @@ pub async fn verify_async(password: String, stored: String) -> crate::Result<boo
     .map_err(|e| Error::Internal(anyhow::anyhow!("password verification task failed: {e}")))?
 }
 
-/// The strength rules of reference §2.1: at least 8 characters with an upper-case letter,
+/// The strength rules: at least 8 characters with an upper-case letter,
 /// a lower-case letter, a digit and a character outside `[A-Za-z0-9]`.
 pub fn is_strong(password: &str) -> bool {
     password.chars().count() >= 8

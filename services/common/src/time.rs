@@ -1,5 +1,5 @@
 //! Time: protobuf timestamps, and the school's business date. "Today" is a calendar date in
-//! the school's time zone (reference §0 "Time"; Europe/Berlin by default, `PHOENIX_TIMEZONE`),
+//! the school's time zone (Europe/Berlin by default, `PHOENIX_TIMEZONE`),
 //! whatever the server's own zone is.
 
 use chrono::{DateTime, NaiveDate, Utc};

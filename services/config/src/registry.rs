@@ -1,5 +1,5 @@
 //! The ONE authoritative list of setting keys Phoenix reads, with type, range and default
-//! (reference §5 [R]: the original seeded many keys nobody read; only read keys live here).
+//! (only keys something reads live here).
 //! A stored `config.settings` row overrides the default; a key not listed here cannot be
 //! stored.
 
@@ -78,9 +78,9 @@ impl SettingDef {
     }
 }
 
-/// Every setting Phoenix reads (behaviour.md names the scan, session and checkout settings;
-/// §4/§5 of the reference the retention default, which the retention purge reads). The
-/// purge's time of day is `PHOENIX_CLEANUP_TIME` (behaviour.md), deliberately not a setting
+/// Every setting Phoenix reads (the scan, session and checkout settings, and the retention
+/// default the retention purge reads). The
+/// purge's time of day is `PHOENIX_CLEANUP_TIME` (README.md, configuration), deliberately not a setting
 /// too: one source, no second knob that silently loses.
 pub const SETTINGS: &[SettingDef] = &[
     SettingDef {

@@ -1,5 +1,4 @@
-//! The retention purge (behaviour.md "Retention and GDPR", data-model.md
-//! `users.privacy_consents` "Retention rule").
+//! The retention purge.
 //!
 //! **What goes.** Every student has an effective retention: `data_retention_days` (1–31) of
 //! the student's newest accepted privacy consent, else the school default

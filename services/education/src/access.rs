@@ -10,7 +10,7 @@ use phoenix_common::{Error, Result};
 
 use crate::repo;
 
-/// The caller must be staff leading `group_id` (transfers, reference §3.5); their staff id.
+/// The caller must be staff leading `group_id` (transfers); their staff id.
 pub async fn require_group_leader(conn: &mut AsyncPgConnection, caller: &Caller, group_id: i64) -> Result<i64> {
     let Some(staff_id) = caller.staff_id else {
         return Err(Error::PermissionDenied("only staff who lead the group can hand it over".into()));

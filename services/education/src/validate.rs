@@ -1,4 +1,4 @@
-//! Requests → typed commands, before any I/O (reference §6 "Names", "Substitution"). Every
+//! Requests → typed commands, before any I/O. Every
 //! violation names the request field; all are reported at once. "Today" is passed in, so
 //! the date rules are pure and unit-tested.
 
@@ -102,7 +102,7 @@ pub fn group_teacher(group_id: i64, teacher_id: i64) -> Result<(i64, i64)> {
 
 // ---- substitutions --------------------------------------------------------------------
 
-/// The date rules (reference §6 "Substitution", §1.3): `end ≥ start`; a start or end that
+/// The date rules: `end ≥ start`; a start or end that
 /// is set or changed must not lie before `today` (Berlin).
 fn check_period(
     start: NaiveDate,

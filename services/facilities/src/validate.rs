@@ -1,4 +1,4 @@
-//! Requests → typed commands, before any I/O (reference §6 "Room"). Every violation names
+//! Requests → typed commands, before any I/O. Every violation names
 //! the request field (`room.capacity`), all are reported at once.
 
 use phoenix_common::page::PageRequest;

@@ -1,7 +1,7 @@
 //! `phoenix-feedback`: the `phoenix.feedback.v1.FeedbackService` — pupil feedback entries
 //! and staff comments, schema `feedback`.
 //!
-//! Entries are created one at a time or in an all-or-nothing batch (reference §1.9: the
+//! Entries are created one at a time or in an all-or-nothing batch (the
 //! failing index is named, here as `entries[i].<field>` violations, every bad item at once);
 //! staff comment on entries, the author taken from the verified token.
 //!

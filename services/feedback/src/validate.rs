@@ -1,4 +1,4 @@
-//! Request → typed command, collecting every field violation (reference §6, feedback).
+//! Request → typed command, collecting every field violation.
 
 use chrono::{NaiveDate, NaiveTime, Timelike};
 use phoenix_common::page::PageRequest;

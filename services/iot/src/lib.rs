@@ -2,7 +2,7 @@
 //! keys and their event log.
 //!
 //! Device keys are never stored: key = hex(HMAC-SHA256(`PHOENIX_DEVICE_KEY_SECRET`,
-//! `device_id:key_version`)) (data-model.md `iot.devices`), shown once by `RegisterDevice` and
+//! `device_id:key_version`)) (docs/reader-pipeline.md), shown once by `RegisterDevice` and
 //! `RotateDeviceKey`; rotation increments the version, so the old key stops verifying.
 //!
 //! | module | holds |

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-/// A reader is online when seen within this window (behaviour.md "Devices").
+/// A reader is online when seen within this window.
 pub const ONLINE_WINDOW: Duration = Duration::from_secs(5 * 60);
 
 /// `iot.devices.device_type` of readers registered through the API.

@@ -1,7 +1,7 @@
 //! The iot writes the gateway makes for readers: credentials look-up, `last_seen` and the
 //! online/offline mark, and device-log entries for refused messages.
 //!
-//! These run in the gateway's process against the shared pool (api.md allows the gateway to
+//! These run in the gateway's process against the shared pool (the gateway may
 //! read the reader's credentials; the writes are iot's own code on iot's own tables). They are
 //! the seam for an internal iot RPC once service credentials exist.
 

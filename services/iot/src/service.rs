@@ -65,7 +65,7 @@ impl IotApi {
     }
 }
 
-/// Whether a device status lets scans through (behaviour.md step 2).
+/// Whether a device status lets scans through (only `active` ones; docs/reader-pipeline.md).
 pub fn accepts_scans(status: &str) -> bool {
     status == DeviceStatus::Active.as_str()
 }

@@ -37,7 +37,7 @@ pub fn normalize_email(email: &str) -> anyhow::Result<String> {
 }
 
 /// Creates an active account with role `admin`, unless an account with that email exists.
-/// Returns whether it was created. Rejects weak passwords (reference §2.1 rules).
+/// Returns whether it was created. Rejects weak passwords (`phoenix_common::password::is_strong`).
 pub async fn create_admin(pool: &DbPool, email: &str, password: &str) -> anyhow::Result<bool> {
     let email = normalize_email(email)?;
     anyhow::ensure!(

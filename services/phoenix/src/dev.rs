@@ -153,7 +153,7 @@ impl DevStack {
         // The gateway forwards browser calls to the in-process domains.
         let web = crate::edge::web_options(&config, addr_of, Some(ctx.verifier.clone()));
         tasks.push(tokio::spawn(phoenix_gateway::web::serve(gateway_listener, web, shutdown.clone())));
-        // The gateway authenticates with its own service credential (api.md), created here
+        // The gateway authenticates with its own service credential (never a user's token), created here
         // for dev: a fresh secret each start, so none has to be stored.
         let gateway_secret = match &config.gateway_client_secret {
             Some(secret) => secret.expose().to_owned(),

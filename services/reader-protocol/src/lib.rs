@@ -1,5 +1,8 @@
+//! Long because it is the frozen v1 contract in one file: topics, scan decoding, signatures,
+//! keys, tags and results, so a change to it shows in one diff.
+//!
 //! `phoenix-reader-protocol`: the frozen contract between RFID readers and the gateway
-//! (`reader-protocol.md`, v1), in one place so the gateway, the `active` service, the reader
+//! (v1; docs/reader-pipeline.md), in one place so the gateway, the `active` service, the reader
 //! simulator and the tests all speak exactly the same bytes.
 //!
 //! | item | what |
@@ -103,7 +106,7 @@ pub struct Scan {
     /// RFC 3339 device time, as sent.
     pub scanned_at: String,
     /// Lowercase hex HMAC-SHA256; `None` when missing or not a string (a forged scan, not a
-    /// malformed one: reader-protocol.md "wrong or missing sig").
+    /// malformed one; docs/reader-pipeline.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
 }

@@ -15,7 +15,7 @@ use crate::slots::{self, Window};
 use crate::validate::PatternRef;
 use crate::{classes, convert, repo, validate};
 
-/// The permission each RPC needs (the reference §1.6: schedule RPCs reuse the activities
+/// The permission each RPC needs (schedule RPCs reuse the activities
 /// strings, except the current dateframe which is `schedules:read`; class schedules, new in
 /// Phoenix, use the `schedules:*` strings of the seed).
 pub const METHODS: MethodTable = &[

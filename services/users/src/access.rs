@@ -10,7 +10,7 @@ use phoenix_common::{Error, Result};
 use crate::repo::guardians;
 use crate::repo::students::{self, StudentRow};
 
-/// The student modify rule (reference §1.2 PUT /students): full access, i.e. admin, or the
+/// The student modify rule (docs/access.md): full access, i.e. admin, or the
 /// student's group is one of the caller's groups. Students without a group: admins only.
 pub async fn require_full_access(conn: &mut AsyncPgConnection, caller: &Caller, student: &StudentRow) -> Result<()> {
     match access::student_access_of(conn, caller, student.group_id).await? {
@@ -55,7 +55,7 @@ pub async fn person_access(
     }
 }
 
-/// The guardian rule (reference §1.2): admin, or one of the guardian's children is in one
+/// The guardian rule (docs/access.md): admin, or one of the guardian's children is in one
 /// of the caller's groups.
 async fn guardian_access_of(conn: &mut AsyncPgConnection, caller: &Caller, guardian_id: i64) -> Result<StudentAccess> {
     if caller.is_admin {

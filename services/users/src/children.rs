@@ -1,8 +1,7 @@
 //! A child's day as their guardian sees it (`FamilyService.GetChildPresence`): the state,
 //! since when, the room, and today's visits, read from the `active` schema in one snapshot.
 //!
-//! The state follows the rule of `active.v1 GetStudentPresence` (behaviour.md "States of a
-//! pupil on a school day", `services/active/src/attendance.rs`): an open visit wins (in the
+//! The state follows the rule of `active.v1 GetStudentPresence` (`services/active/src/attendance.rs`): an open visit wins (in the
 //! room); then today's attendance (open: in transit, closed: gone home); without attendance a
 //! child marked sick is sick; else not arrived. A guardian's scope is their own child, so they
 //! see what full access sees (sickness included), minus the staff-side ids.

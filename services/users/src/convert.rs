@@ -194,7 +194,7 @@ pub fn consent(c: ConsentRow, now: chrono::DateTime<chrono::Utc>) -> pb::Privacy
     }
 }
 
-/// The consent reported when none was accepted (reference §4).
+/// The consent reported when none was accepted (none: no consent, the default retention).
 pub fn default_consent(student_id: i64) -> pb::PrivacyConsent {
     pb::PrivacyConsent {
         student_id,

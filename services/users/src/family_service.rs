@@ -1,4 +1,5 @@
-//! `phoenix.users.v1.FamilyService`: a guardian's own children (api.md roles, "guardian").
+//! `phoenix.users.v1.FamilyService`: a guardian's own children (docs/access.md, the guardian
+//! role).
 //! Every method answers for the children of the calling account's guardian record
 //! ([`phoenix_common::access::guardian_children`]) and nothing else; any other student id,
 //! existing or not, is the same `NotFound` ([`crate::access::require_child`]).

@@ -1,4 +1,4 @@
-//! GDPR redaction, in one place (api.md "Roles and permissions", reference §3.5 [R]).
+//! GDPR redaction, in one place (docs/access.md).
 //!
 //! A caller without full access to a student never receives the student's birthday, health
 //! information (`health_info`, `sick`, `sick_since`), notes (`extra_info`,
@@ -73,7 +73,7 @@ pub fn student(student: pb::Student, access: StudentAccess) -> pb::Student {
     }
 }
 
-/// The whereabouts other staff may see (reference §3.5): a room is visible with its entry
+/// The whereabouts other staff may see (docs/access.md): a room is visible with its entry
 /// time; otherwise only present or absent, without a time.
 fn coarse_location(l: pb::StudentLocation) -> pb::StudentLocation {
     match pb::Presence::try_from(l.presence) {

@@ -1,4 +1,4 @@
-//! Requests → typed commands, before any I/O (reference §6 "RFID tags", "Names", "Student").
+//! Requests → typed commands, before any I/O.
 //! Every violation names the request field (`student.school_class`); all are reported at once.
 
 use chrono::{NaiveDate, Utc};

@@ -468,7 +468,7 @@ async fn a_gateway_restart_mid_stream_loses_no_scan_and_applies_none_twice() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     stack.start_bridge().await;
     for scan in &scans {
-        // A reader re-sends whatever got no Result (reader-protocol.md); receipts make it safe.
+        // A reader re-sends whatever got no Result (docs/reader-pipeline.md); receipts make it safe.
         let r = match a.result_for(&scan.scan_id, Duration::from_secs(6)).await {
             Some(r) => r,
             None => a.send(scan, WAIT).await.expect("answered after re-send"),

@@ -87,7 +87,7 @@ pub fn refresh_token(field: &str, token: &str) -> Result<String> {
     Ok(token.to_owned())
 }
 
-/// Both passwords present, the new one strong (reference §2.1) and different.
+/// Both passwords present, the new one strong (8+ characters: upper, lower, digit, other) and different.
 pub fn change_password(req: pb::ChangePasswordRequest) -> Result<ChangePasswordCommand> {
     let mut v = FieldViolations::default();
     password_present(&mut v, "current_password", &req.current_password);

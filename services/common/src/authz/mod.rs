@@ -1,5 +1,5 @@
-//! The one authorization layer every Phoenix service sits behind (api.md "Identity and
-//! tokens", reference §3.3).
+//! The one authorization layer every Phoenix service sits behind (ARCHITECTURE.md, "How a
+//! request flows").
 //!
 //! - Each service declares, in one static [`MethodTable`] next to its handlers, what every
 //!   RPC needs: [`Requirement::Public`], [`Requirement::Authenticated`] or one
@@ -8,7 +8,7 @@
 //! - [`Authorized`] wraps a tonic server: it verifies the bearer token (EdDSA JWT) with the
 //!   public keys of `auth.signing_keys` ([`TokenVerifier`], cached, reloaded on an unknown
 //!   `kid` at most every few seconds), checks the declared permission (wildcards as
-//!   reference §3.3), and hands the handler a typed [`AuthContext`] in the request
+//!   in [`grants`]), and hands the handler a typed [`AuthContext`] in the request
 //!   extensions. Missing, expired or forged tokens are `Unauthenticated`; a missing
 //!   permission is `PermissionDenied` naming it.
 //! - Servers can only be added to [`crate::server::ServiceRoutes`] through this layer.
@@ -150,7 +150,7 @@ fn missing_permission(required: &str) -> Error {
     Error::PermissionDenied(format!("missing permission {required}"))
 }
 
-/// Whether `held` grants `required`, per reference §3.3: `admin:*` and `*:*` grant
+/// Whether `held` grants `required`, `admin:*` and `*:*` grant
 /// everything; otherwise resource and action each match when equal, `*`, or a `prefix*`
 /// of the required part. A required value that is not `resource:action` never matches.
 pub fn permission_matches(held: &str, required: &str) -> bool {
@@ -173,7 +173,7 @@ pub fn grants(held: &[String], required: &str) -> bool {
     held.iter().any(|h| permission_matches(h, required))
 }
 
-/// Effective permissions (api.md): role permissions plus direct grants, minus direct
+/// Effective permissions: role permissions plus direct grants, minus direct
 /// denies, where a deny wins. A deny may itself be a wildcard (`users:*` denies every
 /// `users:` permission). A held wildcard that a deny overlaps is replaced by the concrete
 /// `catalogue` permissions it covers except the denied ones, so `*:*` with a deny of

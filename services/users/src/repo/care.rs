@@ -1,5 +1,5 @@
 //! `users.privacy_consents` and the pickup tables of schema `schedule` (the users service
-//! owns pupils' pickup data, api.md).
+//! owns pupils' pickup data).
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::pg::Pg;

@@ -392,7 +392,8 @@ pub async fn group_supervisors(
     Ok(out)
 }
 
-/// Where a pupil is on a school day (behaviour.md "States of a pupil").
+/// Where a pupil is on a school day: an open visit (in a room), else today's attendance
+/// (open: in transit, closed: gone home), else absent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Presence {
     /// No attendance that day.

@@ -1,5 +1,4 @@
-//! Privacy consents (reference §4, §6 "Privacy consent") and pickup schedules, exceptions
-//! and notes (§6 "Pickup").
+//! Privacy consents and pickup schedules, exceptions and notes.
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use phoenix_common::validate::{

@@ -1,4 +1,4 @@
-//! Guardians, their phone numbers and their links to students (reference §6 "Guardian").
+//! Guardians, their phone numbers and their links to students.
 
 use phoenix_common::page::PageRequest;
 use phoenix_common::validate::{
