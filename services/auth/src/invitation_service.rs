@@ -1,4 +1,5 @@
-//! The tonic `phoenix.auth.v1.InvitationService`: staff invitations (tokens expire after 48 h; tokens stored hashed and never returned, a missing role is `InvalidArgument`,
+//! The tonic `phoenix.auth.v1.InvitationService`: staff invitations (tokens expire after
+//! 48 h, are stored hashed and never returned; a missing role is `InvalidArgument`,
 //! a used invitation is `FailedPrecondition` everywhere) and guardian invitations (a parent
 //! account linked to its `users.guardians` record, issue #12). Only a staff invitation
 //! ([`is_staff_role`]) creates a staff record. Each writing RPC is one transaction; the
