@@ -426,21 +426,15 @@ pub fn get_room_utilization(req: &pb::GetRoomUtilizationRequest, today: NaiveDat
 
 #[cfg(test)]
 mod tests {
-    use phoenix_common::Error;
+
+    use phoenix_common::validate::fields_of;
 
     use super::*;
-
-    fn fields(err: Error) -> Vec<String> {
-        match err {
-            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
 
     #[test]
     fn start_session_needs_room_purpose_and_supervisors() {
         let err = start_session(pb::StartSessionRequest { timeout_minutes: 481, ..Default::default() }).unwrap_err();
-        assert_eq!(fields(err), ["room_id", "activity_id", "supervisor_staff_ids", "timeout_minutes"]);
+        assert_eq!(fields_of(err), ["room_id", "activity_id", "supervisor_staff_ids", "timeout_minutes"]);
         let err = start_session(pb::StartSessionRequest {
             room_id: 1,
             education_group_id: Some(2),
@@ -448,7 +442,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert_eq!(fields(err), ["supervisor_staff_ids[1]", "supervisor_staff_ids[2]"]);
+        assert_eq!(fields_of(err), ["supervisor_staff_ids[1]", "supervisor_staff_ids[2]"]);
         let ok = start_session(pb::StartSessionRequest {
             room_id: 1,
             activity_id: Some(3),
@@ -469,7 +463,7 @@ mod tests {
             scanned_at: None,
         })
         .unwrap_err();
-        assert_eq!(fields(err), ["device_id", "scan_id", "tag", "scanned_at"]);
+        assert_eq!(fields_of(err), ["device_id", "scan_id", "tag", "scanned_at"]);
         let ok = process_scan(pb::ProcessScanRequest {
             device_id: "reader-01".into(),
             scan_id: "s".into(),
@@ -490,7 +484,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert_eq!(fields(err), ["state", "room_id", "page_size", "page_token"]);
+        assert_eq!(fields_of(err), ["state", "room_id", "page_size", "page_token"]);
         let ok = list_sessions(pb::ListSessionsRequest { state: 1, ..Default::default() }).expect("valid");
         assert_eq!(ok.filter.running, Some(true));
         assert_eq!(ok.page.size, 50);
@@ -501,7 +495,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert_eq!(fields(err), ["supervisor_staff_id", "unclaimed"], "ended sessions are never unclaimed");
+        assert_eq!(fields_of(err), ["supervisor_staff_id", "unclaimed"], "ended sessions are never unclaimed");
         let ok = list_sessions(pb::ListSessionsRequest {
             unclaimed: true,
             supervisor_staff_id: Some(4),
@@ -521,11 +515,11 @@ mod tests {
         };
         assert_eq!(range("", "").expect("today"), (today, today));
         assert!(range("2026-12-01", "2026-12-31").is_ok(), "31 days");
-        assert_eq!(fields(range("2026-12-01", "2027-01-01").unwrap_err()), ["end_date"]);
-        assert_eq!(fields(range("2026-12-02", "2026-12-01").unwrap_err()), ["end_date"]);
-        assert_eq!(fields(range("", "2026-12-01").unwrap_err()), ["start_date"]);
-        assert_eq!(fields(range("12/01/2026", "x").unwrap_err()), ["start_date", "end_date"]);
+        assert_eq!(fields_of(range("2026-12-01", "2027-01-01").unwrap_err()), ["end_date"]);
+        assert_eq!(fields_of(range("2026-12-02", "2026-12-01").unwrap_err()), ["end_date"]);
+        assert_eq!(fields_of(range("", "2026-12-01").unwrap_err()), ["start_date"]);
+        assert_eq!(fields_of(range("12/01/2026", "x").unwrap_err()), ["start_date", "end_date"]);
         let bad_room = pb::GetRoomUtilizationRequest { room_id: 0, ..Default::default() };
-        assert_eq!(fields(get_room_utilization(&bad_room, today).unwrap_err()), ["room_id"]);
+        assert_eq!(fields_of(get_room_utilization(&bad_room, today).unwrap_err()), ["room_id"]);
     }
 }

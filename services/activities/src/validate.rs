@@ -466,6 +466,8 @@ pub fn replace_enrollments(req: pb::ReplaceEnrollmentsRequest) -> Result<Enrollm
 
 #[cfg(test)]
 mod tests {
+    use phoenix_common::validate::fields_of;
+
     use super::*;
 
     #[test]
@@ -479,10 +481,6 @@ mod tests {
         assert!(v.into_result().is_err());
     }
 
-    fn fields(v: FieldViolations) -> Vec<String> {
-        v.iter().map(|(f, _)| f.to_owned()).collect()
-    }
-
     #[test]
     fn references_zero_is_none_and_negative_is_named() {
         let mut v = FieldViolations::default();
@@ -490,7 +488,7 @@ mod tests {
         assert_eq!(reference("r", 4, &mut v), Some(4));
         assert!(v.clone().into_result().is_ok());
         assert_eq!(reference("r", -1, &mut v), None);
-        assert_eq!(fields(v), ["r"]);
+        assert_eq!(fields_of(v), ["r"]);
     }
 
     #[test]
@@ -502,10 +500,10 @@ mod tests {
         assert!(v.into_result().is_ok());
         let mut v = FieldViolations::default();
         supervisors("s", &[sup(1, true), sup(1, true)], &mut v);
-        assert_eq!(fields(v), ["s[1].staff_id", "s"]);
+        assert_eq!(fields_of(v), ["s[1].staff_id", "s"]);
         let mut v = FieldViolations::default();
         supervisors("s", &[sup(1, false)], &mut v);
-        assert_eq!(fields(v), ["s"]);
+        assert_eq!(fields_of(v), ["s"]);
     }
 
     #[test]
@@ -516,12 +514,12 @@ mod tests {
         assert!(v.into_result().is_ok());
         let mut v = FieldViolations::default();
         schedules("x", &[s(0, 3), s(8, -1), s(2, 3), s(2, 3)], &mut v);
-        assert_eq!(fields(v), ["x[0].weekday", "x[1].weekday", "x[1].timeframe_id", "x[3]"]);
+        assert_eq!(fields_of(v), ["x[0].weekday", "x[1].weekday", "x[1].timeframe_id", "x[3]"]);
     }
 
     #[test]
     fn sub_resource_ids_are_checked_together() {
         let Err(phoenix_common::Error::InvalidArgument(v)) = pair(("a", 0), ("b", -1)) else { panic!("accepted") };
-        assert_eq!(fields(v), ["a", "b"]);
+        assert_eq!(fields_of(v), ["a", "b"]);
     }
 }

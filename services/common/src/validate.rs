@@ -158,6 +158,43 @@ pub fn collect<T>(result: Result<T>, v: &mut FieldViolations) -> Option<T> {
     }
 }
 
+/// What [`fields_of`] reads the violated request fields from.
+pub trait ViolatedFields {
+    /// The request fields an `InvalidArgument` names, in order; panics on anything else.
+    fn violated_fields(self) -> Vec<String>;
+}
+
+impl ViolatedFields for FieldViolations {
+    fn violated_fields(self) -> Vec<String> {
+        self.iter().map(|(f, _)| f.to_owned()).collect()
+    }
+}
+
+impl ViolatedFields for Error {
+    fn violated_fields(self) -> Vec<String> {
+        match self {
+            Error::InvalidArgument(v) => v.violated_fields(),
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> ViolatedFields for Result<T> {
+    fn violated_fields(self) -> Vec<String> {
+        match self {
+            Err(e) => e.violated_fields(),
+            Ok(v) => panic!("expected InvalidArgument, got Ok({v:?})"),
+        }
+    }
+}
+
+/// The one test helper of every crate's `validate` tests: the request fields a validation
+/// failure names (`fields_of(validate::create_room(req))`), panicking when it did not fail
+/// with `InvalidArgument`.
+pub fn fields_of(failed: impl ViolatedFields) -> Vec<String> {
+    failed.violated_fields()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -254,16 +254,10 @@ pub fn cancel_transfer(req: pb::CancelTransferRequest) -> Result<(i64, i64)> {
 
 #[cfg(test)]
 mod tests {
-    use phoenix_common::Error;
+
+    use phoenix_common::validate::fields_of;
 
     use super::*;
-
-    fn fields_of(err: Error) -> Vec<String> {
-        match err {
-            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
 
     fn day(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

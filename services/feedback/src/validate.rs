@@ -154,14 +154,9 @@ fn comment_body(field: &str, raw: &str, v: &mut FieldViolations) -> Option<Strin
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use phoenix_common::validate::fields_of;
 
-    fn fields(r: Result<impl std::fmt::Debug>) -> Vec<String> {
-        match r {
-            Err(Error::InvalidArgument(v)) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
+    use super::*;
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 3, 29).expect("date")
@@ -204,9 +199,9 @@ mod tests {
         items[1].value = 0;
         items[3].student_id = 0;
         items[3].day = "2026-02-30".into();
-        assert_eq!(fields(batch(&items, today())), ["entries[1].value", "entries[3].student_id", "entries[3].day"]);
-        assert_eq!(fields(batch(&[], today())), ["entries"]);
-        assert_eq!(fields(batch(&vec![good(); MAX_BATCH + 1], today())), ["entries"]);
+        assert_eq!(fields_of(batch(&items, today())), ["entries[1].value", "entries[3].student_id", "entries[3].day"]);
+        assert_eq!(fields_of(batch(&[], today())), ["entries"]);
+        assert_eq!(fields_of(batch(&vec![good(); MAX_BATCH + 1], today())), ["entries"]);
         assert_eq!(batch(&items[..1], today()).expect("valid").len(), 1);
     }
 
@@ -221,9 +216,9 @@ mod tests {
         let f = filter(&req("2026-03-02", "", "")).expect("day");
         assert_eq!((f.from, f.to), (NaiveDate::from_ymd_opt(2026, 3, 2), NaiveDate::from_ymd_opt(2026, 3, 2)));
         assert!(filter(&req("", "2026-03-02", "2026-03-02")).is_ok());
-        assert_eq!(fields(filter(&req("", "2026-03-02", "2026-03-01"))), ["end_day"]);
-        assert_eq!(fields(filter(&req("2026-03-02", "2026-03-01", ""))), ["day"]);
-        assert_eq!(fields(filter(&req("x", "", ""))), ["day"]);
+        assert_eq!(fields_of(filter(&req("", "2026-03-02", "2026-03-01"))), ["end_day"]);
+        assert_eq!(fields_of(filter(&req("2026-03-02", "2026-03-01", ""))), ["day"]);
+        assert_eq!(fields_of(filter(&req("x", "", ""))), ["day"]);
     }
 
     #[test]

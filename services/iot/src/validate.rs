@@ -215,14 +215,9 @@ pub fn list_logs(req: pb::ListDeviceLogsRequest) -> Result<ListLogs> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use phoenix_common::validate::fields_of;
 
-    fn fields(err: Error) -> Vec<String> {
-        match err {
-            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
+    use super::*;
 
     #[test]
     fn register_collects_every_violation() {
@@ -233,7 +228,7 @@ mod tests {
             name: "x".repeat(101),
         })
         .unwrap_err();
-        assert_eq!(fields(err), ["device_id", "kind", "name"]);
+        assert_eq!(fields_of(err), ["device_id", "kind", "name"]);
     }
 
     #[test]
@@ -242,10 +237,10 @@ mod tests {
         let entrance = pb::DeviceKind::Entrance as i32;
         let req =
             |kind, room_id| pb::RegisterDeviceRequest { device_id: "r-1".into(), kind, room_id, name: String::new() };
-        assert_eq!(fields(register(req(room, None)).unwrap_err()), ["room_id"]);
-        assert_eq!(fields(register(req(room, Some(0))).unwrap_err()), ["room_id"]);
-        assert_eq!(fields(register(req(entrance, Some(3))).unwrap_err()), ["room_id"]);
-        assert_eq!(fields(register(req(7, None)).unwrap_err()), ["kind"]);
+        assert_eq!(fields_of(register(req(room, None)).unwrap_err()), ["room_id"]);
+        assert_eq!(fields_of(register(req(room, Some(0))).unwrap_err()), ["room_id"]);
+        assert_eq!(fields_of(register(req(entrance, Some(3))).unwrap_err()), ["room_id"]);
+        assert_eq!(fields_of(register(req(7, None)).unwrap_err()), ["kind"]);
         let ok = register(pb::RegisterDeviceRequest { name: "  Leser  ".into(), ..req(room, Some(3)) }).expect("valid");
         assert_eq!(
             ok,
@@ -268,9 +263,9 @@ mod tests {
             update_mask: mask(&["status", "kind"]),
         })
         .unwrap_err();
-        assert_eq!(fields(err), ["device.status", "update_mask"]);
+        assert_eq!(fields_of(err), ["device.status", "update_mask"]);
         let err = update(pb::UpdateDeviceRequest { device: Some(device), update_mask: None }).unwrap_err();
-        assert_eq!(fields(err), ["update_mask"]);
+        assert_eq!(fields_of(err), ["update_mask"]);
     }
 
     #[test]
@@ -281,15 +276,15 @@ mod tests {
             now,
         )
         .unwrap_err();
-        assert_eq!(fields(err), ["status", "page_size", "page_token"], "every bad field at once");
+        assert_eq!(fields_of(err), ["status", "page_size", "page_token"], "every bad field at once");
         let err = list(pb::ListDevicesRequest { page_token: "zz".into(), status: 42, ..Default::default() }, now)
             .unwrap_err();
-        assert_eq!(fields(err), ["status", "page_token"]);
+        assert_eq!(fields_of(err), ["status", "page_token"]);
         let ok = list(pb::ListDevicesRequest { online: Some(true), search: " lab ".into(), ..Default::default() }, now)
             .expect("valid");
         assert_eq!(ok.page.size, 50);
         assert_eq!(ok.filter.search.as_deref(), Some("lab"));
         assert!(matches!(ok.filter.online, Some((true, cutoff)) if cutoff < now));
-        assert_eq!(fields(list_logs(pb::ListDeviceLogsRequest::default()).unwrap_err()), ["id"]);
+        assert_eq!(fields_of(list_logs(pb::ListDeviceLogsRequest::default()).unwrap_err()), ["id"]);
     }
 }

@@ -400,14 +400,9 @@ pub fn update_class_schedule(req: pb::UpdateClassScheduleRequest) -> Result<Upda
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use phoenix_common::validate::fields_of;
 
-    fn fields(r: Result<impl std::fmt::Debug>) -> Vec<String> {
-        match r {
-            Err(Error::InvalidArgument(v)) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
+    use super::*;
 
     #[test]
     fn times_need_two_digit_minutes() {
@@ -426,7 +421,7 @@ mod tests {
             start_time: "10:00".into(),
             end_time: "09:00".into(),
         };
-        assert_eq!(fields(check_room_conflict(&req)), ["room_id", "weekday", "end_time"]);
+        assert_eq!(fields_of(check_room_conflict(&req)), ["room_id", "weekday", "end_time"]);
     }
 
     #[test]
@@ -434,7 +429,7 @@ mod tests {
         let c = pb::ClassSchedule { room_id: 1, weekday: 1, timeframe_id: 2, ..Default::default() };
         let req = pb::CreateClassScheduleRequest { class_schedule: Some(c) };
         assert_eq!(
-            fields(create_class_schedule(req)),
+            fields_of(create_class_schedule(req)),
             ["class_schedule.education_group_id", "class_schedule.activity_id"]
         );
     }

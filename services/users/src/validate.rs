@@ -384,16 +384,10 @@ pub fn list_cards(req: pb::ListUnassignedRfidCardsRequest) -> Result<PageRequest
 
 #[cfg(test)]
 mod tests {
-    use phoenix_common::Error;
+
+    use phoenix_common::validate::fields_of;
 
     use super::*;
-
-    fn fields_of(err: Error) -> Vec<String> {
-        match err {
-            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
 
     #[test]
     fn tags_are_normalised() {

@@ -35,7 +35,13 @@ async fn create_staff(client: &mut Client, first: &str, notes: &str) -> pb::Staf
         staff_notes: Some(notes.into()),
         ..Default::default()
     };
-    client.create_staff(pb::CreateStaffRequest { staff: Some(staff) }).await.expect("call").into_inner().staff.expect("present")
+    client
+        .create_staff(pb::CreateStaffRequest { staff: Some(staff) })
+        .await
+        .expect("call")
+        .into_inner()
+        .staff
+        .expect("present")
 }
 
 async fn school() -> School {
@@ -56,8 +62,12 @@ async fn school() -> School {
         tag_id: Some("04AABBCCDD".into()),
         ..Default::default()
     };
-    let pupil =
-        client.create_student(pb::CreateStudentRequest { student: Some(pupil) }).await.expect("call").into_inner().student;
+    let pupil = client
+        .create_student(pb::CreateStudentRequest { student: Some(pupil) })
+        .await
+        .expect("call")
+        .into_inner()
+        .student;
     let pupil = pupil.expect("present");
     let guardian = fixtures::guardian_of(&mut conn, pupil.id, "Petra", "Muster", true).await;
     School { app, client, pupil, guardian, teacher, other }
@@ -82,7 +92,8 @@ async fn staff_cannot_move_a_teachers_person_onto_their_own_login() {
         update_mask: mask(&["first_name"]),
     };
     client.update_person(request(As::Staff(other.id), rename)).await.expect("rename");
-    let moved = client.update_person(hijack(As::Admin)).await.expect("an admin may").into_inner().person.expect("present");
+    let moved =
+        client.update_person(hijack(As::Admin)).await.expect("an admin may").into_inner().person.expect("present");
     assert_eq!(moved.account_id, Some(spare));
     app.stop().await;
 }
@@ -179,7 +190,8 @@ async fn staff_notes_are_for_admins_only() {
     assert!(listed.into_inner().staff.iter().all(|s| s.staff_notes.is_none()));
     let admin = client.get_staff(get(As::Admin)).await.expect("call").into_inner().staff.expect("present");
     assert_eq!(admin.staff_notes.as_deref(), Some("Probezeit bis Mai"));
-    let listed = client.list_staff(request(As::Admin, pb::ListStaffRequest::default())).await.expect("call").into_inner();
+    let listed =
+        client.list_staff(request(As::Admin, pb::ListStaffRequest::default())).await.expect("call").into_inner();
     assert!(listed.staff.iter().all(|s| s.staff_notes.is_some()));
     app.stop().await;
 }

@@ -198,22 +198,16 @@ fn check_permission(v: &mut FieldViolations, field: &str, value: &str) -> String
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use phoenix_common::Error;
+    use phoenix_common::validate::fields_of;
 
-    fn fields(e: Error) -> Vec<String> {
-        match e {
-            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
+    use super::*;
 
     #[test]
     fn login_normalises_the_email_and_names_every_bad_field() {
         let ok = login(pb::LoginRequest { email: " A@B.de ".into(), password: "x".into() }).expect("valid");
         assert_eq!(ok.email, "a@b.de");
         let err = login(pb::LoginRequest { email: "nope".into(), password: String::new() }).err().expect("invalid");
-        assert_eq!(fields(err), ["email", "password"]);
+        assert_eq!(fields_of(err), ["email", "password"]);
     }
 
     #[test]
@@ -224,14 +218,14 @@ mod tests {
         })
         .err()
         .expect("weak");
-        assert_eq!(fields(err), ["new_password"]);
+        assert_eq!(fields_of(err), ["new_password"]);
         let err = change_password(pb::ChangePasswordRequest {
             current_password: "Same-pass1".into(),
             new_password: "Same-pass1".into(),
         })
         .err()
         .expect("same");
-        assert_eq!(fields(err), ["new_password"]);
+        assert_eq!(fields_of(err), ["new_password"]);
         assert!(
             change_password(pb::ChangePasswordRequest {
                 current_password: "Old-pass1".into(),
@@ -251,7 +245,7 @@ mod tests {
         })
         .err()
         .expect("invalid");
-        assert_eq!(fields(err), ["email", "username", "password", "role_names[1]"]);
+        assert_eq!(fields_of(err), ["email", "username", "password", "role_names[1]"]);
         let ok = create_account(pb::CreateAccountRequest {
             email: "New@School.de".into(),
             role_names: vec!["Staff".into(), "staff".into()],
@@ -268,8 +262,8 @@ mod tests {
             account: Some(pb::Account { id: 3, email: "a@b.de".into(), ..Default::default() }),
             update_mask: Some(prost_types::FieldMask { paths: paths.iter().map(|p| p.to_string()).collect() }),
         };
-        assert_eq!(fields(update_account(req(&[])).expect_err("empty mask")), ["update_mask"]);
-        assert_eq!(fields(update_account(req(&["active"])).expect_err("unknown path")), ["update_mask"]);
+        assert_eq!(fields_of(update_account(req(&[])).expect_err("empty mask")), ["update_mask"]);
+        assert_eq!(fields_of(update_account(req(&["active"])).expect_err("unknown path")), ["update_mask"]);
         let cmd = update_account(req(&["email", "username"])).expect("valid");
         assert_eq!(cmd.email.as_deref(), Some("a@b.de"));
         assert_eq!(cmd.username, Some(None), "an empty username clears it");
@@ -278,22 +272,22 @@ mod tests {
     #[test]
     fn permissions_need_an_effect() {
         let req = pb::SetAccountPermissionRequest { account_id: 1, permission: "users:read".into(), effect: 0 };
-        assert_eq!(fields(set_account_permission(&req).expect_err("unspecified")), ["effect"]);
+        assert_eq!(fields_of(set_account_permission(&req).expect_err("unspecified")), ["effect"]);
         let req = pb::SetAccountPermissionRequest { account_id: 0, permission: "users".into(), effect: 2 };
-        assert_eq!(fields(set_account_permission(&req).expect_err("bad")), ["account_id", "permission"]);
+        assert_eq!(fields_of(set_account_permission(&req).expect_err("bad")), ["account_id", "permission"]);
     }
 
     #[test]
     fn password_reset_requests_name_their_bad_fields() {
         let err = start_password_reset(&pb::StartPasswordResetRequest { email: "nope".into() }).expect_err("bad");
-        assert_eq!(fields(err), ["email"]);
+        assert_eq!(fields_of(err), ["email"]);
         let ok = start_password_reset(&pb::StartPasswordResetRequest { email: " A@B.de".into() }).expect("ok");
         assert_eq!(ok, "a@b.de");
         let err =
             confirm_password_reset(pb::ConfirmPasswordResetRequest { token: " ".into(), new_password: "weak".into() })
                 .err()
                 .expect("bad");
-        assert_eq!(fields(err), ["token", "new_password"]);
+        assert_eq!(fields_of(err), ["token", "new_password"]);
         assert!(
             confirm_password_reset(pb::ConfirmPasswordResetRequest {
                 token: "t".into(),

@@ -239,16 +239,10 @@ pub fn apply_note(u: &Update<pb::PickupNote>, mut f: NoteFields) -> Result<NoteF
 
 #[cfg(test)]
 mod tests {
-    use phoenix_common::Error;
+
+    use phoenix_common::validate::fields_of;
 
     use super::*;
-
-    fn fields_of(err: Error) -> Vec<String> {
-        match err {
-            Error::InvalidArgument(v) => v.iter().map(|(f, _)| f.to_owned()).collect(),
-            other => panic!("expected InvalidArgument, got {other:?}"),
-        }
-    }
 
     fn consent(retention: i32, duration: Option<i32>) -> pb::UpsertPrivacyConsentRequest {
         pb::UpsertPrivacyConsentRequest {
