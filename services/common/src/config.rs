@@ -1,4 +1,5 @@
-//! Configuration: one typed struct read from environment variables.
+//! Configuration: one typed struct read from environment variables. (Long by nature: one
+//! declaration per variable, ~50 of them, in one list so none is written twice.)
 //!
 //! Every variable is declared once, in the `config!` list below: its field, its name, its
 //! default, its README text and its parser. [`Config::VARIABLES`] (the README's configuration

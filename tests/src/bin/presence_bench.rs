@@ -1,4 +1,5 @@
-//! `presence-bench`: the presence board and the live stream under load (not a test).
+//! `presence-bench`: the presence board and the live stream under load (not a test). One
+//! file on purpose: seeding, the measured calls and the report read top to bottom as one run.
 //!
 //! Seeds a school in a fresh database (default 10,000 pupils in 40 education groups with a
 //! teacher each, 200 rooms with readers, running sessions and a supervisor each, 5,000 open
