@@ -336,7 +336,9 @@ async fn a_manual_check_in_racing_a_reader_scan_never_opens_two_visits() {
             tokio::spawn(async move { c.check_in_student(check_in(pid, b, true)).await })
         };
         let scanned = scanner.await.expect("join scan");
-        assert_eq!(scanned.code.as_str(), "ok", "round {round}: {scanned:?}");
+        // `superseded`: the manual check-in committed first and is newer than the scan's
+        // scanned_at (a manual change is an ordering mark, docs/faults.md).
+        assert!(matches!(scanned.code.as_str(), "ok" | "superseded"), "round {round}: {scanned:?}");
         if matches!(scanned.outcome(), pb::ScanOutcome::CheckedIn | pb::ScanOutcome::Transferred) {
             opened += 1;
         }

@@ -1,6 +1,7 @@
 //! Platform: the access matrix (docs/access.md), migrations, schema drift, the service set, the dev stack, the demo, the gateway web UI, the dashboard in a browser, the Python end-to-end client and faults (a PostgreSQL restart, a killed gateway, session bounds).
 
 mod access_matrix;
+mod auth_outage;
 mod dashboard_browser;
 mod demo;
 mod dev_stack;
