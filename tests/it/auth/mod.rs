@@ -9,4 +9,5 @@ mod invitations;
 mod login;
 mod login_flood;
 mod password_reset;
+mod revocation;
 mod roles;
