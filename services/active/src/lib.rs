@@ -76,6 +76,7 @@ pub const SERVERS: DomainServers = DomainServers {
     services: &["phoenix.active.v1.ActiveService", "phoenix.active.v1.PresenceService"],
     methods: &[METHODS, PRESENCE_METHODS],
     add: add_servers,
+    jobs: phoenix_common::jobs::no_jobs,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {

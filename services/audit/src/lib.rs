@@ -35,6 +35,7 @@ pub const SERVERS: DomainServers = DomainServers {
     services: &["phoenix.audit.v1.AuditService"],
     methods: &[METHODS],
     add: add_servers,
+    jobs: phoenix_common::jobs::no_jobs,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {

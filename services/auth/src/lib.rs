@@ -55,6 +55,7 @@ pub const SERVERS: DomainServers = DomainServers {
     ],
     methods: &[service::METHODS, account_service::METHODS, role_service::METHODS, invitation_service::METHODS],
     add: add_servers,
+    jobs: phoenix_common::jobs::no_jobs,
 };
 
 /// Lifetimes and throttling limits. Defaults are the production values.

@@ -7,6 +7,8 @@
 //! crashed replica can never leave it held, and no pooled connection ever carries it.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveTime, TimeZone as _, Utc};
@@ -23,25 +25,170 @@ use crate::server::ShutdownToken;
 pub const LOCK_NAMESPACE: i32 = 0x5048_4E58;
 
 /// The scheduled jobs, each with its own advisory lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Job {
     /// The daily retention purge (visits, scan receipts, presence events).
     RetentionPurge,
+    /// Daily at `session.end_time`: running sessions end, open visits close.
+    SessionEnd,
+    /// Every 15 minutes: sessions with no scan for `session.timeout_minutes` and an
+    /// offline reader end as abandoned.
+    AbandonedSweep,
+    /// End of the school day: pupils still present get a check-out by the system.
+    AttendanceClose,
+    /// Hourly: expired refresh/reset tokens, invitations, rate-limit rows, sent outbox rows.
+    Cleanup,
+    /// Daily: device logs older than 90 days.
+    DeviceLogPurge,
+    /// Continuously: delivers `auth.outbox` messages over SMTP.
+    OutboxDelivery,
 }
 
 impl Job {
+    /// Every job, in the order `phoenix jobs list` shows them.
+    pub const ALL: [Job; 7] = [
+        Job::SessionEnd,
+        Job::AbandonedSweep,
+        Job::AttendanceClose,
+        Job::Cleanup,
+        Job::DeviceLogPurge,
+        Job::RetentionPurge,
+        Job::OutboxDelivery,
+    ];
+
     /// The second key of the job's advisory lock (stable: other replicas must agree).
     pub const fn lock_id(self) -> i32 {
         match self {
             Job::RetentionPurge => 1,
+            Job::SessionEnd => 2,
+            Job::AbandonedSweep => 3,
+            Job::AttendanceClose => 4,
+            Job::Cleanup => 5,
+            Job::DeviceLogPurge => 6,
+            Job::OutboxDelivery => 7,
         }
     }
 
-    /// Name for logs.
+    /// Name for logs, the CLI (`phoenix jobs run <name>`) and `config.job_runs`.
     pub const fn name(self) -> &'static str {
         match self {
             Job::RetentionPurge => "retention_purge",
+            Job::SessionEnd => "session_end",
+            Job::AbandonedSweep => "abandoned_sweep",
+            Job::AttendanceClose => "attendance_close",
+            Job::Cleanup => "cleanup",
+            Job::DeviceLogPurge => "device_log_purge",
+            Job::OutboxDelivery => "outbox_delivery",
         }
+    }
+
+    /// The job called `name`.
+    pub fn from_name(name: &str) -> Option<Job> {
+        Job::ALL.into_iter().find(|j| j.name() == name)
+    }
+}
+
+/// One run of a job: when "now" is (the scheduler's clock, or a test's), and whether it is a
+/// dry run (count what would change, change nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobRun {
+    /// Which job.
+    pub job: Job,
+    /// The instant the run acts for (a job never reads the wall clock itself).
+    pub now: DateTime<Utc>,
+    /// Count, change nothing.
+    pub dry_run: bool,
+}
+
+/// The future a job's work returns; it borrows the lock's connection.
+pub type JobFuture<'c> = Pin<Box<dyn Future<Output = crate::Result<JobReport>> + Send + 'c>>;
+
+/// A job's work: given the connection that holds its advisory lock and the run, does one
+/// bounded pass and reports what it did.
+pub type JobFn = Arc<dyn for<'c> Fn(&'c mut AsyncPgConnection, JobRun) -> JobFuture<'c> + Send + Sync>;
+
+/// When a job runs.
+#[derive(Clone)]
+pub enum Schedule {
+    /// Every day at a local wall-clock time in the school's zone, read again before every
+    /// wait (a live setting such as `session.end_time`).
+    Daily(Arc<dyn Fn() -> NaiveTime + Send + Sync>),
+    /// Every interval (counted from the end of the previous run).
+    Every(Duration),
+}
+
+impl Schedule {
+    /// A daily schedule at a fixed time.
+    pub fn daily_at(at: NaiveTime) -> Self {
+        Schedule::Daily(Arc::new(move || at))
+    }
+
+    /// For `phoenix jobs list`: "daily 18:00" or "every 15 min".
+    pub fn describe(&self) -> String {
+        match self {
+            Schedule::Daily(at) => format!("daily {}", at().format("%H:%M")),
+            Schedule::Every(d) if d.as_secs() % 60 == 0 => format!("every {} min", d.as_secs() / 60),
+            Schedule::Every(d) => format!("every {} s", d.as_secs()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// A job a domain runs: which, when, and its work.
+#[derive(Clone)]
+pub struct JobSpec {
+    /// Which job.
+    pub job: Job,
+    /// When.
+    pub schedule: Schedule,
+    /// The work.
+    pub run: JobFn,
+}
+
+impl std::fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobSpec").field("job", &self.job).field("schedule", &self.schedule).finish_non_exhaustive()
+    }
+}
+
+impl JobSpec {
+    /// A job with work `run`, e.g.
+    /// `JobSpec::new(Job::Cleanup, Schedule::Every(HOUR), move |conn, run| Box::pin(cleanup(conn, run)))`.
+    pub fn new<F>(job: Job, schedule: Schedule, run: F) -> Self
+    where
+        F: for<'c> Fn(&'c mut AsyncPgConnection, JobRun) -> JobFuture<'c> + Send + Sync + 'static,
+    {
+        Self { job, schedule, run: Arc::new(run) }
+    }
+}
+
+/// A domain without scheduled jobs (for [`crate::server::DomainServers::jobs`]).
+pub fn no_jobs(_: &crate::server::DomainContext) -> Vec<JobSpec> {
+    Vec::new()
+}
+
+/// What one run of a job did: named counts ("sessions_ended" → 3), for the log, the CLI and
+/// `config.job_runs`. A dry run reports what it would have done.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// Named counts, in a stable order.
+    pub counts: std::collections::BTreeMap<&'static str, i64>,
+}
+
+impl JobReport {
+    /// Adds `n` to count `name`.
+    pub fn add(&mut self, name: &'static str, n: i64) {
+        *self.counts.entry(name).or_insert(0) += n;
+    }
+
+    /// Count `name` (0 when never added).
+    pub fn get(&self, name: &str) -> i64 {
+        self.counts.get(name).copied().unwrap_or(0)
     }
 }
 

@@ -34,6 +34,7 @@ pub mod jobs;
 pub mod page;
 pub mod password;
 pub mod server;
+pub mod settings;
 pub mod telemetry;
 pub mod time;
 pub mod validate;

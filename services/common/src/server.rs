@@ -60,6 +60,9 @@ pub struct DomainServers {
     pub methods: &'static [MethodTable],
     /// Adds the domain's servers (each behind [`Authorized`]) to `routes`.
     pub add: for<'a> fn(&'a mut ServiceRoutes, &'a DomainContext) -> AddServersFuture<'a>,
+    /// The domain's scheduled jobs ([`crate::jobs::no_jobs`] for none): the process serving
+    /// the domain schedules them, `phoenix jobs run` runs one by hand.
+    pub jobs: fn(&DomainContext) -> Vec<crate::jobs::JobSpec>,
 }
 
 /// Routes for one process-facing server, pre-filled with `grpc.health.v1.Health` and server

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use phoenix_common::db::DbPool;
+use phoenix_common::settings::{LiveSettings, SettingsSource};
 use tokio::sync::watch;
 
 use crate::flags::{self, Evaluation, FlagRule, Subject};
@@ -112,6 +113,12 @@ impl ConfigCache {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
+    /// This cache as the stored-settings source of [`LiveSettings`], the reader every domain
+    /// uses.
+    pub fn live_settings(&self, config: &phoenix_common::config::Config) -> LiveSettings {
+        LiveSettings::new(Arc::new(self.clone()), config)
+    }
+
     /// A receiver that changes after every reload.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.version.subscribe()
@@ -180,5 +187,15 @@ async fn listen_once(pool: &DbPool, shared: &Weak<Shared>) -> anyhow::Result<()>
         if !reload_now(shared).await? {
             return Ok(());
         }
+    }
+}
+
+impl SettingsSource for ConfigCache {
+    fn stored(&self, key: &str) -> Option<String> {
+        self.shared.snapshot.read().ok().and_then(|s| s.settings.get(key).cloned())
+    }
+
+    fn refresh(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + '_>> {
+        Box::pin(ConfigCache::refresh(self))
     }
 }

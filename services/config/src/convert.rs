@@ -1,5 +1,6 @@
 //! Domain rows → proto messages.
 
+use phoenix_common::settings::LiveSettings;
 use phoenix_common::time::to_timestamp;
 use phoenix_proto::config::v1 as pb;
 
@@ -8,8 +9,10 @@ use crate::registry::{Kind, SettingDef};
 use crate::repo::{FlagRow, StoredSetting};
 use crate::retention::Report;
 
-/// A registry entry with its stored value, if any.
-pub(crate) fn setting(def: &SettingDef, stored: Option<&StoredSetting>) -> pb::Setting {
+/// A registry entry with its stored value, if any; the default shown is this process's
+/// effective one (an environment variable may give a key its first default).
+pub(crate) fn setting(def: &SettingDef, settings: &LiveSettings, stored: Option<&StoredSetting>) -> pb::Setting {
+    let default = settings.default_of(def.key).unwrap_or(def.default);
     let (kind, min, max) = match def.kind {
         Kind::Integer { min, max } => (pb::SettingType::Integer, Some(min), Some(max)),
         Kind::Boolean => (pb::SettingType::Boolean, None, None),
@@ -18,11 +21,11 @@ pub(crate) fn setting(def: &SettingDef, stored: Option<&StoredSetting>) -> pb::S
     };
     pb::Setting {
         key: def.key.to_owned(),
-        value: stored.map_or(def.default, |s| s.value.as_str()).to_owned(),
+        value: stored.filter(|_| !def.locked).map_or(default, |s| s.value.as_str()).to_owned(),
         category: def.category().to_owned(),
         description: def.description.to_owned(),
         r#type: kind as i32,
-        default_value: def.default.to_owned(),
+        default_value: default.to_owned(),
         min_value: min,
         max_value: max,
         locked: def.locked,

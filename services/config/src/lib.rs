@@ -6,7 +6,7 @@
 //! | `validate` | requests → typed commands, collecting field violations |
 //! | `repo` | diesel queries on `config.*` (and the role look-ups in `auth`) |
 //! | `convert` | rows → proto messages |
-//! | [`registry`] | the one authoritative list of setting keys (type, range, default) |
+//! | [`registry`] | re-export of `phoenix_common::settings::registry`, the one list of setting keys |
 //! | [`cache`] | [`ConfigCache`], the cached reader other services share (LISTEN/NOTIFY) |
 //! | [`flags`] | feature-flag evaluation (roles AND stable percentage bucketing) |
 //! | [`retention`] | the retention purge (RPC, CLI and daily schedule) |
@@ -14,7 +14,7 @@
 pub mod cache;
 mod convert;
 pub mod flags;
-pub mod registry;
+pub use phoenix_common::settings::registry;
 mod repo;
 pub mod retention;
 mod service;
@@ -40,6 +40,7 @@ pub const SERVERS: DomainServers = DomainServers {
     services: &["phoenix.config.v1.ConfigService"],
     methods: &[service::METHODS],
     add: add_servers,
+    jobs: phoenix_common::jobs::no_jobs,
 };
 
 /// The process's one [`ConfigCache`] slot, shared through [`DomainContext::extensions`]:
@@ -69,13 +70,15 @@ pub fn retention_options(config: &phoenix_common::config::Config) -> retention::
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
         let cache = SharedConfigCache::of(ctx).get(&ctx.pool).await;
+        let settings = cache.live_settings(&ctx.config);
         let options = retention_options(&ctx.config);
-        let server = ConfigServiceServer::new(service::ConfigApi::new(ctx.pool.clone(), cache.clone(), options));
+        let server =
+            ConfigServiceServer::new(service::ConfigApi::new(ctx.pool.clone(), cache, settings.clone(), options));
         routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         if let Some(at) = ctx.config.cleanup_time {
             tokio::spawn(retention::run_daily(
                 ctx.pool.clone(),
-                cache,
+                settings,
                 options,
                 at,
                 ctx.config.timezone,

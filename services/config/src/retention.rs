@@ -2,7 +2,7 @@
 //!
 //! **What goes.** Every student has an effective retention: `data_retention_days` (1–31) of
 //! the student's newest accepted privacy consent, else the school default
-//! `privacy.default_visit_retention_days` (read through the shared [`ConfigCache`]; 30 by
+//! `privacy.default_visit_retention_days` (read live through [`LiveSettings`]; 30 by
 //! default). Students without a consent are purged on the default too (the original never
 //! purged them). Then:
 //!
@@ -49,10 +49,7 @@ use phoenix_common::db::DbPool;
 use phoenix_common::jobs::{Job, JobLock};
 use phoenix_common::{Error, Result};
 
-use crate::ConfigCache;
-
-/// The setting holding the school default retention.
-pub const DEFAULT_RETENTION_KEY: &str = "privacy.default_visit_retention_days";
+use phoenix_common::settings::LiveSettings;
 
 /// Life of a presence event (the `WatchPresence` resume buffer).
 pub const PRESENCE_EVENT_HORIZON: Duration = Duration::from_secs(48 * 3600);
@@ -298,17 +295,17 @@ struct Params {
 /// Runs the purge (or, with `dry_run`, counts it); see the module docs.
 pub async fn run(
     pool: &DbPool,
-    cache: &ConfigCache,
+    settings: &LiveSettings,
     options: RetentionOptions,
     trigger: Trigger,
     dry_run: bool,
 ) -> Result<RunOutcome> {
     // The latest default, even if a notice was missed: this process reloads now.
-    cache.refresh().await.map_err(|e| {
+    settings.refresh().await.map_err(|e| {
         tracing::warn!(error = %e, "retention purge: cannot reload the settings");
         Error::Unavailable("cannot read the retention settings; the database is unavailable, retry shortly".into())
     })?;
-    let default_days = cache.get_i64(DEFAULT_RETENTION_KEY).unwrap_or(30).clamp(1, 31);
+    let default_days = settings.default_retention_days().clamp(1, 31);
     let params = Params {
         default_days: i32::try_from(default_days).unwrap_or(30),
         now: Utc::now(),
@@ -453,16 +450,16 @@ async fn purge(
 /// process serving the config domain. Failures are logged; the next day tries again.
 pub async fn run_daily(
     pool: DbPool,
-    cache: ConfigCache,
+    settings: LiveSettings,
     options: RetentionOptions,
     at: chrono::NaiveTime,
     zone: chrono_tz::Tz,
     shutdown: phoenix_common::server::ShutdownToken,
 ) {
     phoenix_common::jobs::run_daily(Job::RetentionPurge, at, zone, shutdown, || {
-        let (pool, cache) = (pool.clone(), cache.clone());
+        let (pool, settings) = (pool.clone(), settings.clone());
         async move {
-            if let Err(e) = run(&pool, &cache, options, Trigger::Schedule, false).await {
+            if let Err(e) = run(&pool, &settings, options, Trigger::Schedule, false).await {
                 tracing::error!(error = %e, "scheduled retention purge failed; the next run continues");
             }
         }

@@ -11,6 +11,8 @@ use tonic::{Request, Response};
 
 use crate::flags::Subject;
 use crate::retention::{self, RetentionOptions, RunOutcome, Trigger};
+use phoenix_common::settings::LiveSettings;
+
 use crate::{ConfigCache, convert, registry, repo, validate};
 
 /// The permission each RPC needs (checked by the shared auth layer; strings from the seed).
@@ -35,6 +37,7 @@ pub const METHODS: MethodTable = &[
 pub struct ConfigApi {
     pool: DbPool,
     cache: ConfigCache,
+    settings: LiveSettings,
     retention: RetentionOptions,
 }
 
@@ -45,10 +48,10 @@ impl std::fmt::Debug for ConfigApi {
 }
 
 impl ConfigApi {
-    /// A service on `pool`, reading flags and the retention default through the process's
-    /// shared `cache`.
-    pub fn new(pool: DbPool, cache: ConfigCache, retention: RetentionOptions) -> Self {
-        Self { pool, cache, retention }
+    /// A service on `pool`, reading flags through the process's shared `cache` and settings
+    /// (their effective defaults, the retention default) through `settings`.
+    pub fn new(pool: DbPool, cache: ConfigCache, settings: LiveSettings, retention: RetentionOptions) -> Self {
+        Self { pool, cache, settings, retention }
     }
 
     /// After a committed write: this replica sees it at once (others through NOTIFY).
@@ -65,7 +68,9 @@ impl ConfigService for ConfigApi {
         let def = validate::addressed_setting(&request.get_ref().key)?;
         let mut conn = db::conn(&self.pool).await?;
         let stored = repo::settings_by_keys(&mut conn, &[def.key]).await?;
-        Ok(Response::new(pb::GetSettingResponse { setting: Some(convert::setting(def, stored.first())) }))
+        Ok(Response::new(pb::GetSettingResponse {
+            setting: Some(convert::setting(def, &self.settings, stored.first())),
+        }))
     }
 
     async fn list_settings(&self, request: Request<pb::ListSettingsRequest>) -> Reply<pb::ListSettingsResponse> {
@@ -83,7 +88,8 @@ impl ConfigService for ConfigApi {
         let keys: Vec<&str> = defs.iter().map(|d| d.key).collect();
         let mut conn = db::conn(&self.pool).await?;
         let stored = repo::settings_by_keys(&mut conn, &keys).await?;
-        let settings = defs.iter().map(|d| convert::setting(d, stored.iter().find(|s| s.key == d.key))).collect();
+        let settings =
+            defs.iter().map(|d| convert::setting(d, &self.settings, stored.iter().find(|s| s.key == d.key))).collect();
         Ok(Response::new(pb::ListSettingsResponse { settings, next_page_token, total_size }))
     }
 
@@ -100,7 +106,9 @@ impl ConfigService for ConfigApi {
         drop(conn);
         self.refresh_cache().await;
         tracing::info!(setting = write.def.key, "setting updated");
-        Ok(Response::new(pb::UpdateSettingResponse { setting: Some(convert::setting(write.def, Some(&stored))) }))
+        Ok(Response::new(pb::UpdateSettingResponse {
+            setting: Some(convert::setting(write.def, &self.settings, Some(&stored))),
+        }))
     }
 
     async fn reset_setting(&self, request: Request<pb::ResetSettingRequest>) -> Reply<pb::ResetSettingResponse> {
@@ -116,7 +124,7 @@ impl ConfigService for ConfigApi {
         drop(conn);
         self.refresh_cache().await;
         tracing::info!(setting = def.key, "setting reset");
-        Ok(Response::new(pb::ResetSettingResponse { setting: Some(convert::setting(def, None)) }))
+        Ok(Response::new(pb::ResetSettingResponse { setting: Some(convert::setting(def, &self.settings, None)) }))
     }
 
     async fn import_settings(&self, request: Request<pb::ImportSettingsRequest>) -> Reply<pb::ImportSettingsResponse> {
@@ -127,7 +135,7 @@ impl ConfigService for ConfigApi {
                 let mut out = Vec::with_capacity(writes.len());
                 for w in &writes {
                     let row = repo::upsert_setting(c, w).await?;
-                    out.push(convert::setting(w.def, Some(&row)));
+                    out.push(convert::setting(w.def, &self.settings, Some(&row)));
                 }
                 repo::notify_change(c, "settings:import").await?;
                 Ok(out)
@@ -278,7 +286,7 @@ impl ConfigService for ConfigApi {
             Principal::Service(_) => None,
         };
         let dry_run = request.get_ref().dry_run;
-        match retention::run(&self.pool, &self.cache, self.retention, Trigger::Rpc(account), dry_run).await? {
+        match retention::run(&self.pool, &self.settings, self.retention, Trigger::Rpc(account), dry_run).await? {
             RunOutcome::Done(report) => Ok(Response::new(convert::retention_report(&report))),
             RunOutcome::AlreadyRunning => Err(Error::precondition(
                 "RETENTION_CLEANUP_RUNNING",

@@ -28,6 +28,7 @@ pub const SERVERS: DomainServers = DomainServers {
     services: &["phoenix.feedback.v1.FeedbackService"],
     methods: &[service::METHODS],
     add: add_servers,
+    jobs: phoenix_common::jobs::no_jobs,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {

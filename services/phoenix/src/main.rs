@@ -307,9 +307,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
             let ctx = ServiceContext::new(pool.clone(), config.clone());
             let options = phoenix_config::retention::RetentionOptions { batch_size, ..ctx.retention_options() };
-            let cache = ctx.config_cache().await;
+            let settings = ctx.config_cache().await.live_settings(&config);
             let trigger = phoenix_config::retention::Trigger::Cli;
-            match phoenix_config::retention::run(&pool, &cache, options, trigger, dry_run).await? {
+            match phoenix_config::retention::run(&pool, &settings, options, trigger, dry_run).await? {
                 phoenix_config::retention::RunOutcome::AlreadyRunning => {
                     println!("A retention purge is already running (another replica or process); nothing done.");
                 }

@@ -9,6 +9,7 @@ use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{self, DomainContext, DomainServers, ServiceRoutes, ShutdownToken};
+use phoenix_common::settings::LiveSettings;
 use phoenix_config::retention::RetentionOptions;
 use phoenix_config::{ConfigCache, SharedConfigCache};
 use tokio::task::JoinHandle;
@@ -61,10 +62,18 @@ impl ServiceContext {
         phoenix_config::retention_options(&self.config)
     }
 
-    /// What a domain's servers are built from, stopping with `shutdown`.
-    pub fn domain_context(&self, shutdown: &ShutdownToken) -> DomainContext {
+    /// The school settings every domain of the process reads live (through the shared
+    /// [`ConfigCache`]).
+    pub async fn live_settings(&self) -> LiveSettings {
+        self.config_cache().await.live_settings(&self.config)
+    }
+
+    /// What a domain's servers are built from, stopping with `shutdown`: the shared settings
+    /// cache slot and the live settings travel in the extensions.
+    pub async fn domain_context(&self, shutdown: &ShutdownToken) -> DomainContext {
         let mut extensions = tonic::codegen::http::Extensions::new();
         extensions.insert(self.config_cache.clone());
+        extensions.insert(self.live_settings().await);
         DomainContext {
             pool: self.pool.clone(),
             config: self.config.clone(),
@@ -121,7 +130,7 @@ pub async fn domain_routes(
 ) -> anyhow::Result<ServiceRoutes> {
     let servers = servers(domain);
     let mut routes = ServiceRoutes::new(servers.services)?;
-    (servers.add)(&mut routes, &ctx.domain_context(shutdown)).await?;
+    (servers.add)(&mut routes, &ctx.domain_context(shutdown).await).await?;
     Ok(routes)
 }
 

@@ -44,6 +44,7 @@ pub const SERVERS: DomainServers = DomainServers {
     services: &["phoenix.users.v1.UsersService", "phoenix.users.v1.FamilyService"],
     methods: &[service::METHODS, family_service::FAMILY_METHODS],
     add: add_servers,
+    jobs: phoenix_common::jobs::no_jobs,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {

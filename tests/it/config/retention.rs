@@ -401,7 +401,7 @@ async fn a_second_concurrent_run_is_refused_and_changes_nothing() {
 
     let err = cleanup(&mut c, false).await.expect_err("refused while another run holds the lock");
     assert_precondition(&err, "RETENTION_CLEANUP_RUNNING");
-    let cache = app.context.config_cache().await;
+    let cache = app.context.live_settings().await;
     let outcome =
         retention::run(&app.context.pool, &cache, app.context.retention_options(), Trigger::Cli, false).await.unwrap();
     assert_eq!(outcome, RunOutcome::AlreadyRunning, "the CLI path reports it too");
@@ -434,7 +434,7 @@ async fn small_batches_time_budget_and_resume() {
     }
     w.visit(&mut conn, one, "40 days", false).await;
     let pool = app.context.pool.clone();
-    let cache = app.context.config_cache().await;
+    let cache = app.context.live_settings().await;
     let options = RetentionOptions { batch_size: 2, ..app.context.retention_options() };
 
     // A spent time budget starts no batch: nothing happens, the run says it is incomplete.
@@ -465,7 +465,7 @@ async fn receipts_outlive_a_short_retention_inside_the_scan_replay_window() {
     w.consent(&mut conn, pupil, true, 1, "10 days").await;
     let inside = w.receipt(&mut conn, Some(pupil), "3 days").await;
     let outside = w.receipt(&mut conn, Some(pupil), "6 days").await;
-    let cache = app.context.config_cache().await;
+    let cache = app.context.live_settings().await;
     // Readers may re-send scans up to 5 days old here: their receipts must stay that long.
     let options = RetentionOptions { scan_window: Duration::from_secs(5 * 86_400), ..app.context.retention_options() };
     let r = done(retention::run(&app.context.pool, &cache, options, Trigger::Cli, false).await.unwrap());
