@@ -290,6 +290,84 @@ config! {
     auth_hash_concurrency: usize = "PHOENIX_AUTH_HASH_CONCURRENCY", "2",
         "argon2 hashes (64 MiB each) the auth service runs at once; more wait up to 2 s, then get RESOURCE_EXHAUSTED (size the auth pod's memory limit to this × 64 MiB + 128 MiB)",
         |v| v.required(num(1, 64));
+    /// `None`: no mail is sent (`phoenix dev` sets [`SMTP_LOG`] instead). Carries the SMTP
+    /// password, so never printed.
+    smtp_url: Option<Secret> = "PHOENIX_SMTP_URL", "(off; `phoenix dev`: `log`)",
+        "SMTP server auth's outbox (password resets, invitations) is delivered through: smtp://host:25 (plain), smtp://user:pass@host:587?tls=required (STARTTLS), smtps://user:pass@host:465 (TLS); `log` prints each message to the log instead (development only; docs/email.md)",
+        |v| v.optional(|s| smtp_server(s, environment));
+    mail_from: Option<String> = "PHOENIX_MAIL_FROM", "(required with an SMTP server)",
+        "sender of Phoenix's mail, `Phoenix <phoenix@school.example>` or a bare address",
+        |v| required_with_smtp(v.optional(mailbox)?, "PHOENIX_MAIL_FROM", smtp_url.as_ref());
+    /// Without a trailing `/`.
+    public_url: Option<String> = "PHOENIX_PUBLIC_URL", "(required with an SMTP server; `log`: the gateway on the listen host)",
+        "the dashboard's address as people reach it, e.g. https://phoenix.school.example: links in mail (`/reset-password?token=…`, `/invitation?token=…`) start with it",
+        |v| required_with_smtp(v.optional(base_url)?, "PHOENIX_PUBLIC_URL", smtp_url.as_ref());
+    mail_language: MailLanguage = "PHOENIX_MAIL_LANGUAGE", "de",
+        "language of mail to a recipient without a preference of their own: `de` or `en`",
+        |v| v.required(|s| match s {
+            "de" => Ok(MailLanguage::De),
+            "en" => Ok(MailLanguage::En),
+            _ => Err(refuse("expected `de` or `en`")),
+        });
+}
+
+/// `PHOENIX_SMTP_URL=log`: print mail to the log instead of sending it (development only).
+pub const SMTP_LOG: &str = "log";
+
+/// The language of a message (`PHOENIX_MAIL_LANGUAGE`, or the recipient's preference).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MailLanguage {
+    /// German (the default: a German school).
+    #[default]
+    De,
+    /// English.
+    En,
+}
+
+/// `PHOENIX_SMTP_URL`: `smtp://…`, `smtps://…` or `log` (refused in production).
+fn smtp_server(v: &str, environment: Environment) -> Result<Secret, Refused> {
+    if v == SMTP_LOG {
+        return match environment {
+            Environment::Development => Ok(Secret::new(v)),
+            Environment::Production => Err(refuse("`log` prints tokens to the log: development only")),
+        };
+    }
+    url(&["smtp", "smtps"])(v).map(Secret::new)
+}
+
+/// `value`, which must be set when a real SMTP server (not `log`) is configured.
+fn required_with_smtp(
+    value: Option<String>,
+    var: &'static str,
+    smtp_url: Option<&Secret>,
+) -> Result<Option<String>, ConfigError> {
+    let smtp = smtp_url.is_some_and(|u| u.expose() != SMTP_LOG);
+    if smtp && value.is_none() {
+        let reason = "required when PHOENIX_SMTP_URL names an SMTP server".into();
+        return Err(ConfigError { var, reason, value: String::new() });
+    }
+    Ok(value)
+}
+
+/// `Name <address>` or `address`, the address shaped as [`crate::email::normalize`] wants.
+fn mailbox(v: &str) -> Result<String, Refused> {
+    let address = match v.rsplit_once('<') {
+        Some((_, rest)) => rest.strip_suffix('>').unwrap_or(""),
+        None => v,
+    };
+    match crate::email::normalize(address) {
+        Some(_) if !v.contains(['\r', '\n']) => Ok(v.to_owned()),
+        _ => Err(refuse("expected an address such as phoenix@school.example or `Phoenix <phoenix@school.example>`")),
+    }
+}
+
+/// `http(s)://host[:port][/path]`, kept without a trailing `/`.
+fn base_url(v: &str) -> Result<String, Refused> {
+    let url = url(&["http", "https"])(v)?;
+    if url.contains(['?', '#', ' ']) {
+        return Err(refuse("expected a base address without query or fragment, e.g. https://phoenix.school.example"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// The server secret (`PHOENIX_SECRET_KEY`). Never printed: `Debug` shows only whether it

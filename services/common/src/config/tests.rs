@@ -251,3 +251,43 @@ fn blank_values_count_as_unset() {
     assert_eq!(c.database_url, None);
     assert_eq!(c.mqtt_url, None);
 }
+
+#[test]
+fn mail_settings_are_checked_and_the_smtp_password_never_echoed() {
+    let c = config(&[]).expect("defaults");
+    assert_eq!((c.smtp_url, c.mail_from, c.public_url), (None, None, None));
+    assert_eq!(c.mail_language, MailLanguage::De);
+    let url = "smtps://mailer:hunter2-secret@mail.school.example:465";
+    let c = config(&[
+        ("PHOENIX_SMTP_URL", url),
+        ("PHOENIX_MAIL_FROM", "Phoenix <phoenix@school.example>"),
+        ("PHOENIX_PUBLIC_URL", "https://phoenix.school.example/"),
+        ("PHOENIX_MAIL_LANGUAGE", "en"),
+    ])
+    .expect("valid");
+    assert_eq!(c.smtp_url.as_ref().map(Secret::expose), Some(url));
+    assert_eq!(c.public_url.as_deref(), Some("https://phoenix.school.example"));
+    assert_eq!(c.mail_language, MailLanguage::En);
+    assert!(!format!("{c:?}").contains("hunter2"), "Debug must not print the SMTP password");
+    // A real server needs a sender and a public address; `log` needs neither.
+    let err =
+        config(&[("PHOENIX_SMTP_URL", "smtp://mail:25"), ("PHOENIX_PUBLIC_URL", "http://x.example")]).unwrap_err();
+    assert_eq!(err.var, "PHOENIX_MAIL_FROM");
+    let err = config(&[("PHOENIX_SMTP_URL", "smtp://mail:25"), ("PHOENIX_MAIL_FROM", "a@b.example")]).unwrap_err();
+    assert_eq!(err.var, "PHOENIX_PUBLIC_URL");
+    assert!(config(&[("PHOENIX_SMTP_URL", "log")]).is_ok());
+    let key = "k".repeat(40);
+    let err = config(&[("PHOENIX_SMTP_URL", "log"), ("PHOENIX_ENV", "production"), ("PHOENIX_SECRET_KEY", &key)])
+        .unwrap_err();
+    assert_eq!(err.var, "PHOENIX_SMTP_URL");
+    let err = config(&[("PHOENIX_SMTP_URL", "http://user:hunter2@mail:25")]).unwrap_err();
+    assert_eq!(err.var, "PHOENIX_SMTP_URL");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    for bad in ["phoenix", "Phoenix <phoenix>", "a@b.example\r\nBcc: x@y.example"] {
+        assert_eq!(config(&[("PHOENIX_MAIL_FROM", bad)]).unwrap_err().var, "PHOENIX_MAIL_FROM", "{bad}");
+    }
+    for bad in ["phoenix.school.example", "https://x.example/?a=1", "ftp://x.example"] {
+        assert_eq!(config(&[("PHOENIX_PUBLIC_URL", bad)]).unwrap_err().var, "PHOENIX_PUBLIC_URL", "{bad}");
+    }
+    assert_eq!(config(&[("PHOENIX_MAIL_LANGUAGE", "fr")]).unwrap_err().var, "PHOENIX_MAIL_LANGUAGE");
+}
