@@ -1,4 +1,5 @@
-//! `audit` schema (append-only, no foreign keys): data deletions, auth events, data imports.
+//! `audit` schema (append-only, no foreign keys): data deletions, auth events, data imports,
+//! data exports and data changes (corrections).
 
 diesel::table! {
     audit.data_deletions (id) {
@@ -60,5 +61,20 @@ diesel::table! {
         completed_at -> Nullable<Timestamptz>,
         metadata -> Jsonb,
         created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit.data_changes (id) {
+        id -> Int8,
+        entity_type -> Text,
+        entity_id -> Int8,
+        student_id -> Int8,
+        action -> Text,
+        old_values -> Jsonb,
+        new_values -> Jsonb,
+        reason -> Text,
+        changed_by -> Text,
+        changed_at -> Timestamptz,
     }
 }

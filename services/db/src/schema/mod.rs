@@ -70,8 +70,8 @@ use self::activities::{
     schedules as activities_schedules, supervisors as activities_supervisors,
 };
 use self::audit::{
-    auth_events as audit_auth_events, data_deletions as audit_data_deletions, data_exports as audit_data_exports,
-    data_imports as audit_data_imports,
+    auth_events as audit_auth_events, data_changes as audit_data_changes, data_deletions as audit_data_deletions,
+    data_exports as audit_data_exports, data_imports as audit_data_imports,
 };
 use self::auth::{
     account_permissions as auth_account_permissions, account_roles as auth_account_roles, accounts as auth_accounts,
@@ -165,4 +165,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_data_exports,
     audit_auth_events,
     audit_data_imports,
+    audit_data_changes,
 );
