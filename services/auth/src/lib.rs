@@ -9,6 +9,7 @@
 //! | [`validate`] | requests → typed commands, collecting field violations |
 //! | [`convert`] | domain values → proto messages |
 //! | [`repo`] | diesel queries over `auth.*` (and the `audit.auth_events` rows they go with), by topic |
+//! | [`outbox`] | delivery of `auth.outbox` (reset links, invitations) over SMTP, German and English |
 //! | [`keys`] | Ed25519 signing keys: generated on first start, stored encrypted, rotated |
 //! | [`tokens`] | access-token issuing, refresh-token generation and hashing |
 //! | [`throttle`] | in-memory failure counters per email and per client address |
@@ -23,6 +24,7 @@ pub mod convert;
 pub mod error;
 pub mod invitation_service;
 pub mod keys;
+pub mod outbox;
 pub mod repo;
 pub mod role_service;
 pub mod service;
@@ -125,6 +127,7 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
         // Each argon2 hash takes 64 MiB: this bounds the process's memory (deploy/).
         phoenix_common::password::set_concurrency(ctx.config.auth_hash_concurrency);
         let signer = keys::ensure_signing_key(&pool, &ctx.config.secret_key, &options).await?;
+        outbox::start(ctx)?;
         let invitations = invitation_service::InvitationApi::new(
             pool.clone(),
             options.invitation_ttl,
