@@ -10,6 +10,8 @@
 //! | [`scan`] | `ProcessScan` in one transaction |
 //! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
 //! | [`presence`] | `phoenix.active.v1.PresenceService`: the board and `WatchPresence` |
+//! | [`correction_service`] | `phoenix.active.v1.CorrectionService`: its handlers |
+//! | [`corrections`] | correcting a visit, checking in at a past time (audited) |
 //! | [`sessions`] | start (with `force`), end, get, list |
 //! | [`supervisors`] | join, leave, claim, replace |
 //! | [`combined`] | combined groups of running sessions |
@@ -29,6 +31,8 @@ pub mod attendance;
 pub mod calendar;
 pub mod combined;
 pub mod convert;
+pub mod correction_service;
+pub mod corrections;
 pub mod events;
 pub mod presence;
 pub mod repo;
@@ -42,6 +46,7 @@ pub mod supervisors;
 pub mod validate;
 pub mod visits;
 
+pub use correction_service::{CorrectionApi, METHODS as CORRECTION_METHODS};
 pub use events::PRESENCE_CHANNEL;
 pub use presence::{METHODS as PRESENCE_METHODS, PresenceSettings};
 pub use scan::ScanSettings;
@@ -73,8 +78,12 @@ pub fn presence_settings(config: &Config) -> PresenceSettings {
 /// watchers), stopped with the process.
 pub const SERVERS: DomainServers = DomainServers {
     domain: Domain::Active,
-    services: &["phoenix.active.v1.ActiveService", "phoenix.active.v1.PresenceService"],
-    methods: &[METHODS, PRESENCE_METHODS],
+    services: &[
+        "phoenix.active.v1.ActiveService",
+        "phoenix.active.v1.PresenceService",
+        "phoenix.active.v1.CorrectionService",
+    ],
+    methods: &[METHODS, PRESENCE_METHODS, CORRECTION_METHODS],
     add: add_servers,
     jobs: phoenix_common::jobs::no_jobs,
 };
@@ -90,6 +99,10 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
             ctx.verifier.clone(),
         );
         routes.add_service(Authorized::new(presence, PRESENCE_METHODS, ctx.verifier.clone())?);
+        let corrections = phoenix_proto::active::v1::correction_service_server::CorrectionServiceServer::new(
+            CorrectionApi::new(ctx.pool.clone(), phoenix_common::settings::LiveSettings::of(ctx)),
+        );
+        routes.add_service(Authorized::new(corrections, CORRECTION_METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }

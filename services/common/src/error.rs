@@ -44,6 +44,7 @@ pub const REASONS: &[(&str, &str)] = &[
     ("NOT_STAFF", "the caller is not linked to a staff record"),
     ("NOT_SUPERVISING", "the staff member does not supervise the session"),
     ("NO_CARD", "the person holds no RFID card"),
+    ("OUTSIDE_SESSION", "no room session of the room covers the visit's times (none running, or it began later)"),
     ("PERSON_IS_STUDENT", "the person is a student; deactivate the student instead"),
     ("PRIMARY_SUPERVISOR", "the change would leave the activity without its primary supervisor"),
     ("REFERENCE_CONSTRAINT", "a referenced record is missing or still in use (unnamed foreign key)"),
@@ -70,6 +71,7 @@ pub const REASONS: &[(&str, &str)] = &[
     ("TEACHER_LEADS_GROUPS", "the staff member leads groups; remove them as group teacher first"),
     ("VIRTUAL_DEVICE", "the virtual web device has no key to rotate"),
     ("VISIT_ENDED", "the visit has already ended"),
+    ("VISIT_OVERLAP", "the visit would overlap another visit of the pupil; correct that one first"),
 ];
 
 /// A domain error, classified by what the caller can do about it.
