@@ -98,6 +98,10 @@ pub struct DayRow {
     pub session_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     pub room_id: Option<i64>,
+    /// Checked out by the end-of-day close because nobody checked the pupil out
+    /// ([`crate::jobs::close_attendance`]).
+    #[diesel(sql_type = Bool)]
+    pub closed_by_system: bool,
 }
 
 /// The state rule (one place): an open visit wins (today only); then the day's attendance
@@ -110,6 +114,7 @@ pub struct DayRow {
 const DAY_CTE: &str = "WITH day AS ( \
      SELECT st.id AS student_id, a.check_in_time, a.check_out_time, a.check_out_destination, \
             a.checked_in_by, a.checked_out_by, v.active_group_id AS session_id, g.room_id, \
+            COALESCE(a.closed_by_system, false) AS closed_by_system, \
             CASE \
               WHEN v.id IS NOT NULL THEN 'in_room' \
               WHEN a.id IS NOT NULL AND a.check_out_time IS NULL THEN \
@@ -289,6 +294,7 @@ pub async fn check_out_for_day(
                 attendance::checked_out_by.eq(caller.staff_id),
                 attendance::check_out_device_id.eq(None::<i64>),
                 attendance::check_out_destination.eq(Some(destination)),
+                attendance::closed_by_system.eq(false),
             ))
             .execute(conn)
             .await?;

@@ -105,6 +105,7 @@ pub fn attendance(row: DayRow, date: NaiveDate) -> pb::Attendance {
         checked_out_by_staff_id: row.checked_out_by,
         room_id: row.room_id,
         session_id: row.session_id,
+        closed_by_system: row.closed_by_system,
     }
 }
 

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`service`] | [`ActiveApi`], [`METHODS`] and the tonic impl: the handlers |
 //! | [`scan`] | `ProcessScan` in one transaction |
+//! | [`jobs`] | the scheduled jobs: session end, abandoned sweep, attendance close |
 //! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
 //! | [`presence`] | `phoenix.active.v1.PresenceService`: the board and `WatchPresence` |
 //! | [`correction_service`] | `phoenix.active.v1.CorrectionService`: its handlers |
@@ -34,6 +35,7 @@ pub mod convert;
 pub mod correction_service;
 pub mod corrections;
 pub mod events;
+pub mod jobs;
 pub mod presence;
 pub mod repo;
 pub mod scan;
@@ -53,24 +55,14 @@ pub use scan::ScanSettings;
 pub use service::{ActiveApi, METHODS};
 
 use phoenix_common::authz::Authorized;
-use phoenix_common::config::Config;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
+use phoenix_common::settings::LiveSettings;
 use phoenix_proto::active::v1::active_service_server::ActiveServiceServer;
 
-/// Scan settings from the process configuration.
-pub fn scan_settings(config: &Config) -> ScanSettings {
-    ScanSettings {
-        max_age: config.scan_max_age,
-        max_ahead: scan::MAX_CLOCK_AHEAD,
-        timezone: config.timezone,
-        daily_checkout_time: config.daily_checkout_time,
-    }
-}
-
-/// Presence settings from the process configuration (the defaults otherwise).
-pub fn presence_settings(config: &Config) -> PresenceSettings {
-    PresenceSettings::new(config.timezone)
+/// Presence settings in the school's time zone (the defaults otherwise).
+pub fn presence_settings(settings: &LiveSettings) -> PresenceSettings {
+    PresenceSettings::new(settings.time_zone())
 }
 
 /// This domain in the process: `ActiveService` and `PresenceService`, their permission
@@ -85,16 +77,17 @@ pub const SERVERS: DomainServers = DomainServers {
     ],
     methods: &[METHODS, PRESENCE_METHODS, CORRECTION_METHODS],
     add: add_servers,
-    jobs: phoenix_common::jobs::no_jobs,
+    jobs: jobs::specs,
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        let active = ActiveServiceServer::new(ActiveApi::new(ctx.pool.clone(), scan_settings(&ctx.config)));
+        let settings = LiveSettings::of(ctx);
+        let active = ActiveServiceServer::new(ActiveApi::new(ctx.pool.clone(), settings.clone()));
         routes.add_service(Authorized::new(active, METHODS, ctx.verifier.clone())?);
         let presence = presence::server(
             ctx.pool.clone(),
-            presence_settings(&ctx.config),
+            presence_settings(&settings),
             ctx.shutdown.child_token(),
             ctx.verifier.clone(),
         );

@@ -587,6 +587,7 @@ pub async fn open_attendance(
                 attendance::checked_out_by.eq(None::<i64>),
                 attendance::check_out_device_id.eq(None::<i64>),
                 attendance::check_out_destination.eq(None::<String>),
+                attendance::closed_by_system.eq(false),
             ))
             .execute(conn)
             .await
@@ -607,6 +608,7 @@ pub async fn close_attendance(
             attendance::check_out_time.eq(greatest_ts(attendance::check_in_time, at).nullable()),
             attendance::check_out_device_id.eq(Some(device)),
             attendance::check_out_destination.eq(Some("zuhause")),
+            attendance::closed_by_system.eq(false),
         ))
         .execute(conn)
         .await

@@ -23,6 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
+use phoenix_common::settings::LiveSettings;
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::{Code, Outcome, ResultRoom, ResultStudent, ScanResult, display_name, normalize_tag};
@@ -62,18 +63,33 @@ pub fn order_time(
     if lag.abs() > CLOCK_SKEW_BOUND { scanned_at + lag } else { scanned_at }
 }
 
-/// Settings of scan processing.
+/// Settings of one scan: read from the live settings when the scan starts
+/// ([`ScanSettings::live`]), so a change through `ConfigService` applies to the next scan and
+/// one scan's transaction sees one consistent set.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanSettings {
-    /// Oldest accepted `scanned_at` (`PHOENIX_SCAN_MAX_AGE`).
+    /// Oldest accepted `scanned_at` (`scan.max_age_minutes`; `PHOENIX_SCAN_MAX_AGE` gives its
+    /// first default).
     pub max_age: Duration,
     /// Latest accepted `scanned_at` ahead of the server clock.
     pub max_ahead: Duration,
     /// The school's time zone (business date of attendance).
     pub timezone: chrono_tz::Tz,
     /// Local time from which every pupil may go home through the entrance reader
-    /// (`PHOENIX_DAILY_CHECKOUT_TIME`); before it, a pupil with a pickup time today waits.
+    /// (`attendance.daily_checkout_time`); before it, a pupil with a pickup time today waits.
     pub daily_checkout_time: chrono::NaiveTime,
+}
+
+impl ScanSettings {
+    /// The settings a scan starting now runs with.
+    pub fn live(settings: &LiveSettings) -> Self {
+        Self {
+            max_age: settings.scan_max_age(),
+            max_ahead: MAX_CLOCK_AHEAD,
+            timezone: settings.time_zone(),
+            daily_checkout_time: settings.daily_checkout_time(),
+        }
+    }
 }
 
 /// How early before the pickup time a guardian may collect the pupil at the entrance.

@@ -8,6 +8,7 @@ use phoenix_common::Reply;
 use phoenix_common::access::Caller;
 use phoenix_common::authz::{AuthContext, MethodTable, Requirement};
 use phoenix_common::db::{self, DbPool};
+use phoenix_common::settings::LiveSettings;
 use phoenix_common::time::business_date_in;
 use phoenix_common::validate::id;
 use phoenix_proto::active::v1 as pb;
@@ -56,7 +57,8 @@ pub const METHODS: MethodTable = &[
 #[derive(Clone)]
 pub struct ActiveApi {
     pool: DbPool,
-    settings: ScanSettings,
+    /// Read live: a change through `ConfigService` applies to the next request.
+    settings: LiveSettings,
 }
 
 impl std::fmt::Debug for ActiveApi {
@@ -66,9 +68,14 @@ impl std::fmt::Debug for ActiveApi {
 }
 
 impl ActiveApi {
-    /// A service on `pool`.
-    pub fn new(pool: DbPool, settings: ScanSettings) -> Self {
+    /// A service on `pool`, reading the school settings live from `settings`.
+    pub fn new(pool: DbPool, settings: LiveSettings) -> Self {
         Self { pool, settings }
+    }
+
+    /// The school's time zone.
+    fn tz(&self) -> chrono_tz::Tz {
+        self.settings.time_zone()
     }
 
     /// Who may end sessions, for `EndSession`, a forced `StartSession` and combined groups.
@@ -80,7 +87,7 @@ impl ActiveApi {
 
     /// The school's business date now.
     fn today(&self) -> NaiveDate {
-        business_date_in(Utc::now(), self.settings.timezone)
+        business_date_in(Utc::now(), self.tz())
     }
 }
 
@@ -88,9 +95,9 @@ impl ActiveApi {
 impl ActiveService for ActiveApi {
     async fn start_session(&self, request: Request<pb::StartSessionRequest>) -> Reply<pb::StartSessionResponse> {
         let control = self.session_control(&request).await?;
-        let cmd = validate::start_session(request.into_inner())?;
+        let cmd = validate::start_session(request.into_inner(), validate::default_timeout(&self.settings))?;
         let mut conn = db::conn(&self.pool).await?;
-        let (view, ended) = sessions::start(&mut conn, cmd, control, self.settings.timezone, Utc::now()).await?;
+        let (view, ended) = sessions::start(&mut conn, cmd, control, self.tz(), Utc::now()).await?;
         tracing::info!(
             session_id = view.row.id,
             room_id = view.row.room_id,
@@ -105,7 +112,7 @@ impl ActiveService for ActiveApi {
         let control = self.session_control(&request).await?;
         let id = id("id", request.get_ref().id)?;
         let mut conn = db::conn(&self.pool).await?;
-        let (view, closed) = sessions::end(&mut conn, id, control, self.settings.timezone, Utc::now()).await?;
+        let (view, closed) = sessions::end(&mut conn, id, control, self.tz(), Utc::now()).await?;
         tracing::info!(session_id = id, closed_visits = closed, "session ended");
         Ok(Response::new(pb::EndSessionResponse {
             session: Some(convert::session(view)),
@@ -135,7 +142,7 @@ impl ActiveService for ActiveApi {
         let cmd = validate::process_scan(request.into_inner())?;
         let (device, scan_id) = (cmd.device_id.clone(), cmd.scan_id.clone());
         let mut conn = db::conn(&self.pool).await?;
-        let result = scan::process(&mut conn, self.settings, cmd, Utc::now()).await?;
+        let result = scan::process(&mut conn, ScanSettings::live(&self.settings), cmd, Utc::now()).await?;
         tracing::debug!(
             %device, %scan_id, outcome = result.outcome.as_str(), code = result.code.as_str(),
             duplicate = result.duplicate, "scan processed"
@@ -275,7 +282,7 @@ impl ActiveService for ActiveApi {
         let (filter, page) = validate::list_visits(request.into_inner())?;
         let mut conn = db::conn(&self.pool).await?;
         let (rows, next_page_token, total_size) =
-            visits::list(&mut conn, &caller, &filter, &page, self.settings.timezone, self.today()).await?;
+            visits::list(&mut conn, &caller, &filter, &page, self.tz(), self.today()).await?;
         Ok(Response::new(pb::ListVisitsResponse {
             visits: rows.into_iter().map(convert::visit).collect(),
             next_page_token,
@@ -287,7 +294,7 @@ impl ActiveService for ActiveApi {
         let caller = Caller::of(&request, &self.pool).await?;
         let cmd = validate::check_in_student(request.get_ref())?;
         let mut conn = db::conn(&self.pool).await?;
-        let done = visits::check_in(&mut conn, &caller, cmd, self.settings.timezone, Utc::now()).await?;
+        let done = visits::check_in(&mut conn, &caller, cmd, self.tz(), Utc::now()).await?;
         tracing::info!(
             visit_id = done.visit.id,
             student_id = done.visit.student_id,
@@ -353,7 +360,7 @@ impl ActiveService for ActiveApi {
         let caller = Caller::of(&request, &self.pool).await?;
         let cmd = validate::check_out_for_day(request.get_ref())?;
         let mut conn = db::conn(&self.pool).await?;
-        let done = attendance::check_out_for_day(&mut conn, &caller, cmd, self.settings.timezone, Utc::now()).await?;
+        let done = attendance::check_out_for_day(&mut conn, &caller, cmd, self.tz(), Utc::now()).await?;
         tracing::info!(
             student_id = cmd.student_id,
             closed_visit_id = done.closed_visit_id,
@@ -373,7 +380,7 @@ impl ActiveService for ActiveApi {
         let caller = Caller::of(&request, &self.pool).await?;
         let student_id = id("student_id", request.get_ref().student_id)?;
         let mut conn = db::conn(&self.pool).await?;
-        let presence = student::presence(&mut conn, &caller, student_id, self.settings.timezone, Utc::now()).await?;
+        let presence = student::presence(&mut conn, &caller, student_id, self.tz(), Utc::now()).await?;
         Ok(Response::new(pb::GetStudentPresenceResponse { presence: Some(presence) }))
     }
 
@@ -382,7 +389,7 @@ impl ActiveService for ActiveApi {
         _request: Request<pb::GetActivityCountsRequest>,
     ) -> Reply<pb::GetActivityCountsResponse> {
         let mut conn = db::conn(&self.pool).await?;
-        Ok(Response::new(analytics::counts(&mut conn, self.today(), self.settings.timezone).await?))
+        Ok(Response::new(analytics::counts(&mut conn, self.today(), self.tz()).await?))
     }
 
     async fn get_room_utilization(
@@ -391,7 +398,7 @@ impl ActiveService for ActiveApi {
     ) -> Reply<pb::GetRoomUtilizationResponse> {
         let cmd = validate::get_room_utilization(request.get_ref(), self.today())?;
         let mut conn = db::conn(&self.pool).await?;
-        let utilization = analytics::room_utilization(&mut conn, cmd, self.settings.timezone, Utc::now()).await?;
+        let utilization = analytics::room_utilization(&mut conn, cmd, self.tz(), Utc::now()).await?;
         Ok(Response::new(utilization))
     }
 }

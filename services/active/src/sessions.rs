@@ -67,7 +67,21 @@ async fn end_in_tx(
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
 ) -> Result<(SessionRow, usize)> {
-    let (row, closed) = repo::end_session(conn, session, now, business_date_in(now, tz)).await?;
+    end_locked(conn, session, now, business_date_in(now, tz)).await
+}
+
+/// Ends session `session` at `at` inside the caller's transaction, which holds the session's
+/// row lock: end time, its open visits closed (the pupils are in transit), its supervisors'
+/// terms ended on `date`, and the `session_ended` presence event the boards follow. The one
+/// way a session ends: `EndSession`, a forced start and the scheduled jobs
+/// ([`crate::jobs`]). Returns the ended row and how many visits were closed.
+pub async fn end_locked(
+    conn: &mut AsyncPgConnection,
+    session: i64,
+    at: DateTime<Utc>,
+    date: chrono::NaiveDate,
+) -> Result<(SessionRow, usize)> {
+    let (row, closed) = repo::end_session(conn, session, at, date).await?;
     events::record(conn, PresenceChange::session(ChangeKind::SessionEnded, row.id, row.room_id)).await?;
     Ok((row, closed))
 }

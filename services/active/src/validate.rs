@@ -5,6 +5,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use phoenix_common::convert::format_date;
 use phoenix_common::page::PageRequest;
+use phoenix_common::settings::LiveSettings;
 use phoenix_common::time::from_timestamp;
 use phoenix_common::validate::{finish, optional_id, page, parse_date, required_id};
 use phoenix_common::{FieldViolations, Result};
@@ -15,8 +16,11 @@ use crate::attendance::Status;
 use crate::repo::SessionFilter;
 use crate::scan::ScanCommand;
 
-/// Default session timeout (minutes) when the request says 0.
+/// The registry default of `session.timeout_minutes` (for callers without settings, e.g.
+/// the demo data); a request's 0 takes the live setting ([`default_timeout`]).
 pub const DEFAULT_TIMEOUT_MINUTES: i32 = 30;
+/// Longest session timeout, in minutes (the column's CHECK).
+pub const MAX_TIMEOUT_MINUTES: i32 = 480;
 /// Longest combined-group name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 /// Longest combined-group notes, in characters.
@@ -70,7 +74,15 @@ fn distinct_ids(v: &mut FieldViolations, field: &str, ids: &[i64], what: &str) -
     out
 }
 
-pub fn start_session(req: pb::StartSessionRequest) -> Result<StartSession> {
+/// The timeout of a new session whose request says 0: `session.timeout_minutes`, read live.
+pub fn default_timeout(settings: &LiveSettings) -> i32 {
+    i32::try_from(settings.session_timeout().num_minutes())
+        .unwrap_or(DEFAULT_TIMEOUT_MINUTES)
+        .clamp(1, MAX_TIMEOUT_MINUTES)
+}
+
+/// `StartSession`; a timeout of 0 is `default_timeout` minutes (see [`default_timeout`]).
+pub fn start_session(req: pb::StartSessionRequest, default_timeout: i32) -> Result<StartSession> {
     let mut v = FieldViolations::default();
     required_id("room_id", req.room_id, &mut v);
     optional_id("activity_id", req.activity_id, &mut v);
@@ -83,11 +95,14 @@ pub fn start_session(req: pb::StartSessionRequest) -> Result<StartSession> {
     }
     let supervisors = distinct_ids(&mut v, "supervisor_staff_ids", &req.supervisor_staff_ids, "staff");
     let timeout_minutes = match req.timeout_minutes {
-        0 => DEFAULT_TIMEOUT_MINUTES,
-        t if (1..=480).contains(&t) => t,
+        0 => default_timeout,
+        t if (1..=MAX_TIMEOUT_MINUTES).contains(&t) => t,
         t => {
-            v.add("timeout_minutes", format!("must be 0 (default 30) to 480, got {t}"));
-            DEFAULT_TIMEOUT_MINUTES
+            v.add(
+                "timeout_minutes",
+                format!("must be 0 (the school default, {default_timeout}) to {MAX_TIMEOUT_MINUTES}, got {t}"),
+            );
+            default_timeout
         }
     };
     v.into_result()?;
@@ -433,24 +448,31 @@ mod tests {
 
     #[test]
     fn start_session_needs_room_purpose_and_supervisors() {
-        let err = start_session(pb::StartSessionRequest { timeout_minutes: 481, ..Default::default() }).unwrap_err();
+        let err =
+            start_session(pb::StartSessionRequest { timeout_minutes: 481, ..Default::default() }, 30).unwrap_err();
         assert_eq!(fields_of(err), ["room_id", "activity_id", "supervisor_staff_ids", "timeout_minutes"]);
-        let err = start_session(pb::StartSessionRequest {
-            room_id: 1,
-            education_group_id: Some(2),
-            supervisor_staff_ids: vec![5, 0, 5],
-            ..Default::default()
-        })
+        let err = start_session(
+            pb::StartSessionRequest {
+                room_id: 1,
+                education_group_id: Some(2),
+                supervisor_staff_ids: vec![5, 0, 5],
+                ..Default::default()
+            },
+            30,
+        )
         .unwrap_err();
         assert_eq!(fields_of(err), ["supervisor_staff_ids[1]", "supervisor_staff_ids[2]"]);
-        let ok = start_session(pb::StartSessionRequest {
-            room_id: 1,
-            activity_id: Some(3),
-            supervisor_staff_ids: vec![5, 6],
-            ..Default::default()
-        })
+        let ok = start_session(
+            pb::StartSessionRequest {
+                room_id: 1,
+                activity_id: Some(3),
+                supervisor_staff_ids: vec![5, 6],
+                ..Default::default()
+            },
+            45,
+        )
         .expect("valid");
-        assert_eq!(ok.timeout_minutes, 30);
+        assert_eq!(ok.timeout_minutes, 45, "0 takes the school default");
         assert_eq!(ok.supervisors, [5, 6]);
     }
 

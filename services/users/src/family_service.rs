@@ -5,11 +5,11 @@
 //! existing or not, is the same `NotFound` ([`crate::access::require_child`]).
 
 use chrono::Utc;
-use chrono_tz::Tz;
 use phoenix_common::Reply;
 use phoenix_common::access::{self, Caller};
 use phoenix_common::authz::{MethodTable, Requirement};
 use phoenix_common::db::{self, DbPool};
+use phoenix_common::settings::LiveSettings;
 use phoenix_common::time::business_date_in;
 use phoenix_common::validate::id;
 use phoenix_proto::users::v1 as pb;
@@ -31,19 +31,20 @@ pub const FAMILY_METHODS: MethodTable = &[
 #[derive(Clone)]
 pub struct FamilyApi {
     pool: DbPool,
-    timezone: Tz,
+    settings: LiveSettings,
 }
 
 impl std::fmt::Debug for FamilyApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FamilyApi").field("timezone", &self.timezone).finish_non_exhaustive()
+        f.debug_struct("FamilyApi").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
 impl FamilyApi {
-    /// A service answering from `pool`; "today" is the date in `timezone`.
-    pub fn new(pool: DbPool, timezone: Tz) -> Self {
-        Self { pool, timezone }
+    /// A service answering from `pool`; "today" is the date in the school's time zone
+    /// (`settings.time_zone()`, the one zone of every domain).
+    pub fn new(pool: DbPool, settings: LiveSettings) -> Self {
+        Self { pool, settings }
     }
 }
 
@@ -68,7 +69,7 @@ impl FamilyService for FamilyApi {
         let student_id = id("student_id", request.get_ref().student_id)?;
         let mut conn = db::conn(&self.pool).await?;
         require_child(&mut conn, &caller, student_id).await?;
-        let presence = children::presence(&mut conn, student_id, self.timezone, Utc::now()).await?;
+        let presence = children::presence(&mut conn, student_id, self.settings.time_zone(), Utc::now()).await?;
         Ok(Response::new(pb::GetChildPresenceResponse { presence: Some(presence) }))
     }
 
@@ -96,7 +97,7 @@ impl FamilyService for FamilyApi {
         let student_id = id("student_id", request.get_ref().student_id)?;
         let mut conn = db::conn(&self.pool).await?;
         require_child(&mut conn, &caller, student_id).await?;
-        let today = business_date_in(Utc::now(), self.timezone);
+        let today = business_date_in(Utc::now(), self.settings.time_zone());
         let entries = repo::care::schedules_of(&mut conn, student_id).await?;
         let exceptions = repo::care::exceptions_from(&mut conn, student_id, today).await?;
         Ok(Response::new(pb::GetChildPickupScheduleResponse {

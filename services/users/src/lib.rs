@@ -35,6 +35,7 @@ pub mod validate;
 use phoenix_common::authz::Authorized;
 use phoenix_common::domain::Domain;
 use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
+use phoenix_common::settings::LiveSettings;
 use phoenix_proto::users::v1::family_service_server::FamilyServiceServer;
 use phoenix_proto::users::v1::users_service_server::UsersServiceServer;
 
@@ -51,7 +52,7 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
     Box::pin(async move {
         let server = UsersServiceServer::new(service::UsersApi::new(ctx.pool.clone()));
         routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
-        let family = FamilyServiceServer::new(family_service::FamilyApi::new(ctx.pool.clone(), ctx.config.timezone));
+        let family = FamilyServiceServer::new(family_service::FamilyApi::new(ctx.pool.clone(), LiveSettings::of(ctx)));
         routes.add_service(Authorized::new(family, family_service::FAMILY_METHODS, ctx.verifier.clone())?);
         Ok(())
     })

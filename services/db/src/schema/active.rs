@@ -96,6 +96,7 @@ diesel::table! {
         check_out_destination -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        closed_by_system -> Bool,
     }
 }
 

@@ -1,0 +1,1 @@
+ALTER TABLE active.attendance DROP COLUMN closed_by_system;
