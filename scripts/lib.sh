@@ -121,3 +121,18 @@ ensure_python_grpc() {
   "$py" -c 'import grpc, grpc_tools'
   export PHOENIX_PYTHON="$py"
 }
+
+# The tests' SMTP server (tests/src/smtp.rs): aiosmtpd, pinned, for the interpreter the
+# Python tests use (PHOENIX_PYTHON when ensure_python_grpc made a virtualenv, else python3).
+AIOSMTPD_VERSION=1.4.6
+ensure_python_aiosmtpd() {
+  local py="${PHOENIX_PYTHON:-python3}"
+  local check="import aiosmtpd, sys; sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION')"
+  if "$py" -c "$check" >/dev/null 2>&1; then
+    return
+  fi
+  echo "==> pip install aiosmtpd==$AIOSMTPD_VERSION"
+  "$py" -m pip install -q "aiosmtpd==$AIOSMTPD_VERSION" >/dev/null 2>&1 \
+    || "$py" -m pip install -q --break-system-packages "aiosmtpd==$AIOSMTPD_VERSION"
+  "$py" -c "$check"
+}

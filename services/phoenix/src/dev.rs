@@ -123,6 +123,10 @@ impl DevStack {
         let admin = admin::ensure_dev_admin(&pool, &data_dir).await?;
         config.device_key_secret =
             Some(admin::ensure_dev_device_key_secret(config.device_key_secret.as_ref(), &data_dir)?);
+        // Without an SMTP server, mail goes to the log as `DEV MAIL (not sent)` (docs/email.md).
+        if config.smtp_url.is_none() {
+            config.smtp_url = Some(phoenix_common::config::Secret::new(phoenix_common::config::SMTP_LOG));
+        }
 
         let mqtt_url = match &config.mqtt_url {
             Some(url) => url.clone(),
