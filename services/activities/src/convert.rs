@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use phoenix_common::convert::format_date;
 use phoenix_common::time::BUSINESS_TZ;
 use phoenix_proto::activities::v1 as pb;
 
+use crate::repo::enrollment_lists::EnrolledRow;
 use crate::repo::{ActivityDetails, ActivityRow, CategoryRow, ScheduleRow};
 
 /// A category.
@@ -65,4 +67,18 @@ pub fn activities(rows: Vec<ActivityRow>, details: ActivityDetails) -> Vec<pb::A
             schedules: scheds.remove(&row.id).unwrap_or_default(),
         })
         .collect()
+}
+
+/// An enrolled pupil: id and display name (first name and last initial) only.
+pub fn activity_enrollment(row: EnrolledRow) -> pb::ActivityEnrollment {
+    pb::ActivityEnrollment {
+        student_id: row.student_id,
+        display_name: phoenix_reader_protocol::display_name(&row.first_name, &row.last_name),
+        enrollment_date: format_date(row.enrollment_date),
+    }
+}
+
+/// An activity of a pupil.
+pub fn student_enrollment((activity_id, activity_name, date): (i64, String, NaiveDate)) -> pb::StudentEnrollment {
+    pb::StudentEnrollment { activity_id, activity_name, enrollment_date: format_date(date) }
 }

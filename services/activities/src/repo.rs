@@ -1,4 +1,6 @@
-//! Diesel queries on the `activities` schema.
+//! Diesel queries on the `activities` schema; the enrollment lists in [`enrollment_lists`].
+
+pub mod enrollment_lists;
 
 use std::collections::HashMap;
 

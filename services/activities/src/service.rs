@@ -11,7 +11,7 @@ use phoenix_common::{Error, Reply, Result, validate::id};
 use phoenix_proto::activities::v1 as pb;
 use tonic::{Request, Response};
 
-use crate::repo::{self, ActivityFilter, ActivityRow};
+use crate::repo::{self, ActivityFilter, ActivityRow, enrollment_lists};
 use crate::{access, convert, enrollment, plan, validate};
 
 /// The permission each RPC needs, checked by `Authorized` before the handler runs (strings
@@ -39,6 +39,9 @@ pub const METHODS: MethodTable = &[
     ("/phoenix.activities.v1.ActivitiesService/EnrollStudent", Requirement::Permission("activities:enroll")),
     ("/phoenix.activities.v1.ActivitiesService/UnenrollStudent", Requirement::Permission("activities:enroll")),
     ("/phoenix.activities.v1.ActivitiesService/ReplaceEnrollments", Requirement::Permission("activities:enroll")),
+    // Enrollment lists name pupils: staff only, narrowed by `access` (owners, own groups).
+    ("/phoenix.activities.v1.ActivitiesService/ListActivityEnrollments", Requirement::Permission("activities:read")),
+    ("/phoenix.activities.v1.ActivitiesService/ListStudentEnrollments", Requirement::Permission("activities:read")),
 ];
 
 /// Failed-precondition reasons.
@@ -408,5 +411,53 @@ impl ActivitiesService for ActivitiesApi {
             .await?;
         tracing::info!(activity_id = set.activity_id, "enrollments replaced");
         Ok(Response::new(pb::ReplaceEnrollmentsResponse { student_ids }))
+    }
+
+    async fn list_activity_enrollments(
+        &self,
+        request: Request<pb::ListActivityEnrollmentsRequest>,
+    ) -> Reply<pb::ListActivityEnrollmentsResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let (activity_id, page) = validate::list_activity_enrollments(request.get_ref())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let activity = activity_of(&mut conn, activity_id).await?;
+        let groups = match access::enrolled_scope(&mut conn, &caller, &activity).await? {
+            access::EnrolledScope::All => None,
+            access::EnrolledScope::Groups(g) => Some(g),
+        };
+        let (rows, total) = enrollment_lists::enrolled_page(
+            &mut conn,
+            activity_id,
+            groups.as_deref(),
+            page.after_id()?,
+            page.fetch_limit(),
+        )
+        .await?;
+        let (rows, next_page_token) = page.finish(rows, |r| r.student_id.to_string());
+        Ok(Response::new(pb::ListActivityEnrollmentsResponse {
+            enrollments: rows.into_iter().map(convert::activity_enrollment).collect(),
+            next_page_token,
+            total_size: convert::count(total),
+        }))
+    }
+
+    async fn list_student_enrollments(
+        &self,
+        request: Request<pb::ListStudentEnrollmentsRequest>,
+    ) -> Reply<pb::ListStudentEnrollmentsResponse> {
+        let caller = Caller::of(&request, &self.pool).await?;
+        let student_id = id("student_id", request.get_ref().student_id)?;
+        // Before the look-up: a caller without a staff record learns nothing about the id.
+        access::require_staff_reader(&caller)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let group = enrollment_lists::student_group(&mut conn, student_id).await?;
+        let owned_by = match access::activity_scope(&mut conn, &caller, group).await? {
+            access::ActivityScope::All => None,
+            access::ActivityScope::OwnedBy(staff) => Some(staff),
+        };
+        let rows = enrollment_lists::of_student(&mut conn, student_id, owned_by).await?;
+        Ok(Response::new(pb::ListStudentEnrollmentsResponse {
+            enrollments: rows.into_iter().map(convert::student_enrollment).collect(),
+        }))
     }
 }

@@ -327,6 +327,14 @@ pub fn list_available_activities(req: &pb::ListAvailableActivitiesRequest) -> Re
     Ok((student_id, finish(v, page)?))
 }
 
+/// `ListActivityEnrollments`: the activity id and the page.
+pub fn list_activity_enrollments(req: &pb::ListActivityEnrollmentsRequest) -> Result<(i64, PageRequest)> {
+    let mut v = FieldViolations::default();
+    let activity_id = required_id("activity_id", req.activity_id, &mut v);
+    let page = page("activity enrollments", &activity_id.to_string(), req.page_size, &req.page_token, &mut v);
+    Ok((activity_id, finish(v, page)?))
+}
+
 /// `UpdateActivity`.
 pub fn update_activity(req: pb::UpdateActivityRequest) -> Result<ActivityUpdate> {
     let a = required("activity", req.activity)?;
