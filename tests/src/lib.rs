@@ -7,6 +7,7 @@
 //! - [`fixtures`]: raw-SQL rows of other domains a test needs (groups, substitutions, …).
 //! - [`grpc`]: status assertions (code + BadRequest fields) and requests made as a caller.
 //! - [`auth`]: accounts with roles, logging in, attaching bearer tokens.
+//! - [`smtp`]: a real SMTP server (Python `aiosmtpd`) that keeps what it receives.
 //! - [`require_tool`]: an external program a test needs (mosquitto, chromium, python3); missing
 //!   fails the test under `CI`, and skips it with a message outside CI.
 //!
@@ -20,6 +21,7 @@ pub mod fixtures;
 pub mod grpc;
 pub mod reader;
 pub mod school;
+pub mod smtp;
 
 pub use app::TestApp;
 pub use db::TestDb;

@@ -8,6 +8,7 @@ mod hash_bound;
 mod invitations;
 mod login;
 mod login_flood;
+mod outbox;
 mod password_reset;
 mod revocation;
 mod roles;
