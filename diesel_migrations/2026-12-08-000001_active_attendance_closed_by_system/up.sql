@@ -1,5 +1,5 @@
 -- active.attendance.closed_by_system: the end-of-day attendance close (phoenix-active's
--- `close_attendance` job, docs/jobs.md "Active-domain jobs") checked the pupil out at
+-- `close_attendance` job, docs/presence.md "Active-domain jobs") checked the pupil out at
 -- 23:59:59 local of the row's date because nobody did; the office lists who was never
 -- checked out. A re-check-in the same day clears it with the other check-out columns.
 ALTER TABLE active.attendance

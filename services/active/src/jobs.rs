@@ -1,4 +1,4 @@
-//! The active domain's scheduled jobs (docs/jobs.md "Active-domain jobs"): the daily
+//! The active domain's scheduled jobs (docs/presence.md "Active-domain jobs"): the daily
 //! session end, the abandoned-session sweep and the end-of-day attendance close.
 //!
 //! Each takes the connection that holds its advisory lock, the live settings and the run
