@@ -7,6 +7,7 @@ mod attendance;
 mod broker_acl;
 mod combined;
 mod combined_access;
+mod corrections;
 mod jobs;
 mod mqtt_faults;
 mod ordering;

@@ -2,6 +2,7 @@
 
 #[allow(clippy::module_inception)]
 mod activities;
+mod enrollment_lists;
 mod helpers;
 mod listing;
 mod manage;

@@ -9,7 +9,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::domain::Domain;
 use phoenix_proto::active::v1 as apb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
+use phoenix_proto::active::v1::correction_service_client::CorrectionServiceClient;
 use phoenix_proto::active::v1::presence_service_client::PresenceServiceClient;
+use phoenix_proto::activities::v1 as actpb;
+use phoenix_proto::activities::v1::activities_service_client::ActivitiesServiceClient;
 use phoenix_proto::audit::v1 as aupb;
 use phoenix_proto::audit::v1::audit_service_client::AuditServiceClient;
 use phoenix_proto::education::v1 as epb;
@@ -50,6 +53,7 @@ pub struct School {
     active: Channel,
     education: Channel,
     audit: Channel,
+    activities: Channel,
     p1: i64,
     p1_person: i64,
     p1_tag: String,
@@ -75,7 +79,9 @@ async fn account(app: &TestApp, name: &str, role: &str) -> (i64, String) {
 
 impl School {
     pub async fn new() -> Self {
-        let app = TestApp::spawn(&[Domain::Users, Domain::Education, Domain::Active, Domain::Audit]).await;
+        let app =
+            TestApp::spawn(&[Domain::Users, Domain::Education, Domain::Activities, Domain::Active, Domain::Audit])
+                .await;
         let mut conn = app.db.conn().await;
         let g1 = fixtures::group(&mut conn, "G1 Eulen").await;
         let g2 = fixtures::group(&mut conn, "G2 Füchse").await;
@@ -129,6 +135,17 @@ impl School {
         let r2 = fixtures::room(&mut conn, "Raum 2", None).await;
         let r3 = fixtures::room(&mut conn, "Raum 3", None).await;
         let activity = fixtures::activity(&mut conn, "Freispiel", 30).await;
+        // P1 and P2 are enrolled in it (the enrollment lists).
+        for p in [p1, p2] {
+            exec(
+                &mut conn,
+                &format!(
+                    "INSERT INTO activities.enrollments (student_id, activity_id, enrollment_date) \
+                     VALUES ({p}, {activity}, CURRENT_DATE)"
+                ),
+            )
+            .await;
+        }
         let mut ops = ActiveServiceClient::new(app.test_channel(Domain::Active).await);
         let sess1 = school::start_session(&mut ops, r1, activity, supervisor).await;
         let sess2 = school::start_session(&mut ops, r2, activity, supervisor).await;
@@ -137,6 +154,7 @@ impl School {
             active: app.channel(Domain::Active).await,
             education: app.channel(Domain::Education).await,
             audit: app.channel(Domain::Audit).await,
+            activities: app.channel(Domain::Activities).await,
             app,
             ops,
             tokens: vec![
@@ -212,6 +230,18 @@ impl School {
     async fn open_visit(&self) -> i64 {
         let sql = format!("SELECT id FROM active.visits WHERE student_id = {} AND exit_time IS NULL", self.p1);
         one_id(&mut self.app.db.conn().await, &sql).await
+    }
+
+    /// When P1's open visit began.
+    async fn open_visit_entry(&self) -> chrono::DateTime<chrono::Utc> {
+        #[derive(QueryableByName)]
+        struct Entry {
+            #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+            entry_time: chrono::DateTime<chrono::Utc>,
+        }
+        let sql = format!("SELECT entry_time FROM active.visits WHERE student_id = {} AND exit_time IS NULL", self.p1);
+        let mut conn = self.app.db.conn().await;
+        diesel::sql_query(&sql).get_result::<Entry>(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}")).entry_time
     }
 
     /// Calls `rpc` as `role` and says what came back; `Err` describes an answer that is none
@@ -386,6 +416,60 @@ impl School {
                 }
                 got.map_err(status)?;
                 Ok(Done)
+            }
+            "active.CorrectVisit" => {
+                // P1's open visit, its entry time "corrected" to what it is: nothing moves.
+                let visit = self.open_visit().await;
+                let entry = self.open_visit_entry().await;
+                let req = apb::CorrectVisitRequest {
+                    visit_id: visit,
+                    entry_time: Some(phoenix_common::time::to_timestamp(entry)),
+                    reason: "access matrix".into(),
+                    ..Default::default()
+                };
+                let mut corrections = CorrectionServiceClient::new(self.active.clone());
+                corrections.correct_visit(self.req(role, req)).await.map_err(status)?;
+                Ok(Done)
+            }
+            "active.CheckInAt" => {
+                // P1 into R2 as of now (closing the R1 visit), then back into R1.
+                let req = apb::CheckInAtRequest {
+                    student_id: p1,
+                    room_id: r2,
+                    at: Some(phoenix_common::time::to_timestamp(chrono::Utc::now())),
+                    reason: "access matrix".into(),
+                };
+                let mut corrections = CorrectionServiceClient::new(self.active.clone());
+                let got = corrections.check_in_at(self.req(role, req)).await;
+                if got.is_ok() {
+                    let back = apb::CheckInStudentRequest { student_id: p1, session_id: sess1, transfer: true };
+                    self.ops.check_in_student(back).await.map_err(|e| format!("restore: P1 into R1: {e:?}"))?;
+                }
+                got.map_err(status)?;
+                Ok(Done)
+            }
+            "activities.ListActivityEnrollments" => {
+                let req = actpb::ListActivityEnrollmentsRequest { activity_id: self.activity, ..Default::default() };
+                let mut activities = ActivitiesServiceClient::new(self.activities.clone());
+                let list =
+                    activities.list_activity_enrollments(self.req(role, req)).await.map_err(status)?.into_inner();
+                let counted = usize::try_from(list.total_size).ok() == Some(list.enrollments.len());
+                match list.enrollments.iter().find(|e| e.student_id == p1) {
+                    None if counted => Ok(Hidden),
+                    Some(e) if counted && e.display_name == "Mia M." => Ok(Full),
+                    _ => Err(format!("enrolled {:?}, total {}", list.enrollments, list.total_size)),
+                }
+            }
+            "activities.ListStudentEnrollments" => {
+                let req = actpb::ListStudentEnrollmentsRequest { student_id: p1 };
+                let mut activities = ActivitiesServiceClient::new(self.activities.clone());
+                let list = activities.list_student_enrollments(self.req(role, req)).await.map_err(status)?.into_inner();
+                let ids: Vec<i64> = list.enrollments.iter().map(|e| e.activity_id).collect();
+                match ids.as_slice() {
+                    [] => Ok(Hidden),
+                    [a] if *a == self.activity => Ok(Full),
+                    other => Err(format!("activities {other:?}")),
+                }
             }
             "family.ListMyChildren" => {
                 let req = upb::ListMyChildrenRequest {};
