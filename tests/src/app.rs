@@ -31,6 +31,8 @@ pub fn test_config(database_url: &str) -> Config {
     config.mqtt_port = 0;
     // No daily retention purge inside tests: a run at 02:00 would race the test's own.
     config.cleanup_time = None;
+    // No scheduled jobs either: a test runs the job it tests, with its own clock.
+    config.jobs_enabled = false;
     config
 }
 

@@ -10,6 +10,7 @@
 //! | [`convert`] | domain values → proto messages |
 //! | [`repo`] | diesel queries over `auth.*` (and the `audit.auth_events` rows they go with), by topic |
 //! | [`outbox`] | delivery of `auth.outbox` (reset links, invitations) over SMTP, German and English |
+//! | [`cleanup`] | the hourly cleanup job: expired tokens, invitations, rate-limit rows, sent mail |
 //! | [`keys`] | Ed25519 signing keys: generated on first start, stored encrypted, rotated |
 //! | [`tokens`] | access-token issuing, refresh-token generation and hashing |
 //! | [`throttle`] | in-memory failure counters per email and per client address |
@@ -20,6 +21,7 @@
 //! reachable through [`phoenix_common::authz::Authorized`].
 
 pub mod account_service;
+pub mod cleanup;
 pub mod convert;
 pub mod error;
 pub mod invitation_service;
@@ -57,8 +59,14 @@ pub const SERVERS: DomainServers = DomainServers {
     ],
     methods: &[service::METHODS, account_service::METHODS, role_service::METHODS, invitation_service::METHODS],
     add: add_servers,
-    jobs: phoenix_common::jobs::no_jobs,
+    jobs,
 };
+
+/// The auth domain's scheduled jobs: the hourly cleanup, and the mail sender when mail is
+/// configured.
+fn jobs(ctx: &DomainContext) -> Vec<phoenix_common::jobs::JobSpec> {
+    std::iter::once(cleanup::spec()).chain(outbox::job(&ctx.config)).collect()
+}
 
 /// Lifetimes and throttling limits. Defaults are the production values.
 #[derive(Debug, Clone)]
@@ -127,7 +135,7 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
         // Each argon2 hash takes 64 MiB: this bounds the process's memory (deploy/).
         phoenix_common::password::set_concurrency(ctx.config.auth_hash_concurrency);
         let signer = keys::ensure_signing_key(&pool, &ctx.config.secret_key, &options).await?;
-        outbox::start(ctx)?;
+        outbox::check(&ctx.config)?;
         let invitations = invitation_service::InvitationApi::new(
             pool.clone(),
             options.invitation_ttl,

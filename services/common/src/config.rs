@@ -189,14 +189,14 @@ config! {
         "server secret (32+ characters) reader device keys are derived from; required by iot and the gateway",
         |v| v.optional(device_key_secret);
     scan_max_age: Duration = "PHOENIX_SCAN_MAX_AGE", "24h",
-        "oldest accepted reader scan (`scanned_at`), e.g. 24h, 90m, 3600s",
+        "first default of the live setting `scan.max_age_minutes`: oldest accepted reader scan (`scanned_at`), e.g. 24h, 90m, 3600s",
         |v| v.required(duration(Duration::from_secs(60), Duration::from_secs(30 * 86_400)));
     timezone: chrono_tz::Tz = "PHOENIX_TIMEZONE", "Europe/Berlin",
-        "school time zone: business dates (attendance, sessions)",
+        "the school's time zone, for every domain's business dates and daily job times (the setting `system.time_zone` shows it, locked)",
         |v| v.required(parsed("expected an IANA time zone such as Europe/Berlin"));
     /// Pickup rules stop applying at the entrance reader from then on (docs/reader-pipeline.md).
     daily_checkout_time: NaiveTime = "PHOENIX_DAILY_CHECKOUT_TIME", "15:00",
-        "local time (HH:MM) from which the entrance reader lets every pupil go home; before it, a pupil with a pickup time today waits for it",
+        "first default of the live setting `attendance.daily_checkout_time`: local time (HH:MM) from which the entrance reader lets every pupil go home; before it, a pupil with a pickup time today waits for it",
         |v| v.required(time_of_day("expected a time of day such as 15:00 (HH:MM)"));
     /// Beyond it and its burst, scans get `rejected`/`rate_limited`.
     reader_rate_limit: u32 = "PHOENIX_READER_RATE_LIMIT", "20",
@@ -286,6 +286,15 @@ config! {
             Ok(None)
         } else {
             time_of_day("expected a local time HH:MM (24 h) such as 02:00, or `off`")(s).map(Some)
+        });
+    /// `false` (`off`): this process schedules no jobs; they run only by hand (`phoenix jobs
+    /// run`, e.g. from a Kubernetes CronJob). Tests turn it off.
+    jobs_enabled: bool = "PHOENIX_JOBS", "on",
+        "`on`: the process runs the scheduled jobs of the domains it serves (docs/jobs.md; one replica at a time); `off`: only by hand",
+        |v| v.required(|s| match s.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" => Ok(true),
+            "off" | "false" | "0" => Ok(false),
+            _ => Err(refuse("expected on or off")),
         });
     auth_hash_concurrency: usize = "PHOENIX_AUTH_HASH_CONCURRENCY", "2",
         "argon2 hashes (64 MiB each) the auth service runs at once; more wait up to 2 s, then get RESOURCE_EXHAUSTED (size the auth pod's memory limit to this × 64 MiB + 128 MiB)",

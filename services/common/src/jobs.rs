@@ -98,6 +98,8 @@ pub struct JobRun {
     pub now: DateTime<Utc>,
     /// Count, change nothing.
     pub dry_run: bool,
+    /// Who started it.
+    pub trigger: Trigger,
 }
 
 /// The future a job's work returns; it borrows the lock's connection.
@@ -115,6 +117,9 @@ pub enum Schedule {
     Daily(Arc<dyn Fn() -> NaiveTime + Send + Sync>),
     /// Every interval (counted from the end of the previous run).
     Every(Duration),
+    /// Never by itself: only `phoenix jobs run` (e.g. `PHOENIX_CLEANUP_TIME=off`, a
+    /// Kubernetes CronJob runs it instead).
+    Manual,
 }
 
 impl Schedule {
@@ -129,6 +134,7 @@ impl Schedule {
             Schedule::Daily(at) => format!("daily {}", at().format("%H:%M")),
             Schedule::Every(d) if d.as_secs() % 60 == 0 => format!("every {} min", d.as_secs() / 60),
             Schedule::Every(d) => format!("every {} s", d.as_secs()),
+            Schedule::Manual => "by hand".to_owned(),
         }
     }
 }
@@ -172,6 +178,9 @@ pub fn no_jobs(_: &crate::server::DomainContext) -> Vec<JobSpec> {
     Vec::new()
 }
 
+/// Counts that describe what is left rather than what a run did (the outbox's `pending`).
+pub const STATE_COUNTS: &[&str] = &["pending"];
+
 /// What one run of a job did: named counts ("sessions_ended" → 3), for the log, the CLI and
 /// `config.job_runs`. A dry run reports what it would have done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -184,6 +193,11 @@ impl JobReport {
     /// Adds `n` to count `name`.
     pub fn add(&mut self, name: &'static str, n: i64) {
         *self.counts.entry(name).or_insert(0) += n;
+    }
+
+    /// Whether any count other than the [`STATE_COUNTS`] is non-zero.
+    pub fn did_work(&self) -> bool {
+        self.counts.iter().any(|(name, &n)| n != 0 && !STATE_COUNTS.contains(name))
     }
 
     /// Count `name` (0 when never added).
@@ -269,32 +283,276 @@ pub fn next_daily_run(now: DateTime<Utc>, at: NaiveTime, zone: Tz) -> DateTime<U
     }
 }
 
-/// Runs `job` every day at `at` (local time in `zone`) until `shutdown`. Sleeps in short
-/// steps and compares against the wall clock, so a suspended host or a clock change does
-/// not shift the schedule. A run in progress is dropped on shutdown (its transaction rolls
-/// back; jobs are written to be resumable).
-pub async fn run_daily<F, Fut>(job: Job, at: NaiveTime, zone: Tz, shutdown: ShutdownToken, mut run: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    const STEP: Duration = Duration::from_secs(60);
-    loop {
-        let next = next_daily_run(Utc::now(), at, zone);
-        tracing::info!(job = job.name(), next = %next, "scheduled");
+/// Who started a run (recorded in `config.job_runs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The process's schedule.
+    Schedule,
+    /// `phoenix jobs run`.
+    Cli,
+    /// An admin RPC.
+    Rpc,
+}
+
+impl Trigger {
+    /// As stored.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Cli => "cli",
+            Trigger::Rpc => "rpc",
+        }
+    }
+}
+
+/// How a run request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The run happened; what it did.
+    Done(JobReport),
+    /// Another replica or process holds the job's lock; nothing was done here.
+    AlreadyRunning,
+}
+
+/// Runs `spec` once now, acting for `now`: takes the job's advisory lock (another holder →
+/// [`RunOutcome::AlreadyRunning`]), does the work on the lock's connection, releases it,
+/// logs the counts and appends the run to `config.job_runs` (dry runs too, marked). A
+/// failed run is recorded with its error and returned.
+pub async fn run_once(
+    pool: &DbPool,
+    spec: &JobSpec,
+    trigger: Trigger,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> crate::Result<RunOutcome> {
+    let job = spec.job;
+    let lock = JobLock::try_acquire(pool, job).await.map_err(|e| {
+        tracing::warn!(job = job.name(), error = %e, "job: cannot take the job lock");
+        crate::Error::Unavailable(format!("cannot reach the database to start job {}; retry shortly", job.name()))
+    })?;
+    let Some(mut lock) = lock else {
+        tracing::info!(job = job.name(), trigger = trigger.name(), "job already running elsewhere; skipped");
+        return Ok(RunOutcome::AlreadyRunning);
+    };
+    let started = Utc::now();
+    let result = (spec.run)(lock.conn(), JobRun { job, now, dry_run, trigger }).await;
+    lock.release().await;
+    let finished = Utc::now();
+    let millis = (finished - started).num_milliseconds();
+    match &result {
+        Ok(report) => tracing::info!(
+            job = job.name(),
+            trigger = trigger.name(),
+            dry_run,
+            millis,
+            counts = ?report.counts,
+            "{}",
+            if dry_run { "job dry run" } else { "job finished" }
+        ),
+        Err(e) => {
+            tracing::error!(job = job.name(), trigger = trigger.name(), dry_run, millis, error = %e, "job failed")
+        }
+    }
+    let quiet = matches!(spec.schedule, Schedule::Every(d) if d < QUIET_BELOW)
+        && trigger == Trigger::Schedule
+        && result.as_ref().is_ok_and(|r| !r.did_work());
+    if !quiet {
+        let record = Record { job, trigger, dry_run, started, finished, now, result: &result };
+        if let Err(e) = record.append(pool).await {
+            tracing::warn!(job = job.name(), error = %e, "job: could not record the run in config.job_runs");
+        }
+    }
+    result.map(RunOutcome::Done)
+}
+
+/// Scheduled runs of jobs that run more often than this are recorded only when they did
+/// something or failed (the outbox sender polls every few seconds).
+pub const QUIET_BELOW: Duration = Duration::from_secs(300);
+
+/// How long `config.job_runs` keeps a run.
+pub const RUN_HISTORY: chrono::Duration = chrono::Duration::days(90);
+
+struct Record<'a> {
+    job: Job,
+    trigger: Trigger,
+    dry_run: bool,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    now: DateTime<Utc>,
+    result: &'a crate::Result<JobReport>,
+}
+
+impl Record<'_> {
+    /// Appends the run and prunes the job's runs older than [`RUN_HISTORY`].
+    async fn append(&self, pool: &DbPool) -> crate::Result<()> {
+        use diesel::ExpressionMethods as _;
+        use phoenix_db::schema::config::job_runs as r;
+        let (outcome, error, counts) = match self.result {
+            Ok(report) => ("ok", None, serde_json::to_value(&report.counts).unwrap_or_default()),
+            Err(e) => ("failed", Some(e.to_string()), serde_json::Value::Object(Default::default())),
+        };
+        let mut conn = crate::db::conn(pool).await?;
+        diesel::insert_into(r::table)
+            .values((
+                r::job.eq(self.job.name()),
+                r::trigger.eq(self.trigger.name()),
+                r::dry_run.eq(self.dry_run),
+                r::outcome.eq(outcome),
+                r::started_at.eq(self.started),
+                r::finished_at.eq(self.finished.max(self.started)),
+                r::acted_for.eq(self.now),
+                r::counts.eq(counts),
+                r::error.eq(error),
+            ))
+            .execute(&mut conn)
+            .await?;
+        diesel::delete(r::table)
+            .filter(r::job.eq(self.job.name()))
+            .filter(r::started_at.lt(self.finished - RUN_HISTORY))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The last recorded run of a job.
+#[derive(Debug, Clone, diesel::Queryable)]
+pub struct LastRun {
+    /// `schedule`, `cli` or `rpc`.
+    pub trigger: String,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: DateTime<Utc>,
+    /// Its counts.
+    pub counts: serde_json::Value,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The last recorded run of `job`, if any.
+pub async fn last_run(conn: &mut AsyncPgConnection, job: Job) -> crate::Result<Option<LastRun>> {
+    use diesel::{ExpressionMethods as _, OptionalExtension as _, QueryDsl as _};
+    use phoenix_db::schema::config::job_runs as r;
+    Ok(r::table
+        .filter(r::job.eq(job.name()))
+        .order(r::started_at.desc())
+        .select((r::trigger, r::dry_run, r::outcome, r::started_at, r::finished_at, r::counts, r::error))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The time source of the scheduler; tests inject their own.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock a test moves by hand.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock standing at `at`.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(at))
+    }
+
+    /// Moves it to `at`.
+    pub fn set(&self, at: DateTime<Utc>) {
+        if let Ok(mut now) = self.0.lock() {
+            *now = at;
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.lock().map_or_else(|_| Utc::now(), |now| *now)
+    }
+}
+
+/// How the scheduler waits.
+#[derive(Clone)]
+pub struct Scheduler {
+    /// The school's zone, for daily times.
+    pub zone: Tz,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// How often the clock is compared with the next due time (1 s; tests shorter). The
+    /// wall clock is re-read every step, so a suspended host or a clock change does not
+    /// shift the schedule, and a changed daily time applies to the next wait.
+    pub step: Duration,
+}
+
+impl std::fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scheduler").field("zone", &self.zone).field("step", &self.step).finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// The wall clock in `zone`, checked every second.
+    pub fn system(zone: Tz) -> Self {
+        Self { zone, clock: Arc::new(SystemClock), step: Duration::from_secs(1) }
+    }
+
+    /// When `schedule` is next due after a wait that began at `since`.
+    /// `None` for [`Schedule::Manual`].
+    pub fn next_due(&self, schedule: &Schedule, since: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match schedule {
+            Schedule::Daily(at) => Some(next_daily_run(since, at(), self.zone)),
+            Schedule::Every(d) => Some(since + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::hours(1))),
+            Schedule::Manual => None,
+        }
+    }
+
+    /// Runs `spec` on its schedule until `shutdown`. Each run acts for the due instant's
+    /// clock reading; another replica holding the lock makes this one skip that run. A run
+    /// in progress is dropped on shutdown (its transaction rolls back; jobs are written to
+    /// be resumable: what is due is derived from the data each time).
+    pub async fn run(self, pool: DbPool, spec: JobSpec, shutdown: ShutdownToken) {
+        if matches!(spec.schedule, Schedule::Manual) {
+            return;
+        }
+        tracing::info!(job = spec.job.name(), schedule = %spec.schedule.describe(), "job scheduled");
+        let mut since = self.clock.now();
         loop {
-            let left = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-            if left.is_zero() {
-                break;
+            loop {
+                let now = self.clock.now();
+                if self.next_due(&spec.schedule, since).is_none_or(|due| now >= due) {
+                    break;
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(self.step) => {}
+                }
             }
+            let now = self.clock.now();
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = tokio::time::sleep(left.min(STEP)) => {}
+                result = run_once(&pool, &spec, Trigger::Schedule, now, false) => {
+                    if let Err(e) = result {
+                        tracing::warn!(job = spec.job.name(), error = %e, "scheduled run failed; the next one tries again");
+                    }
+                }
             }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = run() => {}
+            since = now.max(self.clock.now());
         }
     }
 }

@@ -6,7 +6,7 @@ use phoenix_proto::config::v1 as pb;
 
 use crate::flags::Reason;
 use crate::registry::{Kind, SettingDef};
-use crate::repo::{FlagRow, StoredSetting};
+use crate::repo::{FlagRow, JobRunRow, StoredSetting};
 use crate::retention::Report;
 
 /// A registry entry with its stored value, if any; the default shown is this process's
@@ -70,5 +70,25 @@ pub(crate) fn retention_report(r: &Report) -> pb::RunRetentionCleanupResponse {
         default_retention_days: r.default_retention_days,
         start_time: Some(to_timestamp(r.started_at)),
         finish_time: Some(to_timestamp(r.finished_at)),
+    }
+}
+
+pub(crate) fn job_run(row: JobRunRow) -> pb::JobRun {
+    let counts = row
+        .counts
+        .as_object()
+        .map(|m| m.iter().filter_map(|(k, v)| v.as_i64().map(|n| (k.clone(), n))).collect())
+        .unwrap_or_default();
+    pb::JobRun {
+        id: row.id,
+        job: row.job,
+        trigger: row.trigger,
+        dry_run: row.dry_run,
+        outcome: row.outcome,
+        start_time: Some(to_timestamp(row.started_at)),
+        finish_time: Some(to_timestamp(row.finished_at)),
+        acted_for: Some(to_timestamp(row.acted_for)),
+        counts,
+        error: row.error.unwrap_or_default(),
     }
 }

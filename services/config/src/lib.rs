@@ -28,7 +28,9 @@ use std::sync::Arc;
 use phoenix_common::authz::Authorized;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
+use phoenix_common::jobs::JobSpec;
 use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
+use phoenix_common::settings::LiveSettings;
 use phoenix_proto::config::v1::config_service_server::ConfigServiceServer;
 use tokio::sync::OnceCell;
 
@@ -40,7 +42,7 @@ pub const SERVERS: DomainServers = DomainServers {
     services: &["phoenix.config.v1.ConfigService"],
     methods: &[service::METHODS],
     add: add_servers,
-    jobs: phoenix_common::jobs::no_jobs,
+    jobs,
 };
 
 /// The process's one [`ConfigCache`] slot, shared through [`DomainContext::extensions`]:
@@ -67,6 +69,11 @@ pub fn retention_options(config: &phoenix_common::config::Config) -> retention::
     retention::RetentionOptions { scan_window: config.scan_max_age, ..retention::RetentionOptions::default() }
 }
 
+/// The config domain's jobs: the retention purge at `PHOENIX_CLEANUP_TIME`.
+fn jobs(ctx: &DomainContext) -> Vec<JobSpec> {
+    vec![retention::spec(LiveSettings::of(ctx), retention_options(&ctx.config), ctx.config.cleanup_time)]
+}
+
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
         let cache = SharedConfigCache::of(ctx).get(&ctx.pool).await;
@@ -75,16 +82,6 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
         let server =
             ConfigServiceServer::new(service::ConfigApi::new(ctx.pool.clone(), cache, settings.clone(), options));
         routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
-        if let Some(at) = ctx.config.cleanup_time {
-            tokio::spawn(retention::run_daily(
-                ctx.pool.clone(),
-                settings,
-                options,
-                at,
-                ctx.config.timezone,
-                ctx.shutdown.clone(),
-            ));
-        }
         Ok(())
     })
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::auth::{account_roles, accounts, roles};
-use phoenix_db::schema::config::{feature_flags, settings};
+use phoenix_db::schema::config::{feature_flags, job_runs, settings};
 
 use phoenix_common::Result;
 
@@ -209,4 +209,43 @@ pub async fn notify_change(conn: &mut AsyncPgConnection, what: &str) -> Result<(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A row of `config.job_runs`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = job_runs, check_for_backend(diesel::pg::Pg))]
+pub struct JobRunRow {
+    pub id: i64,
+    pub job: String,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub outcome: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub acted_for: DateTime<Utc>,
+    pub counts: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// Runs of `job` (every job when `None`), newest first, ids below `before`; and the total.
+pub async fn list_job_runs(
+    conn: &mut AsyncPgConnection,
+    job: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<JobRunRow>, i64)> {
+    let filtered = || {
+        let mut q = job_runs::table.into_boxed();
+        if let Some(job) = job {
+            q = q.filter(job_runs::job.eq(job.to_owned()));
+        }
+        q
+    };
+    let mut q = filtered().select(JobRunRow::as_select()).order(job_runs::id.desc()).limit(limit);
+    if let Some(b) = before {
+        q = q.filter(job_runs::id.lt(b));
+    }
+    let rows = q.load(conn).await?;
+    let total = filtered().count().get_result(conn).await?;
+    Ok((rows, total))
 }

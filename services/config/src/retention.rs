@@ -46,7 +46,7 @@ use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Double, Integer, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection as _, AsyncPgConnection, RunQueryDsl};
 use phoenix_common::db::DbPool;
-use phoenix_common::jobs::{Job, JobLock};
+use phoenix_common::jobs::{self, Job, JobLock, JobReport, JobRun, JobSpec, Schedule};
 use phoenix_common::{Error, Result};
 
 use phoenix_common::settings::LiveSettings;
@@ -300,18 +300,7 @@ pub async fn run(
     trigger: Trigger,
     dry_run: bool,
 ) -> Result<RunOutcome> {
-    // The latest default, even if a notice was missed: this process reloads now.
-    settings.refresh().await.map_err(|e| {
-        tracing::warn!(error = %e, "retention purge: cannot reload the settings");
-        Error::Unavailable("cannot read the retention settings; the database is unavailable, retry shortly".into())
-    })?;
-    let default_days = settings.default_retention_days().clamp(1, 31);
-    let params = Params {
-        default_days: i32::try_from(default_days).unwrap_or(30),
-        now: Utc::now(),
-        scan_window_secs: options.scan_window.as_secs_f64(),
-        horizon_secs: PRESENCE_EVENT_HORIZON.as_secs_f64(),
-    };
+    let params = params(settings, options, Utc::now()).await?;
     if dry_run {
         let mut conn = phoenix_common::db::conn(pool).await?;
         let report = count(&mut conn, params).await?;
@@ -331,6 +320,22 @@ pub async fn run(
     let report = result?;
     log_report(trigger, &report);
     Ok(RunOutcome::Done(report))
+}
+
+/// The run's parameters, the default read fresh (even if a notice was missed: this process
+/// reloads now).
+async fn params(settings: &LiveSettings, options: RetentionOptions, now: DateTime<Utc>) -> Result<Params> {
+    settings.refresh().await.map_err(|e| {
+        tracing::warn!(error = %e, "retention purge: cannot reload the settings");
+        Error::Unavailable("cannot read the retention settings; the database is unavailable, retry shortly".into())
+    })?;
+    let default_days = settings.default_retention_days().clamp(1, 31);
+    Ok(Params {
+        default_days: i32::try_from(default_days).unwrap_or(30),
+        now,
+        scan_window_secs: options.scan_window.as_secs_f64(),
+        horizon_secs: PRESENCE_EVENT_HORIZON.as_secs_f64(),
+    })
 }
 
 /// One event per run: what it deleted (or, in a dry run, would delete); counts only.
@@ -446,23 +451,37 @@ async fn purge(
     Ok(report)
 }
 
-/// Runs the purge every day at `at` (local time in `zone`) until `shutdown`; for the
-/// process serving the config domain. Failures are logged; the next day tries again.
-pub async fn run_daily(
-    pool: DbPool,
-    settings: LiveSettings,
-    options: RetentionOptions,
-    at: chrono::NaiveTime,
-    zone: chrono_tz::Tz,
-    shutdown: phoenix_common::server::ShutdownToken,
-) {
-    phoenix_common::jobs::run_daily(Job::RetentionPurge, at, zone, shutdown, || {
-        let (pool, settings) = (pool.clone(), settings.clone());
-        async move {
-            if let Err(e) = run(&pool, &settings, options, Trigger::Schedule, false).await {
-                tracing::error!(error = %e, "scheduled retention purge failed; the next run continues");
-            }
-        }
+/// The purge as a scheduled job: daily at `at` (`PHOENIX_CLEANUP_TIME`; `None` = by hand
+/// only), run by the process serving config, or by `phoenix jobs run retention_purge`.
+pub fn spec(settings: LiveSettings, options: RetentionOptions, at: Option<chrono::NaiveTime>) -> JobSpec {
+    let schedule = at.map_or(Schedule::Manual, Schedule::daily_at);
+    JobSpec::new(Job::RetentionPurge, schedule, move |conn, run| {
+        let settings = settings.clone();
+        Box::pin(async move { work(conn, &settings, options, run).await })
     })
-    .await;
+}
+
+/// One run on the job lock's connection; see the module docs.
+async fn work(
+    conn: &mut AsyncPgConnection,
+    settings: &LiveSettings,
+    options: RetentionOptions,
+    run: JobRun,
+) -> Result<JobReport> {
+    let trigger = match run.trigger {
+        jobs::Trigger::Schedule => Trigger::Schedule,
+        jobs::Trigger::Cli => Trigger::Cli,
+        jobs::Trigger::Rpc => Trigger::Rpc(None),
+    };
+    let params = params(settings, options, run.now).await?;
+    let report = if run.dry_run { count(conn, params).await? } else { purge(conn, params, options, trigger).await? };
+    log_report(trigger, &report);
+    let mut out = JobReport::default();
+    out.add("visits", report.visits);
+    out.add("scan_receipts", report.scan_receipts);
+    out.add("presence_events", report.presence_events);
+    out.add("students", report.students);
+    out.add("audit_records", report.audit_records);
+    out.add("incomplete", i64::from(!report.complete));
+    Ok(out)
 }

@@ -30,6 +30,7 @@ pub const METHODS: MethodTable = &[
     // Any caller for itself; evaluating for another account checks config:read in the handler.
     ("/phoenix.config.v1.ConfigService/EvaluateFeatureFlag", Requirement::Authenticated),
     ("/phoenix.config.v1.ConfigService/RunRetentionCleanup", Requirement::Permission("config:manage")),
+    ("/phoenix.config.v1.ConfigService/ListJobRuns", Requirement::Permission("jobs:read")),
 ];
 
 /// The service state.
@@ -274,6 +275,19 @@ impl ConfigService for ConfigApi {
             reason: convert::reason(eval.reason) as i32,
             bucket: i32::try_from(eval.bucket).unwrap_or(0),
             subject_account_id,
+        }))
+    }
+
+    async fn list_job_runs(&self, request: Request<pb::ListJobRunsRequest>) -> Reply<pb::ListJobRunsResponse> {
+        let (job, page) = validate::list_job_runs(request.get_ref())?;
+        let mut conn = db::conn(&self.pool).await?;
+        let (rows, total) =
+            repo::list_job_runs(&mut conn, job.map(|j| j.name()), page.after_id()?, page.fetch_limit()).await?;
+        let (rows, next_page_token) = page.finish(rows, |r| r.id.to_string());
+        Ok(Response::new(pb::ListJobRunsResponse {
+            runs: rows.into_iter().map(convert::job_run).collect(),
+            next_page_token,
+            total_size: total,
         }))
     }
 

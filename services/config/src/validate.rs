@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use phoenix_common::jobs::Job;
 use phoenix_common::page::PageRequest;
 use phoenix_common::{Error, FieldViolations, Result};
 use phoenix_proto::config::v1 as pb;
@@ -96,6 +97,24 @@ pub(crate) fn import_settings(req: pb::ImportSettingsRequest) -> Result<Vec<Sett
 }
 
 /// `ListFeatureFlags`: the page (no filters).
+/// `ListJobRuns`: a known job name (or none) and the page.
+pub(crate) fn list_job_runs(req: &pb::ListJobRunsRequest) -> Result<(Option<Job>, PageRequest)> {
+    let mut v = FieldViolations::default();
+    let name = req.job.trim();
+    let job = if name.is_empty() {
+        None
+    } else {
+        let job = Job::from_name(name);
+        if job.is_none() {
+            let known: Vec<_> = Job::ALL.iter().map(|j| j.name()).collect();
+            v.add("job", format!("unknown job {name:?}; the jobs are: {}", known.join(", ")));
+        }
+        job
+    };
+    let page = phoenix_common::validate::page("job_runs", name, req.page_size, &req.page_token, &mut v);
+    Ok((job, phoenix_common::validate::finish(v, page)?))
+}
+
 pub(crate) fn list_feature_flags(req: &pb::ListFeatureFlagsRequest) -> Result<PageRequest> {
     PageRequest::parse("feature_flags", "", req.page_size, &req.page_token)
 }

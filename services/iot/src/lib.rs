@@ -13,8 +13,10 @@
 //! | [`repo`] | diesel queries |
 //! | [`model`] | status, kind and log-event values |
 //! | [`presence`] | what the gateway records for readers (last seen, online/offline, refusals) |
+//! | [`log_purge`] | the daily job that drops device-log rows older than 90 days |
 
 pub mod convert;
+pub mod log_purge;
 pub mod model;
 pub mod presence;
 pub mod repo;
@@ -34,7 +36,7 @@ pub const SERVERS: DomainServers = DomainServers {
     services: &["phoenix.iot.v1.IotService"],
     methods: &[METHODS],
     add: add_servers,
-    jobs: phoenix_common::jobs::no_jobs,
+    jobs: |_| vec![log_purge::spec()],
 };
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {

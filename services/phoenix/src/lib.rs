@@ -9,6 +9,7 @@
 //! | [`demo`] | the demo school loaded by `dev` and `seed-demo` |
 //! | [`demo_sessions`] | running sessions in three demo rooms, for the reader walkthrough |
 //! | [`edge`] | the MQTT reader bridge as `dev` and `gateway` run it |
+//! | [`jobs`] | `phoenix jobs list` and `phoenix jobs run`: every domain's scheduled jobs by hand |
 //! | [`reader_sim`] | `phoenix reader-sim`: a simulated reader |
 
 pub mod admin;
@@ -17,5 +18,6 @@ pub mod demo;
 pub mod demo_sessions;
 pub mod dev;
 pub mod edge;
+pub mod jobs;
 pub mod reader_sim;
 pub mod services;

@@ -108,6 +108,12 @@ enum Command {
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=100_000))]
         batch_size: i64,
     },
+    /// The scheduled jobs (docs/jobs.md): list them with their last run, or run one now on
+    /// the same lock as the schedule (needs DATABASE_URL).
+    Jobs {
+        #[command(subcommand)]
+        action: JobsAction,
+    },
     /// Apply, revert or list database migrations (needs DATABASE_URL).
     Migrate {
         #[command(subcommand)]
@@ -133,6 +139,20 @@ enum Command {
         /// Permissions its tokens carry, comma-separated, e.g. `scans:process`.
         #[arg(long, value_delimiter = ',')]
         permissions: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsAction {
+    /// Every job: its domain, schedule, last run, outcome and counts.
+    List,
+    /// Run one job now (as its schedule would), e.g. `phoenix jobs run session_end --dry-run`.
+    Run {
+        /// The job's name, as `phoenix jobs list` shows it.
+        name: String,
+        /// Count what it would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -302,6 +322,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             for m in phoenix_db::migrate(url, command).await? {
                 println!("[{}] {}", if m.applied { "x" } else { " " }, m.name);
             }
+        }
+        Command::Jobs { action } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            let ctx = ServiceContext::new(pool, config.clone());
+            let text = match action {
+                JobsAction::List => phoenix::jobs::list(&ctx).await?,
+                JobsAction::Run { name, dry_run } => phoenix::jobs::run(&ctx, &name, dry_run).await?,
+            };
+            println!("{}", text.trim_end());
         }
         Command::Cleanup { dry_run, batch_size } => {
             let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;

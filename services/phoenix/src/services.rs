@@ -8,6 +8,7 @@ use phoenix_common::authz::{MethodTable, TokenVerifier};
 use phoenix_common::config::Config;
 use phoenix_common::db::DbPool;
 use phoenix_common::domain::Domain;
+use phoenix_common::jobs::{JobSpec, Scheduler};
 use phoenix_common::server::{self, DomainContext, DomainServers, ServiceRoutes, ShutdownToken};
 use phoenix_common::settings::LiveSettings;
 use phoenix_config::retention::RetentionOptions;
@@ -160,7 +161,29 @@ pub async fn start(
         tracing::info!(%domain, %addr, "service listening");
         running.push(RunningService { domain, addr, task, health });
     }
+    if ctx.config.jobs_enabled {
+        schedule_jobs(domains, ctx, shutdown).await;
+    }
     Ok(running)
+}
+
+/// Every job of `domains`, as its domain builds it for this process.
+pub async fn job_specs(domains: &[Domain], ctx: &ServiceContext, shutdown: &ShutdownToken) -> Vec<(Domain, JobSpec)> {
+    let mut specs = Vec::new();
+    for &domain in domains {
+        let dctx = ctx.domain_context(shutdown).await;
+        specs.extend((servers(domain).jobs)(&dctx).into_iter().map(|spec| (domain, spec)));
+    }
+    specs
+}
+
+/// Starts the schedule of every job of `domains` (each job runs on one replica at a time:
+/// the others find its advisory lock taken and skip that run).
+async fn schedule_jobs(domains: &[Domain], ctx: &ServiceContext, shutdown: &ShutdownToken) {
+    let scheduler = Scheduler::system(ctx.live_settings().await.time_zone());
+    for (_, spec) in job_specs(domains, ctx, shutdown).await {
+        tokio::spawn(scheduler.clone().run(ctx.pool.clone(), spec, shutdown.clone()));
+    }
 }
 
 #[cfg(test)]

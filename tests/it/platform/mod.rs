@@ -8,6 +8,7 @@ mod dev_stack;
 mod faults;
 mod gateway_status;
 mod gateway_web;
+mod jobs;
 mod migrations;
 mod python_e2e;
 mod schema_drift;

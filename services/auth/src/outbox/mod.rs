@@ -26,8 +26,8 @@ use chrono_tz::Tz;
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use phoenix_common::config::{Config, MailLanguage};
 use phoenix_common::db::{self, DbPool};
-use phoenix_common::jobs::{Job, JobLock, JobReport};
-use phoenix_common::server::{DomainContext, ShutdownToken};
+use phoenix_common::jobs::{Job, JobReport, JobSpec, Schedule, Scheduler};
+use phoenix_common::server::ShutdownToken;
 use phoenix_common::{Error, Result};
 
 pub use mailer::{Mailer, SendError};
@@ -230,45 +230,41 @@ async fn deliver_next(
     .await
 }
 
-/// Delivers due messages every `options.poll_interval` until `shutdown`, while holding the
-/// [`Job::OutboxDelivery`] lock: one replica sends at a time (and `FOR UPDATE SKIP LOCKED`
-/// keeps a message from going out twice even without it). A pass in progress finishes.
-pub async fn run_sender(pool: DbPool, mailer: Mailer, options: OutboxOptions, shutdown: ShutdownToken) {
-    loop {
-        match JobLock::try_acquire(&pool, Job::OutboxDelivery).await {
-            Ok(Some(mut lock)) => {
-                match deliver_due_on(lock.conn(), &mailer, &options, Utc::now(), false).await {
-                    Ok(report) if report.counts.iter().any(|(k, n)| *k != "pending" && *n > 0) => {
-                        tracing::info!(job = Job::OutboxDelivery.name(), counts = ?report.counts, "outbox pass");
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(job = Job::OutboxDelivery.name(), error = %e, "outbox pass failed"),
-                }
-                lock.release().await;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(job = Job::OutboxDelivery.name(), error = %e, "outbox: job lock unavailable"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(options.poll_interval) => {}
-        }
-    }
+/// The sender as a scheduled job: a pass every `options.poll_interval` on the
+/// [`Job::OutboxDelivery`] lock, so one replica sends at a time (and `FOR UPDATE SKIP LOCKED`
+/// keeps a message from going out twice even without it). Idle passes are not recorded in
+/// `config.job_runs` (the job runs more often than [`phoenix_common::jobs::QUIET_BELOW`]).
+pub fn spec(mailer: Mailer, options: OutboxOptions) -> JobSpec {
+    JobSpec::new(Job::OutboxDelivery, Schedule::Every(options.poll_interval), move |conn, run| {
+        let (mailer, options) = (mailer.clone(), options.clone());
+        Box::pin(async move { deliver_due_on(conn, &mailer, &options, run.now, run.dry_run).await })
+    })
 }
 
-/// Starts [`run_sender`] for the auth domain when `PHOENIX_SMTP_URL` names a server or `log`;
-/// without it, warns once that mail waits in the outbox.
-pub fn start(ctx: &DomainContext) -> anyhow::Result<()> {
-    let options = OutboxOptions::from_config(&ctx.config);
-    match Mailer::from_config(&ctx.config, options.smtp_timeout)? {
-        Some(mailer) => {
-            if mailer.is_dev_log() {
-                tracing::warn!("outbox: mail is printed to the log as DEV MAIL (not sent), PHOENIX_SMTP_URL=log");
-            } else {
-                tracing::info!("outbox: sending mail through PHOENIX_SMTP_URL");
-            }
-            tokio::spawn(run_sender(ctx.pool.clone(), mailer, options, ctx.shutdown.clone()));
+/// Runs [`spec`] on the wall clock until `shutdown` (what the process serving auth does
+/// through its job schedule; tests call it directly).
+pub async fn run_sender(pool: DbPool, mailer: Mailer, options: OutboxOptions, shutdown: ShutdownToken) {
+    let scheduler =
+        Scheduler { step: options.poll_interval.min(Duration::from_secs(1)), ..Scheduler::system(options.timezone) };
+    scheduler.run(pool, spec(mailer, options), shutdown).await;
+}
+
+/// The sender job of this process when `PHOENIX_SMTP_URL` names a server or `log`.
+pub fn job(config: &Config) -> Option<JobSpec> {
+    let options = OutboxOptions::from_config(config);
+    let mailer = Mailer::from_config(config, options.smtp_timeout).ok().flatten()?;
+    Some(spec(mailer, options))
+}
+
+/// Checks the mail configuration when the auth domain starts (a bad `PHOENIX_SMTP_URL` stops
+/// it) and says once how mail goes out; without a server, that mail waits in `auth.outbox`.
+pub fn check(config: &Config) -> anyhow::Result<()> {
+    let options = OutboxOptions::from_config(config);
+    match Mailer::from_config(config, options.smtp_timeout)? {
+        Some(mailer) if mailer.is_dev_log() => {
+            tracing::warn!("outbox: mail is printed to the log as DEV MAIL (not sent), PHOENIX_SMTP_URL=log");
         }
+        Some(_) => tracing::info!("outbox: sending mail through PHOENIX_SMTP_URL"),
         None => tracing::warn!(
             "outbox: PHOENIX_SMTP_URL is not set, so password-reset and invitation mail is not sent (it waits in auth.outbox)"
         ),

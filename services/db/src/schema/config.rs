@@ -26,3 +26,18 @@ diesel::table! {
         roles -> Array<Text>,
     }
 }
+
+diesel::table! {
+    config.job_runs (id) {
+        id -> Int8,
+        job -> Text,
+        trigger -> Text,
+        dry_run -> Bool,
+        outcome -> Text,
+        started_at -> Timestamptz,
+        finished_at -> Timestamptz,
+        acted_for -> Timestamptz,
+        counts -> Jsonb,
+        error -> Nullable<Text>,
+    }
+}
