@@ -8,7 +8,7 @@
 //! | `auth.password_reset_tokens` | expired or used more than [`TOKEN_GRACE`] ago |
 //! | `auth.password_reset_rate_limits` | window started more than [`TOKEN_GRACE`] ago |
 //! | `auth.invitations`, `auth.guardian_invitations` | expired unaccepted more than [`INVITATION_GRACE`] ago (their outbox rows cascade) |
-//! | `auth.outbox` | sent more than [`INVITATION_GRACE`] ago |
+//! | `auth.outbox` | sent more than [`INVITATION_GRACE`] ago; unsent (given up, obsolete) after [`MAIL_LIMIT`] — no token it carries lives that long |
 //!
 //! Each table in batches of [`BATCH`] rows, one statement (and transaction) each, at most
 //! [`MAX_BATCHES`] per table per run: a backlog drains over several runs, never one long
@@ -31,6 +31,9 @@ pub const MAX_BATCHES: usize = 20;
 pub const TOKEN_GRACE: chrono::Duration = chrono::Duration::days(1);
 /// Expired invitations and sent mail are kept this long.
 pub const INVITATION_GRACE: chrono::Duration = chrono::Duration::days(7);
+
+/// Unsent mail older than this goes too.
+pub const MAIL_LIMIT: chrono::Duration = chrono::Duration::days(30);
 
 /// The job, hourly.
 pub fn spec() -> JobSpec {
@@ -91,6 +94,8 @@ pub async fn work(conn: &mut AsyncPgConnection, run: JobRun) -> Result<JobReport
     {
         use auth::outbox::dsl as t;
         purge!(conn, run, report, "sent_mail", t::outbox, t::id: i64, t::sent_at.lt(invitations_before));
+        let stale = t::sent_at.is_null().and(t::created_at.lt(run.now - MAIL_LIMIT));
+        purge!(conn, run, report, "unsent_mail", t::outbox, t::id: i64, stale);
     }
     Ok(report)
 }

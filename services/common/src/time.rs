@@ -8,6 +8,20 @@ use chrono_tz::Tz;
 /// The school's default time zone.
 pub const BUSINESS_TZ: Tz = chrono_tz::Europe::Berlin;
 
+static SCHOOL_ZONE: std::sync::OnceLock<Tz> = std::sync::OnceLock::new();
+
+/// Sets the process's school time zone (`PHOENIX_TIMEZONE`), once, when the process builds its
+/// services; later calls keep the first zone (one school per process). `false` when a
+/// different zone was already set.
+pub fn set_school_zone(zone: Tz) -> bool {
+    *SCHOOL_ZONE.get_or_init(|| zone) == zone
+}
+
+/// The process's school time zone: the one set at start, else [`BUSINESS_TZ`].
+pub fn school_zone() -> Tz {
+    SCHOOL_ZONE.get().copied().unwrap_or(BUSINESS_TZ)
+}
+
 /// A UTC instant as a `google.protobuf.Timestamp`.
 pub fn to_timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
@@ -24,9 +38,9 @@ pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(t.seconds, nanos)
 }
 
-/// The school day `at` falls on in the default zone.
+/// The school day `at` falls on in the process's school zone ([`school_zone`]).
 pub fn business_date(at: DateTime<Utc>) -> NaiveDate {
-    business_date_in(at, BUSINESS_TZ)
+    business_date_in(at, school_zone())
 }
 
 /// The school day `at` falls on in `zone` (the configured `PHOENIX_TIMEZONE`).
@@ -34,7 +48,7 @@ pub fn business_date_in(at: DateTime<Utc>, zone: Tz) -> NaiveDate {
     at.with_timezone(&zone).date_naive()
 }
 
-/// Today's school day in the default zone.
+/// Today's school day in the process's school zone.
 pub fn business_today() -> NaiveDate {
     business_date(Utc::now())
 }

@@ -51,7 +51,7 @@ impl FeedbackService for FeedbackApi {
         &self,
         request: Request<pb::CreateFeedbackEntryRequest>,
     ) -> Reply<pb::CreateFeedbackEntryResponse> {
-        // An empty day is the school day (Europe/Berlin).
+        // An empty day is the school day (in the school zone, PHOENIX_TIMEZONE).
         let new = [validate::create_entry(request.into_inner(), business_today())?];
         let mut conn = db::conn(&self.pool).await?;
         let rows = conn

@@ -47,6 +47,9 @@ pub struct ServiceContext {
 impl ServiceContext {
     /// A context whose token verifier reads public keys from the shared database.
     pub fn new(pool: DbPool, config: Config) -> Self {
+        if !phoenix_common::time::set_school_zone(config.timezone) {
+            tracing::warn!(zone = %config.timezone, "a second school time zone in one process; the first applies to business dates");
+        }
         let verifier = Arc::new(TokenVerifier::new(pool.clone()));
         Self { pool, config, verifier, config_cache: SharedConfigCache::default() }
     }

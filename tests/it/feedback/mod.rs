@@ -79,6 +79,26 @@ async fn list_err(c: &mut Client, req: pb::ListFeedbackEntriesRequest) -> tonic:
     c.list_feedback_entries(req).await.expect_err("the list request is invalid")
 }
 
+/// One time zone for every domain: the feedback domain's "today" is the configured zone's (here
+/// UTC+14, a day ahead of UTC for ten hours of every day and never behind Berlin).
+#[tokio::test]
+async fn the_default_day_is_today_in_the_configured_school_zone() {
+    let zone = chrono_tz::Pacific::Kiritimati;
+    let app = TestApp::spawn_with(&[Domain::Feedback], |c| c.timezone = zone).await;
+    let mut c = client(&app).await;
+    let kid = fixtures::students(&mut app.db.conn().await, 1).await[0];
+    let today = || Utc::now().with_timezone(&zone).date_naive().format("%Y-%m-%d").to_string();
+    let before = today();
+    let made = c
+        .create_feedback_entry(create(entry(kid, pb::FeedbackValue::Positive, "", "09:00:00")))
+        .await
+        .expect("create")
+        .into_inner()
+        .entry
+        .expect("entry");
+    assert!(made.day == before || made.day == today(), "{} is today in {zone}", made.day);
+}
+
 #[tokio::test]
 async fn an_entry_round_trips_and_its_day_defaults_to_today_in_berlin() {
     let app = TestApp::spawn(&[Domain::Feedback]).await;

@@ -289,6 +289,17 @@ async fn the_hourly_cleanup_deletes_exactly_what_expired_past_its_grace_and_a_dr
         )
         .await;
     }
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO auth.outbox (kind, account_id, created_at, sent_at) VALUES
+               ('password_reset', {account}, now() - interval '9 days', now() - interval '8 days'),
+               ('password_reset', {account}, now() - interval '2 days', now() - interval '1 day'),
+               ('password_reset', {account}, now() - interval '31 days', NULL),
+               ('password_reset', {account}, now() - interval '1 day', NULL)"
+        ),
+    )
+    .await;
     let before = |t: &'static str| format!("SELECT count(*) AS n FROM auth.{t}");
     let spec = phoenix_auth::cleanup::spec();
     let RunOutcome::Done(dry) = run_once(&app.context.pool, &spec, Trigger::Cli, Utc::now(), true).await.unwrap()
@@ -305,7 +316,13 @@ async fn the_hourly_cleanup_deletes_exactly_what_expired_past_its_grace_and_a_dr
         (1, 2, 1, 1),
         "{dry:?}"
     );
-    for (t, n) in [("tokens", 3), ("password_reset_tokens", 3), ("password_reset_rate_limits", 2), ("invitations", 3)] {
+    for (t, n) in [
+        ("tokens", 3),
+        ("password_reset_tokens", 3),
+        ("password_reset_rate_limits", 2),
+        ("invitations", 3),
+        ("outbox", 4),
+    ] {
         assert_eq!(count(&mut conn, &before(t)).await, n, "dry run deleted nothing from {t}");
     }
     let RunOutcome::Done(done) = run_once(&app.context.pool, &spec, Trigger::Cli, Utc::now(), false).await.unwrap()
@@ -331,6 +348,12 @@ async fn the_hourly_cleanup_deletes_exactly_what_expired_past_its_grace_and_a_dr
         2,
         "an invitation expired two days ago is still shown; an accepted one is kept"
     );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM auth.outbox WHERE created_at > now() - interval '3 days'").await,
+        2,
+        "mail sent a day ago and mail still being retried stay"
+    );
+    assert_eq!(count(&mut conn, &before("outbox")).await, 2);
 }
 
 #[tokio::test]

@@ -144,7 +144,9 @@ impl LiveSettings {
     }
 
     /// The school's time zone, for every business date of every domain. Locked: the
-    /// process's `PHOENIX_TIMEZONE` (changing it would shift every stored school date).
+    /// process's `PHOENIX_TIMEZONE` (changing it would shift every stored school date); code
+    /// without a `LiveSettings` at hand reads the same zone through
+    /// `phoenix_common::time::business_today` (set when the process builds its services).
     pub fn time_zone(&self) -> Tz {
         self.zone
     }
