@@ -180,6 +180,10 @@ config! {
     otlp_endpoint: Option<String> = "OTEL_EXPORTER_OTLP_ENDPOINT", "(off)",
         "OTLP/gRPC collector for traces, e.g. http://otel:4317",
         |v| v.optional(text);
+    /// `None` (`off`) = no endpoint.
+    metrics_port: Option<u16> = "PHOENIX_METRICS_PORT", "9464",
+        "port of the Prometheus `/metrics` endpoint on the listen host (docs/observability.md); 0 = ephemeral, `off` = none",
+        |v| v.required(|s| if s.eq_ignore_ascii_case("off") { Ok(None) } else { num(0, 65_535)(s).map(Some) });
     shutdown_grace: Duration = "PHOENIX_SHUTDOWN_GRACE_SECS", "10",
         "grace period for in-flight requests on SIGTERM",
         |v| v.required(num(0, 3600)).map(Duration::from_secs);

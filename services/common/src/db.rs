@@ -16,7 +16,10 @@ pub type DbConn<'a> = bb8::PooledConnection<'a, AsyncPgConnection>;
 /// A connection from `pool` for one handler; a pool that cannot hand one out in time maps
 /// to a retryable error (house style: handlers write `let mut conn = db::conn(&self.pool).await?;`).
 pub async fn conn(pool: &DbPool) -> crate::Result<DbConn<'_>> {
-    Ok(pool.get().await?)
+    let started = std::time::Instant::now();
+    let conn = pool.get().await;
+    crate::metrics::pool_waited(started.elapsed());
+    Ok(conn?)
 }
 
 /// Pool sizing and the bounds every pooled connection carries; [`PoolOptions::from_config`]
@@ -128,6 +131,7 @@ pub async fn connect(url: &str, options: PoolOptions) -> anyhow::Result<DbPool> 
         .build(manager)
         .await?;
     drop(pool.get().await.map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?);
+    crate::metrics::watch_pool(&pool, options.max_size);
     Ok(pool)
 }
 

@@ -331,6 +331,7 @@ pub async fn run_once(
         crate::Error::Unavailable(format!("cannot reach the database to start job {}; retry shortly", job.name()))
     })?;
     let Some(mut lock) = lock else {
+        crate::metrics::job_finished(job.name(), "already_running", None);
         tracing::info!(job = job.name(), trigger = trigger.name(), "job already running elsewhere; skipped");
         return Ok(RunOutcome::AlreadyRunning);
     };
@@ -339,6 +340,8 @@ pub async fn run_once(
     lock.release().await;
     let finished = Utc::now();
     let millis = (finished - started).num_milliseconds();
+    let outcome = if result.is_ok() { "ok" } else { "failed" };
+    crate::metrics::job_finished(job.name(), outcome, (finished - started).to_std().ok());
     match &result {
         Ok(report) => tracing::info!(
             job = job.name(),

@@ -19,6 +19,8 @@
 //! | [`caller`] | the caller (account, staff record, admin or not) for resource rules |
 //! | [`authz`] | access-token verification, permission declarations and checks, [`authz::AuthContext`] |
 //! | [`jobs`] | scheduled jobs: one replica at a time (advisory lock), daily at a local time |
+//! | [`metrics`] | Prometheus metrics: the recorder, `/metrics`, every metric's name |
+//! | [`trace_context`] | W3C trace context in and out of gRPC calls |
 
 pub mod access;
 pub mod authz;
@@ -31,12 +33,14 @@ pub mod domain;
 pub mod email;
 pub mod error;
 pub mod jobs;
+pub mod metrics;
 pub mod page;
 pub mod password;
 pub mod server;
 pub mod settings;
 pub mod telemetry;
 pub mod time;
+pub mod trace_context;
 pub mod validate;
 
 pub use error::{Error, FieldViolations, Result};

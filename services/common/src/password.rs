@@ -116,6 +116,16 @@ pub fn running() -> usize {
     GATE.state.lock().map(|s| s.running).unwrap_or_default()
 }
 
+/// Callers waiting for a permit now.
+pub fn waiting() -> usize {
+    GATE.state.lock().map(|s| s.waiting).unwrap_or_default()
+}
+
+/// How many may run at once ([`set_concurrency`]).
+pub fn concurrency() -> usize {
+    GATE.limit.load(Ordering::Relaxed).max(1)
+}
+
 /// The most that ever ran at once in this process.
 pub fn peak_running() -> usize {
     GATE.peak.load(Ordering::Relaxed)
@@ -162,7 +172,7 @@ pub fn verify(password: &str, stored: &str) -> bool {
 /// hint) when no permit comes within [`MAX_WAIT`].
 pub async fn hash_async(password: String) -> crate::Result<String> {
     tokio::task::spawn_blocking(move || {
-        let _permit = acquire(Some(MAX_WAIT))?;
+        let _permit = acquire(Some(MAX_WAIT)).inspect_err(|_| crate::metrics::argon2_refused())?;
         hash_now(&password).map_err(Error::Internal)
     })
     .await
@@ -173,7 +183,7 @@ pub async fn hash_async(password: String) -> crate::Result<String> {
 /// hint) when no permit comes within [`MAX_WAIT`].
 pub async fn verify_async(password: String, stored: String) -> crate::Result<bool> {
     tokio::task::spawn_blocking(move || {
-        let _permit = acquire(Some(MAX_WAIT))?;
+        let _permit = acquire(Some(MAX_WAIT)).inspect_err(|_| crate::metrics::argon2_refused())?;
         Ok(verify_now(&password, &stored))
     })
     .await

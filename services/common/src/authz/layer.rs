@@ -53,11 +53,13 @@ pub struct Authorized<S> {
     inner: S,
     table: MethodTable,
     verifier: Arc<TokenVerifier>,
+    /// `S::NAME`, for the metrics' `service` label.
+    service: &'static str,
 }
 
 impl<S: Clone> Clone for Authorized<S> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone(), table: self.table, verifier: self.verifier.clone() }
+        Self { inner: self.inner.clone(), table: self.table, verifier: self.verifier.clone(), service: self.service }
     }
 }
 
@@ -78,7 +80,7 @@ impl<S: NamedService> Authorized<S> {
                 S::NAME
             );
         }
-        Ok(Self { inner, table, verifier })
+        Ok(Self { inner, table, verifier, service: S::NAME })
     }
 }
 
@@ -109,6 +111,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (table, verifier) = (self.table, self.verifier.clone());
         let span = rpc_span(request.uri().path());
+        crate::trace_context::continue_from(&span, request.headers());
+        let labels = RpcLabels { service: self.service, method: method_label(table, request.uri().path()) };
         let started = Instant::now();
         Box::pin(
             async move {
@@ -124,7 +128,7 @@ where
                     }
                     Err(e) => tonic::Status::from(e).into_http(),
                 };
-                Ok(finish_rpc_span(response, tracing::Span::current(), started))
+                Ok(finish_rpc_span(response, tracing::Span::current(), labels, started))
             }
             .instrument(span),
         )
@@ -144,23 +148,37 @@ fn rpc_span(method: &str) -> tracing::Span {
     )
 }
 
-/// Records the status and latency of `response` on `span` once it is known: at once for
+/// The metric labels of one RPC (`phoenix_rpc_*`, [`crate::metrics::rpc_finished`]).
+#[derive(Clone, Copy)]
+struct RpcLabels {
+    service: &'static str,
+    method: &'static str,
+}
+
+/// The method's name as declared in `table` (a bounded label set), `unknown` for a path the
+/// table does not declare (refused).
+fn method_label(table: MethodTable, path: &str) -> &'static str {
+    table.iter().find(|(m, _)| *m == path).and_then(|(m, _)| m.rsplit_once('/')).map_or("unknown", |(_, name)| name)
+}
+
+/// Records the status and latency of `response` on `span` (and in the metrics) once it is known: at once for
 /// a trailers-only answer (errors), otherwise when the body's trailers go out (so a stream's
 /// latency is its whole duration).
 fn finish_rpc_span(
     response: http::Response<tonic::body::Body>,
     span: tracing::Span,
+    labels: RpcLabels,
     started: Instant,
 ) -> http::Response<tonic::body::Body> {
     use http_body_util::BodyExt as _;
     if let Some(code) = grpc_status(response.headers()) {
-        record_rpc_end(&span, code, started);
+        record_rpc_end(&span, labels, code, started);
         return response;
     }
     let (parts, body) = response.into_parts();
     let body = body.map_frame(move |frame| {
         if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
-            record_rpc_end(&span, code, started);
+            record_rpc_end(&span, labels, code, started);
         }
         frame
     });
@@ -172,8 +190,10 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
     Some(tonic::Code::from_i32(value))
 }
 
-fn record_rpc_end(span: &tracing::Span, code: tonic::Code, started: Instant) {
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+fn record_rpc_end(span: &tracing::Span, labels: RpcLabels, code: tonic::Code, started: Instant) {
+    let elapsed = started.elapsed();
+    crate::metrics::rpc_finished(labels.service, labels.method, code, elapsed);
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.record("rpc.status", tracing::field::debug(code));
     span.record("rpc.latency_ms", latency_ms);
     let _entered = span.enter();
