@@ -61,6 +61,7 @@ diesel::table! {
         completed_at -> Nullable<Timestamptz>,
         metadata -> Jsonb,
         created_at -> Timestamptz,
+        file_sha256 -> Nullable<Bytea>,
     }
 }
 
