@@ -155,6 +155,8 @@ impl Interceptor for AuthInterceptor {
                 .map_err(|_| Status::internal("the service credential is not a valid header value"))?;
             request.metadata_mut().insert("authorization", value);
         }
+        // The bridge's `scan` span continues in the active service (docs/observability.md).
+        phoenix_common::trace_context::inject(request.metadata_mut().as_mut());
         Ok(request)
     }
 }

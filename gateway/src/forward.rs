@@ -26,6 +26,7 @@ use tonic::Status;
 use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 use tower::ServiceExt as _;
+use tracing::Instrument as _;
 
 /// How long connecting to a domain may take before the call is UNAVAILABLE.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -75,8 +76,13 @@ impl Upstreams {
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         parts.version = Version::HTTP_2;
+        // One span per forwarded call: it continues a caller's trace context and hands its
+        // own to the domain (docs/observability.md).
+        let span = tracing::info_span!("forward", rpc.method = %parts.uri.path(), %domain);
+        phoenix_common::trace_context::continue_from(&span, &parts.headers);
+        span.in_scope(|| phoenix_common::trace_context::inject(&mut parts.headers));
         let body = Body::new(UnknownLength(body));
-        match channel.oneshot(Request::from_parts(parts, body)).await {
+        match channel.oneshot(Request::from_parts(parts, body)).instrument(span).await {
             // Trailers-only (the status in the HEADERS frame, which ends the stream): pass it
             // on as such, with no body that would end in a bare END_STREAM DATA frame
             // (a client then sees UNKNOWN instead of the domain's status).

@@ -29,6 +29,8 @@ pub fn test_config(database_url: &str) -> Config {
     config.grpc_base_port = 0;
     config.gateway_port = 0;
     config.mqtt_port = 0;
+    // No /metrics endpoint unless a test starts one (tests/it/platform/metrics.rs).
+    config.metrics_port = None;
     // No daily retention purge inside tests: a run at 02:00 would race the test's own.
     config.cleanup_time = None;
     // No scheduled jobs either: a test runs the job it tests, with its own clock.

@@ -2,7 +2,7 @@
 //! queue, never waiting on the database or gRPC.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use phoenix_common::server::ShutdownToken;
 use phoenix_reader_protocol::{is_valid_device_id, topics};
@@ -55,6 +55,7 @@ pub(super) async fn run(
                 let _ = ack_tx.send(AckMsg::Epoch(epoch));
                 backoff = Duration::from_millis(100);
                 BridgeStats::bump(&ctx.stats.connections);
+                phoenix_common::metrics::mqtt_connection(true, Some("connected"));
                 tracing::info!(session_present = ack.session_present, client_id = %config.client_id, "MQTT connected");
                 // Never await the client inside the loop that drains its requests.
                 let (c, f) = (client.clone(), filters.clone());
@@ -65,6 +66,7 @@ pub(super) async fn run(
                 });
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let received = Instant::now();
                 BridgeStats::bump(&ctx.stats.received);
                 let ack_seq = (publish.qos != QoS::AtMostOnce).then(|| {
                     seq += 1;
@@ -79,7 +81,7 @@ pub(super) async fn run(
                 let queued = match routed {
                     Some((kind, device)) => {
                         let payload = bounded_payload(&ctx, &device, &publish.payload);
-                        readers.dispatch(Job { epoch, seq: ack_seq, kind, device, payload })
+                        readers.dispatch(Job { epoch, seq: ack_seq, kind, device, payload, received })
                     }
                     None => {
                         // Not a reader topic, or an invalid device id: no one to answer.
@@ -94,6 +96,7 @@ pub(super) async fn run(
             Ok(_) => {}
             Err(e) => {
                 BridgeStats::bump(&ctx.stats.connection_errors);
+                phoenix_common::metrics::mqtt_connection(false, Some("error"));
                 if matches!(
                     &e,
                     rumqttc::ConnectionError::MqttState(rumqttc::StateError::Deserialization(
@@ -121,6 +124,7 @@ pub(super) async fn run(
     let _ = client.try_disconnect();
     // Drive the event loop briefly so the DISCONNECT is sent.
     let _ = tokio::time::timeout(Duration::from_millis(200), async { while eventloop.poll().await.is_ok() {} }).await;
+    phoenix_common::metrics::mqtt_connection(false, None);
     tracing::info!("MQTT bridge stopped");
     Ok(())
 }

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use phoenix_reader_protocol::topics;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use super::acks::AckMsg;
 use super::scan::handle_scan;
@@ -21,6 +22,8 @@ pub(super) struct Job {
     pub(super) kind: topics::Inbound,
     pub(super) device: String,
     pub(super) payload: Vec<u8>,
+    /// When the event loop received it (`phoenix_scan_roundtrip_seconds` starts here).
+    pub(super) received: Instant,
 }
 
 /// How long a reader's task waits for its next message before it ends (it is started again
@@ -66,6 +69,7 @@ impl Readers {
                 match tx.try_send(job) {
                     Ok(()) => {
                         self.queued.fetch_add(1, Ordering::Relaxed);
+                        phoenix_common::metrics::bridge_queue_changed(1.0);
                         return true;
                     }
                     Err(mpsc::error::TrySendError::Full(back)) => {
@@ -81,6 +85,7 @@ impl Readers {
             }
         }
         let overflow = self.ctx.stats.overflow.fetch_add(1, Ordering::Relaxed) + 1;
+        phoenix_common::metrics::bridge_overflow();
         if overflow.is_power_of_two() {
             tracing::warn!(device = %job.device, overflow, "reader queue full; message dropped (the reader re-sends)");
         }
@@ -133,10 +138,15 @@ async fn reader_task(
             }
         };
         queued.fetch_sub(1, Ordering::Relaxed);
+        phoenix_common::metrics::bridge_queue_changed(-1.0);
         let mut slot = Slot { permits: &permits, held: None };
         slot.take().await;
         match job.kind {
-            topics::Inbound::Scan => handle_scan(&ctx, &job.device, &job.payload, &mut slot).await,
+            topics::Inbound::Scan => {
+                // One trace per scan, continued by ProcessScan (phoenix_common::trace_context).
+                let span = tracing::info_span!("scan", device = %job.device);
+                handle_scan(&ctx, &job.device, &job.payload, job.received, &mut slot).instrument(span).await
+            }
             topics::Inbound::Status => handle_status(&ctx, &job.device, &job.payload).await,
         }
         drop(slot);

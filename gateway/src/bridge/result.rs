@@ -7,6 +7,14 @@ use rumqttc::QoS;
 use super::{BridgeStats, Context};
 
 impl Context {
+    /// Publishes the Result of a scan that reached the gateway at `received`, and counts it
+    /// (`phoenix_scans_total`, `phoenix_scan_roundtrip_seconds`).
+    pub(super) async fn answer(&self, device: &str, result: &ScanResult, received: std::time::Instant) {
+        self.publish_result(device, result).await;
+        let (outcome, code) = (result.outcome.as_str(), result.code.as_str());
+        phoenix_common::metrics::scan_answered(outcome, code, result.duplicate, received.elapsed());
+    }
+
     pub(super) async fn publish_result(&self, device: &str, result: &ScanResult) {
         let topic = topics::result(&self.prefix, device);
         match self.client.publish(topic, QoS::AtLeastOnce, false, result.to_json()).await {

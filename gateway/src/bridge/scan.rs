@@ -131,13 +131,13 @@ pub fn retryable(code: tonic::Code) -> bool {
     )
 }
 
-pub(super) async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], slot: &mut Slot<'_>) {
+pub(super) async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], received: Instant, slot: &mut Slot<'_>) {
     let scan = match decode_scan(payload) {
         Ok(scan) => scan,
         Err(malformed) => {
             BridgeStats::bump(&ctx.stats.malformed);
             tracing::debug!(%device, reason = %malformed.error, "malformed scan");
-            ctx.publish_result(device, &ScanResult::rejected(malformed.scan_id.unwrap_or_default(), Code::Malformed))
+            ctx.answer(device, &ScanResult::rejected(malformed.scan_id.unwrap_or_default(), Code::Malformed), received)
                 .await;
             if let Ok(Some(c)) = ctx.credentials(device, false).await {
                 ctx.log(device, c.id, LogEvent::Malformed, serde_json::json!({"reason": malformed.error.to_string()}))
@@ -152,12 +152,13 @@ pub(super) async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], slo
         Ok(None) => {
             BridgeStats::bump(&ctx.stats.unknown_device);
             tracing::info!(%device, scan_id = %scan.scan_id, "scan from an unknown device");
-            ctx.publish_result(device, &ScanResult::rejected(scan.scan_id, Code::UnknownDevice)).await;
+            ctx.answer(device, &ScanResult::rejected(scan.scan_id, Code::UnknownDevice), received).await;
             return;
         }
         Err(e) => {
             // The database is unreachable: leave the scan unanswered; the reader re-sends.
             BridgeStats::bump(&ctx.stats.unanswered);
+            phoenix_common::metrics::scan_unanswered();
             tracing::warn!(%device, error = %e, "cannot look up the reader; scan left for a re-send");
             return;
         }
@@ -170,7 +171,7 @@ pub(super) async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], slo
     if !verified {
         BridgeStats::bump(&ctx.stats.bad_signature);
         tracing::warn!(%device, scan_id = %scan.scan_id, "scan with a bad signature refused");
-        ctx.publish_result(device, &ScanResult::rejected(scan.scan_id.clone(), Code::BadSignature)).await;
+        ctx.answer(device, &ScanResult::rejected(scan.scan_id.clone(), Code::BadSignature), received).await;
         ctx.log(device, credentials.id, LogEvent::BadSignature, serde_json::json!({"scan_id": scan.scan_id})).await;
         return;
     }
@@ -181,7 +182,7 @@ pub(super) async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], slo
     if ctx.limiter.check(device.to_owned(), Instant::now()).is_err() {
         BridgeStats::bump(&ctx.stats.rate_limited);
         tracing::debug!(%device, scan_id = %scan.scan_id, "scan over the reader's rate limit");
-        ctx.publish_result(device, &ScanResult::rejected(scan.scan_id.clone(), Code::RateLimited)).await;
+        ctx.answer(device, &ScanResult::rejected(scan.scan_id.clone(), Code::RateLimited), received).await;
         ctx.log(device, credentials.id, LogEvent::RateLimited, serde_json::json!({"scan_id": scan.scan_id})).await;
         return;
     }
@@ -190,6 +191,7 @@ pub(super) async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], slo
         Ok(result) => result,
         Err(Failure::Retryable(status)) => {
             BridgeStats::bump(&ctx.stats.unanswered);
+            phoenix_common::metrics::scan_unanswered();
             tracing::warn!(%device, scan_id = %scan.scan_id, code = ?status.code(), "ProcessScan still failing after the retry budget; scan left for a re-send");
             return;
         }
@@ -206,7 +208,7 @@ pub(super) async fn handle_scan(ctx: &Context, device: &str, payload: &[u8], slo
             ctx.log(device, credentials.id, event, serde_json::json!({"scan_id": scan.scan_id})).await;
         }
     }
-    ctx.publish_result(device, &result).await;
+    ctx.answer(device, &result, received).await;
 }
 
 #[cfg(test)]

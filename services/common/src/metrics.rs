@@ -110,12 +110,12 @@ pub fn is_installed() -> bool {
 
 /// Installs the recorder and serves `/metrics` on `PHOENIX_LISTEN_HOST:PHOENIX_METRICS_PORT`
 /// until `shutdown`; `None` when the port is `off`. Returns where it listens (port `0` =
-/// ephemeral).
-pub async fn start(config: &Config, shutdown: ShutdownToken) -> anyhow::Result<Option<SocketAddr>> {
+/// ephemeral; `fallback`: a free port when the configured one is taken, as `phoenix dev`).
+pub async fn start(config: &Config, fallback: bool, shutdown: ShutdownToken) -> anyhow::Result<Option<SocketAddr>> {
     let Some(port) = config.metrics_port else { return Ok(None) };
-    let listener = TcpListener::bind(SocketAddr::new(config.listen_host, port))
+    let listener = crate::server::bind(config.listen_host, port, fallback)
         .await
-        .map_err(|e| anyhow::anyhow!("PHOENIX_METRICS_PORT: cannot listen on {}:{port}: {e}", config.listen_host))?;
+        .map_err(|e| anyhow::anyhow!("PHOENIX_METRICS_PORT: {e}"))?;
     let addr = listener.local_addr()?;
     install();
     tokio::spawn(serve(listener, shutdown));

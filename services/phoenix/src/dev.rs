@@ -139,6 +139,7 @@ impl DevStack {
         };
 
         let shutdown = ShutdownToken::new();
+        phoenix_common::metrics::start(&config, port_fallback, shutdown.clone()).await?;
         let ctx = ServiceContext::new(pool.clone(), config.clone());
         let running =
             services::start(&Domain::ALL, &ctx, config.listen_host, config.grpc_base_port, port_fallback, &shutdown)

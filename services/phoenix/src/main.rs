@@ -207,6 +207,12 @@ fn require_database_url(config: &Config) -> anyhow::Result<&str> {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let _telemetry = phoenix_common::telemetry::init("phoenix", config.log_format, config.otlp_endpoint.as_deref())?;
+    if matches!(command, Command::Dev { .. } | Command::Serve { .. } | Command::Gateway)
+        && config.metrics_port.is_some()
+    {
+        // Before the pools exist, so they are watched too (docs/observability.md).
+        phoenix_common::metrics::install();
+    }
     match command {
         Command::Dev { data_dir, no_demo } => {
             let data_dir = data_dir.unwrap_or_else(phoenix::dev::default_data_dir);
@@ -223,6 +229,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let pool = db::connect(url, PoolOptions::from_config(&config)).await?;
             let shutdown = ShutdownToken::new();
             server::cancel_on_signal(shutdown.clone());
+            phoenix_common::metrics::start(&config, false, shutdown.clone()).await?;
             let ctx = ServiceContext::new(pool, config.clone());
             let running =
                 services::start(&domains, &ctx, config.listen_host, config.grpc_base_port, false, &shutdown).await?;
@@ -419,6 +426,7 @@ async fn run_gateway(config: Config) -> anyhow::Result<()> {
     };
     let shutdown = ShutdownToken::new();
     server::cancel_on_signal(shutdown.clone());
+    phoenix_common::metrics::start(&config, false, shutdown.clone()).await?;
     let listener = server::bind(config.listen_host, config.gateway_port, false).await?;
     println!("gateway on http://{} (dashboard, gRPC and grpc-web), MQTT broker {mqtt_url}", listener.local_addr()?);
     // Tokens are verified (keys from the shared database) only to rate-limit by account.

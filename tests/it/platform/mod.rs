@@ -9,6 +9,7 @@ mod faults;
 mod gateway_status;
 mod gateway_web;
 mod jobs;
+mod metrics;
 mod migrations;
 mod python_e2e;
 mod schema_drift;

@@ -89,6 +89,10 @@ impl Hub {
         let shared = Arc::new(Shared { pool, settings, sender, latest: RwLock::default(), ready, shutdown });
         tokio::spawn(run(shared.clone(), ready_tx));
         tokio::spawn(purge_loop(shared.clone()));
+        let watched = Arc::downgrade(&shared);
+        phoenix_common::metrics::sampled_gauge(phoenix_common::metrics::PRESENCE_WATCHERS, &[], move || {
+            watched.upgrade().map(|s| s.sender.receiver_count() as f64)
+        });
         Self { shared }
     }
 

@@ -1,0 +1,213 @@
+//! Prometheus metrics (docs/observability.md): `/metrics` scraped over real HTTP before and
+//! after real traffic moves each counter by exactly what was sent — RPCs by service, method
+//! and code with their durations; scans by outcome, code and duplicate with their round
+//! trip, ProcessScan's own RPC count; and the sampled gauges (pool, argon2 gate, presence
+//! watchers, bridge queue, MQTT connection) read what is true at scrape time.
+//!
+//! The recorder is process-global (one process per test under nextest); every assertion is
+//! a difference between two scrapes or a gauge this test controls, so other metrics of the
+//! process do not matter.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::Utc;
+use phoenix_common::domain::Domain;
+use phoenix_common::metrics as m;
+use phoenix_common::server::ShutdownToken;
+use phoenix_proto::active::v1 as active_pb;
+use phoenix_proto::active::v1::presence_service_client::PresenceServiceClient;
+use phoenix_proto::facilities::v1 as pb;
+use phoenix_proto::facilities::v1::facilities_service_client::FacilitiesServiceClient;
+use phoenix_reader_protocol::{Code, Outcome, ScanResult};
+use phoenix_tests::TestApp;
+use phoenix_tests::grpc::assert_code;
+use phoenix_tests::reader::ReaderStack;
+use phoenix_tests::school;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Installs the recorder and serves `/metrics` on an ephemeral port, as `phoenix serve` does
+/// (`PHOENIX_METRICS_PORT=0`); stops with the returned token. Called before any pool exists,
+/// so the pools are watched.
+async fn endpoint() -> (SocketAddr, ShutdownToken) {
+    let mut config = phoenix_common::config::Config::from_lookup(|_| None).expect("defaults");
+    config.metrics_port = Some(0);
+    let shutdown = ShutdownToken::new();
+    let addr = m::start(&config, false, shutdown.clone()).await.expect("metrics endpoint").expect("not off");
+    assert!(m::is_installed(), "the recorder is Phoenix's");
+    (addr, shutdown)
+}
+
+/// One scrape, parsed: (name, labels) → value.
+#[derive(Debug)]
+struct Page(BTreeMap<(String, BTreeMap<String, String>), f64>);
+
+impl Page {
+    /// The sample of `name` with exactly `labels`; 0 when it does not exist (yet).
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.0.get(&(name.to_owned(), labels)).copied().unwrap_or(0.0)
+    }
+}
+
+/// `GET /metrics` over a fresh HTTP/1.1 connection.
+async fn scrape(addr: SocketAddr) -> Page {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to /metrics");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics.test\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut raw = String::new();
+    tokio::time::timeout(WAIT, stream.read_to_string(&mut raw)).await.expect("answered").expect("utf-8 page");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("headers and body");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    Page(body.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(parse_line).collect())
+}
+
+/// `name{k="v",…} value` (label values here never hold `"` or `,`).
+fn parse_line(line: &str) -> ((String, BTreeMap<String, String>), f64) {
+    let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("sample line {line:?}"));
+    let value: f64 = value.parse().unwrap_or_else(|_| panic!("value of {line:?}"));
+    let (name, labels) = match series.split_once('{') {
+        Some((name, rest)) => {
+            let labels = rest
+                .trim_end_matches('}')
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or_else(|| panic!("label in {line:?}"));
+                    (k.to_owned(), v.trim_matches('"').to_owned())
+                })
+                .collect();
+            (name.to_owned(), labels)
+        }
+        None => (series.to_owned(), BTreeMap::new()),
+    };
+    ((name, labels), value)
+}
+
+fn delta(before: &Page, after: &Page, name: &str, labels: &[(&str, &str)]) -> f64 {
+    after.get(name, labels) - before.get(name, labels)
+}
+
+#[tokio::test]
+async fn rpc_counters_and_durations_move_by_exactly_the_calls_made() {
+    let (addr, _stop) = endpoint().await;
+    let app = TestApp::spawn(&[Domain::Facilities]).await;
+    let mut conn = app.db.conn().await;
+    let room = phoenix_tests::fixtures::room(&mut conn, "Raum Metrik", None).await;
+    let mut client = FacilitiesServiceClient::new(app.test_channel(Domain::Facilities).await);
+    // A first call so the client's channel and the token cache are warm.
+    client.list_rooms(pb::ListRoomsRequest::default()).await.expect("ListRooms");
+
+    let before = scrape(addr).await;
+    for _ in 0..3 {
+        client.get_room(pb::GetRoomRequest { id: room }).await.expect("GetRoom of an existing room");
+    }
+    assert_code(client.get_room(pb::GetRoomRequest { id: room + 1_000_000 }).await, tonic::Code::NotFound);
+    let after = scrape(addr).await;
+
+    let service = ("service", "phoenix.facilities.v1.FacilitiesService");
+    let get_room = ("method", "GetRoom");
+    assert_eq!(delta(&before, &after, m::RPC_REQUESTS, &[service, get_room, ("code", "OK")]), 3.0);
+    assert_eq!(delta(&before, &after, m::RPC_REQUESTS, &[service, get_room, ("code", "NOT_FOUND")]), 1.0);
+    let list_rooms = ("method", "ListRooms");
+    assert_eq!(before.get(m::RPC_REQUESTS, &[service, list_rooms, ("code", "OK")]), 1.0, "the warm-up call");
+    assert_eq!(delta(&before, &after, m::RPC_REQUESTS, &[service, list_rooms, ("code", "OK")]), 0.0);
+    let count = format!("{}_count", m::RPC_DURATION);
+    assert_eq!(delta(&before, &after, &count, &[service, get_room]), 4.0, "one duration per call, every status");
+    let slowest = format!("{}_bucket", m::RPC_DURATION);
+    assert_eq!(
+        delta(&before, &after, &slowest, &[service, get_room, ("le", "+Inf")]),
+        4.0,
+        "a real histogram with buckets"
+    );
+
+    // Sampled at scrape time: the pools (the app's and the test database's), the argon2 gate.
+    assert!(after.get(m::DB_POOL_MAX, &[]) >= f64::from(app.config.db_pool_size), "{after:?}");
+    let open = after.get(m::DB_POOL_CONNECTIONS, &[("state", "idle")])
+        + after.get(m::DB_POOL_CONNECTIONS, &[("state", "in_use")]);
+    assert!(open >= 1.0 && open <= after.get(m::DB_POOL_MAX, &[]), "open connections {open}");
+    let waits = format!("{}_count", m::DB_POOL_WAIT);
+    assert!(delta(&before, &after, &waits, &[]) >= 4.0, "every handler's checkout is timed");
+    assert!(delta(&before, &after, m::DB_POOL_GETS, &[("result", "direct")]) >= 4.0);
+    assert_eq!(after.get(m::ARGON2_LIMIT, &[]), phoenix_common::password::concurrency() as f64);
+    assert_eq!(after.get(m::ARGON2_RUNNING, &[]), 0.0);
+    assert_eq!(after.get(m::ARGON2_WAITING, &[]), 0.0);
+    app.stop().await;
+}
+
+async fn send(reader: &mut phoenix_gateway::sim::SimReader, scan_id: &str, tag: &str, secs: i64) -> ScanResult {
+    let at = Utc::now() - chrono::Duration::seconds(600 - secs);
+    let scan = reader.sign(scan_id, tag, at);
+    reader.send(&scan, WAIT).await.expect("a result").expect_result().clone()
+}
+
+#[tokio::test]
+async fn scans_are_counted_by_outcome_and_code_with_their_round_trip() {
+    let (addr, _stop) = endpoint().await;
+    let mut stack = ReaderStack::spawn(2).await;
+    let s = stack.school.clone();
+    school::start_session(&mut stack.active, s.rooms[0], s.activity, s.staff).await;
+    let mut a = stack.reader(&s.readers[0]).await;
+    let (p, q) = (&s.pupils[0], &s.pupils[1]);
+
+    let before = scrape(addr).await;
+    assert_eq!(before.get(m::MQTT_CONNECTED, &[]), 1.0, "the bridge is connected");
+    assert!(before.get(m::MQTT_CONNECTION_EVENTS, &[("event", "connected")]) >= 1.0);
+    let oc = |r: &ScanResult| (r.outcome, r.code, r.duplicate);
+    assert_eq!(oc(&send(&mut a, "m-1", &p.tag, 0).await), (Outcome::CheckedIn, Code::Ok, false));
+    assert_eq!(oc(&send(&mut a, "m-2", &q.tag, 1).await), (Outcome::CheckedIn, Code::Ok, false));
+    assert_eq!(oc(&send(&mut a, "m-3", &p.tag, 2).await), (Outcome::CheckedOut, Code::Ok, false));
+    assert_eq!(oc(&send(&mut a, "m-4", "DEADBEEF00", 3).await), (Outcome::Rejected, Code::UnknownTag, false));
+    // The same scan again (a reader that missed its Result): the stored Result, marked.
+    assert_eq!(oc(&send(&mut a, "m-1", &p.tag, 0).await), (Outcome::CheckedIn, Code::Ok, true));
+    // Refused by the gateway itself: never reaches ProcessScan.
+    let mut forged = a.sign("m-5", &p.tag, Utc::now());
+    forged.sig = Some("0".repeat(64));
+    let r = a.send(&forged, WAIT).await.expect("a result").expect_result().clone();
+    assert_eq!(oc(&r), (Outcome::Rejected, Code::BadSignature, false));
+    let after = scrape(addr).await;
+
+    let scans = |outcome: &str, code: &str, duplicate: &str| {
+        delta(&before, &after, m::SCANS, &[("outcome", outcome), ("code", code), ("duplicate", duplicate)])
+    };
+    assert_eq!(scans("checked_in", "ok", "false"), 2.0);
+    assert_eq!(scans("checked_out", "ok", "false"), 1.0);
+    assert_eq!(scans("rejected", "unknown_tag", "false"), 1.0);
+    assert_eq!(scans("checked_in", "ok", "true"), 1.0);
+    assert_eq!(scans("rejected", "bad_signature", "false"), 1.0);
+    assert_eq!(scans("transferred", "ok", "false"), 0.0);
+    let roundtrips = format!("{}_count", m::SCAN_ROUNDTRIP);
+    assert_eq!(delta(&before, &after, &roundtrips, &[]), 6.0, "one round trip per Result");
+    let roundtrip_sum = format!("{}_sum", m::SCAN_ROUNDTRIP);
+    assert!(delta(&before, &after, &roundtrip_sum, &[]) > 0.0);
+    assert_eq!(delta(&before, &after, m::SCANS_UNANSWERED, &[]), 0.0);
+    let process_scan = [("service", "phoenix.active.v1.ActiveService"), ("method", "ProcessScan"), ("code", "OK")];
+    assert_eq!(delta(&before, &after, m::RPC_REQUESTS, &process_scan), 5.0, "the forged scan never reached it");
+    assert_eq!(after.get(m::BRIDGE_QUEUE_DEPTH, &[]), 0.0, "everything was taken up");
+    assert_eq!(delta(&before, &after, m::BRIDGE_OVERFLOW, &[]), 0.0);
+
+    // Presence watchers: one open stream is one watcher, and it is gone once closed.
+    let mut presence = PresenceServiceClient::new(stack.app.test_channel(Domain::Active).await);
+    let board = presence.get_presence_board(active_pb::GetPresenceBoardRequest::default()).await.expect("board");
+    let stream = presence
+        .watch_presence(active_pb::WatchPresenceRequest { cursor: board.into_inner().cursor })
+        .await
+        .expect("WatchPresence")
+        .into_inner();
+    assert_eq!(scrape(addr).await.get(m::PRESENCE_WATCHERS, &[]), 1.0);
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while scrape(addr).await.get(m::PRESENCE_WATCHERS, &[]) != 0.0 {
+        assert!(tokio::time::Instant::now() < deadline, "the closed stream's watcher is gone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    stack.stop().await;
+    assert_eq!(scrape(addr).await.get(m::MQTT_CONNECTED, &[]), 0.0, "the stopped bridge is disconnected");
+}
