@@ -59,9 +59,10 @@ pub const DB_POOL_GETS: &str = "phoenix_db_pool_gets_total";
 pub const DB_POOL_WAIT: &str = "phoenix_db_pool_wait_seconds";
 /// `WatchPresence` streams open on this process.
 pub const PRESENCE_WATCHERS: &str = "phoenix_presence_watchers";
-/// Job runs, by `job` and `outcome` (`ok`, `failed`, `already_running`).
+/// Job runs, by `job_name` (not `job`: Prometheus's own target label) and `outcome` (`ok`,
+/// `failed`, `already_running`).
 pub const JOB_RUNS: &str = "phoenix_job_runs_total";
-/// Duration of a job run that did its work, by `job`.
+/// Duration of a job run that did its work, by `job_name`.
 pub const JOB_DURATION: &str = "phoenix_job_duration_seconds";
 /// argon2 hashes/verifications running now.
 pub const ARGON2_RUNNING: &str = "phoenix_argon2_running";
@@ -207,9 +208,9 @@ pub fn scan_unanswered() {
 /// Records one run of `job`: `outcome` is `ok`, `failed` or `already_running`; `elapsed`
 /// only for a run that did its work.
 pub fn job_finished(job: &'static str, outcome: &'static str, elapsed: Option<Duration>) {
-    counter!(JOB_RUNS, "job" => job, "outcome" => outcome).increment(1);
+    counter!(JOB_RUNS, "job_name" => job, "outcome" => outcome).increment(1);
     if let Some(elapsed) = elapsed {
-        histogram!(JOB_DURATION, "job" => job).record(elapsed.as_secs_f64());
+        histogram!(JOB_DURATION, "job_name" => job).record(elapsed.as_secs_f64());
     }
 }
 
