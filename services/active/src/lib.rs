@@ -11,6 +11,8 @@
 //! | [`jobs`] | the scheduled jobs: session end, abandoned sweep, attendance close |
 //! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
 //! | [`presence`] | `phoenix.active.v1.PresenceService`: the board and `WatchPresence` |
+//! | [`report_service`] | `phoenix.active.v1.ReportService`: monthly reports as streamed files |
+//! | [`reports`] | the attendance and room-utilisation reports, CSV and XLSX |
 //! | [`correction_service`] | `phoenix.active.v1.CorrectionService`: its handlers |
 //! | [`corrections`] | correcting a visit, checking in at a past time (audited) |
 //! | [`sessions`] | start (with `force`), end, get, list |
@@ -38,6 +40,8 @@ pub mod events;
 pub mod jobs;
 pub mod presence;
 pub mod repo;
+pub mod report_service;
+pub mod reports;
 pub mod scan;
 pub mod scope;
 pub mod service;
@@ -74,8 +78,9 @@ pub const SERVERS: DomainServers = DomainServers {
         "phoenix.active.v1.ActiveService",
         "phoenix.active.v1.PresenceService",
         "phoenix.active.v1.CorrectionService",
+        "phoenix.active.v1.ReportService",
     ],
-    methods: &[METHODS, PRESENCE_METHODS, CORRECTION_METHODS],
+    methods: &[METHODS, PRESENCE_METHODS, CORRECTION_METHODS, report_service::METHODS],
     add: add_servers,
     jobs: jobs::specs,
 };
@@ -96,6 +101,10 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
             CorrectionApi::new(ctx.pool.clone(), phoenix_common::settings::LiveSettings::of(ctx)),
         );
         routes.add_service(Authorized::new(corrections, CORRECTION_METHODS, ctx.verifier.clone())?);
+        let reports = phoenix_proto::active::v1::report_service_server::ReportServiceServer::new(
+            report_service::ReportApi::new(ctx.pool.clone(), settings.clone()),
+        );
+        routes.add_service(Authorized::new(reports, report_service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }
