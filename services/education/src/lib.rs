@@ -4,6 +4,8 @@
 //! | module | holds |
 //! |---|---|
 //! | [`service`] | [`service::EducationApi`], [`service::METHODS`] and the handlers; [`service::create_group`] (also the demo school's path) |
+//! | [`rollover_service`] | `phoenix.education.v1.RolloverService`: the school-year rollover (admins) |
+//! | [`rollover`] | the rollover's plan, dry run and audited transaction; mapping files |
 //! | [`validate`] | requests → typed commands (date rules of substitutions) |
 //! | `access` | resource rules: who leads a group, which groups are the caller's |
 //! | [`repo`] | diesel queries and reference checks |
@@ -14,6 +16,8 @@ mod access;
 mod convert;
 mod error;
 pub mod repo;
+pub mod rollover;
+pub mod rollover_service;
 pub mod service;
 pub mod validate;
 
@@ -25,8 +29,8 @@ use phoenix_proto::education::v1::education_service_server::EducationServiceServ
 /// This domain in the process: its gRPC service, permission table and servers.
 pub const SERVERS: DomainServers = DomainServers {
     domain: Domain::Education,
-    services: &["phoenix.education.v1.EducationService"],
-    methods: &[service::METHODS],
+    services: &["phoenix.education.v1.EducationService", "phoenix.education.v1.RolloverService"],
+    methods: &[service::METHODS, rollover_service::METHODS],
     add: add_servers,
     jobs: phoenix_common::jobs::no_jobs,
 };
@@ -35,6 +39,10 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
     Box::pin(async move {
         let server = EducationServiceServer::new(service::EducationApi::new(ctx.pool.clone()));
         routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
+        let rollover = phoenix_proto::education::v1::rollover_service_server::RolloverServiceServer::new(
+            rollover_service::RolloverApi::new(ctx.pool.clone()),
+        );
+        routes.add_service(Authorized::new(rollover, rollover_service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })
 }
