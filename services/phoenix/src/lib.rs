@@ -10,6 +10,7 @@
 //! | [`demo_sessions`] | running sessions in three demo rooms, for the reader walkthrough |
 //! | [`edge`] | the MQTT reader bridge as `dev` and `gateway` run it |
 //! | [`jobs`] | `phoenix jobs list` and `phoenix jobs run`: every domain's scheduled jobs by hand |
+//! | [`report`] | `phoenix report …` and `phoenix rollover …` (docs/reports.md) |
 //! | [`reader_sim`] | `phoenix reader-sim`: a simulated reader |
 
 pub mod admin;
@@ -20,4 +21,5 @@ pub mod dev;
 pub mod edge;
 pub mod jobs;
 pub mod reader_sim;
+pub mod report;
 pub mod services;

@@ -97,6 +97,24 @@ enum Command {
         #[arg(long, env = "PHOENIX_DEVICE_KEY", hide_env_values = true)]
         key: Option<String>,
     },
+    /// Monthly reports as CSV or XLSX (docs/reports.md; needs DATABASE_URL), as the administration.
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
+    /// The school-year rollover (docs/reports.md; needs DATABASE_URL): every pupil of each
+    /// old group to its new group, leavers deactivated, in one audited transaction.
+    Rollover {
+        /// The mapping: one `old,new` (or `old→new`) per line; an empty new side: leavers.
+        #[arg(long)]
+        mapping: PathBuf,
+        /// Print exactly what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The reason kept in every audit row (default "school-year rollover").
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Run the retention purge now (needs DATABASE_URL): completed visits and scan receipts
     /// past each pupil's retention, presence events past 48 h, audited. Refused while
     /// another run (a replica's schedule, the RPC) holds the lock.
@@ -171,6 +189,42 @@ enum MigrateAction {
     },
     /// List migrations and whether each is applied.
     Status,
+}
+
+#[derive(Subcommand)]
+enum ReportAction {
+    /// Attendance per pupil and group: days present, first arrival, last leave, days closed
+    /// by the system, sick days.
+    Attendance {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Only this education group (id).
+        #[arg(long)]
+        group: Option<i64>,
+        /// csv or xlsx.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Room utilisation per room and day: sessions, visits, distinct pupils, peak occupancy
+    /// against capacity.
+    Rooms {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Only this room (id).
+        #[arg(long)]
+        room: Option<i64>,
+        /// csv or xlsx.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -338,6 +392,22 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 JobsAction::Run { name, dry_run } => phoenix::jobs::run(&ctx, &name, dry_run).await?,
             };
             println!("{}", text.trim_end());
+        }
+        Command::Report { action } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            let (kind, month, id, format, out) = match action {
+                ReportAction::Attendance { month, group, format, out } => {
+                    (phoenix::report::Kind::Attendance, month, group, format, out)
+                }
+                ReportAction::Rooms { month, room, format, out } => {
+                    (phoenix::report::Kind::Rooms, month, room, format, out)
+                }
+            };
+            println!("{}", phoenix::report::write(&pool, config.timezone, kind, &month, id, &format, &out).await?);
+        }
+        Command::Rollover { mapping, dry_run, reason } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            println!("{}", phoenix::report::rollover(&pool, &mapping, dry_run, reason).await?);
         }
         Command::Cleanup { dry_run, batch_size } => {
             let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
