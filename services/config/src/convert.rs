@@ -92,3 +92,100 @@ pub(crate) fn job_run(row: JobRunRow) -> pb::JobRun {
         error: row.error.unwrap_or_default(),
     }
 }
+
+/// The figures of `GetDatabaseStats`.
+pub(crate) fn database_stats(s: crate::db_stats::DatabaseStats) -> pb::GetDatabaseStatsResponse {
+    use phoenix_common::time::to_timestamp_opt;
+    let duration = |us: Option<i64>| {
+        us.map(|us| prost_types::Duration {
+            seconds: us.div_euclid(1_000_000),
+            nanos: i32::try_from(us.rem_euclid(1_000_000) * 1000).unwrap_or(0),
+        })
+    };
+    pb::GetDatabaseStatsResponse {
+        database_bytes: s.database_bytes,
+        schemas: s
+            .schemas
+            .into_iter()
+            .map(|r| pb::SchemaSize {
+                schema: r.schema,
+                tables: r.tables,
+                table_bytes: r.table_bytes,
+                index_bytes: r.index_bytes,
+                total_bytes: r.total_bytes,
+            })
+            .collect(),
+        tables: s
+            .tables
+            .into_iter()
+            .map(|r| pb::TableStats {
+                schema: r.schema,
+                table: r.table,
+                live_tuples: r.live_tuples,
+                dead_tuples: r.dead_tuples,
+                total_bytes: r.total_bytes,
+                seq_scan: r.seq_scan,
+                idx_scan: r.idx_scan,
+                modified_since_analyze: r.modified_since_analyze,
+                last_vacuum_time: to_timestamp_opt(r.last_vacuum),
+                last_autovacuum_time: to_timestamp_opt(r.last_autovacuum),
+                last_analyze_time: to_timestamp_opt(r.last_analyze),
+                last_autoanalyze_time: to_timestamp_opt(r.last_autoanalyze),
+            })
+            .collect(),
+        bloat: s
+            .bloat
+            .into_iter()
+            .map(|r| pb::TableBloat {
+                schema: r.schema,
+                table: r.table,
+                real_bytes: r.real_bytes,
+                bloat_bytes: r.bloat_bytes,
+                bloat_percent: r.bloat_percent,
+                estimate_unavailable: r.estimate_unavailable,
+            })
+            .collect(),
+        indexes: s
+            .indexes
+            .into_iter()
+            .map(|r| pb::IndexUsage {
+                unused: r.unused(),
+                schema: r.schema,
+                table: r.table,
+                index: r.index,
+                idx_scan: r.idx_scan,
+                bytes: r.bytes,
+                enforces_constraint: r.enforces_constraint,
+            })
+            .collect(),
+        connections: s
+            .connections
+            .into_iter()
+            .map(|r| pb::RoleConnections {
+                role: r.role,
+                total: r.total,
+                active: r.active,
+                idle: r.idle,
+                idle_in_transaction: r.idle_in_transaction,
+            })
+            .collect(),
+        server_connections: s.server_connections,
+        max_connections: s.max_connections,
+        replicas: s
+            .replicas
+            .into_iter()
+            .map(|r| pb::Replica {
+                application_name: r.application_name,
+                client_addr: r.client_addr,
+                state: r.state,
+                sync_state: r.sync_state,
+                replay_lag_bytes: r.replay_lag_bytes,
+                write_lag: duration(r.write_lag_us),
+                flush_lag: duration(r.flush_lag_us),
+                replay_lag: duration(r.replay_lag_us),
+            })
+            .collect(),
+        stats_reset_time: to_timestamp_opt(s.stats_reset),
+        schema: s.schema,
+    }
+}

@@ -10,9 +10,11 @@
 //! | [`cache`] | [`ConfigCache`], the cached reader other services share (LISTEN/NOTIFY) |
 //! | [`flags`] | feature-flag evaluation (roles AND stable percentage bucketing) |
 //! | [`retention`] | the retention purge (RPC, CLI and daily schedule) |
+//! | [`db_stats`] | database health figures (`GetDatabaseStats`, `phoenix db stats`) |
 
 pub mod cache;
 mod convert;
+pub mod db_stats;
 pub mod flags;
 pub use phoenix_common::settings::registry;
 mod repo;

@@ -31,6 +31,7 @@ pub const METHODS: MethodTable = &[
     ("/phoenix.config.v1.ConfigService/EvaluateFeatureFlag", Requirement::Authenticated),
     ("/phoenix.config.v1.ConfigService/RunRetentionCleanup", Requirement::Permission("config:manage")),
     ("/phoenix.config.v1.ConfigService/ListJobRuns", Requirement::Permission("jobs:read")),
+    ("/phoenix.config.v1.ConfigService/GetDatabaseStats", Requirement::Permission("config:manage")),
 ];
 
 /// The service state.
@@ -289,6 +290,16 @@ impl ConfigService for ConfigApi {
             next_page_token,
             total_size: total,
         }))
+    }
+
+    async fn get_database_stats(
+        &self,
+        request: Request<pb::GetDatabaseStatsRequest>,
+    ) -> Reply<pb::GetDatabaseStatsResponse> {
+        let schema = crate::db_stats::detailed_schema(&request.get_ref().schema)?;
+        let mut conn = db::conn(&self.pool).await?;
+        let stats = crate::db_stats::collect(&mut conn, &schema).await?;
+        Ok(Response::new(convert::database_stats(stats)))
     }
 
     async fn run_retention_cleanup(
