@@ -14,3 +14,4 @@ mod migrations;
 mod python_e2e;
 mod schema_drift;
 mod services;
+mod traces;

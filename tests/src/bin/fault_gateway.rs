@@ -16,7 +16,9 @@ use phoenix_common::server::{self, ShutdownToken};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let _telemetry = phoenix_common::telemetry::init("fault-gateway", config.log_format, None)?;
+    // OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (tests/it/platform/traces.rs).
+    let _telemetry =
+        phoenix_common::telemetry::init("fault-gateway", config.log_format, config.otlp_endpoint.as_deref())?;
     let database_url = config.database_url.clone().context("DATABASE_URL is not set")?;
     let mqtt_url = config.mqtt_url.clone().context("MQTT_URL is not set")?;
     let token = std::env::var("PHOENIX_TEST_GATEWAY_TOKEN").context("PHOENIX_TEST_GATEWAY_TOKEN is not set")?;
