@@ -72,6 +72,102 @@ pub async fn create_admin(pool: &DbPool, email: &str, password: &str) -> anyhow:
     .await
 }
 
+/// What [`ensure_service_client`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceClientOutcome {
+    /// The client did not exist and was created; `Some(secret)` when the secret was generated
+    /// here (show it once), `None` when the caller gave it.
+    Created(Option<String>),
+    /// The client exists and matches (given secret verifies, same permissions, active), or it
+    /// exists and `if_missing` was asked: nothing was written.
+    Unchanged,
+    /// The client existed with another secret, other permissions or inactive, and now has
+    /// the given secret and permissions; `Some(secret)` when generated here (a rotation).
+    Updated(Option<String>),
+}
+
+/// Shortest secret [`ensure_service_client`] accepts from the caller.
+pub const MIN_GIVEN_CLIENT_SECRET_CHARS: usize = 32;
+
+/// `phoenix create-service-client`, idempotent for deployment jobs (a Kubernetes bootstrap Job
+/// runs it on every apply): creates service client `client_id` with `permissions`.
+///
+/// - `secret` given (the operator's Secret holds it; 32+ characters): an existing client whose
+///   stored hash verifies it, with the same permissions and active, is left alone; otherwise
+///   it gets this secret and these permissions. Running it twice changes nothing.
+/// - no `secret`: a new one is generated and returned — for an existing client that is a
+///   rotation (the old secret stops working), unless `if_missing`.
+/// - `if_missing`: an existing client is never changed.
+pub async fn ensure_service_client(
+    pool: &DbPool,
+    client_id: &str,
+    permissions: &[String],
+    secret: Option<&str>,
+    if_missing: bool,
+) -> anyhow::Result<ServiceClientOutcome> {
+    use phoenix_db::schema::auth::service_clients as sc;
+    anyhow::ensure!(
+        phoenix_auth::validate::is_client_id(client_id),
+        "client id {client_id:?} must be 1–64 characters of a-z, 0-9, _ and -"
+    );
+    if let Some(s) = secret {
+        // Never echo a secret, only its length.
+        anyhow::ensure!(
+            s.chars().count() >= MIN_GIVEN_CLIENT_SECRET_CHARS,
+            "the given client secret has {} characters; at least {MIN_GIVEN_CLIENT_SECRET_CHARS} are needed \
+             (e.g. `openssl rand -hex 32`)",
+            s.chars().count()
+        );
+    }
+    let mut conn = pool.get().await.map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
+    let existing: Option<(String, Vec<String>, bool)> = sc::table
+        .filter(sc::client_id.eq(client_id))
+        .select((sc::secret_hash, sc::permissions, sc::active))
+        .first(&mut conn)
+        .await
+        .optional()?;
+    drop(conn);
+    if let Some((hash, stored_permissions, active)) = &existing {
+        if if_missing {
+            return Ok(ServiceClientOutcome::Unchanged);
+        }
+        if let Some(s) = secret {
+            let (s, hash) = (s.to_owned(), hash.clone());
+            let verifies = tokio::task::spawn_blocking(move || password::verify(&s, &hash)).await?;
+            if verifies && *active && stored_permissions.as_slice() == permissions {
+                return Ok(ServiceClientOutcome::Unchanged);
+            }
+        }
+    }
+    let Some(given) = secret else {
+        let generated = phoenix_auth::service_clients::create_or_rotate(pool, client_id, permissions).await?;
+        return Ok(match existing {
+            None => ServiceClientOutcome::Created(Some(generated)),
+            Some(_) => ServiceClientOutcome::Updated(Some(generated)),
+        });
+    };
+    for p in permissions {
+        let ok = p.split_once(':').is_some_and(|(r, a)| !r.is_empty() && !a.is_empty() && !a.contains(':'));
+        anyhow::ensure!(ok, "permission {p:?} must look like resource:action");
+    }
+    let to_hash = given.to_owned();
+    let hash = tokio::task::spawn_blocking(move || password::hash(&to_hash)).await??;
+    let mut conn = pool.get().await.map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
+    diesel::insert_into(sc::table)
+        .values((
+            sc::client_id.eq(client_id),
+            sc::secret_hash.eq(&hash),
+            sc::permissions.eq(permissions),
+            sc::active.eq(true),
+        ))
+        .on_conflict(sc::client_id)
+        .do_update()
+        .set((sc::secret_hash.eq(&hash), sc::permissions.eq(permissions), sc::active.eq(true)))
+        .execute(&mut conn)
+        .await?;
+    Ok(if existing.is_some() { ServiceClientOutcome::Updated(None) } else { ServiceClientOutcome::Created(None) })
+}
+
 /// The dev admin: `PHOENIX_ADMIN_EMAIL` / `PHOENIX_ADMIN_PASSWORD` when set, else
 /// `admin@phoenix.local` with a password generated once and kept in `data_dir`.
 pub async fn ensure_dev_admin(pool: &DbPool, data_dir: &Path) -> anyhow::Result<Option<AdminCredentials>> {

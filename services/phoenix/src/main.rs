@@ -157,6 +157,14 @@ enum Command {
         /// Permissions its tokens carry, comma-separated, e.g. `scans:process`.
         #[arg(long, value_delimiter = ',')]
         permissions: Vec<String>,
+        /// Leave an existing client as it is (no rotation): for jobs that run on every deploy.
+        #[arg(long)]
+        if_missing: bool,
+        /// Take the secret from this environment variable (32+ characters, e.g. the gateway's
+        /// PHOENIX_GATEWAY_CLIENT_SECRET from its Kubernetes Secret) instead of generating one;
+        /// it is not printed, and a client that already has it is left alone.
+        #[arg(long, value_name = "VAR")]
+        secret_from_env: Option<String>,
     },
 }
 
@@ -227,9 +235,37 @@ enum ReportAction {
     },
 }
 
+/// Whether `command` reads `PHOENIX_SECRET_KEY`: only the auth domain does (it seals the
+/// signing keys and keys email hashes), so only `dev` and a `serve` that includes auth.
+fn uses_secret_key(command: &Command) -> bool {
+    match command {
+        Command::Dev { .. } => true,
+        Command::Serve { services } => Domain::parse_list(services).map_or(true, |d| d.contains(&Domain::Auth)),
+        _ => false,
+    }
+}
+
+/// The configuration for `command`. Production requires `PHOENIX_SECRET_KEY` only of a process
+/// that reads it ([`uses_secret_key`]): the gateway, the other domains, migrations and the CLI
+/// run without it, so their pods never hold it (deploy/kubernetes). Such a process, when the
+/// key is unset, gets a random one of its own that nothing in it reads.
+fn load_config(command: &Command) -> Result<Config, phoenix_common::config::ConfigError> {
+    let unset = std::env::var("PHOENIX_SECRET_KEY").map_or(true, |v| v.is_empty());
+    if uses_secret_key(command) || !unset {
+        return Config::from_env();
+    }
+    use rand::RngExt as _;
+    let bytes: [u8; 32] = rand::rng().random();
+    let stand_in: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Config::from_lookup(|name| match name {
+        "PHOENIX_SECRET_KEY" => Some(stand_in.clone()),
+        _ => std::env::var(name).ok(),
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_env() {
+    let config = match load_config(&cli.command) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("configuration error: {e}");
@@ -451,11 +487,31 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 println!("An account with that email exists; nothing changed.");
             }
         }
-        Command::CreateServiceClient { client_id, permissions } => {
+        Command::CreateServiceClient { client_id, permissions, if_missing, secret_from_env } => {
+            let given = match &secret_from_env {
+                Some(var) => Some(
+                    std::env::var(var)
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .ok_or_else(|| anyhow::anyhow!("--secret-from-env: {var} is not set"))?,
+                ),
+                None => None,
+            };
             let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
-            let secret = phoenix_auth::service_clients::create_or_rotate(&pool, &client_id, &permissions).await?;
-            println!("Service client {client_id:?} ready; its secret (shown once, store it now):");
-            println!("{secret}");
+            use phoenix::admin::ServiceClientOutcome as Outcome;
+            match phoenix::admin::ensure_service_client(&pool, &client_id, &permissions, given.as_deref(), if_missing)
+                .await?
+            {
+                Outcome::Created(Some(secret)) | Outcome::Updated(Some(secret)) => {
+                    println!("Service client {client_id:?} ready; its secret (shown once, store it now):");
+                    println!("{secret}");
+                }
+                Outcome::Created(None) => println!("Service client {client_id:?} created with the given secret."),
+                Outcome::Updated(None) => {
+                    println!("Service client {client_id:?} updated to the given secret and permissions.")
+                }
+                Outcome::Unchanged => println!("Service client {client_id:?} exists; nothing changed."),
+            }
         }
     }
     Ok(())
@@ -558,4 +614,36 @@ fn print_dev_summary(stack: &DevStack) {
         println!("  then send the access token as: -H 'authorization: Bearer <access_token>'");
     }
     println!("Press Ctrl-C to stop.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("phoenix").chain(args.iter().copied())).expect("parses").command
+    }
+
+    #[test]
+    fn only_processes_serving_auth_read_the_secret_key() {
+        assert!(uses_secret_key(&command(&["dev"])));
+        assert!(uses_secret_key(&command(&["serve", "--services", "auth"])));
+        assert!(uses_secret_key(&command(&["serve", "--services", "users,auth"])));
+        assert!(uses_secret_key(&command(&["serve", "--services", "all"])));
+        assert!(!uses_secret_key(&command(&["serve", "--services", "users"])));
+        assert!(!uses_secret_key(&command(&["gateway"])));
+        assert!(!uses_secret_key(&command(&["migrate", "up"])));
+        assert!(!uses_secret_key(&command(&["create-admin", "--email", "a@b.de", "--password", "x"])));
+        let bootstrap = [
+            "create-service-client",
+            "--client-id",
+            "gateway",
+            "--permissions",
+            "scans:process",
+            "--if-missing",
+            "--secret-from-env",
+            "PHOENIX_GATEWAY_CLIENT_SECRET",
+        ];
+        assert!(!uses_secret_key(&command(&bootstrap)));
+    }
 }
