@@ -36,6 +36,19 @@ ensure_postgres() {
   fi
 }
 
+# The PostgreSQL client tools (pg_dump, pg_restore, psql) for `phoenix backup` / `phoenix
+# restore` and their tests: shipped with the server packages, needed on their own when
+# DATABASE_URL names an existing server.
+ensure_pg_client() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -n "$d" ] && [ -x "$d/pg_dump" ] && [ -x "$d/pg_restore" ] && [ -x "$d/psql" ]; then return; fi
+  if command -v pg_dump >/dev/null 2>&1 && command -v pg_restore >/dev/null 2>&1 && command -v psql >/dev/null 2>&1; then
+    return
+  fi
+  apt_install postgresql-client
+}
+
 # A C toolchain: rustc links through `cc`.
 ensure_cc() {
   if ! command -v cc >/dev/null 2>&1; then

@@ -132,6 +132,38 @@ enum Command {
         #[command(subcommand)]
         action: JobsAction,
     },
+    /// Database health (needs DATABASE_URL; docs/operations.md): schema sizes, bloat, index
+    /// usage, dead tuples and vacuum times, connections per role, replication lag.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+    /// Back up the whole database or one schema with pg_dump (custom format) and a manifest
+    /// next to it (FILE.manifest.json; needs DATABASE_URL; docs/operations.md).
+    Backup {
+        /// Only this domain's schema (e.g. `users`); default: the whole database.
+        #[arg(long)]
+        schema: Option<String>,
+        /// The archive to write; default: phoenix-<schema|all>-<UTC time>.dump here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Restore an archive of `phoenix backup` into DATABASE_URL in one transaction: the whole
+    /// database, or one schema (its objects replaced, other schemas' foreign keys into it
+    /// checked again). Refused over a different migration version. Stop the services first.
+    Restore {
+        /// The archive (its FILE.manifest.json must lie next to it).
+        file: PathBuf,
+        /// Restore only this schema (from a one-schema or a whole-database archive).
+        #[arg(long)]
+        schema: Option<String>,
+        /// Own the restored objects as the connecting role (into a cluster without the original owners).
+        #[arg(long)]
+        no_owner: bool,
+        /// Leave out the archive's GRANTs (into a cluster without the roles they name).
+        #[arg(long)]
+        no_privileges: bool,
+    },
     /// Apply, revert or list database migrations (needs DATABASE_URL).
     Migrate {
         #[command(subcommand)]
@@ -179,6 +211,17 @@ enum JobsAction {
         /// Count what it would change; change nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbAction {
+    /// Print schema sizes, table bloat, index usage, dead tuples and last autovacuum,
+    /// connections per role and replication lag.
+    Stats {
+        /// The schema whose tables to detail.
+        #[arg(long, default_value = "active")]
+        schema: String,
     },
 }
 
@@ -428,6 +471,60 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 JobsAction::Run { name, dry_run } => phoenix::jobs::run(&ctx, &name, dry_run).await?,
             };
             println!("{}", text.trim_end());
+        }
+        Command::Report { action } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            let (kind, month, id, format, out) = match action {
+                ReportAction::Attendance { month, group, format, out } => {
+                    (phoenix::report::Kind::Attendance, month, group, format, out)
+                }
+                ReportAction::Rooms { month, room, format, out } => {
+                    (phoenix::report::Kind::Rooms, month, room, format, out)
+                }
+            };
+            println!("{}", phoenix::report::write(&pool, config.timezone, kind, &month, id, &format, &out).await?);
+        }
+        Command::Rollover { mapping, dry_run, reason } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            println!("{}", phoenix::report::rollover(&pool, &mapping, dry_run, reason).await?);
+        }
+        Command::Db { action: DbAction::Stats { schema } } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            print!("{}", phoenix::db_ops::stats(&pool, &schema).await?);
+        }
+        Command::Backup { schema, out } => {
+            let url = require_database_url(&config)?;
+            let tools = phoenix::backup::Tools::find()?;
+            let out =
+                out.unwrap_or_else(|| phoenix::backup::default_archive_name(schema.as_deref(), chrono::Utc::now()));
+            let m = phoenix::backup::backup(url, &tools, schema.as_deref(), &out).await?;
+            println!(
+                "Backed up {} to {} ({} bytes, migration {}); manifest {}",
+                m.schema.as_deref().map_or("the whole database".to_owned(), |s| format!("schema {s}")),
+                out.display(),
+                m.archive_bytes,
+                m.migration_version(),
+                phoenix::backup::manifest_path(&out).display()
+            );
+        }
+        Command::Restore { file, schema, no_owner, no_privileges } => {
+            let url = require_database_url(&config)?;
+            let tools = phoenix::backup::Tools::find()?;
+            let options = phoenix::backup::RestoreOptions { schema, no_owner, no_privileges };
+            let r = phoenix::backup::restore(url, &tools, &file, &options).await?;
+            println!(
+                "Restored {} from {} (taken {}, migration {}).",
+                r.schema.as_deref().map_or("the whole database".to_owned(), |s| format!("schema {s}")),
+                file.display(),
+                r.manifest.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                r.manifest.migration_version()
+            );
+            if !r.foreign_keys_restored.is_empty() {
+                println!(
+                    "  {} foreign keys of other schemas into it added again and validated.",
+                    r.foreign_keys_restored.len()
+                );
+            }
         }
         Command::Report { action } => {
             let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
