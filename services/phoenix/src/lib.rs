@@ -11,6 +11,7 @@
 //! | [`demo`] | the demo school loaded by `dev` and `seed-demo` |
 //! | [`demo_sessions`] | running sessions in three demo rooms, for the reader walkthrough |
 //! | [`edge`] | the MQTT reader bridge as `dev` and `gateway` run it |
+//! | [`import`] | `phoenix import students FILE [--dry-run]`: the pupil import (docs/import.md) |
 //! | [`jobs`] | `phoenix jobs list` and `phoenix jobs run`: every domain's scheduled jobs by hand |
 //! | [`report`] | `phoenix report …` and `phoenix rollover …` (docs/reports.md) |
 //! | [`reader_sim`] | `phoenix reader-sim`: a simulated reader |
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod demo_sessions;
 pub mod dev;
 pub mod edge;
+pub mod import;
 pub mod jobs;
 pub mod reader_sim;
 pub mod report;

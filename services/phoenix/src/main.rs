@@ -169,6 +169,11 @@ enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
+    /// Import from a file (docs/import.md; needs DATABASE_URL).
+    Import {
+        #[command(subcommand)]
+        action: ImportAction,
+    },
     /// Load the demo school into an empty database (needs DATABASE_URL).
     SeedDemo,
     /// Create the first admin account (needs DATABASE_URL).
@@ -197,6 +202,19 @@ enum Command {
         /// it is not printed, and a client that already has it is left alone.
         #[arg(long, value_name = "VAR")]
         secret_from_env: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportAction {
+    /// Pupils with their guardians, phone numbers and RFID cards from a CSV or XLSX file:
+    /// all or nothing, audited; prints the counts, or every problem by row and column.
+    Students {
+        /// The CSV or XLSX file.
+        file: PathBuf,
+        /// Check the file and print what the import would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -567,6 +585,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        Command::Import { action: ImportAction::Students { file, dry_run } } => {
+            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
+            println!("{}", phoenix::import::students(&pool, &file, dry_run).await?);
         }
         Command::SeedDemo => {
             let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;

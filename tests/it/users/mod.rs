@@ -7,6 +7,7 @@ mod family;
 mod guardian_helpers;
 mod guardians;
 mod helpers;
+mod import;
 mod persons;
 mod redaction;
 mod students;

@@ -102,6 +102,8 @@ const MATRIX: &[(&str, [Outcome; 7])] = &[
     ("users.UpdateStudentGuardian",             [Done,     Done,     Denied,   Denied,   Denied,   Denied,   Unauth]),
     ("users.ListPersons(tag_id)",               [Full,     Full,     Hidden,   Hidden,   Denied,   Denied,   Unauth]),
     ("users.GetRfidCard",                       [Full,     Full,     Hidden,   Hidden,   Denied,   Denied,   Unauth]),
+    ("users.PreviewStudentImport",              [Full,     Denied,   Denied,   Denied,   Denied,   Denied,   Unauth]),
+    ("users.CommitStudentImport",               [Done,     Denied,   Denied,   Denied,   Denied,   Denied,   Unauth]),
     ("active.GetPresenceBoard",                 [Full,     Full,     Redacted, Denied,   Own,      Own,      Unauth]),
     ("active.WatchPresence",                    [Full,     Full,     Redacted, Denied,   Own,      Own,      Unauth]),
     ("active.GetStudentPresence",               [Full,     Full,     Redacted, Denied,   Denied,   Denied,   Unauth]),

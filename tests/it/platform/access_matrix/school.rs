@@ -19,6 +19,7 @@ use phoenix_proto::education::v1 as epb;
 use phoenix_proto::education::v1::education_service_client::EducationServiceClient;
 use phoenix_proto::users::v1 as upb;
 use phoenix_proto::users::v1::family_service_client::FamilyServiceClient;
+use phoenix_proto::users::v1::import_service_client::ImportServiceClient;
 use phoenix_proto::users::v1::users_service_client::UsersServiceClient;
 use phoenix_tests::auth::{PASSWORD, TestChannel, admin_token, bearer, create_account, mint_token, role_permissions};
 use phoenix_tests::grpc::mask;
@@ -244,6 +245,15 @@ impl School {
         diesel::sql_query(&sql).get_result::<Entry>(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}")).entry_time
     }
 
+    /// An import file (docs/import.md) holding P1 exactly as the school has them.
+    fn p1_import_file(&self) -> upb::StudentImportFile {
+        let csv = format!(
+            "Vorname,Nachname,Geburtsdatum,Klasse,Gruppe,RFID\nMia,Muster,2017-05-01,2a,G1 Eulen,{}\n",
+            self.p1_tag
+        );
+        upb::StudentImportFile { filename: "p1.csv".into(), content: csv.into_bytes() }
+    }
+
     /// Calls `rpc` as `role` and says what came back; `Err` describes an answer that is none
     /// of the [`Outcome`]s (a partly redacted record, an unexpected code).
     pub async fn call(&mut self, rpc: &str, role: Role) -> Result<Outcome, String> {
@@ -327,6 +337,24 @@ impl School {
                     Some(p) if p == self.p1_person => Ok(Full),
                     None => Ok(Hidden),
                     Some(p) => Err(format!("holder {p}, want P1's person")),
+                }
+            }
+            "users.PreviewStudentImport" => {
+                let req = upb::PreviewStudentImportRequest { file: Some(self.p1_import_file()) };
+                let mut import = ImportServiceClient::new(self.users.clone());
+                let got = import.preview_student_import(self.req(role, req)).await.map_err(status)?.into_inner();
+                match got.counts {
+                    Some(c) if got.problems.is_empty() && (c.rows, c.students_unchanged) == (1, 1) => Ok(Full),
+                    other => Err(format!("preview of P1 as P1 is: {other:?}, problems {:?}", got.problems)),
+                }
+            }
+            "users.CommitStudentImport" => {
+                let req = upb::CommitStudentImportRequest { file: Some(self.p1_import_file()) };
+                let mut import = ImportServiceClient::new(self.users.clone());
+                let got = import.commit_student_import(self.req(role, req)).await.map_err(status)?.into_inner();
+                match got.counts {
+                    Some(c) if (c.rows, c.students_unchanged) == (1, 1) => Ok(Done),
+                    other => Err(format!("commit of P1 as P1 is: {other:?}")),
                 }
             }
             "active.GetPresenceBoard" => {
