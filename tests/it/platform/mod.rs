@@ -2,6 +2,7 @@
 
 mod access_matrix;
 mod auth_outage;
+mod backup_restore;
 mod dashboard_browser;
 mod demo;
 mod dev_stack;
