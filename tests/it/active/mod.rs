@@ -16,6 +16,7 @@ mod presence_helpers;
 mod presence_hub;
 mod presence_stream;
 mod reader;
+mod reports;
 mod settings;
 mod streams;
 mod supervisors;

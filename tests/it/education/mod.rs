@@ -5,5 +5,6 @@
 mod escalation;
 mod groups;
 mod helpers;
+mod rollover;
 mod substitutions;
 mod transfers;
