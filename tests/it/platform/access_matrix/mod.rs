@@ -111,6 +111,7 @@ const MATRIX: &[(&str, [Outcome; 7])] = &[
     ("active.ListVisits(student_id)",           [Full,     Full,     Hidden,   Denied,   Denied,   Denied,   Unauth]),
     ("active.GetAttendance",                    [Full,     Full,     Denied,   Denied,   Denied,   Denied,   Unauth]),
     ("active.ListAttendance(education_group_id)", [Full,   Full,     Denied,   Denied,   Denied,   Denied,   Unauth]),
+    ("active.AttendanceReport(education_group_id)", [Full, Full,   Denied,   Denied,   Denied,   Denied,   Unauth]),
     ("active.CheckInStudent",                   [Done,     Done,     Denied,   Denied,   Denied,   Denied,   Unauth]),
     ("active.CheckOutStudent",                  [Done,     Done,     Denied,   Denied,   Denied,   Denied,   Unauth]),
     ("active.EndSession",                       [Done,     Denied,   Denied,   Denied,   Denied,   Denied,   Unauth]),

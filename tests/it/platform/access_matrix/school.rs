@@ -11,6 +11,7 @@ use phoenix_proto::active::v1 as apb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
 use phoenix_proto::active::v1::correction_service_client::CorrectionServiceClient;
 use phoenix_proto::active::v1::presence_service_client::PresenceServiceClient;
+use phoenix_proto::active::v1::report_service_client::ReportServiceClient;
 use phoenix_proto::activities::v1 as actpb;
 use phoenix_proto::activities::v1::activities_service_client::ActivitiesServiceClient;
 use phoenix_proto::audit::v1 as aupb;
@@ -416,6 +417,21 @@ impl School {
                 let list = self.active().list_attendance(self.req(role, req)).await.map_err(status)?.into_inner();
                 let ids: Vec<i64> = list.attendance.iter().map(|a| a.student_id).collect();
                 if ids == [p1] { Ok(Full) } else { Err(format!("attendance of {ids:?}, want [P1]")) }
+            }
+            "active.AttendanceReport(education_group_id)" => {
+                let month = chrono::Utc::now().format("%Y-%m").to_string();
+                let format = apb::ReportFormat::Csv as i32;
+                let req = apb::AttendanceReportRequest { month, education_group_id: Some(self.g1), format };
+                let mut reports = ReportServiceClient::new(self.active.clone());
+                let mut file = reports.attendance_report(self.req(role, req)).await.map_err(status)?.into_inner();
+                let mut bytes = Vec::new();
+                while let Some(chunk) = file.message().await.map_err(status)? {
+                    bytes.extend(chunk.data);
+                }
+                let text = String::from_utf8_lossy(&bytes);
+                let pupils: Vec<String> =
+                    text.lines().filter(|l| l.starts_with("pupil,")).filter_map(|l| l.split(',').nth(3)).map(str::to_owned).collect();
+                if pupils == [p1.to_string()] { Ok(Full) } else { Err(format!("report rows of {pupils:?}, want [P1]")) }
             }
             "active.CheckInStudent" => {
                 self.check_out(p1).await.map_err(|e| format!("setup: check P1 out: {e:?}"))?;
