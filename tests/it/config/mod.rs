@@ -2,4 +2,5 @@
 
 #[allow(clippy::module_inception)]
 mod config;
+mod db_stats;
 mod retention;
