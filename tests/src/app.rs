@@ -64,7 +64,8 @@ impl TestApp {
         let db = TestDb::new().await;
         let mut config = test_config(db.url());
         configure(&mut config);
-        let ctx = ServiceContext::new(db.pool().await, config.clone());
+        let ctx =
+            ServiceContext::serving(db.pool().await, config.clone(), db.url(), domains).await.expect("domain pools");
         let shutdown = ShutdownToken::new();
         let running =
             services::start(domains, &ctx, config.listen_host, 0, false, &shutdown).await.expect("start services");

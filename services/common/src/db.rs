@@ -111,7 +111,13 @@ impl SessionTimeouts {
 /// session rather than `options=-c …` in the URL, so an operator's URL is used as given and
 /// a failure is reported as what it is.
 pub async fn connect(url: &str, options: PoolOptions) -> anyhow::Result<DbPool> {
-    let setup = options.session.set_sql();
+    connect_with_setup(url, options, options.session.set_sql()).await
+}
+
+/// [`connect`] running `setup` (SQL, the session bounds included) on every new connection
+/// instead of only the session bounds: a domain's pool sets its role first
+/// ([`crate::db_roles`]).
+pub async fn connect_with_setup(url: &str, options: PoolOptions, setup: String) -> anyhow::Result<DbPool> {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.custom_setup = Box::new(move |url| {
         let setup = setup.clone();

@@ -29,6 +29,7 @@ pub mod client_addr;
 pub mod config;
 pub mod convert;
 pub mod db;
+pub mod db_roles;
 pub mod domain;
 pub mod email;
 pub mod error;

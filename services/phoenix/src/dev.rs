@@ -128,19 +128,22 @@ impl DevStack {
             config.smtp_url = Some(phoenix_common::config::Secret::new(phoenix_common::config::SMTP_LOG));
         }
 
+        // The gateway works as its own role (PHOENIX_DB_ROLES): readers and their seen marks only.
+        let gateway_pool =
+            phoenix_common::db_roles::gateway_pool(&config, &database_url, PoolOptions::from_config(&config)).await?;
         let mqtt_url = match &config.mqtt_url {
             Some(url) => url.clone(),
             None => {
                 // Readers log in with their device id and key-derived password, the bridge
                 // with the gateway's login (derived from the device-key secret unless set).
-                let auth = BrokerAuth::from_config(&config, pool.clone())?;
+                let auth = BrokerAuth::from_config(&config, gateway_pool.clone())?;
                 EmbeddedBroker::start(config.listen_host, config.mqtt_port, port_fallback, auth).await?.url()
             }
         };
 
         let shutdown = ShutdownToken::new();
         phoenix_common::metrics::start(&config, port_fallback, shutdown.clone()).await?;
-        let ctx = ServiceContext::new(pool.clone(), config.clone());
+        let ctx = ServiceContext::serving(pool.clone(), config.clone(), &database_url, &Domain::ALL).await?;
         let running =
             services::start(&Domain::ALL, &ctx, config.listen_host, config.grpc_base_port, port_fallback, &shutdown)
                 .await?;
@@ -175,7 +178,7 @@ impl DevStack {
         let tokens = crate::edge::gateway_credentials(&config, &auth_url, &gateway_secret, shutdown.clone()).await?;
         let bridge = crate::edge::start_bridge(
             &config,
-            pool,
+            gateway_pool,
             &mqtt_url,
             &crate::edge::active_url(&config, addr_of(Domain::Active)),
             tokens,

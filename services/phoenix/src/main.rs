@@ -381,7 +381,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let shutdown = ShutdownToken::new();
             server::cancel_on_signal(shutdown.clone());
             phoenix_common::metrics::start(&config, false, shutdown.clone()).await?;
-            let ctx = ServiceContext::new(pool, config.clone());
+            let ctx = ServiceContext::serving(pool, config.clone(), url, &domains).await?;
             let running =
                 services::start(&domains, &ctx, config.listen_host, config.grpc_base_port, false, &shutdown).await?;
             for r in running {
@@ -659,7 +659,7 @@ async fn registered_readers(pool: &db::DbPool) -> anyhow::Result<Vec<(String, i3
 
 async fn run_gateway(config: Config) -> anyhow::Result<()> {
     let url = require_database_url(&config)?;
-    let pool = db::connect(url, PoolOptions::from_config(&config)).await?;
+    let pool = phoenix_common::db_roles::gateway_pool(&config, url, PoolOptions::from_config(&config)).await?;
     let mqtt_url = match &config.mqtt_url {
         Some(url) => url.clone(),
         None => {

@@ -1,6 +1,7 @@
 //! The service registry: what each domain serves, and starting any subset of domains, each
 //! on its own port (base port + the domain's offset), as on Kubernetes one per Deployment.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -42,6 +43,9 @@ pub struct ServiceContext {
     pub verifier: Arc<TokenVerifier>,
     /// The process's one settings/flags cache slot (started on first use).
     config_cache: SharedConfigCache,
+    /// Each served domain's pool, working as its PostgreSQL role (`PHOENIX_DB_ROLES`); a
+    /// domain without one uses `pool`.
+    domain_pools: Arc<BTreeMap<Domain, DbPool>>,
 }
 
 impl ServiceContext {
@@ -51,7 +55,33 @@ impl ServiceContext {
             tracing::warn!(zone = %config.timezone, "a second school time zone in one process; the first applies to business dates");
         }
         let verifier = Arc::new(TokenVerifier::new(pool.clone()));
-        Self { pool, config, verifier, config_cache: SharedConfigCache::default() }
+        Self { pool, config, verifier, config_cache: SharedConfigCache::default(), domain_pools: Arc::default() }
+    }
+
+    /// A context for a process serving `domains`: with `PHOENIX_DB_ROLES` on, each domain
+    /// gets a pool working as its own role (logins from `base_url` and the per-role variables,
+    /// docs/database.md) and tokens are verified through the first of them, so the shared
+    /// code runs with a domain role's grants too; `pool` stays the process's own (the
+    /// settings cache, start-up work).
+    pub async fn serving(pool: DbPool, config: Config, base_url: &str, domains: &[Domain]) -> anyhow::Result<Self> {
+        let mut ctx = Self::new(pool, config);
+        let pools = phoenix_common::db_roles::domain_pools(
+            &ctx.config,
+            base_url,
+            domains,
+            phoenix_common::db::PoolOptions::from_config(&ctx.config),
+        )
+        .await?;
+        if let Some(first) = pools.values().next() {
+            ctx.verifier = Arc::new(TokenVerifier::new(first.clone()));
+        }
+        ctx.domain_pools = Arc::new(pools);
+        Ok(ctx)
+    }
+
+    /// The pool `domain`'s servers and jobs use: its role's when it has one.
+    pub fn pool_for(&self, domain: Domain) -> DbPool {
+        self.domain_pools.get(&domain).unwrap_or(&self.pool).clone()
     }
 
     /// The process's shared [`ConfigCache`] (settings and feature flags, invalidated across
@@ -85,6 +115,12 @@ impl ServiceContext {
             shutdown: shutdown.clone(),
             extensions,
         }
+    }
+
+    /// [`ServiceContext::domain_context`] on `domain`'s own pool ([`ServiceContext::pool_for`]):
+    /// what the domain's servers and scheduled jobs are built from.
+    pub async fn context_of(&self, domain: Domain, shutdown: &ShutdownToken) -> DomainContext {
+        DomainContext { pool: self.pool_for(domain), ..self.domain_context(shutdown).await }
     }
 }
 
@@ -134,7 +170,7 @@ pub async fn domain_routes(
 ) -> anyhow::Result<ServiceRoutes> {
     let servers = servers(domain);
     let mut routes = ServiceRoutes::new(servers.services)?;
-    (servers.add)(&mut routes, &ctx.domain_context(shutdown).await).await?;
+    (servers.add)(&mut routes, &ctx.context_of(domain, shutdown).await).await?;
     Ok(routes)
 }
 
@@ -174,7 +210,7 @@ pub async fn start(
 pub async fn job_specs(domains: &[Domain], ctx: &ServiceContext, shutdown: &ShutdownToken) -> Vec<(Domain, JobSpec)> {
     let mut specs = Vec::new();
     for &domain in domains {
-        let dctx = ctx.domain_context(shutdown).await;
+        let dctx = ctx.context_of(domain, shutdown).await;
         specs.extend((servers(domain).jobs)(&dctx).into_iter().map(|spec| (domain, spec)));
     }
     specs
@@ -184,8 +220,8 @@ pub async fn job_specs(domains: &[Domain], ctx: &ServiceContext, shutdown: &Shut
 /// the others find its advisory lock taken and skip that run).
 async fn schedule_jobs(domains: &[Domain], ctx: &ServiceContext, shutdown: &ShutdownToken) {
     let scheduler = Scheduler::system(ctx.live_settings().await.time_zone());
-    for (_, spec) in job_specs(domains, ctx, shutdown).await {
-        tokio::spawn(scheduler.clone().run(ctx.pool.clone(), spec, shutdown.clone()));
+    for (domain, spec) in job_specs(domains, ctx, shutdown).await {
+        tokio::spawn(scheduler.clone().run(ctx.pool_for(domain), spec, shutdown.clone()));
     }
 }
 

@@ -4,6 +4,7 @@ mod access_matrix;
 mod auth_outage;
 mod backup_restore;
 mod dashboard_browser;
+mod db_roles;
 mod demo;
 mod dev_stack;
 mod faults;
