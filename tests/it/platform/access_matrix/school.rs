@@ -429,8 +429,12 @@ impl School {
                     bytes.extend(chunk.data);
                 }
                 let text = String::from_utf8_lossy(&bytes);
-                let pupils: Vec<String> =
-                    text.lines().filter(|l| l.starts_with("pupil,")).filter_map(|l| l.split(',').nth(3)).map(str::to_owned).collect();
+                let pupils: Vec<String> = text
+                    .lines()
+                    .filter(|l| l.starts_with("pupil,"))
+                    .filter_map(|l| l.split(',').nth(3))
+                    .map(str::to_owned)
+                    .collect();
                 if pupils == [p1.to_string()] { Ok(Full) } else { Err(format!("report rows of {pupils:?}, want [P1]")) }
             }
             "active.CheckInStudent" => {
