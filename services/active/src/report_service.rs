@@ -45,17 +45,17 @@ impl ReportApi {
     }
 }
 
-/// A rendered report as a stream of chunks.
-pub type ReportStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ReportChunk, Status>> + Send>>;
+/// A rendered report as a stream of `T`s, one chunk each.
+pub type ReportStream<T> = Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
 
-fn stream(report: Report) -> ReportStream {
-    Box::pin(tokio_stream::iter(report.chunks().into_iter().map(Ok)))
+fn stream<T: Send + 'static>(report: Report, wrap: fn(pb::ReportChunk) -> T) -> ReportStream<T> {
+    Box::pin(tokio_stream::iter(report.chunks().into_iter().map(move |c| Ok(wrap(c)))))
 }
 
 #[tonic::async_trait]
 impl ReportService for ReportApi {
-    type AttendanceReportStream = ReportStream;
-    type RoomReportStream = ReportStream;
+    type AttendanceReportStream = ReportStream<pb::AttendanceReportResponse>;
+    type RoomReportStream = ReportStream<pb::RoomReportResponse>;
 
     async fn attendance_report(
         &self,
@@ -72,7 +72,7 @@ impl ReportService for ReportApi {
             staff_id = caller.staff_id,
             "attendance report"
         );
-        Ok(Response::new(stream(report)))
+        Ok(Response::new(stream(report, |chunk| pb::AttendanceReportResponse { chunk: Some(chunk) })))
     }
 
     async fn room_report(&self, request: Request<pb::RoomReportRequest>) -> Reply<Self::RoomReportStream> {
@@ -81,6 +81,6 @@ impl ReportService for ReportApi {
         let mut conn = db::conn(&self.pool).await?;
         let report = reports::rooms::build(&mut conn, &caller, cmd, self.settings.time_zone(), Utc::now()).await?;
         tracing::info!(room_id = cmd.room, bytes = report.bytes.len(), staff_id = caller.staff_id, "room report");
-        Ok(Response::new(stream(report)))
+        Ok(Response::new(stream(report, |chunk| pb::RoomReportResponse { chunk: Some(chunk) })))
     }
 }

@@ -544,22 +544,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Report { action } => {
-            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
-            let (kind, month, id, format, out) = match action {
-                ReportAction::Attendance { month, group, format, out } => {
-                    (phoenix::report::Kind::Attendance, month, group, format, out)
-                }
-                ReportAction::Rooms { month, room, format, out } => {
-                    (phoenix::report::Kind::Rooms, month, room, format, out)
-                }
-            };
-            println!("{}", phoenix::report::write(&pool, config.timezone, kind, &month, id, &format, &out).await?);
-        }
-        Command::Rollover { mapping, dry_run, reason } => {
-            let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
-            println!("{}", phoenix::report::rollover(&pool, &mapping, dry_run, reason).await?);
-        }
         Command::Cleanup { dry_run, batch_size } => {
             let pool = db::connect(require_database_url(&config)?, PoolOptions::from_config(&config)).await?;
             let ctx = ServiceContext::new(pool.clone(), config.clone());

@@ -97,19 +97,37 @@ async fn reports(env: &ActiveSchool) -> Reports {
 }
 
 /// The streamed file: content type, file name, bytes.
-async fn fetch<F>(call: F) -> Result<(String, String, Vec<u8>), tonic::Status>
+async fn fetch<F, T>(call: F) -> Result<(String, String, Vec<u8>), tonic::Status>
 where
-    F: std::future::Future<Output = Result<tonic::Response<tonic::Streaming<pb::ReportChunk>>, tonic::Status>>,
+    F: std::future::Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+    T: Chunked + Send + 'static,
 {
     let mut stream = call.await?.into_inner();
-    let first = stream.next().await.expect("a first chunk")?;
+    let first = stream.next().await.expect("a first chunk")?.chunk();
     let (content_type, filename, mut bytes) = (first.content_type, first.filename, first.data);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk?;
+        let chunk = chunk?.chunk();
         assert!(chunk.filename.is_empty() && chunk.content_type.is_empty(), "name and type in the first chunk only");
         bytes.extend(chunk.data);
     }
     Ok((content_type, filename, bytes))
+}
+
+/// A report stream's message: one chunk of the file.
+trait Chunked {
+    fn chunk(self) -> pb::ReportChunk;
+}
+
+impl Chunked for pb::AttendanceReportResponse {
+    fn chunk(self) -> pb::ReportChunk {
+        self.chunk.expect("every message carries a chunk")
+    }
+}
+
+impl Chunked for pb::RoomReportResponse {
+    fn chunk(self) -> pb::ReportChunk {
+        self.chunk.expect("every message carries a chunk")
+    }
 }
 
 fn csv_rows(bytes: &[u8]) -> Vec<Vec<String>> {

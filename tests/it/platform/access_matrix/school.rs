@@ -425,8 +425,8 @@ impl School {
                 let mut reports = ReportServiceClient::new(self.active.clone());
                 let mut file = reports.attendance_report(self.req(role, req)).await.map_err(status)?.into_inner();
                 let mut bytes = Vec::new();
-                while let Some(chunk) = file.message().await.map_err(status)? {
-                    bytes.extend(chunk.data);
+                while let Some(message) = file.message().await.map_err(status)? {
+                    bytes.extend(message.chunk.map(|c| c.data).unwrap_or_default());
                 }
                 let text = String::from_utf8_lossy(&bytes);
                 let pupils: Vec<String> = text
