@@ -110,6 +110,16 @@ fn migrations_hash() -> String {
         .collect();
     files.sort();
     let mut h = Sha256::new();
+    // The migrations compiled into this binary too: a binary built before a migration was
+    // added must not build (and name) the template of the files on disk.
+    {
+        use diesel::migration::MigrationSource;
+        let compiled =
+            MigrationSource::<diesel::pg::Pg>::migrations(&phoenix_db::MIGRATIONS).expect("embedded migrations");
+        for m in compiled {
+            h.update(m.name().to_string().as_bytes());
+        }
+    }
     for f in files {
         h.update(f.strip_prefix(&dir).unwrap_or(&f).to_string_lossy().as_bytes());
         h.update(std::fs::read(&f).expect("read migration file"));
