@@ -35,6 +35,9 @@ pub fn test_config(database_url: &str) -> Config {
     config.cleanup_time = None;
     // No scheduled jobs either: a test runs the job it tests, with its own clock.
     config.jobs_enabled = false;
+    // Every domain works as its own PostgreSQL role (docs/database.md), so the whole suite proves
+    // the grants suffice; `PHOENIX_TEST_DB_ROLES=off` runs it as the owner.
+    config.db_roles = !std::env::var("PHOENIX_TEST_DB_ROLES").is_ok_and(|v| v == "off");
     config
 }
 

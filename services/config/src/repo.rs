@@ -187,7 +187,9 @@ pub async fn existing_roles(conn: &mut AsyncPgConnection, names: &[String]) -> R
 
 /// Role names of account `account_id`; `None` when there is no such account.
 pub async fn account_role_names(conn: &mut AsyncPgConnection, account_id: i64) -> Result<Option<Vec<String>>> {
-    let exists: bool = diesel::select(diesel::dsl::exists(accounts::table.find(account_id))).get_result(conn).await?;
+    let exists: bool = diesel::select(diesel::dsl::exists(accounts::table.find(account_id).select(accounts::id)))
+        .get_result(conn)
+        .await?;
     if !exists {
         return Ok(None);
     }

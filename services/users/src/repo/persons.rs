@@ -153,7 +153,9 @@ pub async fn student_groups_of_persons(
 
 /// Whether login account `id` exists.
 pub async fn account_exists(conn: &mut AsyncPgConnection, id: i64) -> Result<bool> {
-    Ok(diesel::select(diesel::dsl::exists(auth::accounts::table.find(id))).get_result(conn).await?)
+    Ok(diesel::select(diesel::dsl::exists(auth::accounts::table.find(id).select(auth::accounts::id)))
+        .get_result(conn)
+        .await?)
 }
 
 /// Checks the account a person is linked to, reported on `field`: it must exist.
