@@ -15,13 +15,21 @@ use crate::validate::is_client_id;
 ///
 /// Callable by the dev stack, the `phoenix create-service-client` command and tests.
 pub async fn create_or_rotate(pool: &DbPool, client_id: &str, permissions: &[String]) -> anyhow::Result<String> {
+    let (secret, _) = crate::tokens::new_opaque_token();
+    set_secret(pool, client_id, permissions, &secret).await?;
+    Ok(secret)
+}
+
+/// Creates service client `client_id` with `permissions` and the given `secret`, or gives an
+/// existing one that secret and those permissions (and activates it). Only the secret's
+/// argon2id hash is stored.
+pub async fn set_secret(pool: &DbPool, client_id: &str, permissions: &[String], secret: &str) -> anyhow::Result<()> {
     anyhow::ensure!(is_client_id(client_id), "client id {client_id:?} must be 1–64 characters of a-z, 0-9, _ and -");
     for p in permissions {
         let ok = p.split_once(':').is_some_and(|(r, a)| !r.is_empty() && !a.is_empty() && !a.contains(':'));
         anyhow::ensure!(ok, "permission {p:?} must look like resource:action");
     }
-    let (secret, _) = crate::tokens::new_opaque_token();
-    let to_hash = secret.clone();
+    let to_hash = secret.to_owned();
     let hash = tokio::task::spawn_blocking(move || password::hash(&to_hash)).await??;
     let mut conn = pool.get().await.map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
     diesel::insert_into(sc::table)
@@ -36,5 +44,5 @@ pub async fn create_or_rotate(pool: &DbPool, client_id: &str, permissions: &[Str
         .set((sc::secret_hash.eq(&hash), sc::permissions.eq(permissions), sc::active.eq(true)))
         .execute(&mut conn)
         .await?;
-    Ok(secret)
+    Ok(())
 }

@@ -146,25 +146,7 @@ pub async fn ensure_service_client(
             Some(_) => ServiceClientOutcome::Updated(Some(generated)),
         });
     };
-    for p in permissions {
-        let ok = p.split_once(':').is_some_and(|(r, a)| !r.is_empty() && !a.is_empty() && !a.contains(':'));
-        anyhow::ensure!(ok, "permission {p:?} must look like resource:action");
-    }
-    let to_hash = given.to_owned();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&to_hash)).await??;
-    let mut conn = pool.get().await.map_err(|e| anyhow::anyhow!("database unavailable: {e}"))?;
-    diesel::insert_into(sc::table)
-        .values((
-            sc::client_id.eq(client_id),
-            sc::secret_hash.eq(&hash),
-            sc::permissions.eq(permissions),
-            sc::active.eq(true),
-        ))
-        .on_conflict(sc::client_id)
-        .do_update()
-        .set((sc::secret_hash.eq(&hash), sc::permissions.eq(permissions), sc::active.eq(true)))
-        .execute(&mut conn)
-        .await?;
+    phoenix_auth::service_clients::set_secret(pool, client_id, permissions, given).await?;
     Ok(if existing.is_some() { ServiceClientOutcome::Updated(None) } else { ServiceClientOutcome::Created(None) })
 }
 
