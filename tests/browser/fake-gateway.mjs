@@ -1,6 +1,6 @@
 // A canned stand-in for the gateway, for the page check only (page-check.mjs): serves
-// gateway/dashboard/dist/ like the gateway does, and answers the four grpc-web calls the
-// page makes with scripted replies, hand-encoded protobuf (field numbers of auth.proto and
+// gateway/dashboard/dist/ like the gateway does, and answers the five grpc-web calls the
+// page makes (Login, Refresh, Logout, WhoAmI, the board) with scripted replies, hand-encoded protobuf (field numbers of auth.proto and
 // presence.proto). The real thing is checked by dashboard.mjs against the running stack.
 //
 // Script: Login (password "wrong" → UNAUTHENTICATED; else an access token about to expire,
@@ -189,6 +189,10 @@ export async function startFakeGateway(distDir) {
           return;
         case "Logout":
           reply([]);
+          return;
+        case "WhoAmI":
+          // A read-only caller (WhoAmIResponse.permissions = 4): the board offers no actions.
+          reply([...str(4, "groups:read"), ...str(4, "presence:read")]);
           return;
         case "GetPresenceBoard":
           reply(board(watches >= 2));

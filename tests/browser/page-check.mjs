@@ -105,8 +105,10 @@ try {
   // ---- the board ----
   await page.locator('#status[data-state="live"]').waitFor({ timeout: TIMEOUT });
   equal((await page.textContent("#status")).replace(/\s+/g, " ").trim(), "Verbindung: Live", "status says Live in words");
-  const methods = () => gateway.calls.map((c) => c.method);
+  // WhoAmI (the caller's permissions) runs beside the board: left out of the order.
+  const methods = () => gateway.calls.map((c) => c.method).filter((m) => m !== "WhoAmI");
   equal(methods().slice(0, 4).join(","), "Login,Login,Refresh,GetPresenceBoard", "a token about to expire is renewed before the first call");
+  equal(gateway.calls.find((c) => c.method === "WhoAmI")?.authorization, "Bearer access-2", "the page asks WhoAmI what the caller may do");
   const boardCall = gateway.calls.find((c) => c.method === "GetPresenceBoard");
   equal(boardCall.authorization, "Bearer access-2", "calls carry the renewed access token");
   equal(gateway.calls.find((c) => c.method === "Refresh").arg, "refresh-1", "Refresh presents the refresh token");
@@ -117,6 +119,10 @@ try {
   const gym = page.locator('li[data-room="3"]');
   check((await gym.textContent()).includes("Namen ausgeblendet"), "a room without access shows the names-hidden note");
   check((await gym.textContent()).includes("4 Kinder"), "and still its pupil count");
+  // A read-only caller (groups:read, presence:read) is offered no action.
+  check(await page.locator("#search").isHidden(), "no pupil search without users:read");
+  check(await page.locator("#start-open").isHidden(), "no 'start session' without groups:create");
+  equal(await page.locator("#rooms button").count(), 0, "no room actions without groups:update");
 
   // ---- live: a pushed check-in, a network error, CURSOR_EXPIRED ----
   await page.locator('li[data-room="1"] .pupil', { hasText: "Lena K." }).waitFor({ timeout: TIMEOUT });

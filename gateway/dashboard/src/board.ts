@@ -36,9 +36,13 @@ export interface Pupil {
 export interface Room {
   id: string;
   name: string;
+  /** The running session's id (for ending or claiming it). */
+  sessionId: string;
   activity: string;
   group: string;
   supervisors: string[];
+  /** Staff ids of the supervisors, same order (who may end the session). */
+  supervisorIds: string[];
   count: number;
   capacity: number | undefined;
   pupils: Map<string, Pupil>;
@@ -103,9 +107,11 @@ function roomFrom(r: RoomPresence): Room {
   return {
     id: String(r.roomId),
     name: r.roomName,
+    sessionId: String(r.sessionId),
     activity: r.activityName,
     group: r.educationGroupName,
     supervisors: r.supervisors.map((s) => s.displayName),
+    supervisorIds: r.supervisors.map((s) => String(s.staffId)),
     count,
     capacity: r.capacity,
     pupils,

@@ -8,6 +8,8 @@
 import "./style.css";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { BoardActions } from "./act";
+import { Actions } from "./actions";
 import { Auth } from "./auth";
 import type { Board } from "./board";
 import { retryAfterSeconds } from "./errors";
@@ -30,6 +32,8 @@ const auth = new Auth(createGrpcWebTransport({ baseUrl }), () => sessionEnded())
 const authedTransport = createGrpcWebTransport({ baseUrl, interceptors: [auth.interceptor] });
 
 const rooms = new RoomsView();
+const actions = new BoardActions(new Actions(authedTransport), () => board, () => draw(true));
+rooms.controls = (room) => actions.roomControls(room);
 const announcer = new Announcer();
 let live: Live | undefined;
 let board: Board | undefined;
@@ -52,6 +56,7 @@ function applyLang(next: Lang): void {
   }
   setStatus(status);
   if (board) draw(true);
+  actions.relabel();
   const error = byId("login-error");
   if (error.dataset.key) error.textContent = t(error.dataset.key as Key, JSON.parse(error.dataset.vars ?? "{}"));
 }
@@ -175,6 +180,7 @@ function draw(all: boolean): void {
 
 function startBoard(): void {
   showBoard();
+  void actions.load();
   live = new Live(
     authedTransport,
     {
@@ -214,6 +220,7 @@ function stopBoard(): void {
   board = undefined;
   status = "offline";
   rooms.clear();
+  actions.reset();
   announcer.clear();
   byId("counts").replaceChildren();
   byId("as-of").textContent = "";

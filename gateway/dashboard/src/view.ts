@@ -55,7 +55,10 @@ export function renderAsOf(board: Board): void {
     : formatDate(board.date);
 }
 
-function roomElement(room: Room, highlight: string | undefined): HTMLElement {
+/** A room card's action controls (src/act.ts), or nothing. */
+export type RoomControls = (room: Room) => HTMLElement | undefined;
+
+function roomElement(room: Room, highlight: string | undefined, controls: RoomControls | undefined): HTMLElement {
   const headingId = `room-${room.id}-name`;
   const heading = el("h2", { id: headingId, class: "room-name" }, room.name);
   const head = el("div", { class: "room-head" }, heading);
@@ -109,6 +112,8 @@ function roomElement(room: Room, highlight: string | undefined): HTMLElement {
   if (room.redacted) body.push(el("p", { class: "note" }, t("room.redacted")));
   else if (room.count === 0) body.push(el("p", { class: "muted" }, t("room.empty")));
 
+  const actions = controls?.(room);
+  if (actions) body.push(actions);
   const article = el("article", { class: "room", "aria-labelledby": headingId }, head, details, occupancy, ...body);
   return el("li", { class: room.mine ? "room-item mine" : "room-item", "data-room": room.id }, article);
 }
@@ -116,9 +121,13 @@ function roomElement(room: Room, highlight: string | undefined): HTMLElement {
 /** Re-renders changed rooms (by version) and puts all in order; `all` redraws everything. */
 export class RoomsView {
   private readonly nodes = new Map<string, { version: number; node: HTMLElement }>();
+  controls: RoomControls | undefined;
 
   render(board: Board, all: boolean, highlight?: string): void {
     const list = byId("rooms");
+    // A control inside a card that is re-rendered keeps the focus (on its new twin).
+    const focused = document.activeElement as HTMLElement | null;
+    const focusKey = focused && list.contains(focused) ? focused.dataset.focus : undefined;
     const message = byId("board-message");
     const seen = new Set<string>();
     const ordered: HTMLElement[] = [];
@@ -126,7 +135,7 @@ export class RoomsView {
       seen.add(room.id);
       let entry = this.nodes.get(room.id);
       if (all || !entry || entry.version !== room.version) {
-        entry = { version: room.version, node: roomElement(room, highlight) };
+        entry = { version: room.version, node: roomElement(room, highlight, this.controls) };
         this.nodes.set(room.id, entry);
       }
       ordered.push(entry.node);
@@ -139,6 +148,9 @@ export class RoomsView {
     while (list.children.length > ordered.length) list.lastElementChild?.remove();
     message.hidden = board.rooms.size > 0;
     if (board.rooms.size === 0) message.textContent = t("board.empty");
+    if (focusKey && !list.contains(document.activeElement)) {
+      list.querySelector<HTMLElement>(`[data-focus="${CSS.escape(focusKey)}"]`)?.focus();
+    }
   }
 
   clear(): void {
