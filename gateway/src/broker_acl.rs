@@ -465,7 +465,7 @@ async fn relay(
     broker_tx.write_all(&connect).await?;
     // Broker → client: untouched. It ends when either side closes.
     let mut down = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut broker_rx, &mut client_tx).await;
+        let _ = copy_acking_at_once(&mut broker_rx, &mut client_tx).await;
         let _ = client_tx.shutdown().await;
     });
     let up = async {
@@ -503,6 +503,38 @@ async fn relay(
     down.abort();
     result
 }
+
+/// Copies what rumqttd sends to the client, acknowledging every segment at once.
+///
+/// rumqttd sets no `TCP_NODELAY` on the connections it accepts, so a small packet it writes
+/// while an earlier one is unacknowledged (a Result PUBLISH after the scan's PUBACK) waits
+/// for the ACK, which a delayed-ACK receiver sends only after ~40 ms: the one-reader latency
+/// floor of issue #17. `TCP_QUICKACK` on our side of the loopback connection, re-armed after
+/// every read (the kernel drops it again), answers each segment at once, so Nagle never
+/// holds a packet back.
+async fn copy_acking_at_once(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        quickack(from.as_ref());
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn quickack(stream: &TcpStream) {
+    // Best effort: without it the relay still works, only slower.
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quickack(_stream: &TcpStream) {}
 
 #[cfg(test)]
 mod tests {
