@@ -7,6 +7,7 @@
 //! - [`fixtures`]: raw-SQL rows of other domains a test needs (groups, substitutions, …).
 //! - [`grpc`]: status assertions (code + BadRequest fields) and requests made as a caller.
 //! - [`auth`]: accounts with roles, logging in, attaching bearer tokens.
+//! - [`scrape`]: `GET /metrics` of a running process, parsed.
 //! - [`smtp`]: a real SMTP server (Python `aiosmtpd`) that keeps what it receives.
 //! - [`require_tool`]: an external program a test needs (mosquitto, chromium, python3); missing
 //!   fails the test under `CI`, and skips it with a message outside CI.
@@ -21,6 +22,7 @@ pub mod fixtures;
 pub mod grpc;
 pub mod reader;
 pub mod school;
+pub mod scrape;
 pub mod smtp;
 
 pub use app::TestApp;

@@ -15,6 +15,8 @@ mod kubernetes;
 mod metrics;
 mod migrations;
 mod python_e2e;
+mod replica;
+mod replicas;
 mod schema_drift;
 mod services;
 mod traces;

@@ -4,7 +4,9 @@
 //! configured from the environment like it (`DATABASE_URL`, `MQTT_URL`, `PHOENIX_ACTIVE_URL`,
 //! `PHOENIX_MQTT_PREFIX`, `PHOENIX_MQTT_CLIENT_ID`, `PHOENIX_DEVICE_KEY_SECRET`, …), except
 //! that its service token comes from `PHOENIX_TEST_GATEWAY_TOKEN` (minted by the test)
-//! instead of a credential exchanged at auth.
+//! instead of a credential exchanged at auth. `/metrics` only when `PHOENIX_METRICS_PORT` is
+//! set (`0`: ephemeral); its address is printed first, as `fault-gateway: metrics on ADDR`
+//! (tests/it/platform/replicas.rs scrapes each replica).
 
 use std::sync::Arc;
 
@@ -26,6 +28,11 @@ async fn main() -> anyhow::Result<()> {
     let active = phoenix::edge::active_url(&config, None);
     let shutdown = ShutdownToken::new();
     server::cancel_on_signal(shutdown.clone());
+    if std::env::var_os("PHOENIX_METRICS_PORT").is_some()
+        && let Some(addr) = phoenix_common::metrics::start(&config, false, shutdown.clone()).await?
+    {
+        println!("fault-gateway: metrics on {addr}");
+    }
     let tokens = Arc::new(phoenix_gateway::auth::StaticToken(token));
     let bridge = phoenix::edge::start_bridge(&config, pool, &mqtt_url, &active, tokens, shutdown)?;
     println!("fault-gateway: bridge started (pid {})", std::process::id());
