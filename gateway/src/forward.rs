@@ -8,6 +8,8 @@
 //!   before a stream starts) is forwarded trailers-only, for unary calls and streams alike.
 //! - A response stream the upstream breaks off ends with UNAVAILABLE trailers rather than a
 //!   reset, so a browser's grpc-web client sees a status.
+//! - Every forwarded call is counted (`phoenix_gateway_forwarded_total` by domain and
+//!   whether the domain was reached).
 //! - On shutdown, open server streams end with UNAVAILABLE (clients reconnect, to another
 //!   replica), so a draining gateway is not held open by a watcher; unary calls finish.
 
@@ -86,13 +88,18 @@ impl Upstreams {
             // Trailers-only (the status in the HEADERS frame, which ends the stream): pass it
             // on as such, with no body that would end in a bare END_STREAM DATA frame
             // (a client then sees UNKNOWN instead of the domain's status).
-            Ok(response) if response.headers().contains_key("grpc-status") => response.map(|_| Body::empty()),
+            Ok(response) if response.headers().contains_key("grpc-status") => {
+                phoenix_common::metrics::forwarded(domain.name(), "forwarded");
+                response.map(|_| Body::empty())
+            }
             Ok(response) => {
+                phoenix_common::metrics::forwarded(domain.name(), "forwarded");
                 let shutdown = streaming.then(|| self.shutdown.clone());
                 response.map(|inner| Body::new(UpstreamBody::new(inner, domain, shutdown)))
             }
             Err(e) => {
                 tracing::warn!(%domain, error = %e, "upstream unavailable");
+                phoenix_common::metrics::forwarded(domain.name(), "unavailable");
                 unavailable(domain).into_http()
             }
         }

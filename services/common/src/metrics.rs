@@ -33,6 +33,10 @@ pub const RPC_REQUESTS: &str = "phoenix_rpc_requests_total";
 /// Duration of a served RPC until its status went out (a stream: its whole life), by
 /// `service` and `method`.
 pub const RPC_DURATION: &str = "phoenix_rpc_duration_seconds";
+/// Calls the gateway forwarded to a domain, by `domain` (`users`, `active`, …) and `result`
+/// (`forwarded`: the domain answered, whatever its status; `unavailable`: it could not be
+/// reached, the caller got UNAVAILABLE).
+pub const GATEWAY_FORWARDED: &str = "phoenix_gateway_forwarded_total";
 /// Scans the gateway answered with a Result, by `outcome` and `code` (the reader-protocol
 /// values; refusals of the bridge itself, e.g. `bad_signature`, included) and `duplicate`.
 pub const SCANS: &str = "phoenix_scans_total";
@@ -219,6 +223,11 @@ pub fn pool_waited(elapsed: Duration) {
     histogram!(DB_POOL_WAIT).record(elapsed.as_secs_f64());
 }
 
+/// Records one call the gateway forwarded to `domain` (`result`: `forwarded`, `unavailable`).
+pub fn forwarded(domain: &'static str, result: &'static str) {
+    counter!(GATEWAY_FORWARDED, "domain" => domain, "result" => result).increment(1);
+}
+
 /// Counts a request-path caller refused for want of an argon2 permit.
 pub fn argon2_refused() {
     counter!(ARGON2_REFUSED).increment(1);
@@ -395,6 +404,7 @@ mod bb8_state {
         let s = pool.state();
         let idle = f64::from(s.idle_connections);
         State {
+    describe_counter!(GATEWAY_FORWARDED, "calls the gateway forwarded, by domain and result (forwarded, unavailable)");
             idle,
             in_use: (f64::from(s.connections) - idle).max(0.0),
             direct: s.statistics.get_direct as f64,

@@ -7,6 +7,7 @@ mod dashboard_browser;
 mod db_roles;
 mod demo;
 mod dev_stack;
+mod domain_replicas;
 mod faults;
 mod gateway_status;
 mod gateway_web;
