@@ -155,8 +155,8 @@ export class BoardActions {
       document.body.removeAttribute("aria-busy");
       for (const b of document.querySelectorAll<HTMLButtonElement>("[data-focus]")) b.disabled = false;
     }
-    if (after) await after();
     this.renderMessages();
+    if (after) await after();
     refocus(key, byId("search-input"));
   }
 
@@ -280,7 +280,7 @@ export class BoardActions {
     }
     message.textContent = this.results.length ? "" : t("search.none");
     for (const p of this.results) {
-      const full = p.sick !== undefined; // full-access fields are present
+      const full = p.full;
       const headingId = `found-${p.id}`;
       const item = el(
         "li",
@@ -288,7 +288,7 @@ export class BoardActions {
         el("p", { class: "result-name", id: headingId }, el("strong", {}, p.name), ` · ${p.schoolClass} · `, this.stateText(p)),
       );
       const controls = this.pupilControls(p, full);
-      if (this.caps.markSick && full && p.sick === false && p.presence !== Presence.IN_ROOM) {
+      if (this.caps.markSick && full && !p.sick && p.presence !== Presence.IN_ROOM) {
         const name = p.name;
         controls.push(
           button(t("pupil.markSick"), t("pupil.markSick.label", { name }), `sick:${p.id}`, () =>

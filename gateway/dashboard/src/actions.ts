@@ -21,8 +21,10 @@ export interface FoundPupil {
   presence: Presence;
   /** IN_ROOM: the room's name. */
   roomName: string | undefined;
-  /** Reported sick (only known with full access). */
-  sick: boolean | undefined;
+  /** The caller has full access (may check in, sees sickness). */
+  full: boolean;
+  /** Reported sick (known with full access only). */
+  sick: boolean;
 }
 
 /** One entry of a select in the start-session form. */
@@ -52,7 +54,8 @@ function found(s: Student): FoundPupil {
     schoolClass: s.schoolClass,
     presence: s.location?.presence ?? Presence.UNSPECIFIED,
     roomName: s.location?.roomName,
-    sick: s.sick,
+    full: s.hasFullAccess,
+    sick: s.sick ?? false,
   };
 }
 

@@ -8,6 +8,10 @@
 //!   services, gateway, MQTT bridge) with a test school; the admin signs in through the page,
 //!   a reader publishes a signed scan over MQTT, and the pupil appears in the room on the
 //!   board within 2 s, without a reload (tests/browser/dashboard.mjs).
+//! - [`dashboard_board_acts_across_browsers`]: the same stack; an admin (German) and a
+//!   teacher (English) in two contexts of one chromium act on the board through the real
+//!   RPCs, and each action appears on the other's board through WatchPresence
+//!   (tests/browser/actions.mjs lists the steps).
 //!
 //! Without chromium these tests say so loudly and pass, except under CI (`CI` set), where
 //! they fail: CI must run them.
@@ -22,11 +26,16 @@ use phoenix_gateway::sim::SimReader;
 use phoenix_proto::active::v1 as active_pb;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
 use phoenix_proto::auth::v1 as auth_pb;
+use phoenix_proto::auth::v1::account_service_client::AccountServiceClient;
 use phoenix_proto::auth::v1::auth_service_client::AuthServiceClient;
+use phoenix_proto::education::v1 as edu_pb;
+use phoenix_proto::education::v1::education_service_client::EducationServiceClient;
+use phoenix_proto::users::v1 as users_pb;
+use phoenix_proto::users::v1::users_service_client::UsersServiceClient;
 use phoenix_reader_protocol::{Code, Outcome, derive_device_key};
 use phoenix_tests::TestDb;
 use phoenix_tests::app::{TEST_DEVICE_KEY_SECRET, connect, test_config};
-use phoenix_tests::auth::bearer;
+use phoenix_tests::auth::{PASSWORD, bearer};
 use phoenix_tests::school::School;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
@@ -172,6 +181,152 @@ async fn dashboard_shows_a_scanned_pupil_live() {
     assert!(rest.iter().any(|l| l.starts_with("PASS ")), "{}\n{stderr}", rest.join("\n"));
 
     reader.disconnect().await;
+    stack.stop().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
+/// The school of [`dashboard_board_acts_across_browsers`], made through the services' own
+/// RPCs as an admin would: teacher Tina Lehrerin (staff role, a login) leads "Füchse" with
+/// Kind0 and Kind1 (Kind2 has no group); sessions run in Raum A and Raum B (Erika) and in
+/// Raum C, which nobody supervises any more (Erika left it). Returns Tina's login email.
+async fn acting_school(stack: &DevStack, school: &School, admin_token: &str) -> String {
+    let addr = |domain: Domain| stack.services.iter().find(|(d, _)| *d == domain).expect("domain runs").1;
+    let mut users = UsersServiceClient::new(connect(addr(Domain::Users)).await);
+    let mut education = EducationServiceClient::new(connect(addr(Domain::Education)).await);
+    let mut accounts = AccountServiceClient::new(connect(addr(Domain::Auth)).await);
+    let mut active = ActiveServiceClient::new(connect(addr(Domain::Active)).await);
+
+    let staff = users_pb::Staff {
+        first_name: "Tina".into(),
+        last_name: "Lehrerin".into(),
+        is_teacher: true,
+        ..Default::default()
+    };
+    let tina = users
+        .create_staff(bearer(users_pb::CreateStaffRequest { staff: Some(staff) }, admin_token))
+        .await
+        .expect("create the teacher")
+        .into_inner()
+        .staff
+        .expect("staff");
+    let group = edu_pb::Group {
+        name: "Füchse".into(),
+        teacher_ids: vec![tina.teacher_id.expect("a teacher record")],
+        ..Default::default()
+    };
+    let group = education
+        .create_group(bearer(edu_pb::CreateGroupRequest { group: Some(group) }, admin_token))
+        .await
+        .expect("create the group")
+        .into_inner()
+        .group
+        .expect("group");
+    for pupil in &school.pupils[..2] {
+        let student = users_pb::Student { id: pupil.id, group_id: Some(group.id), ..Default::default() };
+        let mask = prost_types::FieldMask { paths: vec!["group_id".into()] };
+        users
+            .update_student(bearer(
+                users_pb::UpdateStudentRequest { student: Some(student), update_mask: Some(mask) },
+                admin_token,
+            ))
+            .await
+            .expect("put the pupil in Füchse");
+    }
+    let email = format!("tina-{}@schule.example", uuid::Uuid::new_v4().simple());
+    let account = accounts
+        .create_account(bearer(
+            auth_pb::CreateAccountRequest {
+                email: email.clone(),
+                password: PASSWORD.into(),
+                role_names: vec!["staff".into()],
+                ..Default::default()
+            },
+            admin_token,
+        ))
+        .await
+        .expect("create Tina's login")
+        .into_inner()
+        .account
+        .expect("account");
+    let person = users_pb::Person { id: tina.person_id, account_id: Some(account.id), ..Default::default() };
+    users
+        .update_person(bearer(
+            users_pb::UpdatePersonRequest {
+                person: Some(person),
+                update_mask: Some(prost_types::FieldMask { paths: vec!["account_id".into()] }),
+            },
+            admin_token,
+        ))
+        .await
+        .expect("link Tina's login to her person");
+
+    let mut sessions = Vec::new();
+    for room in &school.rooms[..3] {
+        let start = active_pb::StartSessionRequest {
+            room_id: *room,
+            activity_id: Some(school.activity),
+            supervisor_staff_ids: vec![school.staff],
+            ..Default::default()
+        };
+        let session = active.start_session(bearer(start, admin_token)).await.expect("start a session");
+        sessions.push(session.into_inner().session.expect("session").id);
+    }
+    let leave = active_pb::LeaveSessionRequest { session_id: sessions[2], staff_id: Some(school.staff) };
+    active.leave_session(bearer(leave, admin_token)).await.expect("Erika leaves Raum C: unclaimed");
+    email
+}
+
+#[tokio::test]
+async fn dashboard_board_acts_across_browsers() {
+    let Some(chromium) = chromium() else { return };
+    let db = TestDb::new().await;
+    let data_dir = std::env::temp_dir().join(format!("phoenix-dashboard-test-{}", uuid::Uuid::new_v4().simple()));
+    let mut config = test_config(db.url());
+    config.mqtt_url = Some(phoenix_tests::mqtt_url());
+    let stack = DevStack::start(DevOptions { config, data_dir: data_dir.clone(), demo: false, port_fallback: false })
+        .await
+        .expect("the dev stack starts");
+    let admin = stack.admin.clone().expect("admin credentials");
+    let school = School::create(&mut db.conn().await, 3).await;
+    let addr = |domain: Domain| stack.services.iter().find(|(d, _)| *d == domain).expect("domain runs").1;
+    let mut auth = AuthServiceClient::new(connect(addr(Domain::Auth)).await);
+    let token = auth
+        .login(auth_pb::LoginRequest { email: admin.email.clone(), password: admin.password.clone() })
+        .await
+        .expect("admin login")
+        .into_inner()
+        .tokens
+        .expect("tokens")
+        .access_token;
+    let teacher_email = acting_school(&stack, &school, &token).await;
+
+    let child = node("actions.mjs")
+        .env("CHROMIUM_PATH", chromium)
+        .env("PHOENIX_URL", format!("http://{}/", stack.gateway))
+        .env("ADMIN_EMAIL", &admin.email)
+        .env("ADMIN_PASSWORD", &admin.password)
+        .env("TEACHER_EMAIL", &teacher_email)
+        .env("TEACHER_PASSWORD", PASSWORD)
+        .spawn()
+        .expect("run node (install nodejs)");
+    let output = tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
+        .await
+        .expect("actions.mjs finishes within 150 s")
+        .expect("actions.mjs output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "actions.mjs failed ({}):\n{stdout}\n{stderr}", output.status);
+    assert!(stdout.lines().any(|l| l.starts_with("PASS ")), "{stdout}\n{stderr}");
+    eprintln!("{stdout}"); // the steps, shown with --no-capture
+
+    // What the browsers did is what the database holds.
+    let mut conn = db.conn().await;
+    assert_eq!(phoenix_tests::school::open_visit_count(&mut conn, school.pupils[0].id).await, 0, "Kind0 checked out");
+    assert_eq!(
+        phoenix_tests::school::attendance_open(&mut conn, school.pupils[0].id).await,
+        Some(false),
+        "Kind0 gone home"
+    );
     stack.stop().await.expect("clean shutdown");
     let _ = std::fs::remove_dir_all(data_dir);
 }
