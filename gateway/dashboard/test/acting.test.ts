@@ -1,8 +1,14 @@
-// What the board offers for which permissions (src/perms.ts).
+// What the board offers for which permissions (src/perms.ts), how errors read (src/errors.ts)
+// and what a room needs for its controls (src/board.ts).
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { shortName } from "../src/actions";
+import { boardFrom } from "../src/board";
+import { userMessage } from "../src/errors";
+import { GetPresenceBoardResponseSchema } from "../src/gen/phoenix/active/v1/presence_pb";
 import { capsFrom, grants, mayClaim, mayEnd, permissionMatches } from "../src/perms";
 
 test("permission matching follows the server's rules", () => {
@@ -47,4 +53,27 @@ test("found pupils are shown like the board: first name and last initial", () =>
   assert.equal(shortName("Kind0", "Test0"), "Kind0 T.");
   assert.equal(shortName(" Émile ", "Ölmann"), "Émile Ö.");
   assert.equal(shortName("Ada", ""), "Ada");
+});
+
+test("errors show the service's own message, except network and internal failures", () => {
+  const msg = (code: Code, text: string) => userMessage(new ConnectError(text, code));
+  assert.equal(msg(Code.FailedPrecondition, "session 2 has ended; start a new session"), "session 2 has ended; start a new session");
+  assert.equal(msg(Code.PermissionDenied, "missing permission sessions:manage"), "missing permission sessions:manage");
+  assert.equal(msg(Code.Unavailable, "database unavailable"), undefined);
+  assert.equal(msg(Code.Internal, "oops"), undefined);
+  assert.equal(msg(Code.Unknown, ""), undefined);
+  assert.equal(msg(Code.NotFound, "  "), undefined);
+});
+
+test("rooms carry their session and the supervisors' staff ids (who may end it)", () => {
+  const b = boardFrom(
+    create(GetPresenceBoardResponseSchema, {
+      cursor: "c0",
+      rooms: [{ roomId: 5n, roomName: "Raum A", sessionId: 42n, supervisors: [{ staffId: 7n, displayName: "Tina L." }] }],
+    }),
+  );
+  const room = b.rooms.get("5");
+  assert.equal(room?.sessionId, "42");
+  assert.deepEqual(room?.supervisorIds, ["7"]);
+  assert.deepEqual(room?.supervisors, ["Tina L."]);
 });
