@@ -73,6 +73,105 @@ impl PrivateCluster {
     pub fn port(&self) -> u16 {
         self.pg.port()
     }
+
+    /// A streaming replica of this cluster (`pg_basebackup -R`): its own directory and port,
+    /// the primary's roles and databases, following its writes; stopped and deleted on drop.
+    pub async fn start_replica(&self) -> Replica {
+        let dir = std::env::temp_dir().join(format!("phoenix-replica-pg-{}", uuid::Uuid::new_v4().simple()));
+        let options = phoenix_localpg::Options { dir, port: 0, fast_unsafe: true, max_connections: 100 };
+        let primary = self.pg.clone();
+        let pg = tokio::task::spawn_blocking(move || primary.start_replica(&options))
+            .await
+            .expect("join")
+            .unwrap_or_else(|e| panic!("cannot start a streaming replica: {e}"));
+        Replica { pg, primary_port: self.pg.port() }
+    }
+}
+
+/// A streaming replica of a [`PrivateCluster`] ([`PrivateCluster::start_replica`]).
+pub struct Replica {
+    pg: phoenix_localpg::LocalPostgres,
+    primary_port: u16,
+}
+
+impl Replica {
+    /// `primary_url` (a URL on the primary) pointing at the replica instead: same login,
+    /// database and parameters.
+    pub fn url_of(&self, primary_url: &str) -> String {
+        primary_url.replace(&format!("127.0.0.1:{}", self.primary_port), &format!("127.0.0.1:{}", self.pg.port()))
+    }
+
+    /// A superuser connection to `database` on the replica.
+    pub async fn conn(&self, database: &str) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.pg.url(database)).await.expect("connect to the replica")
+    }
+
+    /// Waits (up to 30 s) until the replica has replayed everything the primary had written
+    /// when this was called (its WAL insert position: the test clusters commit
+    /// asynchronously, so the last commit may not be flushed yet).
+    pub async fn catch_up(&self, primary: &mut AsyncPgConnection) {
+        #[derive(QueryableByName)]
+        struct Lsn {
+            #[diesel(sql_type = Text)]
+            lsn: String,
+        }
+        #[derive(QueryableByName)]
+        struct Caught {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            ok: bool,
+        }
+        let target = sql_query("SELECT pg_current_wal_insert_lsn()::text AS lsn")
+            .get_result::<Lsn>(primary)
+            .await
+            .expect("primary WAL position")
+            .lsn;
+        let mut conn = self.conn("postgres").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let caught = sql_query("SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS ok")
+                .bind::<Text, _>(&target)
+                .get_result::<Caught>(&mut conn)
+                .await
+                .expect("replica replay position")
+                .ok;
+            if caught {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the replica did not replay up to {target} within 30 s");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `pg_wal_replay_pause()`: the replica keeps receiving WAL but applies none of it.
+    pub async fn pause_replay(&self) {
+        sql_query("SELECT pg_wal_replay_pause()")
+            .execute(&mut self.conn("postgres").await)
+            .await
+            .expect("pg_wal_replay_pause");
+    }
+
+    /// `pg_wal_replay_resume()`.
+    pub async fn resume_replay(&self) {
+        sql_query("SELECT pg_wal_replay_resume()")
+            .execute(&mut self.conn("postgres").await)
+            .await
+            .expect("pg_wal_replay_resume");
+    }
+
+    /// Stops the replica (fast shutdown).
+    pub async fn stop(&self) {
+        let pg = self.pg.clone();
+        tokio::task::spawn_blocking(move || pg.stop()).await.expect("join").expect("pg_ctl stop (replica)");
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Err(e) = self.pg.stop() {
+            eprintln!("warning: replica in {} not stopped: {e}", self.pg.dir().display());
+        }
+        let _ = std::fs::remove_dir_all(self.pg.dir());
+    }
 }
 
 impl Drop for PrivateCluster {

@@ -88,7 +88,8 @@ pub const SERVERS: DomainServers = DomainServers {
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
         let settings = LiveSettings::of(ctx);
-        let active = ActiveServiceServer::new(ActiveApi::new(ctx.pool.clone(), settings.clone()));
+        let active =
+            ActiveServiceServer::new(ActiveApi::new(ctx.pool.clone(), settings.clone()).with_reads(ctx.read.clone()));
         routes.add_service(Authorized::new(active, METHODS, ctx.verifier.clone())?);
         let presence = presence::server(
             ctx.pool.clone(),
@@ -102,7 +103,7 @@ fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> Add
         );
         routes.add_service(Authorized::new(corrections, CORRECTION_METHODS, ctx.verifier.clone())?);
         let reports = phoenix_proto::active::v1::report_service_server::ReportServiceServer::new(
-            report_service::ReportApi::new(ctx.pool.clone(), settings.clone()),
+            report_service::ReportApi::new(ctx.pool.clone(), settings.clone()).with_reads(ctx.read.clone()),
         );
         routes.add_service(Authorized::new(reports, report_service::METHODS, ctx.verifier.clone())?);
         Ok(())

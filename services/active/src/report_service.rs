@@ -8,7 +8,7 @@ use chrono::Utc;
 use phoenix_common::Reply;
 use phoenix_common::access::Caller;
 use phoenix_common::authz::{MethodTable, Requirement};
-use phoenix_common::db::{self, DbPool};
+use phoenix_common::db::{DbPool, ReadPool};
 use phoenix_common::settings::LiveSettings;
 use phoenix_common::time::business_date_in;
 use phoenix_proto::active::v1 as pb;
@@ -29,6 +29,8 @@ pub const METHODS: MethodTable = &[
 #[derive(Clone)]
 pub struct ReportApi {
     pool: DbPool,
+    /// Reports read here (the read replica while it keeps up).
+    read: ReadPool,
     settings: LiveSettings,
 }
 
@@ -41,7 +43,12 @@ impl std::fmt::Debug for ReportApi {
 impl ReportApi {
     /// A service on `pool`, business dates in the school's time zone of `settings`.
     pub fn new(pool: DbPool, settings: LiveSettings) -> Self {
-        Self { pool, settings }
+        Self { read: ReadPool::primary(pool.clone()), pool, settings }
+    }
+
+    /// Reports read from `read` ([`ReadPool`]).
+    pub fn with_reads(self, read: ReadPool) -> Self {
+        Self { read, ..self }
     }
 }
 
@@ -64,7 +71,7 @@ impl ReportService for ReportApi {
         let caller = Caller::of(&request, &self.pool).await?;
         let cmd = reports::attendance::validate(request.get_ref())?;
         let tz = self.settings.time_zone();
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let report = reports::attendance::build(&mut conn, &caller, cmd, tz, business_date_in(Utc::now(), tz)).await?;
         tracing::info!(
             group_id = cmd.group,
@@ -78,7 +85,7 @@ impl ReportService for ReportApi {
     async fn room_report(&self, request: Request<pb::RoomReportRequest>) -> Reply<Self::RoomReportStream> {
         let caller = Caller::of(&request, &self.pool).await?;
         let cmd = reports::rooms::validate(request.get_ref())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let report = reports::rooms::build(&mut conn, &caller, cmd, self.settings.time_zone(), Utc::now()).await?;
         tracing::info!(room_id = cmd.room, bytes = report.bytes.len(), staff_id = caller.staff_id, "room report");
         Ok(Response::new(stream(report, |chunk| pb::RoomReportResponse { chunk: Some(chunk) })))

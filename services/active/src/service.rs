@@ -7,7 +7,7 @@ use chrono::{NaiveDate, Utc};
 use phoenix_common::Reply;
 use phoenix_common::access::Caller;
 use phoenix_common::authz::{AuthContext, MethodTable, Requirement};
-use phoenix_common::db::{self, DbPool};
+use phoenix_common::db::{self, DbPool, ReadPool};
 use phoenix_common::settings::LiveSettings;
 use phoenix_common::time::business_date_in;
 use phoenix_common::validate::id;
@@ -57,6 +57,8 @@ pub const METHODS: MethodTable = &[
 #[derive(Clone)]
 pub struct ActiveApi {
     pool: DbPool,
+    /// The list and analytics RPCs read here (the read replica while it keeps up).
+    read: ReadPool,
     /// Read live: a change through `ConfigService` applies to the next request.
     settings: LiveSettings,
 }
@@ -70,7 +72,12 @@ impl std::fmt::Debug for ActiveApi {
 impl ActiveApi {
     /// A service on `pool`, reading the school settings live from `settings`.
     pub fn new(pool: DbPool, settings: LiveSettings) -> Self {
-        Self { pool, settings }
+        Self { read: ReadPool::primary(pool.clone()), pool, settings }
+    }
+
+    /// The list and analytics RPCs read from `read` ([`ReadPool`]).
+    pub fn with_reads(self, read: ReadPool) -> Self {
+        Self { read, ..self }
     }
 
     /// The school's time zone.
@@ -129,7 +136,7 @@ impl ActiveService for ActiveApi {
 
     async fn list_sessions(&self, request: Request<pb::ListSessionsRequest>) -> Reply<pb::ListSessionsResponse> {
         let cmd = validate::list_sessions(request.into_inner())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let (views, next_page_token, total_size) = sessions::list(&mut conn, cmd).await?;
         Ok(Response::new(pb::ListSessionsResponse {
             sessions: views.into_iter().map(convert::session).collect(),
@@ -220,7 +227,7 @@ impl ActiveService for ActiveApi {
         request: Request<pb::ListCombinedGroupsRequest>,
     ) -> Reply<pb::ListCombinedGroupsResponse> {
         let (filter, page) = validate::list_combined_groups(request.into_inner())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let (views, next_page_token, total_size) = combined::list(&mut conn, &filter, &page).await?;
         Ok(Response::new(pb::ListCombinedGroupsResponse {
             combined_groups: views.into_iter().map(convert::combined_group).collect(),
@@ -280,7 +287,7 @@ impl ActiveService for ActiveApi {
     async fn list_visits(&self, request: Request<pb::ListVisitsRequest>) -> Reply<pb::ListVisitsResponse> {
         let caller = Caller::of(&request, &self.pool).await?;
         let (filter, page) = validate::list_visits(request.into_inner())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let (rows, next_page_token, total_size) =
             visits::list(&mut conn, &caller, &filter, &page, self.tz(), self.today()).await?;
         Ok(Response::new(pb::ListVisitsResponse {
@@ -344,7 +351,7 @@ impl ActiveService for ActiveApi {
         let caller = Caller::of(&request, &self.pool).await?;
         let today = self.today();
         let (filter, page) = validate::list_attendance(request.into_inner(), today)?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let (rows, next_page_token, total_size) = attendance::list(&mut conn, &caller, &filter, &page, today).await?;
         Ok(Response::new(pb::ListAttendanceResponse {
             attendance: rows.into_iter().map(|r| convert::attendance(r, filter.date)).collect(),
@@ -388,7 +395,7 @@ impl ActiveService for ActiveApi {
         &self,
         _request: Request<pb::GetActivityCountsRequest>,
     ) -> Reply<pb::GetActivityCountsResponse> {
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         Ok(Response::new(analytics::counts(&mut conn, self.today(), self.tz()).await?))
     }
 
@@ -397,7 +404,7 @@ impl ActiveService for ActiveApi {
         request: Request<pb::GetRoomUtilizationRequest>,
     ) -> Reply<pb::GetRoomUtilizationResponse> {
         let cmd = validate::get_room_utilization(request.get_ref(), self.today())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let utilization = analytics::room_utilization(&mut conn, cmd, self.tz(), Utc::now()).await?;
         Ok(Response::new(utilization))
     }

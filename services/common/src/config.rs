@@ -147,6 +147,13 @@ config! {
             "off" | "false" | "0" => Ok(false),
             _ => Err(refuse("expected on or off")),
         });
+    /// `None` = every read on the primary (`crate::db::ReadPool`).
+    database_read_url: Option<String> = "PHOENIX_DATABASE_READ_URL", "(off)",
+        "PostgreSQL URL of a streaming read replica: the presence board, lists, analytics and reports read from it while its lag is within PHOENIX_DATABASE_READ_MAX_LAG_MS, else (or when it is down) from DATABASE_URL; writes always go to DATABASE_URL (docs/database.md)",
+        |v| v.optional(url(&["postgres", "postgresql"]));
+    database_read_max_lag: Duration = "PHOENIX_DATABASE_READ_MAX_LAG_MS", "5000",
+        "replication lag beyond which reads bypass the read replica for the primary (measured twice per bound, at most every second)",
+        |v| v.required(num(1, 3_600_000)).map(Duration::from_millis);
     listen_host: IpAddr = "PHOENIX_LISTEN_HOST", "127.0.0.1",
         "interface for gRPC services and the gateway (0.0.0.0 in containers)",
         |v| v.required(parsed("expected an IP address such as 127.0.0.1 or 0.0.0.0"));

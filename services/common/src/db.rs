@@ -1,6 +1,10 @@
-//! The database pool: bb8 over diesel-async connections (tokio-postgres, no libpq).
+//! The database pool: bb8 over diesel-async connections (tokio-postgres, no libpq), and the
+//! [`ReadPool`] that sends lag-tolerant reads to a read replica.
 
 use std::time::Duration;
+
+mod replica;
+pub use replica::{ReadPool, ReadTarget};
 
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::bb8;
@@ -118,6 +122,15 @@ pub async fn connect(url: &str, options: PoolOptions) -> anyhow::Result<DbPool> 
 /// instead of only the session bounds: a domain's pool sets its role first
 /// ([`crate::db_roles`]).
 pub async fn connect_with_setup(url: &str, options: PoolOptions, setup: String) -> anyhow::Result<DbPool> {
+    let pool = build_pool(url, options, setup).await?;
+    drop(pool.get().await.map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?);
+    crate::metrics::watch_pool(&pool, options.max_size);
+    Ok(pool)
+}
+
+/// The pool of [`connect_with_setup`] without the start-up check: it opens connections when
+/// asked for them.
+async fn build_pool(url: &str, options: PoolOptions, setup: String) -> anyhow::Result<DbPool> {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     config.custom_setup = Box::new(move |url| {
         let setup = setup.clone();
@@ -136,8 +149,6 @@ pub async fn connect_with_setup(url: &str, options: PoolOptions, setup: String) 
         .idle_timeout(Some(Duration::from_secs(10 * 60)))
         .build(manager)
         .await?;
-    drop(pool.get().await.map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?);
-    crate::metrics::watch_pool(&pool, options.max_size);
     Ok(pool)
 }
 

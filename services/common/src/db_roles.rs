@@ -98,6 +98,30 @@ pub async fn domain_pools(
     Ok(pools)
 }
 
+/// Reads of `primary` that tolerate lag ([`crate::db::ReadPool`]): on the replica
+/// `PHOENIX_DATABASE_READ_URL` when set — as `domain`'s role when `PHOENIX_DB_ROLES` is on
+/// (logging in with `PHOENIX_DB_ROLE_PASSWORD_<DOMAIN>` when set, else as the URL's own
+/// login; a physical replica has the primary's roles) — else on `primary` itself.
+pub async fn read_pool(
+    config: &Config,
+    domain: Option<Domain>,
+    primary: DbPool,
+    options: PoolOptions,
+) -> anyhow::Result<db::ReadPool> {
+    let Some(read_url) = config.database_read_url.as_deref() else { return Ok(db::ReadPool::primary(primary)) };
+    let (url, setup) = match domain.filter(|_| config.db_roles) {
+        Some(domain) => {
+            let suffix = domain.name().to_ascii_uppercase();
+            let env = |n: &str| if n.starts_with("PHOENIX_DATABASE_URL_") { None } else { std::env::var(n).ok() };
+            let login = resolve(&role(domain), &suffix, read_url, env);
+            let setup = format!("SET ROLE \"{}\"; {}", login.role, options.session.set_sql());
+            (login.url, setup)
+        }
+        None => (read_url.to_owned(), options.session.set_sql()),
+    };
+    db::ReadPool::with_replica(primary, &url, options, setup, config.database_read_max_lag).await
+}
+
 /// The gateway's pool: as `phoenix_gateway` when `PHOENIX_DB_ROLES` is on, else `base_url`
 /// as it is.
 pub async fn gateway_pool(config: &Config, base_url: &str, options: PoolOptions) -> anyhow::Result<DbPool> {

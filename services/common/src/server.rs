@@ -27,6 +27,9 @@ use crate::domain::Domain;
 pub struct DomainContext {
     /// The shared database pool.
     pub pool: DbPool,
+    /// Where reads that tolerate replication lag go (the board, lists, analytics, reports):
+    /// the read replica while it keeps up, else `pool` (`crate::db::ReadPool`).
+    pub read: crate::db::ReadPool,
     /// Process configuration.
     pub config: Config,
     /// Verifies access tokens for every domain of the process.

@@ -31,7 +31,8 @@ pub const SERVERS: DomainServers = DomainServers {
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
-        let server = FacilitiesServiceServer::new(service::FacilitiesApi::new(ctx.pool.clone()));
+        let server =
+            FacilitiesServiceServer::new(service::FacilitiesApi::new(ctx.pool.clone()).with_reads(ctx.read.clone()));
         routes.add_service(Authorized::new(server, service::METHODS, ctx.verifier.clone())?);
         Ok(())
     })

@@ -5,7 +5,7 @@
 
 use diesel_async::{AsyncConnection as _, AsyncPgConnection};
 use phoenix_common::authz::{MethodTable, Requirement};
-use phoenix_common::db::{self, DbPool};
+use phoenix_common::db::{self, DbPool, ReadPool};
 use phoenix_common::validate::id;
 use phoenix_common::{Error, Reply, Result};
 use phoenix_proto::facilities::v1 as pb;
@@ -41,6 +41,8 @@ pub const METHODS: MethodTable = &[
 #[derive(Clone)]
 pub struct FacilitiesApi {
     pool: DbPool,
+    /// The list RPCs read here (the read replica while it keeps up).
+    read: ReadPool,
 }
 
 impl std::fmt::Debug for FacilitiesApi {
@@ -52,7 +54,12 @@ impl std::fmt::Debug for FacilitiesApi {
 impl FacilitiesApi {
     /// A service answering from `pool`.
     pub fn new(pool: DbPool) -> Self {
-        Self { pool }
+        Self { read: ReadPool::primary(pool.clone()), pool }
+    }
+
+    /// The list RPCs read from `read` ([`ReadPool`]).
+    pub fn with_reads(self, read: ReadPool) -> Self {
+        Self { read, ..self }
     }
 }
 
@@ -93,7 +100,7 @@ impl FacilitiesService for FacilitiesApi {
 
     async fn list_rooms(&self, request: Request<pb::ListRoomsRequest>) -> Reply<pb::ListRoomsResponse> {
         let (filter, page) = validate::list_rooms(request.into_inner())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let total_size = repo::count_rooms(&mut conn, &filter).await?;
         let rows = repo::list_rooms(&mut conn, &filter, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |r| r.id.to_string());
@@ -140,7 +147,7 @@ impl FacilitiesService for FacilitiesApi {
         &self,
         _request: Request<pb::ListRoomCategoriesRequest>,
     ) -> Reply<pb::ListRoomCategoriesResponse> {
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let categories = repo::room_categories(&mut conn).await?;
         Ok(Response::new(pb::ListRoomCategoriesResponse { categories }))
     }
@@ -164,7 +171,7 @@ impl FacilitiesService for FacilitiesApi {
 
     async fn list_buildings(&self, request: Request<pb::ListBuildingsRequest>) -> Reply<pb::ListBuildingsResponse> {
         let page = validate::list_buildings(request.into_inner())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let total_size = repo::count_buildings(&mut conn).await?;
         let rows = repo::list_buildings(&mut conn, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |b| b.id.to_string());
@@ -222,7 +229,7 @@ impl FacilitiesService for FacilitiesApi {
 
     async fn list_locations(&self, request: Request<pb::ListLocationsRequest>) -> Reply<pb::ListLocationsResponse> {
         let (building_id, page) = validate::list_locations(request.into_inner())?;
-        let mut conn = db::conn(&self.pool).await?;
+        let mut conn = self.read.conn().await?;
         let total_size = repo::count_locations(&mut conn, building_id).await?;
         let rows = repo::list_locations(&mut conn, building_id, page.after_id()?, page.fetch_limit()).await?;
         let (rows, next_page_token) = page.finish(rows, |l| l.id.to_string());

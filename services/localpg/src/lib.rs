@@ -9,6 +9,8 @@
 //!   Unix socket. Its directory holds `data/`, `port`, `server.log` and a `lock` file that
 //!   serialises concurrent starters (several test processes at once).
 //! - A running cluster is reused; [`LocalPostgres::stop`] stops it.
+//! - [`LocalPostgres::start_replica`] starts a streaming replica of a running cluster (tests of
+//!   the read replica).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -143,6 +145,47 @@ impl LocalPostgres {
         let (data, log) = (self.data_dir(), self.dir.join("server.log"));
         // `pg_ctl restart` reuses the command line of the last start (postmaster.opts).
         self.run("pg_ctl", &["-D", path_str(&data), "-l", path_str(&log), "-m", "fast", "-w", "-t", "60", "restart"])
+    }
+
+    /// Starts a streaming replica of this (running) cluster in `options.dir`: a base backup
+    /// taken with `pg_basebackup -R -X stream` (it writes `standby.signal` and
+    /// `primary_conninfo`), started on its own port with `options`' settings. The replica has
+    /// the primary's roles and databases and follows its writes. The directory must not hold
+    /// a cluster yet.
+    pub fn start_replica(&self, options: &Options) -> Result<Self, LocalPgError> {
+        let dir = &options.dir;
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut replica =
+            LocalPostgres { dir: dir.clone(), bin_dir: self.bin_dir.clone(), port: 0, run_as: self.run_as };
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(dir, Some(uid), Some(gid)).map_err(io(dir))?;
+        }
+        let data = replica.data_dir();
+        let port = self.port.to_string();
+        replica.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                path_str(&data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-R",
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+            ],
+        )?;
+        replica.port = if options.port == 0 || !port_is_free(options.port) { free_port()? } else { options.port };
+        replica.start(options)?;
+        let port_file = dir.join("port");
+        let mut f = File::create(&port_file).map_err(io(&port_file))?;
+        writeln!(f, "{}", replica.port).map_err(io(&port_file))?;
+        Ok(replica)
     }
 
     /// Stops a cluster in `dir` if one runs there (used by the test command's clean-up).

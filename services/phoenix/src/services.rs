@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use phoenix_common::authz::{MethodTable, TokenVerifier};
 use phoenix_common::config::Config;
-use phoenix_common::db::DbPool;
+use phoenix_common::db::{DbPool, ReadPool};
 use phoenix_common::domain::Domain;
 use phoenix_common::jobs::{JobSpec, Scheduler};
 use phoenix_common::server::{self, DomainContext, DomainServers, ServiceRoutes, ShutdownToken};
@@ -46,6 +46,11 @@ pub struct ServiceContext {
     /// Each served domain's pool, working as its PostgreSQL role (`PHOENIX_DB_ROLES`); a
     /// domain without one uses `pool`.
     domain_pools: Arc<BTreeMap<Domain, DbPool>>,
+    /// The lag-tolerant reads of `pool` ([`ReadPool`]; the primary itself without
+    /// `PHOENIX_DATABASE_READ_URL`).
+    read: ReadPool,
+    /// The lag-tolerant reads of each served domain, as its role.
+    domain_reads: Arc<BTreeMap<Domain, ReadPool>>,
 }
 
 impl ServiceContext {
@@ -55,23 +60,38 @@ impl ServiceContext {
             tracing::warn!(zone = %config.timezone, "a second school time zone in one process; the first applies to business dates");
         }
         let verifier = Arc::new(TokenVerifier::new(pool.clone()));
-        Self { pool, config, verifier, config_cache: SharedConfigCache::default(), domain_pools: Arc::default() }
+        let read = ReadPool::primary(pool.clone());
+        Self {
+            pool,
+            config,
+            verifier,
+            config_cache: SharedConfigCache::default(),
+            domain_pools: Arc::default(),
+            read,
+            domain_reads: Arc::default(),
+        }
     }
 
     /// A context for a process serving `domains`: with `PHOENIX_DB_ROLES` on, each domain
     /// gets a pool working as its own role (logins from `base_url` and the per-role variables,
     /// docs/database.md) and tokens are verified through the first of them, so the shared
     /// code runs with a domain role's grants too; `pool` stays the process's own (the
-    /// settings cache, start-up work).
+    /// settings cache, start-up work). With `PHOENIX_DATABASE_READ_URL` set, each pool gets
+    /// its [`ReadPool`] on the replica ([`ServiceContext::read_pool_for`]).
     pub async fn serving(pool: DbPool, config: Config, base_url: &str, domains: &[Domain]) -> anyhow::Result<Self> {
         let mut ctx = Self::new(pool, config);
-        let pools = phoenix_common::db_roles::domain_pools(
-            &ctx.config,
-            base_url,
-            domains,
-            phoenix_common::db::PoolOptions::from_config(&ctx.config),
-        )
-        .await?;
+        let options = phoenix_common::db::PoolOptions::from_config(&ctx.config);
+        let pools = phoenix_common::db_roles::domain_pools(&ctx.config, base_url, domains, options).await?;
+        ctx.read = phoenix_common::db_roles::read_pool(&ctx.config, None, ctx.pool.clone(), options).await?;
+        let mut reads = BTreeMap::new();
+        for &domain in domains {
+            let primary = pools.get(&domain).unwrap_or(&ctx.pool).clone();
+            reads.insert(
+                domain,
+                phoenix_common::db_roles::read_pool(&ctx.config, Some(domain), primary, options).await?,
+            );
+        }
+        ctx.domain_reads = Arc::new(reads);
         if let Some(first) = pools.values().next() {
             ctx.verifier = Arc::new(TokenVerifier::new(first.clone()));
         }
@@ -82,6 +102,12 @@ impl ServiceContext {
     /// The pool `domain`'s servers and jobs use: its role's when it has one.
     pub fn pool_for(&self, domain: Domain) -> DbPool {
         self.domain_pools.get(&domain).unwrap_or(&self.pool).clone()
+    }
+
+    /// Where `domain`'s lag-tolerant reads go: its [`ReadPool`] (the replica while it keeps
+    /// up, else [`ServiceContext::pool_for`]).
+    pub fn read_pool_for(&self, domain: Domain) -> ReadPool {
+        self.domain_reads.get(&domain).unwrap_or(&self.read).clone()
     }
 
     /// The process's shared [`ConfigCache`] (settings and feature flags, invalidated across
@@ -110,6 +136,7 @@ impl ServiceContext {
         extensions.insert(self.live_settings().await);
         DomainContext {
             pool: self.pool.clone(),
+            read: self.read.clone(),
             config: self.config.clone(),
             verifier: self.verifier.clone(),
             shutdown: shutdown.clone(),
@@ -120,7 +147,11 @@ impl ServiceContext {
     /// [`ServiceContext::domain_context`] on `domain`'s own pool ([`ServiceContext::pool_for`]):
     /// what the domain's servers and scheduled jobs are built from.
     pub async fn context_of(&self, domain: Domain, shutdown: &ShutdownToken) -> DomainContext {
-        DomainContext { pool: self.pool_for(domain), ..self.domain_context(shutdown).await }
+        DomainContext {
+            pool: self.pool_for(domain),
+            read: self.read_pool_for(domain),
+            ..self.domain_context(shutdown).await
+        }
     }
 }
 
