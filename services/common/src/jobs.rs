@@ -42,11 +42,16 @@ pub enum Job {
     DeviceLogPurge,
     /// Continuously: delivers `auth.outbox` messages over SMTP.
     OutboxDelivery,
+    /// Every minute while `/metrics` is served: the database figures of `phoenix db stats`
+    /// as Prometheus gauges (one process at a time, so they are not reported twice).
+    DbStats,
+    /// Daily: the monthly partitions of `active.visits` for the months ahead.
+    VisitPartitions,
 }
 
 impl Job {
     /// Every job, in the order `phoenix jobs list` shows them.
-    pub const ALL: [Job; 7] = [
+    pub const ALL: [Job; 9] = [
         Job::SessionEnd,
         Job::AbandonedSweep,
         Job::AttendanceClose,
@@ -54,6 +59,8 @@ impl Job {
         Job::DeviceLogPurge,
         Job::RetentionPurge,
         Job::OutboxDelivery,
+        Job::DbStats,
+        Job::VisitPartitions,
     ];
 
     /// The second key of the job's advisory lock (stable: other replicas must agree).
@@ -66,6 +73,8 @@ impl Job {
             Job::Cleanup => 5,
             Job::DeviceLogPurge => 6,
             Job::OutboxDelivery => 7,
+            Job::DbStats => 8,
+            Job::VisitPartitions => 9,
         }
     }
 
@@ -79,6 +88,8 @@ impl Job {
             Job::Cleanup => "cleanup",
             Job::DeviceLogPurge => "device_log_purge",
             Job::OutboxDelivery => "outbox_delivery",
+            Job::DbStats => "db_stats",
+            Job::VisitPartitions => "visit_partitions",
         }
     }
 
@@ -178,8 +189,9 @@ pub fn no_jobs(_: &crate::server::DomainContext) -> Vec<JobSpec> {
     Vec::new()
 }
 
-/// Counts that describe what is left rather than what a run did (the outbox's `pending`).
-pub const STATE_COUNTS: &[&str] = &["pending"];
+/// Counts that describe state rather than what a run changed (the outbox's `pending`, the
+/// gauges `db_stats` published).
+pub const STATE_COUNTS: &[&str] = &["pending", "gauges"];
 
 /// What one run of a job did: named counts ("sessions_ended" → 3), for the log, the CLI and
 /// `config.job_runs`. A dry run reports what it would have done.

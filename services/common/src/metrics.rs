@@ -77,6 +77,32 @@ pub const ARGON2_LIMIT: &str = "phoenix_argon2_limit";
 /// Request-path callers refused (RESOURCE_EXHAUSTED) for want of an argon2 permit.
 pub const ARGON2_REFUSED: &str = "phoenix_argon2_refused_total";
 
+/// `pg_database_size` of Phoenix's database (the `db_stats` job, one process at a time).
+pub const DB_SIZE: &str = "phoenix_db_size_bytes";
+/// Size of each Phoenix schema, tables + indexes + TOAST, by `schema`.
+pub const DB_SCHEMA_SIZE: &str = "phoenix_db_schema_bytes";
+/// Live and dead tuples of each table of the `active` schema, by `schema`, `table`, `state`
+/// (`live`, `dead`).
+pub const DB_TABLE_TUPLES: &str = "phoenix_db_table_tuples";
+/// When autovacuum last finished on each table of `active` (Unix seconds; 0 = never), by
+/// `schema`, `table`.
+pub const DB_TABLE_LAST_AUTOVACUUM: &str = "phoenix_db_table_last_autovacuum_timestamp_seconds";
+/// Estimated bloat of each Phoenix table, by `schema`, `table`.
+pub const DB_TABLE_BLOAT: &str = "phoenix_db_table_bloat_bytes";
+/// Index scans since the statistics reset, by `schema`, `index`.
+pub const DB_INDEX_SCANS: &str = "phoenix_db_index_scans";
+/// Indexes never scanned that enforce no constraint (candidates to drop).
+pub const DB_UNUSED_INDEXES: &str = "phoenix_db_unused_indexes";
+/// Client sessions on Phoenix's database, by `role` and `state` (`active`, `idle`,
+/// `idle_in_transaction`).
+pub const DB_CONNECTIONS: &str = "phoenix_db_connections";
+/// Client sessions on the whole server and its `max_connections`, by `kind` (`in_use`, `max`).
+pub const DB_SERVER_CONNECTIONS: &str = "phoenix_db_server_connections";
+/// Replay lag of each standby streaming from the primary, by `replica` (application_name).
+pub const DB_REPLICATION_LAG: &str = "phoenix_db_replication_lag_seconds";
+/// Replay lag of each standby in WAL bytes, by `replica`.
+pub const DB_REPLICATION_LAG_BYTES: &str = "phoenix_db_replication_lag_bytes";
+
 /// Histogram buckets (seconds) of every `*_seconds` histogram: 1 ms to 1 min.
 const BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0];
 
@@ -197,6 +223,11 @@ pub fn rpc_finished(service: &'static str, method: &'static str, code: tonic::Co
     histogram!(RPC_DURATION, "service" => service, "method" => method).record(elapsed.as_secs_f64());
 }
 
+/// Records one call the gateway forwarded to `domain` (`result`: `forwarded`, `unavailable`).
+pub fn forwarded(domain: &'static str, result: &'static str) {
+    counter!(GATEWAY_FORWARDED, "domain" => domain, "result" => result).increment(1);
+}
+
 /// Records a scan answered with a Result `roundtrip` after it reached the gateway.
 pub fn scan_answered(outcome: &'static str, code: &'static str, duplicate: bool, roundtrip: Duration) {
     let duplicate = if duplicate { "true" } else { "false" };
@@ -221,11 +252,6 @@ pub fn job_finished(job: &'static str, outcome: &'static str, elapsed: Option<Du
 /// Records how long [`crate::db::conn`] waited for a connection.
 pub fn pool_waited(elapsed: Duration) {
     histogram!(DB_POOL_WAIT).record(elapsed.as_secs_f64());
-}
-
-/// Records one call the gateway forwarded to `domain` (`result`: `forwarded`, `unavailable`).
-pub fn forwarded(domain: &'static str, result: &'static str) {
-    counter!(GATEWAY_FORWARDED, "domain" => domain, "result" => result).increment(1);
 }
 
 /// Counts a request-path caller refused for want of an argon2 permit.
@@ -295,6 +321,16 @@ struct Sampled {
 }
 
 static SAMPLED: Mutex<Vec<Sampled>> = Mutex::new(Vec::new());
+
+/// Sets a gauge whose labels are known only at run time (schema, table, index or role names
+/// read from the catalog: bounded sets, never personal data). A no-op without the recorder.
+pub fn set_gauge(name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+    if !is_installed() {
+        return;
+    }
+    let labels: Vec<metrics::Label> = labels.iter().map(|(k, v)| metrics::Label::new(*k, (*v).to_owned())).collect();
+    gauge!(name, labels).set(value);
+}
 
 /// Registers a gauge read when `/metrics` is scraped; values of one name and label set are
 /// summed. Does nothing unless the recorder is installed (nothing would read it).
@@ -368,6 +404,7 @@ fn sample_argon2() {
 fn describe() {
     describe_counter!(RPC_REQUESTS, "RPCs served, by service, method and gRPC code");
     describe_histogram!(RPC_DURATION, Unit::Seconds, "RPC duration until its status (streams: their whole life)");
+    describe_counter!(GATEWAY_FORWARDED, "calls the gateway forwarded, by domain and result (forwarded, unavailable)");
     describe_counter!(SCANS, "scans answered with a Result, by outcome, code and duplicate");
     describe_counter!(SCANS_UNANSWERED, "scans left without a Result after the retry budget (the reader re-sends)");
     describe_histogram!(SCAN_ROUNDTRIP, Unit::Seconds, "time from a scan's arrival at the gateway to its Result");
@@ -382,6 +419,20 @@ fn describe() {
     describe_gauge!(PRESENCE_WATCHERS, "WatchPresence streams open on this process");
     describe_counter!(JOB_RUNS, "job runs by job and outcome (ok, failed, already_running)");
     describe_histogram!(JOB_DURATION, Unit::Seconds, "duration of job runs that did their work");
+    describe_gauge!(DB_SIZE, Unit::Bytes, "size of Phoenix's database");
+    describe_gauge!(DB_SCHEMA_SIZE, Unit::Bytes, "size of each Phoenix schema (tables, indexes, TOAST)");
+    describe_gauge!(DB_TABLE_TUPLES, "live and dead tuples of each table of the active schema");
+    describe_gauge!(
+        DB_TABLE_LAST_AUTOVACUUM,
+        "when autovacuum last finished on each active table (Unix seconds; 0 = never)"
+    );
+    describe_gauge!(DB_TABLE_BLOAT, Unit::Bytes, "estimated bloat of each Phoenix table");
+    describe_gauge!(DB_INDEX_SCANS, "scans of each Phoenix index since the statistics reset");
+    describe_gauge!(DB_UNUSED_INDEXES, "indexes never scanned that enforce no constraint");
+    describe_gauge!(DB_CONNECTIONS, "client sessions on Phoenix's database by role and state");
+    describe_gauge!(DB_SERVER_CONNECTIONS, "client sessions on the server (in_use) and max_connections (max)");
+    describe_gauge!(DB_REPLICATION_LAG, Unit::Seconds, "replay lag of each streaming standby");
+    describe_gauge!(DB_REPLICATION_LAG_BYTES, Unit::Bytes, "replay lag of each streaming standby in WAL bytes");
     describe_gauge!(ARGON2_RUNNING, "argon2 hashes running now");
     describe_gauge!(ARGON2_WAITING, "callers waiting for an argon2 permit");
     describe_gauge!(ARGON2_LIMIT, "argon2 hashes allowed at once");
@@ -404,7 +455,6 @@ mod bb8_state {
         let s = pool.state();
         let idle = f64::from(s.idle_connections);
         State {
-    describe_counter!(GATEWAY_FORWARDED, "calls the gateway forwarded, by domain and result (forwarded, unavailable)");
             idle,
             in_use: (f64::from(s.connections) - idle).max(0.0),
             direct: s.statistics.get_direct as f64,

@@ -11,6 +11,8 @@ use diesel::sql_types::{BigInt, Bool, Double, Integer, Nullable, Text, Timestamp
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_common::Result;
 use phoenix_common::domain::Domain;
+use phoenix_common::jobs::{Job, JobReport, JobSpec, Schedule};
+use phoenix_common::metrics;
 
 /// The schemas Phoenix owns: every domain's, `meta` (shared trigger functions) and `public`
 /// (diesel's migration ledger).
@@ -350,4 +352,66 @@ pub fn detailed_schema(requested: &str) -> Result<String> {
     } else {
         Err(phoenix_common::Error::invalid("schema", format!("not a Phoenix schema; one of: {}", schemas.join(", "))))
     }
+}
+
+/// How often the `db_stats` job publishes the figures as gauges.
+pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The figures as Prometheus gauges, every [`PUBLISH_EVERY`] by the process serving config
+/// (one replica at a time: the job's advisory lock), so a scrape of any config replica's
+/// `/metrics` never double-counts the database. A process without the metrics recorder
+/// (`PHOENIX_METRICS_PORT=off`, the CLI) publishes nothing.
+pub fn spec() -> JobSpec {
+    JobSpec::new(Job::DbStats, Schedule::Every(PUBLISH_EVERY), |conn, _run| Box::pin(publish_job(conn)))
+}
+
+async fn publish_job(conn: &mut AsyncPgConnection) -> Result<JobReport> {
+    let mut report = JobReport::default();
+    if !metrics::is_installed() {
+        return Ok(report);
+    }
+    let stats = collect(conn, Domain::Active.name()).await?;
+    report.add("gauges", publish(&stats));
+    Ok(report)
+}
+
+/// Sets the gauges of `stats` (docs/observability.md "Database"); returns how many series.
+pub fn publish(stats: &DatabaseStats) -> i64 {
+    let mut series = 0;
+    let mut set = |name: &'static str, labels: &[(&'static str, &str)], value: f64| {
+        metrics::set_gauge(name, labels, value);
+        series += 1;
+    };
+    set(metrics::DB_SIZE, &[], stats.database_bytes as f64);
+    for s in &stats.schemas {
+        set(metrics::DB_SCHEMA_SIZE, &[("schema", &s.schema)], s.total_bytes as f64);
+    }
+    for t in &stats.tables {
+        let labels = |state| [("schema", t.schema.as_str()), ("table", t.table.as_str()), ("state", state)];
+        set(metrics::DB_TABLE_TUPLES, &labels("live"), t.live_tuples as f64);
+        set(metrics::DB_TABLE_TUPLES, &labels("dead"), t.dead_tuples as f64);
+        let vacuumed = t.last_autovacuum.map_or(0.0, |at| at.timestamp() as f64);
+        set(metrics::DB_TABLE_LAST_AUTOVACUUM, &[("schema", &t.schema), ("table", &t.table)], vacuumed);
+    }
+    for b in stats.bloat.iter().filter(|b| !b.estimate_unavailable) {
+        set(metrics::DB_TABLE_BLOAT, &[("schema", &b.schema), ("table", &b.table)], b.bloat_bytes as f64);
+    }
+    for i in &stats.indexes {
+        set(metrics::DB_INDEX_SCANS, &[("schema", &i.schema), ("index", &i.index)], i.idx_scan as f64);
+    }
+    set(metrics::DB_UNUSED_INDEXES, &[], stats.indexes.iter().filter(|i| i.unused()).count() as f64);
+    for c in &stats.connections {
+        for (state, n) in [("active", c.active), ("idle", c.idle), ("idle_in_transaction", c.idle_in_transaction)] {
+            set(metrics::DB_CONNECTIONS, &[("role", &c.role), ("state", state)], f64::from(n));
+        }
+    }
+    set(metrics::DB_SERVER_CONNECTIONS, &[("kind", "in_use")], f64::from(stats.server_connections));
+    set(metrics::DB_SERVER_CONNECTIONS, &[("kind", "max")], f64::from(stats.max_connections));
+    for r in &stats.replicas {
+        set(metrics::DB_REPLICATION_LAG_BYTES, &[("replica", &r.application_name)], r.replay_lag_bytes as f64);
+        if let Some(us) = r.replay_lag_us {
+            set(metrics::DB_REPLICATION_LAG, &[("replica", &r.application_name)], us as f64 / 1e6);
+        }
+    }
+    series
 }

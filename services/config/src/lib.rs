@@ -71,9 +71,13 @@ pub fn retention_options(config: &phoenix_common::config::Config) -> retention::
     retention::RetentionOptions { scan_window: config.scan_max_age, ..retention::RetentionOptions::default() }
 }
 
-/// The config domain's jobs: the retention purge at `PHOENIX_CLEANUP_TIME`.
+/// The config domain's jobs: the retention purge at `PHOENIX_CLEANUP_TIME`, the database
+/// figures as gauges every minute.
 fn jobs(ctx: &DomainContext) -> Vec<JobSpec> {
-    vec![retention::spec(LiveSettings::of(ctx), retention_options(&ctx.config), ctx.config.cleanup_time)]
+    vec![
+        retention::spec(LiveSettings::of(ctx), retention_options(&ctx.config), ctx.config.cleanup_time),
+        db_stats::spec(),
+    ]
 }
 
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {

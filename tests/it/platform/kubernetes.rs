@@ -204,10 +204,10 @@ fn served_domains(container: &Yaml) -> Option<Vec<Domain>> {
 /// Which domain schedules `job` (exhaustive: a new job must be counted here).
 fn job_domain(job: Job) -> Domain {
     match job {
-        Job::SessionEnd | Job::AbandonedSweep | Job::AttendanceClose => Domain::Active,
+        Job::SessionEnd | Job::AbandonedSweep | Job::AttendanceClose | Job::VisitPartitions => Domain::Active,
         Job::Cleanup | Job::OutboxDelivery => Domain::Auth,
         Job::DeviceLogPurge => Domain::Iot,
-        Job::RetentionPurge => Domain::Config,
+        Job::RetentionPurge | Job::DbStats => Domain::Config,
     }
 }
 

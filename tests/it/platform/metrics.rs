@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use chrono::Utc;
+use diesel_async::RunQueryDsl as _;
 use phoenix_common::domain::Domain;
+use phoenix_common::jobs::{RunOutcome, Trigger, run_once};
 use phoenix_common::metrics as m;
 use phoenix_common::server::ShutdownToken;
 use phoenix_proto::active::v1 as active_pb;
@@ -196,7 +198,7 @@ async fn scans_are_counted_by_outcome_and_code_with_their_round_trip() {
     let mut presence = PresenceServiceClient::new(stack.app.test_channel(Domain::Active).await);
     let board = presence.get_presence_board(active_pb::GetPresenceBoardRequest::default()).await.expect("board");
     let stream = presence
-        .watch_presence(active_pb::WatchPresenceRequest { cursor: board.into_inner().cursor })
+        .watch_presence(active_pb::WatchPresenceRequest { cursor: board.into_inner().cursor, alerts: false })
         .await
         .expect("WatchPresence")
         .into_inner();
@@ -210,4 +212,60 @@ async fn scans_are_counted_by_outcome_and_code_with_their_round_trip() {
 
     stack.stop().await;
     assert_eq!(scrape(addr).await.get(m::MQTT_CONNECTED, &[]), 0.0, "the stopped bridge is disconnected");
+}
+
+/// The `db_stats` job (run by the process serving config, as its domain role) publishes the
+/// figures of `phoenix db stats` as gauges: they are there after one run, and they are what
+/// the database says.
+#[tokio::test]
+async fn the_db_stats_job_publishes_the_database_figures_as_gauges() {
+    let (addr, _stop) = endpoint().await;
+    let app = TestApp::spawn(&[Domain::Config]).await;
+    let pool = app.context.pool_for(Domain::Config);
+    assert_eq!(scrape(addr).await.get(m::DB_SERVER_CONNECTIONS, &[("kind", "max")]), 0.0, "nothing before a run");
+    #[derive(diesel::QueryableByName)]
+    struct Me {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        me: String,
+    }
+    let mut held = pool.get().await.expect("a config connection");
+    let me: Me = diesel::sql_query("SELECT session_user::text AS me").get_result(&mut *held).await.expect("whoami");
+    let role = me.me;
+
+    let spec = phoenix_config::db_stats::spec();
+    let done = run_once(&pool, &spec, Trigger::Schedule, Utc::now(), false).await.expect("db_stats runs");
+    let RunOutcome::Done(report) = done else { panic!("not locked elsewhere: {done:?}") };
+    assert!(report.get("gauges") > 10, "{report:?}");
+    assert!(!report.did_work(), "publishing changes nothing: a quiet run");
+    let page = scrape(addr).await;
+
+    let mut conn = app.db.conn().await;
+    let expected = phoenix_config::db_stats::collect(&mut conn, "active").await.expect("stats");
+    assert_eq!(page.get(m::DB_SERVER_CONNECTIONS, &[("kind", "max")]), f64::from(expected.max_connections));
+    assert!(page.get(m::DB_SIZE, &[]) > 0.0);
+    for s in &expected.schemas {
+        assert!(page.0.contains_key(&key(m::DB_SCHEMA_SIZE, &[("schema", &s.schema)])), "schema {}", s.schema);
+    }
+    for domain in Domain::ALL {
+        assert!(page.get(m::DB_SCHEMA_SIZE, &[("schema", domain.name())]) > 0.0, "{domain} has tables");
+    }
+    // Every table of `active` has its tuple gauges; the index list is the catalog's.
+    for t in &expected.tables {
+        let live = [("schema", t.schema.as_str()), ("table", t.table.as_str()), ("state", "live")];
+        assert!(page.0.contains_key(&key(m::DB_TABLE_TUPLES, &live)), "{}.{} live tuples", t.schema, t.table);
+    }
+    assert!(expected.tables.iter().any(|t| t.table == "visits"), "active.visits is detailed");
+    for i in &expected.indexes {
+        assert!(page.0.contains_key(&key(m::DB_INDEX_SCANS, &[("schema", &i.schema), ("index", &i.index)])));
+    }
+    assert_eq!(page.get(m::DB_UNUSED_INDEXES, &[]), expected.indexes.iter().filter(|i| i.unused()).count() as f64);
+    // A session of the config pool (its login: `usename` is the session user), held idle across
+    // the run, was counted under its login.
+    assert!(page.get(m::DB_CONNECTIONS, &[("role", &role), ("state", "idle")]) >= 1.0, "{role}: {page:?}");
+    drop(held);
+    app.stop().await;
+}
+
+fn key(name: &str, labels: &[(&str, &str)]) -> (String, BTreeMap<String, String>) {
+    (name.to_owned(), labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
