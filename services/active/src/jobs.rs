@@ -13,7 +13,9 @@
 //! | [`end_sessions`] | daily at `session.end_time` | sessions whose day has reached the end time end at it |
 //! | [`sweep_abandoned`] | every 15 min | idle for their `timeout_minutes`, no reader online → end now |
 //! | [`close_attendance`] | daily at 00:05 | the previous days' overdue sessions end; open attendance rows close at 23:59:59 of their date, `closed_by_system` |
+//! | [`partitions::work`] | daily at 03:45 | the monthly partitions of `active.visits` for this month and the next three exist |
 
+pub mod partitions;
 mod repo;
 
 use std::sync::Arc;
@@ -67,6 +69,7 @@ pub fn specs(ctx: &DomainContext) -> Vec<JobSpec> {
             let s = s3.clone();
             Box::pin(async move { close_attendance(conn, &s, run).await })
         }),
+        partitions::spec(),
     ]
 }
 

@@ -20,6 +20,16 @@
 //!   `WatchPresence`, not history; they get no audit rows (their expiry is the buffer's
 //!   fixed life, not a retention decision), only counts in the report and the log.
 //!
+//! **Whole months first.** `active.visits` is partitioned by month of `entry_time`
+//! (docs/database.md "Partitioning"). Before the row-wise batches, every monthly partition
+//! whose month has ended is checked: when every row in it is past its pupil's retention (the
+//! rule above, so no open visit) — or it is empty — the partition is dropped in one
+//! transaction that locks `active.visits`, checks again under the lock, writes the same
+//! per-student `audit.data_deletions` rows (metadata also names the `partition`) and drops it
+//! through `active.drop_visit_partition`. A month with one row still inside retention keeps
+//! the row-wise delete below. Dropping a month costs one catalogue change instead of a
+//! delete of every row (and the vacuum after it). The DEFAULT partition is never dropped.
+//!
 //! **How.** In batches of at most `batch_size` rows per table, each batch ONE statement in
 //! one transaction that deletes the rows and writes, per student of the batch, an
 //! `audit.data_deletions` row (`entity_type` `student`, `entity_id` the student id,
@@ -114,6 +124,8 @@ pub struct Report {
     pub scan_receipts: i64,
     /// Presence events.
     pub presence_events: i64,
+    /// Monthly partitions of `active.visits` dropped whole (their rows are in `visits`).
+    pub visit_partitions_dropped: i64,
     /// Students whose visits or scan receipts went.
     pub students: i64,
     /// `audit.data_deletions` rows written.
@@ -175,8 +187,9 @@ const MARK_PURGED: &str = "mark AS (
     WHERE m.id = 1 AND (m.tx_id, m.event_id) < (last.tx_id, last.event_id)
 )";
 
-/// The audit insert of a batch: from CTE `gone (student_id, days, consent_id)`.
-fn audited(table: &str) -> String {
+/// The audit insert of a batch: from CTE `gone (student_id, days, consent_id)`; `extra` adds
+/// metadata pairs (`, 'key', value`).
+fn audited(table: &str, extra: &str) -> String {
     format!(
         "per_student AS (
             SELECT student_id, days, consent_id, count(*)::int AS n FROM gone
@@ -196,7 +209,7 @@ fn audited(table: &str) -> String {
                     'cutoff', $2 - make_interval(days => days),
                     'run_id', $6,
                     'trigger', $7,
-                    'requested_by_account_id', $8)
+                    'requested_by_account_id', $8{extra})
             FROM per_student
             RETURNING entity_id
         )"
@@ -255,7 +268,7 @@ fn batch_sql(table: Table) -> String {
     let mark = if table == Table::Events { format!(", {MARK_PURGED}") } else { String::new() };
     let (audit_cte, audited_rows) = match audit {
         Some(table) => {
-            (format!(", {}", audited(table)), "SELECT entity_id AS student_id, 0::bigint AS deleted FROM audited")
+            (format!(", {}", audited(table, "")), "SELECT entity_id AS student_id, 0::bigint AS deleted FROM audited")
         }
         None => (String::new(), "SELECT NULL::bigint AS student_id, 0::bigint AS deleted WHERE false"),
     };
@@ -346,6 +359,7 @@ fn log_report(trigger: Trigger, report: &Report) {
         visits = report.visits,
         scan_receipts = report.scan_receipts,
         presence_events = report.presence_events,
+        visit_partitions_dropped = report.visit_partitions_dropped,
         students = report.students,
         audit_records = report.audit_records,
         complete = report.complete,
@@ -378,6 +392,7 @@ async fn count(conn: &mut AsyncPgConnection, p: Params) -> Result<Report> {
         visits: counts.visits,
         scan_receipts: counts.receipts,
         presence_events: counts.events,
+        visit_partitions_dropped: 0,
         students: counts.students,
         audit_records: 0,
         complete: true,
@@ -401,6 +416,7 @@ async fn purge(
         visits: 0,
         scan_receipts: 0,
         presence_events: 0,
+        visit_partitions_dropped: 0,
         students: 0,
         audit_records: 0,
         complete: true,
@@ -409,6 +425,7 @@ async fn purge(
         finished_at: params.now,
     };
     let mut students = BTreeSet::new();
+    drop_expired_partitions(conn, params, options, trigger, &run_id, started, &mut report, &mut students).await?;
     'tables: for table in [Table::Visits, Table::Receipts, Table::Events] {
         let sql = batch_sql(table);
         loop {
@@ -451,6 +468,132 @@ async fn purge(
     Ok(report)
 }
 
+#[derive(QueryableByName, Debug)]
+struct Partition {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Timestamptz)]
+    lower_bound: DateTime<Utc>,
+    #[diesel(sql_type = Timestamptz)]
+    upper_bound: DateTime<Utc>,
+}
+
+#[derive(QueryableByName, Debug)]
+struct Kept {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Rows of the month `[$3, $4)` still inside retention (`$1` default days, `$2` now): open,
+/// or created after now − the pupil's retention (the negation of [`VISITS_EXPIRED`]).
+fn kept_in_month_sql() -> String {
+    format!(
+        "WITH {EFFECTIVE} SELECT count(*)::bigint AS n FROM active.visits v LEFT JOIN eff e ON e.student_id = v.student_id
+         WHERE v.entry_time >= $3 AND v.entry_time < $4
+           AND NOT (e.days IS NOT NULL AND v.exit_time IS NOT NULL AND v.created_at < $2 - make_interval(days => e.days))"
+    )
+}
+
+/// The audit rows of every visit of the month `[$3, $4)` (partition `$5`), as [`batch_sql`]
+/// returns them: one row per audited student and a summary row with the count.
+fn month_audit_sql() -> String {
+    let audit = audited("active.visits", ", 'partition', $5::text");
+    format!(
+        "WITH {EFFECTIVE},
+        gone AS (SELECT v.student_id, e.days, e.consent_id FROM active.visits v JOIN eff e ON e.student_id = v.student_id
+                 WHERE v.entry_time >= $3 AND v.entry_time < $4),
+        {audit}
+        SELECT entity_id AS student_id, 0::bigint AS deleted FROM audited
+        UNION ALL SELECT NULL::bigint, count(*)::bigint FROM gone"
+    )
+}
+
+/// Drops every monthly partition of `active.visits` whose month ended before the run's now
+/// and whose rows are all past retention, auditing them (module docs, "Whole months first").
+#[allow(clippy::too_many_arguments)]
+async fn drop_expired_partitions(
+    conn: &mut AsyncPgConnection,
+    params: Params,
+    options: RetentionOptions,
+    trigger: Trigger,
+    run_id: &str,
+    started: Instant,
+    report: &mut Report,
+    students: &mut BTreeSet<i64>,
+) -> Result<()> {
+    let old: Vec<Partition> = diesel::sql_query(
+        "SELECT name, lower_bound, upper_bound FROM active.visit_partitions() WHERE upper_bound <= $1 ORDER BY lower_bound",
+    )
+    .bind::<Timestamptz, _>(params.now)
+    .load(conn)
+    .await?;
+    let kept_sql = kept_in_month_sql();
+    let audit_sql = month_audit_sql();
+    for p in old {
+        if started.elapsed() >= options.time_budget {
+            report.complete = false;
+            return Ok(());
+        }
+        let kept = |sql: &str| {
+            diesel::sql_query(sql.to_owned())
+                .bind::<Integer, _>(params.default_days)
+                .bind::<Timestamptz, _>(params.now)
+                .bind::<Timestamptz, _>(p.lower_bound)
+                .bind::<Timestamptz, _>(p.upper_bound)
+        };
+        // Without a lock first: most months of a running school are not expired yet.
+        let before: Kept = kept(&kept_sql).get_result(conn).await?;
+        if before.n > 0 {
+            continue;
+        }
+        let dropped = conn
+            .transaction::<_, Error, _>(async |conn| {
+                // Nothing may enter or change the month between the check and the drop.
+                diesel::sql_query("SET LOCAL lock_timeout = '5s'").execute(conn).await?;
+                diesel::sql_query("LOCK TABLE active.visits IN ACCESS EXCLUSIVE MODE").execute(conn).await?;
+                let now: Kept = kept(&kept_sql).get_result(conn).await?;
+                if now.n > 0 {
+                    return Ok(None);
+                }
+                let rows: Vec<BatchRow> = diesel::sql_query(&audit_sql)
+                    .bind::<Integer, _>(params.default_days)
+                    .bind::<Timestamptz, _>(params.now)
+                    .bind::<Timestamptz, _>(p.lower_bound)
+                    .bind::<Timestamptz, _>(p.upper_bound)
+                    .bind::<Text, _>(&p.name)
+                    .bind::<Text, _>(run_id)
+                    .bind::<Text, _>(trigger.name())
+                    .bind::<Nullable<BigInt>, _>(trigger.account())
+                    .load(conn)
+                    .await?;
+                diesel::sql_query("SELECT active.drop_visit_partition($1)::text AS name")
+                    .bind::<Text, _>(&p.name)
+                    .execute(conn)
+                    .await?;
+                Ok(Some(rows))
+            })
+            .await;
+        let rows = match dropped {
+            Ok(Some(rows)) => rows,
+            Ok(None) => continue,
+            // A month that stays locked by a long query is left to the row-wise delete.
+            Err(Error::Unavailable(e)) => {
+                tracing::warn!(run_id, error = %e, "retention: a visits partition stayed locked; rows go one by one");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let deleted: i64 = rows.iter().filter(|r| r.student_id.is_none()).map(|r| r.deleted).sum();
+        let audited: Vec<i64> = rows.iter().filter_map(|r| r.student_id).collect();
+        tracing::info!(run_id, partition = %p.name, deleted, audited = audited.len(), "retention: visits partition dropped");
+        report.visits += deleted;
+        report.visit_partitions_dropped += 1;
+        report.audit_records += i64::try_from(audited.len()).unwrap_or(i64::MAX);
+        students.extend(audited);
+    }
+    Ok(())
+}
+
 /// The purge as a scheduled job: daily at `at` (`PHOENIX_CLEANUP_TIME`; `None` = by hand
 /// only), run by the process serving config, or by `phoenix jobs run retention_purge`.
 pub fn spec(settings: LiveSettings, options: RetentionOptions, at: Option<chrono::NaiveTime>) -> JobSpec {
@@ -480,6 +623,7 @@ async fn work(
     out.add("visits", report.visits);
     out.add("scan_receipts", report.scan_receipts);
     out.add("presence_events", report.presence_events);
+    out.add("visit_partitions_dropped", report.visit_partitions_dropped);
     out.add("students", report.students);
     out.add("audit_records", report.audit_records);
     out.add("incomplete", i64::from(!report.complete));

@@ -11,6 +11,7 @@ mod corrections;
 mod jobs;
 mod mqtt_faults;
 mod ordering;
+mod partitions;
 mod presence_board;
 mod presence_helpers;
 mod presence_hub;
