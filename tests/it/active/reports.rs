@@ -320,3 +320,34 @@ async fn room_report_counts_sessions_visits_pupils_and_peak_against_capacity() {
     assert_eq!(csv_rows(&one), vec![want[0].clone(), want[2].clone()]);
     env.app.stop().await;
 }
+
+/// `phoenix report attendance|rooms --month … --format … --out FILE`: the same tables as the
+/// RPC, written to the file, as the administration (every group); a bad month or format is
+/// refused before anything is read.
+#[tokio::test]
+async fn the_cli_writes_the_same_reports_to_a_file() {
+    use phoenix::report::{Kind, write};
+    let env = seeded().await;
+    let (pool, tz) = (&env.app.context.pool, env.app.config.timezone);
+    let dir = std::env::temp_dir().join(format!("phoenix-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let csv = dir.join("attendance.csv");
+    let line = write(pool, tz, Kind::Attendance, "2026-11", None, "csv", &csv).await.expect("attendance csv");
+    assert!(line.starts_with(&format!("Wrote {}", csv.display())) && line.contains("attendance-2026-11.csv"), "{line}");
+    assert_eq!(csv_rows(&std::fs::read(&csv).unwrap()), expected_attendance(&env));
+
+    let xlsx = dir.join("room.xlsx");
+    let room = env.school.rooms[0];
+    write(pool, tz, Kind::Rooms, "2026-11", Some(room), "xlsx", &xlsx).await.expect("rooms xlsx");
+    let rows = xlsx_rows(std::fs::read(&xlsx).unwrap(), "Rooms");
+    assert_eq!(rows.len(), 2, "the header and Raum A's one day: {rows:?}");
+    assert_eq!(rows[1][..6], strs(&[&[&room.to_string(), "Raum A", "2026-11-03", "1", "1", "1"]])[0][..]);
+
+    let bad = dir.join("never.csv");
+    let err = write(pool, tz, Kind::Attendance, "11/2026", None, "pdf", &bad).await.unwrap_err().to_string();
+    assert!(err.contains("--month must be YYYY-MM") && err.contains("csv or xlsx"), "{err}");
+    assert!(!bad.exists(), "nothing written");
+    std::fs::remove_dir_all(&dir).ok();
+    env.app.stop().await;
+}

@@ -286,3 +286,42 @@ async fn staff_may_not_roll_over() {
     assert!(status.message().contains("groups:rollover"), "{}", status.message());
     s.app.stop().await;
 }
+
+/// `phoenix rollover --mapping FILE [--dry-run]`: the same plan from a mapping file (header,
+/// arrows, an empty target for leavers), the dry run changing nothing, the commit audited as
+/// the system; a file that is not a mapping is refused naming its line.
+#[tokio::test]
+async fn the_cli_rolls_over_from_a_mapping_file_after_a_dry_run() {
+    let s = school().await;
+    let mut c = s.app.db.conn().await;
+    let dir = std::env::temp_dir().join(format!("phoenix-rollover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mapping.csv");
+    std::fs::write(&file, "from,to\n1a→2a\n# the fourth year leaves\n2a,3a\n4a,\n").unwrap();
+    let pool = &s.app.context.pool;
+    let before = students(&mut c).await;
+
+    let dry = phoenix::report::rollover(pool, &file, true, None).await.expect("dry run");
+    assert!(
+        dry.starts_with("Dry run, nothing changed: 3 pupils moved, 1 archived, 1 cards released, 0 audit rows"),
+        "{dry}"
+    );
+    assert!(dry.contains("\"4a\" → (leavers: deactivated): 1 pupils"), "{dry}");
+    assert_eq!(students(&mut c).await, before, "the dry run changed no pupil");
+
+    let done = phoenix::report::rollover(pool, &file, false, Some("Schuljahr 2027/28".into())).await.expect("commit");
+    assert!(done.starts_with("Rolled over: 3 pupils moved, 1 archived, 1 cards released, 4 audit rows"), "{done}");
+    let after = students(&mut c).await;
+    assert_eq!(after[0].group_id, Some(s.groups[1]), "1a → 2a");
+    assert_eq!(after[2].group_id, Some(s.groups[2]), "2a → 3a");
+    assert!(!after[3].active, "the leaver is archived");
+    let rows = audit(&mut c).await;
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r.changed_by == "system"), "{rows:?}");
+
+    std::fs::write(&file, "1a 2a\n").unwrap();
+    let err = phoenix::report::rollover(pool, &file, true, None).await.unwrap_err().to_string();
+    assert!(err.contains("mapping.csv") && err.contains("line 1"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+    s.app.stop().await;
+}
