@@ -64,9 +64,10 @@ use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, Ser
 use phoenix_common::settings::LiveSettings;
 use phoenix_proto::active::v1::active_service_server::ActiveServiceServer;
 
-/// Presence settings in the school's time zone (the defaults otherwise).
+/// Presence settings in the school's time zone, alert thresholds read live from `settings`
+/// (the defaults otherwise).
 pub fn presence_settings(settings: &LiveSettings) -> PresenceSettings {
-    PresenceSettings::new(settings.time_zone())
+    PresenceSettings { live: Some(settings.clone()), ..PresenceSettings::new(settings.time_zone()) }
 }
 
 /// This domain in the process: `ActiveService` and `PresenceService`, their permission

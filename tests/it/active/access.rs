@@ -42,7 +42,7 @@ async fn scan(active: &mut Active, device: &str, tag: &str) {
 
 /// A guardian account (seeded role `guardian`) whose guardian record is linked to
 /// `student`; returns a token for it.
-async fn guardian_token(app: &TestApp, conn: &mut AsyncPgConnection, student: i64) -> String {
+pub(super) async fn guardian_token(app: &TestApp, conn: &mut AsyncPgConnection, student: i64) -> String {
     let email = format!("parent-{}@test.example", uuid::Uuid::new_v4().simple());
     let account = create_account(app, &email, PASSWORD, &["guardian"], true).await;
     let guardian = fixtures::guardian_of(conn, student, "Petra", "Elternteil", true).await;
@@ -126,7 +126,7 @@ async fn a_guardian_sees_only_their_own_child_on_the_board_and_in_the_stream() {
     assert!(empty.rooms.is_empty() && empty.counts.is_none(), "no guardian record: an empty board");
 
     let mut stream = presence
-        .watch_presence(pb::WatchPresenceRequest { cursor: board.cursor.clone() })
+        .watch_presence(pb::WatchPresenceRequest { cursor: board.cursor.clone(), alerts: false })
         .await
         .expect("watch")
         .into_inner();

@@ -3,6 +3,7 @@
 mod access;
 #[allow(clippy::module_inception)]
 mod active;
+mod alerts;
 mod attendance;
 mod broker_acl;
 mod combined;

@@ -95,7 +95,7 @@ pub(super) async fn board(presence: &mut Presence, caller: As) -> pb::GetPresenc
 
 pub(super) async fn watch(presence: &mut Presence, caller: As, cursor: &str) -> Streaming<pb::WatchPresenceResponse> {
     presence
-        .watch_presence(request(caller, pb::WatchPresenceRequest { cursor: cursor.into() }))
+        .watch_presence(request(caller, pb::WatchPresenceRequest { cursor: cursor.into(), alerts: false }))
         .await
         .expect("watch")
         .into_inner()

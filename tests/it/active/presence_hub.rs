@@ -34,7 +34,7 @@ async fn a_change_committed_through_one_replica_reaches_watchers_of_another() {
         .expect("board on the replica")
         .into_inner();
     let mut stream = other
-        .watch_presence(bearer(pb::WatchPresenceRequest { cursor: board.cursor }, &token))
+        .watch_presence(bearer(pb::WatchPresenceRequest { cursor: board.cursor, alerts: false }, &token))
         .await
         .expect("watch on the replica")
         .into_inner();
@@ -69,7 +69,7 @@ async fn an_idle_stream_gets_heartbeats_whose_cursor_resumes_exactly() {
 
     scan(&mut active, &s.readers[0], &s.pupils[0].tag).await;
     let mut resumed = client
-        .watch_presence(bearer(pb::WatchPresenceRequest { cursor: beat.cursor }, &token))
+        .watch_presence(bearer(pb::WatchPresenceRequest { cursor: beat.cursor, alerts: false }, &token))
         .await
         .expect("resume")
         .into_inner();

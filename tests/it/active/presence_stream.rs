@@ -201,14 +201,14 @@ async fn bad_and_expired_cursors_are_refused() {
     let Setup { app, mut active, mut presence, school: s } = setup(2).await;
     for bad in ["not a cursor!", "AQ", "AQAAAAAAAAAAAAAAAAAAAAE"] {
         assert_invalid(
-            presence.watch_presence(pb::WatchPresenceRequest { cursor: bad.into() }).await.map(|_| ()),
+            presence.watch_presence(pb::WatchPresenceRequest { cursor: bad.into(), alerts: false }).await.map(|_| ()),
             &["cursor"],
         );
     }
     // Well-formed but ahead of the database: not a position of this log.
     let ahead = phoenix_active::presence::Cursor::after(phoenix_active::presence::cursor::Position::new(1 << 40, 1));
     assert_invalid(
-        presence.watch_presence(pb::WatchPresenceRequest { cursor: ahead.encode() }).await.map(|_| ()),
+        presence.watch_presence(pb::WatchPresenceRequest { cursor: ahead.encode(), alerts: false }).await.map(|_| ()),
         &["cursor"],
     );
 
@@ -235,7 +235,7 @@ async fn bad_and_expired_cursors_are_refused() {
 
     for expired in [&old] {
         let status = assert_code(
-            presence.watch_presence(pb::WatchPresenceRequest { cursor: expired.clone() }).await,
+            presence.watch_presence(pb::WatchPresenceRequest { cursor: expired.clone(), alerts: false }).await,
             Code::FailedPrecondition,
         );
         assert_eq!(reason(&status).as_deref(), Some(phoenix_active::presence::CURSOR_EXPIRED));

@@ -178,7 +178,10 @@ async fn scans_keep_their_connections_while_many_streams_resume() {
         let cursor = cursor.clone();
         let token = token.clone();
         streams.push(tokio::spawn(async move {
-            client.watch_presence(bearer(pb::WatchPresenceRequest { cursor }, &token)).await.map(|r| r.into_inner())
+            client
+                .watch_presence(bearer(pb::WatchPresenceRequest { cursor, alerts: false }, &token))
+                .await
+                .map(|r| r.into_inner())
         }));
     }
     let started = Instant::now();

@@ -14,6 +14,7 @@ use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::display_name;
 
+use super::alerts::{self, Alert, Rules};
 use super::cursor::Cursor;
 use super::repo::{self, Counts};
 
@@ -186,6 +187,8 @@ pub struct Board {
     pub cursor: Cursor,
     pub as_of: DateTime<Utc>,
     pub date: NaiveDate,
+    /// The alerts the caller may see at `as_of` (none in the family view).
+    pub alerts: Vec<Alert>,
 }
 
 /// Tiles of running sessions (all, or those of `sessions`), by room name: two queries.
@@ -214,7 +217,13 @@ pub async fn tiles(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> Re
 
 /// The board for `caller`: every read in one REPEATABLE READ, read-only transaction, so
 /// rooms, pupils, counts and the cursor describe one instant (see [`super::cursor`]).
-pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, view: View, tz: chrono_tz::Tz) -> Result<Board> {
+pub async fn load(
+    conn: &mut AsyncPgConnection,
+    caller: Caller,
+    view: View,
+    tz: chrono_tz::Tz,
+    rules: &Rules,
+) -> Result<Board> {
     conn.build_transaction()
         .repeatable_read()
         .read_only()
@@ -224,7 +233,8 @@ pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, view: View, tz: 
             let access = Access::load(conn, caller, view, date).await?;
             if let Some(children) = &access.children {
                 let rooms = family_rooms(conn, children).await?;
-                return Ok(Board { rooms, counts: None, cursor: Cursor::from_snapshot(snapshot), as_of, date });
+                let (cursor, alerts) = (Cursor::from_snapshot(snapshot), Vec::new());
+                return Ok(Board { rooms, counts: None, cursor, as_of, date, alerts });
             }
             let tiles = tiles(conn, None).await?;
             let supervised: Vec<i64> = access.supervised.iter().map(|(s, _)| *s).collect();
@@ -247,7 +257,8 @@ pub async fn load(conn: &mut AsyncPgConnection, caller: Caller, view: View, tz: 
                 .collect();
             // Mine first; the query already ordered by room name (a stable sort keeps it).
             rooms.sort_by_key(|r| !r.mine);
-            Ok(Board { rooms, counts: Some(counts), cursor: Cursor::from_snapshot(snapshot), as_of, date })
+            let alerts = alerts::visible(&alerts::school(conn, as_of, rules).await?, &access);
+            Ok(Board { rooms, counts: Some(counts), cursor: Cursor::from_snapshot(snapshot), as_of, date, alerts })
         })
         .await
 }

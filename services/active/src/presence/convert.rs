@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use phoenix_common::time::to_timestamp;
 use phoenix_proto::active::v1 as pb;
 
+use super::alerts::{Alert, AlertKind};
 use super::board::{Access, Board, BoardStudent, RoomTile, View};
 use super::cursor::Cursor;
 use super::feed::Resolved;
@@ -59,6 +60,34 @@ pub fn board(b: Board) -> pb::GetPresenceBoardResponse {
         cursor: b.cursor.encode(),
         as_of: Some(to_timestamp(b.as_of)),
         date: b.date.format("%Y-%m-%d").to_string(),
+        alerts: b.alerts.iter().map(alert).collect(),
+    }
+}
+
+pub fn alert(a: &Alert) -> pb::Alert {
+    let kind = match a.kind {
+        AlertKind::NotArrived => pb::AlertKind::NotArrived,
+        AlertKind::LongInTransit => pb::AlertKind::LongInTransit,
+        AlertKind::PastPickup => pb::AlertKind::PastPickup,
+    };
+    pb::Alert {
+        kind: kind as i32,
+        student_id: a.student_id,
+        display_name: a.display_name.clone(),
+        since: Some(to_timestamp(a.since)),
+        room_id: a.room_id,
+        room_name: a.room_name.clone(),
+    }
+}
+
+/// The caller's complete alert set at the watcher's current position.
+pub fn alerts(cursor: &Cursor, alerts: &[Alert], now: DateTime<Utc>) -> pb::PresenceEvent {
+    pb::PresenceEvent {
+        cursor: cursor.encode(),
+        kind: pb::PresenceEventKind::Alerts as i32,
+        occurred_at: Some(to_timestamp(now)),
+        alerts: alerts.iter().map(alert).collect(),
+        ..Default::default()
     }
 }
 
@@ -108,6 +137,7 @@ pub fn event(e: &Resolved, access: &Access, latest: Option<&Counts>, cursor: &Cu
             pupils_redacted: false,
             ..room(t, &[], access.mine(t.session_id, t.education_group_id))
         }),
+        alerts: Vec::new(),
     }
 }
 

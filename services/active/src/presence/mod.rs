@@ -4,6 +4,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`service`] | [`PresenceApi`], its [`METHODS`] and the tonic impl: the handlers |
+//! | [`alerts`] | not arrived, long in transit, past pickup: one query, per-caller filtering, the process's feed |
 //! | [`board`] | `GetPresenceBoard` in one REPEATABLE READ snapshot, and [`board::Access`] (who sees which pupil) |
 //! | [`cursor`] | stream positions and the opaque cursors (board snapshot vs event position) |
 //! | [`feed`] | reading the event log in pages below the horizon, resolving a page once |
@@ -20,6 +21,7 @@
 //! a cursor at or before it is answered FailedPrecondition `CURSOR_EXPIRED` (reload the
 //! board). Visits and attendance keep their own retention (behaviour.md "Retention").
 
+pub mod alerts;
 pub mod board;
 pub mod convert;
 pub mod cursor;
@@ -65,11 +67,18 @@ pub struct PresenceSettings {
     /// Stream reads (opening, catching up, resuming, refreshing access) holding a pool
     /// connection at once; the rest wait for a permit, not for the pool.
     pub stream_reads: usize,
+    /// The school settings the alert thresholds are read from live (`None`: the registry
+    /// defaults).
+    pub live: Option<phoenix_common::settings::LiveSettings>,
+    /// How often the alerts are re-computed when no event came (a threshold can pass
+    /// without one).
+    pub alert_every: Duration,
 }
 
 impl PresenceSettings {
     /// The defaults: heartbeat 15 s, poll 1 s, retention 48 h, purge every 10 min, refresh
-    /// every 60 s, 1024 batches, 5 streams per account, 2 stream reads at once.
+    /// every 60 s, 1024 batches, 5 streams per account, 2 stream reads at once, alerts every
+    /// 30 s with the registry's thresholds.
     pub fn new(timezone: chrono_tz::Tz) -> Self {
         Self {
             timezone,
@@ -81,6 +90,8 @@ impl PresenceSettings {
             channel_capacity: 1024,
             max_streams_per_account: 5,
             stream_reads: 2,
+            live: None,
+            alert_every: Duration::from_secs(30),
         }
     }
 }

@@ -19,7 +19,7 @@ use tonic::{Request, Response};
 
 use super::board::View;
 use super::limits::Limits;
-use super::{Hub, PresenceSettings, board, convert, cursor::Cursor, watch};
+use super::{Hub, PresenceSettings, alerts, board, convert, cursor::Cursor, watch};
 
 /// The permission each presence RPC needs (both read the same data), checked by
 /// `Authorized` before the handler runs. `presence:read` is held by staff and guardians;
@@ -37,6 +37,7 @@ pub struct PresenceApi {
     hub: Hub,
     verifier: Arc<TokenVerifier>,
     limits: Arc<Limits>,
+    alerts: alerts::Feed,
 }
 
 impl std::fmt::Debug for PresenceApi {
@@ -57,7 +58,8 @@ impl PresenceApi {
     ) -> Self {
         let hub = Hub::start(pool.clone(), settings.clone(), shutdown);
         let limits = Limits::new(&settings);
-        Self { pool, settings, hub, verifier, limits }
+        let alerts = alerts::Feed::start(pool.clone(), settings.clone(), &hub, limits.clone());
+        Self { pool, settings, hub, verifier, limits, alerts }
     }
 }
 
@@ -82,7 +84,8 @@ impl PresenceService for PresenceApi {
         let caller = Caller::of(&request, &self.pool).await?;
         let view = View::of(AuthContext::of(&request)?);
         let mut conn = db::conn(&self.pool).await?;
-        let board = board::load(&mut conn, caller, view, self.settings.timezone).await?;
+        let rules = alerts::Rules::of_presence(&self.settings);
+        let board = board::load(&mut conn, caller, view, self.settings.timezone, &rules).await?;
         Ok(Response::new(convert::board(board)))
     }
 
@@ -93,13 +96,22 @@ impl PresenceService for PresenceApi {
         let slot = self.limits.claim(&ctx.principal)?;
         let caller = Caller::from_context(&ctx, &self.pool).await?;
         let cursor = cursor(&request.get_ref().cursor)?;
+        let view = View::of(&ctx);
+        let alerts = Some(&self.alerts).filter(|_| request.get_ref().alerts && view == View::School);
         let ended = {
             let verifier = self.verifier.clone();
             let ctx = ctx.clone();
             async move { verifier.access_ended(&ctx).await }
         };
-        let on = watch::Open { hub: &self.hub, pool: &self.pool, settings: &self.settings, limits: &self.limits, slot };
-        let stream = watch::open(on, caller, View::of(&ctx), cursor, ended).await?;
+        let on = watch::Open {
+            hub: &self.hub,
+            pool: &self.pool,
+            settings: &self.settings,
+            limits: &self.limits,
+            slot,
+            alerts,
+        };
+        let stream = watch::open(on, caller, view, cursor, ended).await?;
         Ok(Response::new(stream))
     }
 }

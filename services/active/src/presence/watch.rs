@@ -30,6 +30,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::PresenceSettings;
+use super::alerts::{self, Feed};
 use super::board::{Access, View};
 use super::convert;
 use super::cursor::{Cursor, Position};
@@ -59,6 +60,8 @@ pub struct Open<'a> {
     pub settings: &'a PresenceSettings,
     pub limits: &'a Arc<Limits>,
     pub slot: Slot,
+    /// The process's alerts, when the stream asked for them (school view only).
+    pub alerts: Option<&'a Feed>,
 }
 
 /// Opens a stream for `caller` in `view` after `cursor` (`None`: from now), ending with the
@@ -71,7 +74,7 @@ pub async fn open(
     cursor: Option<Cursor>,
     ended: impl Future<Output = Error> + Send + 'static,
 ) -> Result<WatchStream> {
-    let Open { hub, pool, settings, limits, slot } = on;
+    let Open { hub, pool, settings, limits, slot, alerts } = on;
     match tokio::time::timeout(READY_WAIT, hub.ready()).await {
         Ok(true) => {}
         Ok(false) => {
@@ -91,6 +94,13 @@ pub async fn open(
         None => Cursor::from_snapshot(repo::snapshot(&mut conn).await?.0),
     };
     let first = feed::read_page(&mut conn, &cursor, backlog_options(settings)).await?;
+    let alerts = match alerts {
+        Some(feed) => {
+            let all = alerts::school(&mut conn, Utc::now(), &alerts::Rules::of_presence(settings)).await?;
+            Some(feed.watch(alerts::visible(&all, &access)))
+        }
+        None => None,
+    };
     drop(conn);
 
     let (out, stream) = mpsc::channel(BUFFER);
@@ -105,6 +115,7 @@ pub async fn open(
         out,
         last_sent: Instant::now(),
         counts: None,
+        alerts,
     };
     tokio::spawn(watcher.run(first, live, ended));
     Ok(ReceiverStream::new(stream))
@@ -127,6 +138,8 @@ struct Watcher {
     last_sent: Instant,
     /// The newest counts this watcher saw in a page or batch.
     counts: Option<Counts>,
+    /// The alerts, when the stream asked for them.
+    alerts: Option<alerts::Watch>,
 }
 
 /// Why a stream ends.
@@ -169,6 +182,9 @@ impl Watcher {
         if full {
             self.backlog().await?;
         }
+        if let Some(first) = self.alerts.as_ref().map(|a| a.sent().to_vec()) {
+            self.send(convert::alerts(&self.cursor, &first, Utc::now())).await?;
+        }
         let mut refresh = tokio::time::interval(self.settings.access_refresh);
         refresh.tick().await;
         loop {
@@ -192,7 +208,11 @@ impl Watcher {
                     }
                 },
                 _ = tokio::time::sleep_until(heartbeat_at) => self.heartbeat().await?,
-                _ = refresh.tick() => self.refresh_access().await,
+                _ = refresh.tick() => {
+                    self.refresh_access().await;
+                    self.send_alerts().await?;
+                }
+                _ = alerts_changed(self.alerts.as_mut()) => self.send_alerts().await?,
             }
         }
     }
@@ -268,8 +288,22 @@ impl Watcher {
         }
     }
 
+    /// An ALERTS event when the caller's alerts changed since the last one.
+    async fn send_alerts(&mut self) -> Result<(), End> {
+        let Some(changed) = self.alerts.as_mut().and_then(|a| a.next(&self.access)) else { return Ok(()) };
+        self.send(convert::alerts(&self.cursor, &changed, Utc::now())).await
+    }
+
     async fn send(&mut self, event: pb::PresenceEvent) -> Result<(), End> {
         self.last_sent = Instant::now();
         self.out.send(Ok(pb::WatchPresenceResponse { event: Some(event) })).await.map_err(|_| End::Gone)
+    }
+}
+
+/// Resolves when the school's alerts changed; never without alerts.
+async fn alerts_changed(alerts: Option<&mut alerts::Watch>) {
+    match alerts {
+        Some(a) => a.changed().await,
+        None => std::future::pending().await,
     }
 }

@@ -38,6 +38,12 @@ pub trait SettingsSource: Send + Sync + 'static {
 pub mod keys {
     /// From this local time an entrance scan may check a pupil out for the day.
     pub const DAILY_CHECKOUT_TIME: &str = "attendance.daily_checkout_time";
+    /// Local time by which a pupil expected today should have arrived (presence alerts).
+    pub const ALERT_NOT_ARRIVED_BY: &str = "presence.alert_not_arrived_by";
+    /// Minutes after today's pickup time a pupil may still be present (presence alerts).
+    pub const ALERT_PICKUP_GRACE_MINUTES: &str = "presence.alert_pickup_grace_minutes";
+    /// Minutes a pupil may be in transit before an alert (presence alerts).
+    pub const ALERT_TRANSIT_MINUTES: &str = "presence.alert_transit_minutes";
     /// Visit retention for pupils without a consent.
     pub const DEFAULT_RETENTION_DAYS: &str = "privacy.default_visit_retention_days";
     /// Scans older than this are stale.
@@ -55,6 +61,9 @@ pub mod keys {
 /// outside this module.
 pub const READERS: &[(&str, &str)] = &[
     (keys::DAILY_CHECKOUT_TIME, "daily_checkout_time"),
+    (keys::ALERT_NOT_ARRIVED_BY, "alert_not_arrived_by"),
+    (keys::ALERT_PICKUP_GRACE_MINUTES, "alert_pickup_grace"),
+    (keys::ALERT_TRANSIT_MINUTES, "alert_transit_limit"),
     (keys::DEFAULT_RETENTION_DAYS, "default_retention_days"),
     (keys::SCAN_MAX_AGE_MINUTES, "scan_max_age"),
     (keys::SESSION_END_TIME, "session_end_time"),
@@ -171,6 +180,23 @@ impl LiveSettings {
     /// (`attendance.daily_checkout_time`).
     pub fn daily_checkout_time(&self) -> NaiveTime {
         self.time_of_day(keys::DAILY_CHECKOUT_TIME)
+    }
+
+    /// By this local time a pupil expected today should have arrived
+    /// (`presence.alert_not_arrived_by`).
+    pub fn alert_not_arrived_by(&self) -> NaiveTime {
+        self.time_of_day(keys::ALERT_NOT_ARRIVED_BY)
+    }
+
+    /// How long after today's pickup time a pupil may still be present before an alert
+    /// (`presence.alert_pickup_grace_minutes`).
+    pub fn alert_pickup_grace(&self) -> chrono::Duration {
+        chrono::Duration::minutes(self.integer(keys::ALERT_PICKUP_GRACE_MINUTES))
+    }
+
+    /// How long a pupil may be in transit before an alert (`presence.alert_transit_minutes`).
+    pub fn alert_transit_limit(&self) -> chrono::Duration {
+        chrono::Duration::minutes(self.integer(keys::ALERT_TRANSIT_MINUTES))
     }
 
     /// Visit retention in days for pupils without an accepted consent

@@ -78,8 +78,8 @@ impl SettingDef {
     }
 }
 
-/// Every setting Phoenix reads (the scan, session and checkout settings, and the retention
-/// default the retention purge reads). The
+/// Every setting Phoenix reads (the scan, session and checkout settings, the presence
+/// board's alert thresholds, and the retention default the retention purge reads). The
 /// purge's time of day is `PHOENIX_CLEANUP_TIME` (README.md, configuration), deliberately not a setting
 /// too: one source, no second knob that silently loses.
 pub const SETTINGS: &[SettingDef] = &[
@@ -88,6 +88,30 @@ pub const SETTINGS: &[SettingDef] = &[
         kind: Kind::TimeOfDay,
         default: "15:00",
         description: "From this local time an entrance scan may check a pupil out for the day even when a pickup rule applies",
+        locked: false,
+        requires_restart: false,
+    },
+    SettingDef {
+        key: "presence.alert_not_arrived_by",
+        kind: Kind::TimeOfDay,
+        default: "09:00",
+        description: "A pupil expected today (pickup or class schedule) who has not arrived by this local time is a not-arrived alert on the presence board",
+        locked: false,
+        requires_restart: false,
+    },
+    SettingDef {
+        key: "presence.alert_pickup_grace_minutes",
+        kind: Kind::Integer { min: 0, max: 240 },
+        default: "15",
+        description: "A pupil still present this many minutes after today's pickup time is a past-pickup alert on the presence board",
+        locked: false,
+        requires_restart: false,
+    },
+    SettingDef {
+        key: "presence.alert_transit_minutes",
+        kind: Kind::Integer { min: 1, max: 480 },
+        default: "15",
+        description: "A pupil in transit (arrived, in no room) for longer than this many minutes is an alert on the presence board",
         locked: false,
         requires_restart: false,
     },

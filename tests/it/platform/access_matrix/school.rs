@@ -581,7 +581,7 @@ impl School {
         let p1 = self.p1;
         let [r1, r2, _] = self.rooms;
         let [sess1, sess2] = self.sessions;
-        let req = self.req(role, apb::WatchPresenceRequest { cursor: String::new() });
+        let req = self.req(role, apb::WatchPresenceRequest { cursor: String::new(), alerts: false });
         let mut stream = self.presence().watch_presence(req).await.map_err(status)?.into_inner();
         let moves = [self.check_out(p1).await, self.check_out(self.p2).await];
         let back = [self.check_in(p1, sess1).await, self.check_in(self.p2, sess2).await];
