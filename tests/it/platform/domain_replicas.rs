@@ -1,9 +1,9 @@
-//! Two replicas of a domain behind one address (issue #16, docs/deployment.md "Scaling"):
-//! two independent in-process servers of the domain on the same database, each built from
-//! its own `ServiceContext` (own pools, own presence hub and LISTEN connection, own config
-//! cache, own job scheduler — everything a second process would have except the address
-//! space), behind a TCP proxy that deals connections round-robin, as a Kubernetes Service
-//! does.
+//! Two replicas of a domain behind one address (issue #16, docs/deployment.md "Scaling"): the
+//! test's own servers (`TestApp`) and a second replica on the same database, behind a TCP
+//! proxy that deals connections round-robin, as a Kubernetes Service does. The second replica
+//! is a process of its own (`domain-replica`: what `phoenix serve` runs) for presence, the
+//! config cache and the gateway; for jobs it is a second in-process `ServiceContext` (own
+//! pools, settings, scheduler), because both schedulers run on clocks the test sets.
 //!
 //! - Presence: a `WatchPresence` stream on replica 1 sees a scan handled by replica 2.
 //! - Config cache: a flag created and switched on through replica 1 is evaluated as such by
@@ -37,6 +37,7 @@ use phoenix_tests::app::connect;
 use phoenix_tests::auth::{admin_token, bearer, mint_token};
 use phoenix_tests::school::{self, School};
 use phoenix_tests::scrape::scrape;
+use tokio::io::AsyncBufReadExt as _;
 use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -44,10 +45,10 @@ const WAIT: Duration = Duration::from_secs(10);
 /// (the backstop reload, `phoenix_config::cache::SAFETY_RELOAD`, is 60 s).
 const NOTICE_BOUND: Duration = Duration::from_secs(5);
 
-/// The second replica of `domains` on the app's database: its own context and pools.
+/// The second replica of `domains` in this process, on the app's database: its own context,
+/// pools and settings.
 struct Replica {
     ctx: ServiceContext,
-    addrs: HashMap<Domain, SocketAddr>,
     shutdown: ShutdownToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
@@ -61,13 +62,8 @@ impl Replica {
         let running = services::start(domains, &ctx, app.config.listen_host, 0, false, &shutdown)
             .await
             .expect("start the second replica");
-        let mut addrs = HashMap::new();
-        let mut tasks = Vec::new();
-        for r in running {
-            addrs.insert(r.domain, r.addr);
-            tasks.push(r.task);
-        }
-        Self { ctx, addrs, shutdown, tasks }
+        let tasks = running.into_iter().map(|r| r.task).collect();
+        Self { ctx, shutdown, tasks }
     }
 
     async fn stop(self) {
@@ -75,6 +71,70 @@ impl Replica {
         for t in self.tasks {
             t.await.expect("server task").expect("server stops cleanly");
         }
+    }
+}
+
+/// The second replica of some domains as a process of its own (`domain-replica`), on the
+/// app's database with the app's settings for roles; killed if dropped before [`stop`].
+///
+/// [`stop`]: ReplicaProcess::stop
+struct ReplicaProcess {
+    child: tokio::process::Child,
+    addrs: HashMap<String, SocketAddr>,
+}
+
+impl ReplicaProcess {
+    async fn start(app: &TestApp, domains: &[Domain]) -> Self {
+        let list = domains.iter().map(|d| d.name()).collect::<Vec<_>>().join(",");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_domain-replica"))
+            .env("DATABASE_URL", app.db.url())
+            .env("PHOENIX_TEST_DOMAINS", list)
+            .env("PHOENIX_DB_ROLES", if app.config.db_roles { "on" } else { "off" })
+            .env("PHOENIX_JOBS", "off")
+            .env("PHOENIX_DB_POOL_SIZE", "4")
+            .env("PHOENIX_METRICS_PORT", "off")
+            .env("PHOENIX_LISTEN_HOST", "127.0.0.1")
+            .env("PHOENIX_DEVICE_KEY_SECRET", phoenix_tests::app::TEST_DEVICE_KEY_SECRET)
+            .env("RUST_LOG", "warn")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start a domain-replica process");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let addrs = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut addrs = HashMap::new();
+            while let Some(line) = lines.next_line().await.expect("stdout") {
+                if line == "domain-replica: ready" {
+                    return addrs;
+                }
+                if let Some((domain, addr)) = line.strip_prefix("domain-replica: ").and_then(|l| l.split_once(" on ")) {
+                    addrs.insert(domain.to_owned(), addr.parse::<SocketAddr>().expect("address"));
+                }
+            }
+            panic!("the domain-replica process ended before it was ready");
+        })
+        .await
+        .expect("the domain-replica process is ready within 60 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addrs }
+    }
+
+    fn addr(&self, domain: Domain) -> SocketAddr {
+        self.addrs[domain.name()]
+    }
+
+    /// SIGTERM, and the process drains and exits 0.
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
+        assert!(status.success(), "kill -TERM {pid}");
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the replica exits after SIGTERM")
+            .expect("wait");
+        assert!(exit.success(), "the replica stops cleanly: {exit}");
     }
 }
 
@@ -135,8 +195,8 @@ async fn a_presence_watch_on_one_replica_sees_a_scan_handled_by_the_other() {
     let s = School::create(&mut conn, 1).await;
     let mut setup = ActiveServiceClient::new(app.test_channel(Domain::Active).await);
     school::start_session(&mut setup, s.rooms[0], s.activity, s.staff).await;
-    let second = Replica::start(&app, &[Domain::Active]).await;
-    let proxy = RoundRobin::start([app.addr(Domain::Active), second.addrs[&Domain::Active]]).await;
+    let second = ReplicaProcess::start(&app, &[Domain::Active]).await;
+    let proxy = RoundRobin::start([app.addr(Domain::Active), second.addr(Domain::Active)]).await;
     let (on_first, on_second) = one_on_each(&proxy).await;
 
     let (_, admin) = admin_token(&app).await;
@@ -194,8 +254,8 @@ async fn a_presence_watch_on_one_replica_sees_a_scan_handled_by_the_other() {
 #[tokio::test]
 async fn a_flag_changed_through_one_replica_is_evaluated_so_by_the_other_within_the_notice_bound() {
     let app = TestApp::spawn(&[Domain::Config]).await;
-    let second = Replica::start(&app, &[Domain::Config]).await;
-    let proxy = RoundRobin::start([app.addr(Domain::Config), second.addrs[&Domain::Config]]).await;
+    let second = ReplicaProcess::start(&app, &[Domain::Config]).await;
+    let proxy = RoundRobin::start([app.addr(Domain::Config), second.addr(Domain::Config)]).await;
     let (on_first, on_second) = one_on_each(&proxy).await;
     let (_, admin) = admin_token(&app).await;
     let (mut first, mut other) = (ConfigServiceClient::new(on_first), ConfigServiceClient::new(on_second));
@@ -382,8 +442,8 @@ async fn the_gateway_counts_forwarded_calls_by_exactly_what_it_forwarded() {
     let stop_metrics = ShutdownToken::new();
     let metrics = m::start(&config, false, stop_metrics.clone()).await.expect("metrics").expect("not off");
     let app = TestApp::spawn(&[Domain::Active]).await;
-    let second = Replica::start(&app, &[Domain::Active]).await;
-    let proxy = RoundRobin::start([app.addr(Domain::Active), second.addrs[&Domain::Active]]).await;
+    let second = ReplicaProcess::start(&app, &[Domain::Active]).await;
+    let proxy = RoundRobin::start([app.addr(Domain::Active), second.addr(Domain::Active)]).await;
     // Active behind the proxy; users at an address where nothing listens.
     let upstreams =
         vec![(Domain::Active, format!("http://{}", proxy.addr)), (Domain::Users, "http://127.0.0.1:9".into())];
