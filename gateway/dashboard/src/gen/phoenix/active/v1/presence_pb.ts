@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file phoenix/active/v1/presence.proto.
  */
 export const file_phoenix_active_v1_presence: GenFile = /*@__PURE__*/
-  fileDesc("CiBwaG9lbml4L2FjdGl2ZS92MS9wcmVzZW5jZS5wcm90bxIRcGhvZW5peC5hY3RpdmUudjEidQoOUHJlc2VuY2VDb3VudHMSDwoHaW5fcm9vbRgBIAEoAxISCgppbl90cmFuc2l0GAIgASgDEg4KBmFic2VudBgDIAEoAxIRCglnb25lX2hvbWUYBCABKAMSDAoEc2ljaxgFIAEoAxINCgV0b3RhbBgGIAEoAyI8ChJQcmVzZW5jZVN1cGVydmlzb3ISEAoIc3RhZmZfaWQYASABKAMSFAoMZGlzcGxheV9uYW1lGAIgASgJImQKDVByZXNlbmNlUHVwaWwSEgoKc3R1ZGVudF9pZBgBIAEoAxIUCgxkaXNwbGF5X25hbWUYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqsDCgxSb29tUHJlc2VuY2USDwoHcm9vbV9pZBgBIAEoAxIRCglyb29tX25hbWUYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoAxIYCgthY3Rpdml0eV9pZBgEIAEoA0gAiAEBEhUKDWFjdGl2aXR5X25hbWUYBSABKAkSHwoSZWR1Y2F0aW9uX2dyb3VwX2lkGAYgASgDSAGIAQESHAoUZWR1Y2F0aW9uX2dyb3VwX25hbWUYByABKAkSOgoLc3VwZXJ2aXNvcnMYCCADKAsyJS5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVN1cGVydmlzb3ISEwoLcHVwaWxfY291bnQYCSABKAMSFQoIY2FwYWNpdHkYCiABKAVIAogBARIwCgZwdXBpbHMYCyADKAsyIC5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVB1cGlsEhcKD3B1cGlsc19yZWRhY3RlZBgMIAEoCBIMCgRtaW5lGA0gASgIQg4KDF9hY3Rpdml0eV9pZEIVChNfZWR1Y2F0aW9uX2dyb3VwX2lkQgsKCV9jYXBhY2l0eSIZChdHZXRQcmVzZW5jZUJvYXJkUmVxdWVzdCLGAQoYR2V0UHJlc2VuY2VCb2FyZFJlc3BvbnNlEi4KBXJvb21zGAEgAygLMh8ucGhvZW5peC5hY3RpdmUudjEuUm9vbVByZXNlbmNlEjEKBmNvdW50cxgCIAEoCzIhLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlQ291bnRzEg4KBmN1cnNvchgDIAEoCRIpCgVhc19vZhgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZGF0ZRgFIAEoCSKqBAoNUHJlc2VuY2VFdmVudBIOCgZjdXJzb3IYASABKAkSMgoEa2luZBgCIAEoDjIkLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlRXZlbnRLaW5kEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgVwdXBpbBgEIAEoCzIgLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlUHVwaWwSFAoHcm9vbV9pZBgFIAEoA0gAiAEBEhEKCXJvb21fbmFtZRgGIAEoCRIXCgpzZXNzaW9uX2lkGAcgASgDSAGIAQESGQoMZnJvbV9yb29tX2lkGAggASgDSAKIAQESMQoGY291bnRzGAkgASgLMiEucGhvZW5peC5hY3RpdmUudjEuUHJlc2VuY2VDb3VudHMSHQoQcm9vbV9wdXBpbF9jb3VudBgKIAEoA0gDiAEBEiIKFWZyb21fcm9vbV9wdXBpbF9jb3VudBgLIAEoA0gEiAEBEhYKDmZyb21fcm9vbV9uYW1lGAwgASgJEi0KBHJvb20YDSABKAsyHy5waG9lbml4LmFjdGl2ZS52MS5Sb29tUHJlc2VuY2VCCgoIX3Jvb21faWRCDQoLX3Nlc3Npb25faWRCDwoNX2Zyb21fcm9vbV9pZEITChFfcm9vbV9wdXBpbF9jb3VudEIYChZfZnJvbV9yb29tX3B1cGlsX2NvdW50IiYKFFdhdGNoUHJlc2VuY2VSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCSJIChVXYXRjaFByZXNlbmNlUmVzcG9uc2USLwoFZXZlbnQYASABKAsyIC5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZUV2ZW50KooDChFQcmVzZW5jZUV2ZW50S2luZBIjCh9QUkVTRU5DRV9FVkVOVF9LSU5EX1VOU1BFQ0lGSUVEEAASIgoeUFJFU0VOQ0VfRVZFTlRfS0lORF9DSEVDS0VEX0lOEAESIwofUFJFU0VOQ0VfRVZFTlRfS0lORF9DSEVDS0VEX09VVBACEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfVFJBTlNGRVJSRUQQAxIhCh1QUkVTRU5DRV9FVkVOVF9LSU5EX0dPTkVfSE9NRRAEEh8KG1BSRVNFTkNFX0VWRU5UX0tJTkRfQVJSSVZFRBAFEicKI1BSRVNFTkNFX0VWRU5UX0tJTkRfU0VTU0lPTl9TVEFSVEVEEAYSJQohUFJFU0VOQ0VfRVZFTlRfS0lORF9TRVNTSU9OX0VOREVEEAcSKwonUFJFU0VOQ0VfRVZFTlRfS0lORF9TVVBFUlZJU09SU19DSEFOR0VEEAgSIQodUFJFU0VOQ0VfRVZFTlRfS0lORF9IRUFSVEJFQVQQCTLkAQoPUHJlc2VuY2VTZXJ2aWNlEmsKEEdldFByZXNlbmNlQm9hcmQSKi5waG9lbml4LmFjdGl2ZS52MS5HZXRQcmVzZW5jZUJvYXJkUmVxdWVzdBorLnBob2VuaXguYWN0aXZlLnYxLkdldFByZXNlbmNlQm9hcmRSZXNwb25zZRJkCg1XYXRjaFByZXNlbmNlEicucGhvZW5peC5hY3RpdmUudjEuV2F0Y2hQcmVzZW5jZVJlcXVlc3QaKC5waG9lbml4LmFjdGl2ZS52MS5XYXRjaFByZXNlbmNlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiBwaG9lbml4L2FjdGl2ZS92MS9wcmVzZW5jZS5wcm90bxIRcGhvZW5peC5hY3RpdmUudjEidQoOUHJlc2VuY2VDb3VudHMSDwoHaW5fcm9vbRgBIAEoAxISCgppbl90cmFuc2l0GAIgASgDEg4KBmFic2VudBgDIAEoAxIRCglnb25lX2hvbWUYBCABKAMSDAoEc2ljaxgFIAEoAxINCgV0b3RhbBgGIAEoAyI8ChJQcmVzZW5jZVN1cGVydmlzb3ISEAoIc3RhZmZfaWQYASABKAMSFAoMZGlzcGxheV9uYW1lGAIgASgJImQKDVByZXNlbmNlUHVwaWwSEgoKc3R1ZGVudF9pZBgBIAEoAxIUCgxkaXNwbGF5X25hbWUYAiABKAkSKQoFc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIqsDCgxSb29tUHJlc2VuY2USDwoHcm9vbV9pZBgBIAEoAxIRCglyb29tX25hbWUYAiABKAkSEgoKc2Vzc2lvbl9pZBgDIAEoAxIYCgthY3Rpdml0eV9pZBgEIAEoA0gAiAEBEhUKDWFjdGl2aXR5X25hbWUYBSABKAkSHwoSZWR1Y2F0aW9uX2dyb3VwX2lkGAYgASgDSAGIAQESHAoUZWR1Y2F0aW9uX2dyb3VwX25hbWUYByABKAkSOgoLc3VwZXJ2aXNvcnMYCCADKAsyJS5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVN1cGVydmlzb3ISEwoLcHVwaWxfY291bnQYCSABKAMSFQoIY2FwYWNpdHkYCiABKAVIAogBARIwCgZwdXBpbHMYCyADKAsyIC5waG9lbml4LmFjdGl2ZS52MS5QcmVzZW5jZVB1cGlsEhcKD3B1cGlsc19yZWRhY3RlZBgMIAEoCBIMCgRtaW5lGA0gASgIQg4KDF9hY3Rpdml0eV9pZEIVChNfZWR1Y2F0aW9uX2dyb3VwX2lkQgsKCV9jYXBhY2l0eSIZChdHZXRQcmVzZW5jZUJvYXJkUmVxdWVzdCLwAQoYR2V0UHJlc2VuY2VCb2FyZFJlc3BvbnNlEi4KBXJvb21zGAEgAygLMh8ucGhvZW5peC5hY3RpdmUudjEuUm9vbVByZXNlbmNlEjEKBmNvdW50cxgCIAEoCzIhLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlQ291bnRzEg4KBmN1cnNvchgDIAEoCRIpCgVhc19vZhgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDAoEZGF0ZRgFIAEoCRIoCgZhbGVydHMYBiADKAsyGC5waG9lbml4LmFjdGl2ZS52MS5BbGVydCK9AQoFQWxlcnQSKgoEa2luZBgBIAEoDjIcLnBob2VuaXguYWN0aXZlLnYxLkFsZXJ0S2luZBISCgpzdHVkZW50X2lkGAIgASgDEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRIpCgVzaW5jZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFAoHcm9vbV9pZBgFIAEoA0gAiAEBEhEKCXJvb21fbmFtZRgGIAEoCUIKCghfcm9vbV9pZCLUBAoNUHJlc2VuY2VFdmVudBIOCgZjdXJzb3IYASABKAkSMgoEa2luZBgCIAEoDjIkLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlRXZlbnRLaW5kEi8KC29jY3VycmVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgVwdXBpbBgEIAEoCzIgLnBob2VuaXguYWN0aXZlLnYxLlByZXNlbmNlUHVwaWwSFAoHcm9vbV9pZBgFIAEoA0gAiAEBEhEKCXJvb21fbmFtZRgGIAEoCRIXCgpzZXNzaW9uX2lkGAcgASgDSAGIAQESGQoMZnJvbV9yb29tX2lkGAggASgDSAKIAQESMQoGY291bnRzGAkgASgLMiEucGhvZW5peC5hY3RpdmUudjEuUHJlc2VuY2VDb3VudHMSHQoQcm9vbV9wdXBpbF9jb3VudBgKIAEoA0gDiAEBEiIKFWZyb21fcm9vbV9wdXBpbF9jb3VudBgLIAEoA0gEiAEBEhYKDmZyb21fcm9vbV9uYW1lGAwgASgJEi0KBHJvb20YDSABKAsyHy5waG9lbml4LmFjdGl2ZS52MS5Sb29tUHJlc2VuY2USKAoGYWxlcnRzGA4gAygLMhgucGhvZW5peC5hY3RpdmUudjEuQWxlcnRCCgoIX3Jvb21faWRCDQoLX3Nlc3Npb25faWRCDwoNX2Zyb21fcm9vbV9pZEITChFfcm9vbV9wdXBpbF9jb3VudEIYChZfZnJvbV9yb29tX3B1cGlsX2NvdW50IjYKFFdhdGNoUHJlc2VuY2VSZXF1ZXN0Eg4KBmN1cnNvchgBIAEoCRIOCgZhbGVydHMYAiABKAgiSAoVV2F0Y2hQcmVzZW5jZVJlc3BvbnNlEi8KBWV2ZW50GAEgASgLMiAucGhvZW5peC5hY3RpdmUudjEuUHJlc2VuY2VFdmVudCp/CglBbGVydEtpbmQSGgoWQUxFUlRfS0lORF9VTlNQRUNJRklFRBAAEhoKFkFMRVJUX0tJTkRfTk9UX0FSUklWRUQQARIeChpBTEVSVF9LSU5EX0xPTkdfSU5fVFJBTlNJVBACEhoKFkFMRVJUX0tJTkRfUEFTVF9QSUNLVVAQAyqqAwoRUHJlc2VuY2VFdmVudEtpbmQSIwofUFJFU0VOQ0VfRVZFTlRfS0lORF9VTlNQRUNJRklFRBAAEiIKHlBSRVNFTkNFX0VWRU5UX0tJTkRfQ0hFQ0tFRF9JThABEiMKH1BSRVNFTkNFX0VWRU5UX0tJTkRfQ0hFQ0tFRF9PVVQQAhIjCh9QUkVTRU5DRV9FVkVOVF9LSU5EX1RSQU5TRkVSUkVEEAMSIQodUFJFU0VOQ0VfRVZFTlRfS0lORF9HT05FX0hPTUUQBBIfChtQUkVTRU5DRV9FVkVOVF9LSU5EX0FSUklWRUQQBRInCiNQUkVTRU5DRV9FVkVOVF9LSU5EX1NFU1NJT05fU1RBUlRFRBAGEiUKIVBSRVNFTkNFX0VWRU5UX0tJTkRfU0VTU0lPTl9FTkRFRBAHEisKJ1BSRVNFTkNFX0VWRU5UX0tJTkRfU1VQRVJWSVNPUlNfQ0hBTkdFRBAIEiEKHVBSRVNFTkNFX0VWRU5UX0tJTkRfSEVBUlRCRUFUEAkSHgoaUFJFU0VOQ0VfRVZFTlRfS0lORF9BTEVSVFMQCjLkAQoPUHJlc2VuY2VTZXJ2aWNlEmsKEEdldFByZXNlbmNlQm9hcmQSKi5waG9lbml4LmFjdGl2ZS52MS5HZXRQcmVzZW5jZUJvYXJkUmVxdWVzdBorLnBob2VuaXguYWN0aXZlLnYxLkdldFByZXNlbmNlQm9hcmRSZXNwb25zZRJkCg1XYXRjaFByZXNlbmNlEicucGhvZW5peC5hY3RpdmUudjEuV2F0Y2hQcmVzZW5jZVJlcXVlc3QaKC5waG9lbml4LmFjdGl2ZS52MS5XYXRjaFByZXNlbmNlUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * School-wide pupil counts for today's business date (aggregates only, no personal data).
@@ -263,6 +263,14 @@ export type GetPresenceBoardResponse = Message<"phoenix.active.v1.GetPresenceBoa
    * @generated from field: string date = 5;
    */
   date: string;
+
+  /**
+   * The alerts about pupils the caller has full access to, as of `as_of` (docs/presence.md
+   * "Alerts"); always empty for a caller without `groups:read` (a guardian).
+   *
+   * @generated from field: repeated phoenix.active.v1.Alert alerts = 6;
+   */
+  alerts: Alert[];
 };
 
 /**
@@ -271,6 +279,59 @@ export type GetPresenceBoardResponse = Message<"phoenix.active.v1.GetPresenceBoa
  */
 export const GetPresenceBoardResponseSchema: GenMessage<GetPresenceBoardResponse> = /*@__PURE__*/
   messageDesc(file_phoenix_active_v1_presence, 5);
+
+/**
+ * One alert about one pupil (a pupil has at most one alert of each kind).
+ *
+ * @generated from message phoenix.active.v1.Alert
+ */
+export type Alert = Message<"phoenix.active.v1.Alert"> & {
+  /**
+   * @generated from field: phoenix.active.v1.AlertKind kind = 1;
+   */
+  kind: AlertKind;
+
+  /**
+   * @generated from field: int64 student_id = 2;
+   */
+  studentId: bigint;
+
+  /**
+   * First name + last initial, as on the board.
+   *
+   * @generated from field: string display_name = 3;
+   */
+  displayName: string;
+
+  /**
+   * NOT_ARRIVED: the time by which the pupil should have arrived; LONG_IN_TRANSIT: when
+   * the pupil left their last room (or arrived, when in none yet); PAST_PICKUP: today's
+   * pickup time.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 4;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * LONG_IN_TRANSIT: the room last left; PAST_PICKUP: the room the pupil is in. Unset when
+   * there is none.
+   *
+   * @generated from field: optional int64 room_id = 5;
+   */
+  roomId?: bigint | undefined;
+
+  /**
+   * @generated from field: string room_name = 6;
+   */
+  roomName: string;
+};
+
+/**
+ * Describes the message phoenix.active.v1.Alert.
+ * Use `create(AlertSchema)` to create a new message.
+ */
+export const AlertSchema: GenMessage<Alert> = /*@__PURE__*/
+  messageDesc(file_phoenix_active_v1_presence, 6);
 
 /**
  * One change.
@@ -363,6 +424,13 @@ export type PresenceEvent = Message<"phoenix.active.v1.PresenceEvent"> & {
    * @generated from field: phoenix.active.v1.RoomPresence room = 13;
    */
   room?: RoomPresence | undefined;
+
+  /**
+   * ALERTS: the caller's alerts now (see GetPresenceBoardResponse.alerts).
+   *
+   * @generated from field: repeated phoenix.active.v1.Alert alerts = 14;
+   */
+  alerts: Alert[];
 };
 
 /**
@@ -370,7 +438,7 @@ export type PresenceEvent = Message<"phoenix.active.v1.PresenceEvent"> & {
  * Use `create(PresenceEventSchema)` to create a new message.
  */
 export const PresenceEventSchema: GenMessage<PresenceEvent> = /*@__PURE__*/
-  messageDesc(file_phoenix_active_v1_presence, 6);
+  messageDesc(file_phoenix_active_v1_presence, 7);
 
 /**
  * @generated from message phoenix.active.v1.WatchPresenceRequest
@@ -386,6 +454,13 @@ export type WatchPresenceRequest = Message<"phoenix.active.v1.WatchPresenceReque
    * @generated from field: string cursor = 1;
    */
   cursor: string;
+
+  /**
+   * Also send ALERTS events (docs/presence.md "Alerts"). Off: the stream is as before.
+   *
+   * @generated from field: bool alerts = 2;
+   */
+  alerts: boolean;
 };
 
 /**
@@ -393,7 +468,7 @@ export type WatchPresenceRequest = Message<"phoenix.active.v1.WatchPresenceReque
  * Use `create(WatchPresenceRequestSchema)` to create a new message.
  */
 export const WatchPresenceRequestSchema: GenMessage<WatchPresenceRequest> = /*@__PURE__*/
-  messageDesc(file_phoenix_active_v1_presence, 7);
+  messageDesc(file_phoenix_active_v1_presence, 8);
 
 /**
  * @generated from message phoenix.active.v1.WatchPresenceResponse
@@ -410,7 +485,48 @@ export type WatchPresenceResponse = Message<"phoenix.active.v1.WatchPresenceResp
  * Use `create(WatchPresenceResponseSchema)` to create a new message.
  */
 export const WatchPresenceResponseSchema: GenMessage<WatchPresenceResponse> = /*@__PURE__*/
-  messageDesc(file_phoenix_active_v1_presence, 8);
+  messageDesc(file_phoenix_active_v1_presence, 9);
+
+/**
+ * Why a pupil needs a staff member's attention (docs/presence.md "Alerts").
+ *
+ * @generated from enum phoenix.active.v1.AlertKind
+ */
+export enum AlertKind {
+  /**
+   * @generated from enum value: ALERT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Expected today (a pickup schedule or pickup exception for today, or a class schedule of
+   * their group today) and not arrived by the setting `presence.alert_not_arrived_by`.
+   *
+   * @generated from enum value: ALERT_KIND_NOT_ARRIVED = 1;
+   */
+  NOT_ARRIVED = 1,
+
+  /**
+   * Arrived, in no room, for longer than `presence.alert_transit_minutes`.
+   *
+   * @generated from enum value: ALERT_KIND_LONG_IN_TRANSIT = 2;
+   */
+  LONG_IN_TRANSIT = 2,
+
+  /**
+   * Still present (not checked out) `presence.alert_pickup_grace_minutes` after today's
+   * pickup time.
+   *
+   * @generated from enum value: ALERT_KIND_PAST_PICKUP = 3;
+   */
+  PAST_PICKUP = 3,
+}
+
+/**
+ * Describes the enum phoenix.active.v1.AlertKind.
+ */
+export const AlertKindSchema: GenEnum<AlertKind> = /*@__PURE__*/
+  enumDesc(file_phoenix_active_v1_presence, 0);
 
 /**
  * What changed.
@@ -476,13 +592,22 @@ export enum PresenceEventKind {
    * @generated from enum value: PRESENCE_EVENT_KIND_HEARTBEAT = 9;
    */
   HEARTBEAT = 9,
+
+  /**
+   * The caller's complete current alert set in `alerts` (replaces the previous one; empty =
+   * none). Only on streams opened with `alerts`: once after the backlog, then whenever the
+   * set changes. Its cursor is the current position.
+   *
+   * @generated from enum value: PRESENCE_EVENT_KIND_ALERTS = 10;
+   */
+  ALERTS = 10,
 }
 
 /**
  * Describes the enum phoenix.active.v1.PresenceEventKind.
  */
 export const PresenceEventKindSchema: GenEnum<PresenceEventKind> = /*@__PURE__*/
-  enumDesc(file_phoenix_active_v1_presence, 0);
+  enumDesc(file_phoenix_active_v1_presence, 1);
 
 /**
  * Where every pupil is, now (behaviour.md "Dashboard and live view"): a board snapshot and a
