@@ -4,12 +4,24 @@
 //! fresh database, starts the iot and active services and the MQTT bridge in-process on a
 //! real broker (`MQTT_URL`, else the embedded one), then drives N simulated readers (default
 //! 1, 16, 64), each sending scans one after the other (publish → Result received). Prints
-//! scans/s and end-to-end latency p50/p95/p99, and the same ProcessScan transaction run
-//! directly against the database at the same concurrency, as the ceiling.
+//! scans/s and end-to-end latency p50/p95/p99 of three paths at each concurrency:
+//!
+//! 1. the pipeline: signed MQTT publish → broker → gateway bridge → `ProcessScan` → Result;
+//! 2. the same `ProcessScan` transaction called directly (`phoenix_active::scan::process`);
+//! 3. the ceiling: the bare SQL of that transaction — the same statements, prepared, run
+//!    directly over tokio-postgres with no ORM, gRPC or MQTT ([`bare`]) — on as many
+//!    connections as the pipeline's pool allows (`BENCH_POOL`),
+//!
+//! and the ratios pipeline / bare and direct / bare (issue #17: ≥ 1.0× at 16 readers).
+//!
+//! The broker (`BENCH_BROKER`): `secured` (default) is the embedded broker as `phoenix dev`
+//! and `phoenix gateway` run it, rumqttd behind the credential and ACL proxy; `open` is
+//! rumqttd alone (the test harness's); `MQTT_URL` set uses that broker (e.g. Mosquitto).
 //!
 //! ```text
 //! cargo run --release -p phoenix-tests --bin reader-bench
-//! BENCH_PUPILS=10000 BENCH_ROOMS=200 BENCH_READERS=1,16,64 BENCH_SCANS=2000 cargo run --release …
+//! BENCH_PUPILS=10000 BENCH_ROOMS=200 BENCH_READERS=1,16,64 BENCH_SCANS=2000 BENCH_POOL=20 \
+//!   BENCH_BROKER=secured cargo run --release …
 //! ```
 
 use std::sync::Arc;
@@ -25,6 +37,8 @@ use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
 use phoenix_gateway::auth::StaticToken;
 use phoenix_gateway::bridge::{self, BridgeConfig, BridgeDeps};
+use phoenix_gateway::broker::EmbeddedBroker;
+use phoenix_gateway::broker_acl::BrokerAuth;
 use phoenix_gateway::sim::SimReader;
 use phoenix_reader_protocol::derive_device_key;
 use phoenix_tests::TestDb;
@@ -32,6 +46,13 @@ use phoenix_tests::app::{TEST_DEVICE_KEY_SECRET, test_config};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Each level's scans get ids of their own (a repeated id is a duplicate: answered from its
+/// receipt, far cheaper than a scan).
+fn next_level() -> usize {
+    static LEVEL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    LEVEL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn tag(i: usize) -> String {
@@ -114,6 +135,7 @@ async fn mqtt_level(broker: &str, prefix: &str, readers: usize, scans: usize, pu
         sims.push(SimReader::connect(broker, prefix, &device, &key).await?);
     }
     let per_reader = (scans / readers).max(1);
+    let run = next_level();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, mut sim) in sims.into_iter().enumerate() {
@@ -123,7 +145,7 @@ async fn mqtt_level(broker: &str, prefix: &str, readers: usize, scans: usize, pu
             let mut errors = 0;
             for k in 0..per_reader {
                 let pupil = (rng.next() as usize) % pupils;
-                let scan = sim.sign(&format!("{i}-{k}"), &tag(pupil), Utc::now());
+                let scan = sim.sign(&format!("{run}-{i}-{k}"), &tag(pupil), Utc::now());
                 let t0 = Instant::now();
                 if sim.publish(&scan).await.is_err() {
                     errors += 1;
@@ -162,6 +184,7 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
         daily_checkout_time: chrono::NaiveTime::MIN,
     };
     let per_task = (scans / concurrency).max(1);
+    let run = next_level();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..concurrency {
@@ -174,7 +197,7 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
                 let pupil = (rng.next() as usize) % pupils;
                 let cmd = ScanCommand {
                     device_id: format!("bench-{i}"),
-                    scan_id: format!("direct-{i}-{k}"),
+                    scan_id: format!("direct-{run}-{i}-{k}"),
                     tag: tag(pupil),
                     scanned_at: Utc::now(),
                 };
@@ -205,6 +228,285 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
     }
     level.elapsed = started.elapsed();
     Ok(level)
+}
+
+/// The bare SQL of the check-in transaction: what `ProcessScan` sends for a scan at a room
+/// reader (services/active/src/scan.rs and repo.rs), statement for statement, as prepared
+/// statements over tokio-postgres. Only the branches the bench's scans take are written
+/// out (check-in, transfer, check-out, capacity); their Result is stored like the real one.
+mod bare {
+    use std::time::{Duration, SystemTime};
+
+    use phoenix_reader_protocol::{Code, Outcome, ResultRoom, ResultStudent, ScanResult, display_name};
+    use tokio_postgres::types::Type;
+    use tokio_postgres::{Client, Statement};
+
+    pub struct Statements {
+        device: Statement,
+        claim: Statement,
+        card: Statement,
+        lock_student: Statement,
+        clock_lag: Statement,
+        newer: Statement,
+        room: Statement,
+        session: Statement,
+        open_visit: Statement,
+        close_visit: Statement,
+        touch: Statement,
+        count: Statement,
+        max_participants: Statement,
+        insert_visit: Statement,
+        attendance_of: Statement,
+        insert_attendance: Statement,
+        finish: Statement,
+        event: Statement,
+        notify: Statement,
+    }
+
+    pub async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
+        Ok(Statements {
+            device: c.prepare("SELECT id, status, kind, room_id FROM iot.devices WHERE device_id = $1 LIMIT 1").await?,
+            claim: c
+                .prepare(
+                    "INSERT INTO active.scan_receipts (device_id, scan_id, outcome, code, result) \
+                     VALUES ($1, $2, 'rejected', 'internal', '{}') ON CONFLICT (device_id, scan_id) DO NOTHING RETURNING id",
+                )
+                .await?,
+            card: c
+                .prepare(
+                    "SELECT c.active, st.id, p.first_name, p.last_name FROM users.rfid_cards c \
+                     LEFT JOIN users.persons p ON p.tag_id = c.id LEFT JOIN users.students st ON st.person_id = p.id \
+                     WHERE c.id = $1 LIMIT 1",
+                )
+                .await?,
+            lock_student: c.prepare("SELECT id FROM users.students WHERE id = $1 LIMIT 1 FOR NO KEY UPDATE").await?,
+            clock_lag: c
+                .prepare(
+                    "SELECT (extract(epoch FROM min(received_at - scanned_at)) * 1000)::bigint, min(received_at) \
+                     FROM active.scan_receipts \
+                     WHERE device_id = $1 AND received_at >= $2 AND scanned_at IS NOT NULL AND code <> 'stale_scan'",
+                )
+                .await?,
+            // Typed like diesel binds them (untyped, `least($3, $4)` would be text).
+            newer: c
+                .prepare_typed(
+                    "SELECT EXISTS ( \
+                         SELECT 1 FROM active.scan_receipts r \
+                         WHERE r.student_id = $1 AND r.outcome <> 'rejected' \
+                           AND r.received_at > least($3, $4) - make_interval(secs => $5) \
+                           AND CASE WHEN r.device_id = $2 THEN r.scanned_at > $3 \
+                                    ELSE coalesce((r.result ->> 'ordered_at')::timestamptz, r.scanned_at) > $4 END \
+                     ) OR EXISTS ( \
+                         SELECT 1 FROM active.presence_events p \
+                         WHERE p.student_id = $1 AND p.occurred_at > $4 \
+                           AND p.kind IN ('checked_in', 'checked_out', 'transferred', 'gone_home', 'arrived') \
+                           AND NOT EXISTS (SELECT 1 FROM active.scan_receipts s \
+                                           WHERE s.student_id = p.student_id AND s.received_at = p.occurred_at \
+                                             AND s.outcome <> 'rejected'))",
+                    &[Type::INT8, Type::INT8, Type::TIMESTAMPTZ, Type::TIMESTAMPTZ, Type::FLOAT8],
+                )
+                .await?,
+            room: c.prepare("SELECT name, capacity FROM facilities.rooms WHERE id = $1 LIMIT 1").await?,
+            session: c
+                .prepare(
+                    "SELECT id, activity_id, start_time FROM active.groups WHERE room_id = $1 AND end_time IS NULL \
+                     LIMIT 1 FOR NO KEY UPDATE",
+                )
+                .await?,
+            open_visit: c
+                .prepare(
+                    "SELECT v.id, v.active_group_id, v.entry_time, g.room_id FROM active.visits v \
+                     JOIN active.groups g ON g.id = v.active_group_id \
+                     WHERE v.student_id = $1 AND v.exit_time IS NULL LIMIT 1",
+                )
+                .await?,
+            close_visit: c
+                .prepare("UPDATE active.visits SET exit_time = greatest(entry_time, $2) WHERE id = $1")
+                .await?,
+            touch: c.prepare("UPDATE active.groups SET last_activity = $2 WHERE id = $1").await?,
+            count: c
+                .prepare("SELECT count(*) FROM active.visits WHERE active_group_id = $1 AND exit_time IS NULL")
+                .await?,
+            max_participants: c
+                .prepare("SELECT max_participants FROM activities.activities WHERE id = $1 LIMIT 1")
+                .await?,
+            insert_visit: c
+                .prepare(
+                    "INSERT INTO active.visits (student_id, active_group_id, entry_time) VALUES ($1, $2, $3) RETURNING id",
+                )
+                .await?,
+            attendance_of: c
+                .prepare(
+                    "SELECT id, check_out_time FROM active.attendance WHERE student_id = $1 AND date = $2::text::date LIMIT 1",
+                )
+                .await?,
+            insert_attendance: c
+                .prepare(
+                    "INSERT INTO active.attendance (student_id, date, check_in_time, check_in_device_id) \
+                     VALUES ($1, $2::text::date, $3, $4) ON CONFLICT (student_id, date) DO NOTHING",
+                )
+                .await?,
+            finish: c
+                .prepare(
+                    "UPDATE active.scan_receipts SET student_id = $2, scanned_at = $3, outcome = $4, code = $5, \
+                     result = $6::text::jsonb WHERE id = $1",
+                )
+                .await?,
+            event: c
+                .prepare(
+                    "INSERT INTO active.presence_events (kind, student_id, session_id, room_id, from_room_id) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                )
+                .await?,
+            notify: c.prepare("SELECT pg_notify($1, $2)").await?,
+        })
+    }
+
+    /// One scan of `tag` at reader `device`, in one transaction.
+    pub async fn scan(
+        client: &mut Client,
+        s: &Statements,
+        device: &str,
+        scan_id: &str,
+        tag: &str,
+        date: &str,
+    ) -> anyhow::Result<()> {
+        let now = SystemTime::now();
+        let scanned_at = now;
+        let tx = client.transaction().await?;
+        let dev = tx.query_one(&s.device, &[&device]).await?;
+        let (device_id, room_id): (i64, Option<i64>) = (dev.get(0), dev.get(3));
+        let receipt: i64 = tx.query_one(&s.claim, &[&device_id, &scan_id]).await?.get(0);
+        let card = tx.query_one(&s.card, &[&tag]).await?;
+        let (student, first, last): (i64, String, String) = (card.get(1), card.get(2), card.get(3));
+        tx.query_one(&s.lock_student, &[&student]).await?;
+        let since = now - Duration::from_secs(24 * 3600);
+        tx.query_one(&s.clock_lag, &[&device_id, &since]).await?;
+        let ahead = crate::MAX_CLOCK_AHEAD_SECS;
+        let newer: bool =
+            tx.query_one(&s.newer, &[&student, &device_id, &scanned_at, &scanned_at, &ahead]).await?.get(0);
+        anyhow::ensure!(!newer, "bare scan superseded");
+        let room_id = room_id.ok_or_else(|| anyhow::anyhow!("reader without a room"))?;
+        let room = tx.query_one(&s.room, &[&room_id]).await?;
+        let (room_name, capacity): (String, Option<i32>) = (room.get(0), room.get(1));
+        let session = tx.query_one(&s.session, &[&room_id]).await?;
+        let (session_id, activity, start): (i64, Option<i64>, SystemTime) =
+            (session.get(0), session.get(1), session.get(2));
+        let open = tx.query_opt(&s.open_visit, &[&student]).await?;
+        let open: Option<(i64, i64, i64)> = open.map(|r| (r.get(0), r.get(1), r.get(3)));
+        let who = ResultStudent { id: student, display_name: display_name(&first, &last) };
+        let result_room = ResultRoom { id: room_id, name: room_name.clone() };
+        let (outcome, code, kind, from_room) = if let Some((visit, _, _)) = open.filter(|o| o.1 == session_id) {
+            tx.execute(&s.close_visit, &[&visit, &scanned_at]).await?;
+            tx.execute(&s.touch, &[&session_id, &now]).await?;
+            (Outcome::CheckedOut, Code::Ok, Some("checked_out"), None)
+        } else {
+            let inside: i64 = tx.query_one(&s.count, &[&session_id]).await?.get(0);
+            let mut full = capacity.is_some_and(|c| inside >= i64::from(c));
+            if !full && let Some(activity) = activity {
+                let max: Option<i32> = tx.query_opt(&s.max_participants, &[&activity]).await?.and_then(|r| r.get(0));
+                full = max.is_some_and(|m| inside >= i64::from(m));
+            }
+            if full {
+                (Outcome::Rejected, Code::RoomFull, None, None)
+            } else {
+                if let Some((previous, _, _)) = open {
+                    tx.execute(&s.close_visit, &[&previous, &scanned_at]).await?;
+                }
+                let entry = scanned_at.max(start);
+                tx.query_one(&s.insert_visit, &[&student, &session_id, &entry]).await?;
+                if tx.query_opt(&s.attendance_of, &[&student, &date]).await?.is_none() {
+                    tx.execute(&s.insert_attendance, &[&student, &date, &scanned_at, &device_id]).await?;
+                }
+                tx.execute(&s.touch, &[&session_id, &now]).await?;
+                match open {
+                    Some((_, _, from)) => (Outcome::Transferred, Code::Ok, Some("transferred"), Some(from)),
+                    None => (Outcome::CheckedIn, Code::Ok, Some("checked_in"), None),
+                }
+            }
+        };
+        let result = ScanResult {
+            scan_id: scan_id.to_owned(),
+            outcome,
+            code,
+            message: format!("{}: {room_name}", outcome.as_str()),
+            student: Some(who),
+            room: Some(result_room),
+            duplicate: false,
+        };
+        let json = serde_json::to_string(&result)?;
+        tx.execute(&s.finish, &[&receipt, &Some(student), &Some(scanned_at), &outcome.as_str(), &code.as_str(), &json])
+            .await?;
+        if let Some(kind) = kind {
+            let event: i64 = tx
+                .query_one(&s.event, &[&kind, &Some(student), &Some(session_id), &Some(room_id), &from_room])
+                .await?
+                .get(0);
+            tx.query_one(&s.notify, &[&"phoenix_presence", &event.to_string()]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// `scan::MAX_CLOCK_AHEAD` in seconds (the bare form binds it like `repo::newer_state_change`).
+const MAX_CLOCK_AHEAD_SECS: f64 = phoenix_active::scan::MAX_CLOCK_AHEAD.as_secs_f64();
+
+async fn bare_level(url: &str, concurrency: usize, scans: usize, pupils: usize) -> anyhow::Result<Level> {
+    let per_task = (scans / concurrency).max(1);
+    let run = next_level();
+    let date = phoenix_common::time::business_date_in(Utc::now(), chrono_tz::Europe::Berlin).to_string();
+    let mut clients = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let statements = bare::prepare(&client).await?;
+        clients.push((client, statements));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (mut client, statements)) in clients.into_iter().enumerate() {
+        let date = date.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
+            let mut rng = Xorshift(0xA076_1D64_78BD_642F ^ ((i as u64 + 1) * 0x5555_3333_1111));
+            let mut errors = 0;
+            for k in 0..per_task {
+                let pupil = (rng.next() as usize) % pupils;
+                let t0 = Instant::now();
+                let device = format!("bench-{i}");
+                let scan_id = format!("bare-{run}-{i}-{k}");
+                match bare::scan(&mut client, &statements, &device, &scan_id, &tag(pupil), &date).await {
+                    Ok(()) => {
+                        let _ = h.record(t0.elapsed().as_micros() as u64);
+                    }
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("bare SQL scan failed: {e:#}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (h, errors)
+        }));
+    }
+    let mut level = Level::default();
+    for t in tasks {
+        let (h, errors) = t.await?;
+        level.scans += h.len();
+        level.errors += errors;
+        match &mut level.latency {
+            Some(total) => total.add(&h)?,
+            None => level.latency = Some(h),
+        }
+    }
+    level.elapsed = started.elapsed();
+    Ok(level)
+}
+
+fn rate(level: &Level) -> f64 {
+    level.scans as f64 / level.elapsed.as_secs_f64().max(1e-9)
 }
 
 fn machine() -> String {
@@ -252,7 +554,18 @@ async fn main() -> anyhow::Result<()> {
         .find(|r| r.domain == Domain::Active)
         .map(|r| r.addr)
         .ok_or_else(|| anyhow::anyhow!("no active"))?;
-    let broker = phoenix_tests::mqtt_url();
+    let broker_kind = match std::env::var("MQTT_URL") {
+        Ok(u) if !u.trim().is_empty() => "MQTT_URL".to_owned(),
+        _ => std::env::var("BENCH_BROKER").unwrap_or_else(|_| "secured".into()),
+    };
+    let broker = match broker_kind.as_str() {
+        "MQTT_URL" | "open" => phoenix_tests::mqtt_url(),
+        "secured" => {
+            let auth = BrokerAuth::from_config(&config, pool.clone())?;
+            EmbeddedBroker::start([127, 0, 0, 1].into(), 0, false, auth).await?.url()
+        }
+        other => anyhow::bail!("BENCH_BROKER={other}: expected secured or open"),
+    };
     let mut bridge_config = BridgeConfig::from_config(&config, &broker);
     // Simulated readers scan far faster than real ones: measure the pipeline, not the limit.
     bridge_config.reader_rate = (0, 1);
@@ -281,7 +594,11 @@ async fn main() -> anyhow::Result<()> {
     println!("machine: {}; build: {}", machine(), if cfg!(debug_assertions) { "debug" } else { "release" });
     println!(
         "broker: {}; gateway: {shards} shard workers; DB pool {pool_size}; ~{scans} scans per level, each reader sequential",
-        if std::env::var("MQTT_URL").is_ok_and(|u| !u.trim().is_empty()) { "MQTT_URL" } else { "embedded rumqttd" }
+        match broker_kind.as_str() {
+            "secured" => "embedded rumqttd behind the ACL proxy (as phoenix dev)",
+            "open" => "embedded rumqttd alone (BENCH_BROKER=open)",
+            _ => "MQTT_URL",
+        }
     );
     println!();
     println!(
@@ -290,14 +607,24 @@ async fn main() -> anyhow::Result<()> {
     );
     // Warm-up (connections, caches, plans).
     let _ = mqtt_level(&broker, &config.mqtt_prefix, 1, 20, pupils).await?;
+    let _ = bare_level(db.url(), 1, 20, pupils).await?;
+    let mut ratios = Vec::new();
     for &n in &readers {
-        let level = mqtt_level(&broker, &config.mqtt_prefix, n, scans, pupils).await?;
-        print_level("MQTT → gateway → ProcessScan", n, &level);
+        let mqtt = mqtt_level(&broker, &config.mqtt_prefix, n, scans, pupils).await?;
+        print_level("MQTT → gateway → ProcessScan", n, &mqtt);
+        let direct = direct_level(&pool, n, scans, pupils).await?;
+        print_level("ProcessScan tx, direct", n, &direct);
+        // The ceiling uses as many connections as the pipeline's pool has.
+        let bare = bare_level(db.url(), n.min(pool_size as usize), scans, pupils).await?;
+        print_level("bare SQL tx (ceiling)", n, &bare);
+        ratios.push((n, rate(&mqtt) / rate(&bare), rate(&direct) / rate(&bare)));
     }
-    for &n in &readers {
-        let level = direct_level(&pool, n, scans, pupils).await?;
-        print_level("ProcessScan tx, direct (ceiling)", n, &level);
+    println!();
+    println!("{:<28} {:>4} {:>16} {:>16}", "ratio to the ceiling", "N", "pipeline / bare", "direct / bare");
+    for (n, pipeline, direct) in ratios {
+        println!("{:<28} {n:>4} {pipeline:>15.2}× {direct:>15.2}×", "");
     }
+    println!("targets (issue #17): pipeline ≥ 1.0× at 16 readers with p99 ≤ 20 ms; one reader p50 ≤ 5 ms");
     let stats = bridge.stats();
     println!();
     println!("bridge: {} received, {} processed, {} unanswered", stats.received, stats.processed, stats.unanswered);
@@ -312,6 +639,15 @@ async fn main() -> anyhow::Result<()> {
 /// The gateway's service credential for the run: a real token with `scans:process`, signed
 /// with the database's signing key (what `ExchangeClientCredentials` would return).
 async fn gateway_token(pool: &db::DbPool, config: &phoenix_common::config::Config) -> anyhow::Result<StaticToken> {
+    // The token verifier refuses tokens of service clients that do not exist.
+    let mut conn = pool.get().await?;
+    diesel::sql_query(
+        "INSERT INTO auth.service_clients (client_id, secret_hash, permissions, active) \
+         VALUES ('gateway', 'minted-by-the-bench', ARRAY['scans:process'], true) ON CONFLICT (client_id) DO NOTHING",
+    )
+    .execute(&mut conn)
+    .await?;
+    drop(conn);
     let signer = phoenix_auth::keys::ensure_signing_key(pool, &config.secret_key, &Default::default()).await?;
     let subject = phoenix_auth::tokens::Subject {
         sub: "service:gateway".into(),
