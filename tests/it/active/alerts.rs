@@ -1,14 +1,18 @@
 //! Presence alerts (issue #18, docs/presence.md "Alerts") against real PostgreSQL: each kind
 //! raised exactly at its threshold (explicit `now`, never sleeping) and cleared by the change
-//! that ends it; who sees which alert on the board; the stream delivers and clears them.
+//! that ends it; who sees which alert on the board; the stream delivers and clears them; a
+//! threshold changed through ConfigService applies without a restart.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone as _, Utc};
 use chrono_tz::Europe::Berlin;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_active::presence::alerts::{self, Alert, AlertKind, Rules};
+use phoenix_common::domain::Domain;
 use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::PresenceEventKind as Kind;
 use phoenix_proto::active::v1::presence_service_client::PresenceServiceClient;
+use phoenix_proto::config::v1 as cpb;
+use phoenix_proto::config::v1::config_service_client::ConfigServiceClient;
 use phoenix_tests::db::TestDb;
 use phoenix_tests::grpc::{As, request};
 use phoenix_tests::{fixtures, school};
@@ -285,7 +289,7 @@ async fn the_board_carries_only_the_alerts_about_pupils_the_caller_may_see() {
 
     // A guardian: no alerts, neither about other pupils nor about their own child.
     let token = guardian_token(&app, &mut conn, fox).await;
-    let mut family = PresenceServiceClient::new(app.channel_as(phoenix_common::domain::Domain::Active, &token).await);
+    let mut family = PresenceServiceClient::new(app.channel_as(Domain::Active, &token).await);
     let theirs = family.get_presence_board(pb::GetPresenceBoardRequest {}).await.expect("board").into_inner();
     assert_eq!(theirs.alerts, []);
 }
@@ -346,4 +350,33 @@ async fn the_stream_sends_the_alerts_once_opened_and_again_when_a_pupil_enters_a
     let mut plain = open(As::Admin, false).await;
     let e = next_event(&mut plain).await;
     assert_ne!(e.kind(), Kind::Alerts);
+}
+
+#[tokio::test]
+async fn the_transit_threshold_is_a_live_setting() {
+    let app = phoenix_tests::TestApp::spawn(&[Domain::Active, Domain::Config]).await;
+    let mut presence = PresenceServiceClient::new(app.test_channel(Domain::Active).await);
+    let mut config = ConfigServiceClient::new(app.test_channel(Domain::Config).await);
+    let mut conn = app.db.conn().await;
+    let pupil = fixtures::students(&mut conn, 2).await;
+    if !in_transit_today(&mut conn, [pupil[0], pupil[1]]).await {
+        return;
+    }
+    assert_eq!(transit_ids(&board(&mut presence, As::Admin).await.alerts), pupil, "the default 15 minutes");
+
+    let set =
+        |value: &str| cpb::UpdateSettingRequest { key: "presence.alert_transit_minutes".into(), value: value.into() };
+    config.update_setting(request(As::Admin, set("480"))).await.expect("update setting");
+    let mut waited = std::time::Duration::ZERO;
+    while !board(&mut presence, As::Admin).await.alerts.is_empty() {
+        assert!(waited < WAIT, "the new threshold reached the presence service");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += std::time::Duration::from_millis(100);
+    }
+    config.update_setting(request(As::Admin, set("16"))).await.expect("update setting");
+    while transit_ids(&board(&mut presence, As::Admin).await.alerts) != pupil {
+        assert!(waited < WAIT * 2, "the lowered threshold reached the presence service");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += std::time::Duration::from_millis(100);
+    }
 }
