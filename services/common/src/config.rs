@@ -140,7 +140,7 @@ config! {
         "PostgreSQL `idle_in_transaction_session_timeout`: a transaction idle that long is ended with its session (LISTEN connections too); 0 = off",
         |v| v.required(duration(Duration::ZERO, Duration::from_secs(86_400)));
     /// `true`: each domain's pool works as that domain's PostgreSQL role (`crate::db_roles`).
-    db_roles: bool = "PHOENIX_DB_ROLES", "off",
+    db_roles: bool = "PHOENIX_DB_ROLES", "on",
         "`on`: each domain connects as its own PostgreSQL role `phoenix_<domain>` (`SET ROLE` on every connection; the gateway as `phoenix_gateway`); a role's login comes from `PHOENIX_DATABASE_URL_<DOMAIN>`, else DATABASE_URL with user `phoenix_<domain>` and `PHOENIX_DB_ROLE_PASSWORD_<DOMAIN>`, else DATABASE_URL's own login (a member of the role); `off`: every domain uses DATABASE_URL as it is (docs/database.md)",
         |v| v.required(|s| match s.to_ascii_lowercase().as_str() {
             "on" | "true" | "1" => Ok(true),
