@@ -3,8 +3,8 @@
 //! audit domain reads `audit` and nobody but auth reads a credential column; each role has
 //! full DML on its own schema (tables created later too) and exactly the documented
 //! cross-schema writes; a served domain's pool works as its role, and a login that is not a
-//! member of a role fails at start-up naming it. (The rest of the suite still runs with
-//! `PHOENIX_DB_ROLES` off: docs/database.md, "Status".)
+//! member of a role fails at start-up naming it, and the migration login becomes a member of
+//! every role (roles are on by default; the whole suite runs with them on).
 
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
@@ -249,5 +249,54 @@ async fn a_login_reaches_the_roles_it_is_a_member_of_and_fails_at_start_up_namin
         .await
         .expect_err("not a member of phoenix_auth");
     assert!(err.to_string().contains("phoenix_auth"), "{err}");
+    conn.batch_execute(&format!("DROP ROLE {login}")).await.ok();
+}
+
+/// With roles on by default, a single-login install (the migration login serving too) must
+/// reach every domain role: migration `2026-12-11-000001` makes a non-superuser migration
+/// login (CREATEROLE) a member of each, and before it that login is refused naming the role.
+#[tokio::test]
+async fn the_migration_login_becomes_a_member_of_every_domain_role() {
+    const UP: &str =
+        include_str!("../../../diesel_migrations/2026-12-11-000001_domain_roles_for_the_migration_login/up.sql");
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let login = format!("phoenix_migrator_{}", uuid::Uuid::new_v4().simple());
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    conn.batch_execute(&format!("CREATE ROLE {login} LOGIN CREATEROLE PASSWORD '{password}'")).await.expect("login");
+    let url = db_roles::with_login(db.url(), &login, &password);
+    let options = PoolOptions { max_size: 1, ..PoolOptions::default() };
+    let reach = |role: String| {
+        let login = RoleLogin { role, url: url.clone() };
+        async move { db_roles::connect(&login, options).await }
+    };
+    let err = reach(db_roles::role(Domain::Active)).await.expect_err("not a member yet");
+    assert!(err.to_string().contains("phoenix_active"), "{err}");
+
+    // The migration as that login would run it (current_user = the login).
+    conn.batch_execute(&format!("SET ROLE {login}; {UP} RESET ROLE;")).await.expect("the migration as the login");
+    for (_, role) in every_role() {
+        let pool = reach(role.clone()).await.unwrap_or_else(|e| panic!("{role}: {e}"));
+        let w = who(&pool).await;
+        assert_eq!((w.current.as_str(), w.session.as_str()), (role.as_str(), login.as_str()));
+    }
+    // Run again (a re-applied migration): nothing to do, no error.
+    conn.batch_execute(&format!("SET ROLE {login}; {UP} RESET ROLE;")).await.expect("idempotent");
+    // The superuser the suite migrates as is left alone.
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let su: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_auth_members m JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = current_user",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(su.n, 0, "no membership granted to a superuser");
+    for (_, role) in every_role() {
+        conn.batch_execute(&format!("REVOKE {role} FROM {login}")).await.ok();
+    }
     conn.batch_execute(&format!("DROP ROLE {login}")).await.ok();
 }
