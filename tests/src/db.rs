@@ -74,6 +74,27 @@ impl PrivateCluster {
         self.pg.port()
     }
 
+    /// Turns TLS on with the PEM certificate and key given ([`phoenix_localpg::LocalPostgres::enable_tls`]);
+    /// returns once the reloaded server accepts TLS connections (up to 10 s).
+    pub async fn enable_tls(&self, cert_pem: Vec<u8>, key_pem: Vec<u8>) {
+        let pg = self.pg.clone();
+        tokio::task::spawn_blocking(move || pg.enable_tls(&cert_pem, &key_pem))
+            .await
+            .expect("join")
+            .expect("enable TLS on the private cluster");
+        let url = format!("{}?sslmode=require", self.url("postgres"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Err(e) = phoenix_common::db::establish(&url).await {
+            assert!(std::time::Instant::now() < deadline, "the cluster does not accept TLS after reload: {e}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Connection URL of `database` as the superuser.
+    pub fn url(&self, database: &str) -> String {
+        self.pg.url(database)
+    }
+
     /// A streaming replica of this cluster (`pg_basebackup -R`): its own directory and port,
     /// the primary's roles and databases, following its writes; stopped and deleted on drop.
     pub async fn start_replica(&self) -> Replica {

@@ -122,7 +122,7 @@ macro_rules! config {
 config! {
     /// `None` lets `phoenix dev` start a private cluster.
     database_url: Option<String> = "DATABASE_URL", "(dev: private cluster)",
-        "PostgreSQL URL, e.g. postgres://phoenix@db:5432/phoenix",
+        "PostgreSQL URL, e.g. postgres://phoenix@db:5432/phoenix; TLS with `?sslmode=require`, or `verify-full&sslrootcert=/path/ca.pem` to check the server (docs/database.md)",
         |v| v.optional(url(&["postgres", "postgresql"]));
     db_pool_size: u32 = "PHOENIX_DB_POOL_SIZE", "10",
         "maximum pooled database connections per process (1–1000)",
@@ -149,7 +149,7 @@ config! {
         });
     /// `None` = every read on the primary (`crate::db::ReadPool`).
     database_read_url: Option<String> = "PHOENIX_DATABASE_READ_URL", "(off)",
-        "PostgreSQL URL of a streaming read replica: the presence board, lists, analytics and reports read from it while its lag is within PHOENIX_DATABASE_READ_MAX_LAG_MS, else (or when it is down) from DATABASE_URL; writes always go to DATABASE_URL (docs/database.md)",
+        "PostgreSQL URL of a streaming read replica: list RPCs, analytics and reports read from it while its lag is within PHOENIX_DATABASE_READ_MAX_LAG_MS, else (or when it is down) from DATABASE_URL; writes always go to DATABASE_URL (docs/database.md)",
         |v| v.optional(url(&["postgres", "postgresql"]));
     database_read_max_lag: Duration = "PHOENIX_DATABASE_READ_MAX_LAG_MS", "5000",
         "replication lag beyond which reads bypass the read replica for the primary (measured twice per bound, at most every second)",

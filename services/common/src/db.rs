@@ -1,15 +1,18 @@
 //! The database pool: bb8 over diesel-async connections (tokio-postgres, no libpq), and the
-//! [`ReadPool`] that sends lag-tolerant reads to a read replica.
+//! [`ReadPool`] that sends lag-tolerant reads to a read replica; TLS from the URL's `sslmode`
+//! ([`establish`]).
 
 use std::time::Duration;
 
 mod replica;
+mod tls;
 pub use replica::{ReadPool, ReadTarget};
+pub use tls::{TlsMode, TlsUrl, establish};
 
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::bb8;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
-use diesel_async::{AsyncConnection as _, AsyncPgConnection, SimpleAsyncConnection as _};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection as _};
 
 /// The pool every service shares.
 pub type DbPool = bb8::Pool<AsyncPgConnection>;
@@ -123,7 +126,15 @@ pub async fn connect(url: &str, options: PoolOptions) -> anyhow::Result<DbPool> 
 /// ([`crate::db_roles`]).
 pub async fn connect_with_setup(url: &str, options: PoolOptions, setup: String) -> anyhow::Result<DbPool> {
     let pool = build_pool(url, options, setup).await?;
-    drop(pool.get().await.map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?);
+    if let Err(e) = pool.get().await {
+        // bb8 reports only that it timed out; one direct attempt names the cause (a refused
+        // certificate, a wrong password, an unknown database).
+        let cause = match establish(url).await {
+            Err(cause) => cause.to_string(),
+            Ok(_) => e.to_string(),
+        };
+        anyhow::bail!("cannot connect to the database: {cause}");
+    }
     crate::metrics::watch_pool(&pool, options.max_size);
     Ok(pool)
 }
@@ -135,7 +146,7 @@ async fn build_pool(url: &str, options: PoolOptions, setup: String) -> anyhow::R
     config.custom_setup = Box::new(move |url| {
         let setup = setup.clone();
         Box::pin(async move {
-            let mut conn = AsyncPgConnection::establish(url).await?;
+            let mut conn = establish(url).await?;
             conn.batch_execute(&setup).await.map_err(ConnectionError::CouldntSetupConfiguration)?;
             Ok(conn)
         })

@@ -188,6 +188,26 @@ impl LocalPostgres {
         Ok(replica)
     }
 
+    /// Turns TLS on: writes `cert_pem`/`key_pem` as the server's certificate and key into the
+    /// data directory (mode 0600, owned by the server's user), sets `ssl = on` and reloads.
+    /// Plain connections keep working (trust authentication on `host` lines accepts both).
+    pub fn enable_tls(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), LocalPgError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let data = self.data_dir();
+        for (name, contents) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = data.join(name);
+            fs::write(&path, contents).map_err(io(&path))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io(&path))?;
+            if let Some((uid, gid)) = self.run_as {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(io(&path))?;
+            }
+        }
+        let conf = data.join("postgresql.conf");
+        let mut f = OpenOptions::new().append(true).open(&conf).map_err(io(&conf))?;
+        writeln!(f, "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'").map_err(io(&conf))?;
+        self.run("pg_ctl", &["-D", path_str(&data), "reload"])
+    }
+
     /// Stops a cluster in `dir` if one runs there (used by the test command's clean-up).
     pub fn stop_dir(dir: &Path) -> Result<(), LocalPgError> {
         let Some(bin_dir) = find_bin_dir() else { return Ok(()) };

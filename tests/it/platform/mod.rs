@@ -5,6 +5,7 @@ mod auth_outage;
 mod backup_restore;
 mod dashboard_browser;
 mod db_roles;
+mod db_tls;
 mod demo;
 mod dev_stack;
 mod domain_replicas;
