@@ -349,7 +349,7 @@ pub async fn restore(
         bail!("restore refused: {why}");
     }
 
-    let (pre, post, fks, list) = match &schema {
+    let (mut pre, post, fks, list) = match &schema {
         None => (String::new(), String::new(), Vec::new(), None),
         Some(s) => {
             let fks = inbound_fks(&mut conn, &manifest, s).await?;
@@ -367,6 +367,7 @@ pub async fn restore(
         }
     };
 
+    pre.push_str(&drop_partitioned(&mut conn, schema.as_deref()).await?);
     let mut restore = tokio::process::Command::new(&tools.pg_restore);
     restore.args(["--clean", "--if-exists", "--file=-"]);
     if options.no_owner {
@@ -389,6 +390,26 @@ pub async fn restore(
 
     analyze(&mut conn, schema.as_deref()).await?;
     Ok(RestoreReport { schema, manifest, foreign_keys_restored: fks })
+}
+
+/// `DROP TABLE … CASCADE` of the partitioned tables the restore replaces (in `schema`, or
+/// all): `pg_restore --clean` would drop each partition's primary key on its own, which
+/// PostgreSQL refuses ("cannot drop inherited constraint"); with the tables gone first, its
+/// `IF EXISTS` drops find nothing and the archive recreates them (`active.visits`,
+/// docs/database.md "Partitioning").
+async fn drop_partitioned(conn: &mut AsyncPgConnection, schema: Option<&str>) -> anyhow::Result<String> {
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT format('DROP TABLE IF EXISTS %I.%I CASCADE;', n.nspname, c.relname) AS value \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'p' AND NOT c.relispartition \
+           AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND ($1 = '' OR n.nspname = $1) \
+         ORDER BY 1",
+    )
+    .bind::<Text, _>(schema.unwrap_or(""))
+    .load(conn)
+    .await
+    .context("cannot list the partitioned tables")?;
+    Ok(rows.into_iter().map(|r| r.value + "\n").collect())
 }
 
 /// The foreign keys of other schemas into `schema`: the database's (they must go before the

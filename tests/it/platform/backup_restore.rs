@@ -102,7 +102,7 @@ async fn foreign_keys(conn: &mut AsyncPgConnection, schema: Option<&str>) -> BTr
                 pg_get_constraintdef(con.oid) || CASE WHEN con.convalidated THEN ' [valid]' ELSE ' [NOT VALID]' END AS value
            FROM pg_constraint con
            JOIN pg_class sc ON sc.oid = con.conrelid JOIN pg_class tc ON tc.oid = con.confrelid
-          WHERE con.contype = 'f'
+          WHERE con.contype = 'f' AND con.conparentid = 0
             AND ($1 = '' OR sc.relnamespace = $1::regnamespace OR tc.relnamespace = $1::regnamespace)",
     )
     .bind::<Text, _>(schema.unwrap_or(""))

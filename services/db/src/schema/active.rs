@@ -44,6 +44,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// One row per open visit, kept by the trigger `track_open_visits` on `active.visits`;
+    /// its primary key is the "one open visit per pupil" guarantee (docs/database.md
+    /// "Partitioning"). The database primary key of the partitioned `active.visits` is
+    /// `(id, entry_time)`; `table!` keeps `id`, which alone is unique (one sequence).
+    active.open_visits (student_id) {
+        student_id -> Int8,
+        visit_id -> Int8,
+        entry_time -> Timestamptz,
+    }
+}
+
+diesel::table! {
     active.group_supervisors (id) {
         id -> Int8,
         active_group_id -> Int8,
