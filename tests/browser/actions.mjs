@@ -151,6 +151,7 @@ try {
   await card(a, "Raum B").getByRole("button", { name: "Sitzung in Raum B beenden" }).focus();
   await a.keyboard.press("Enter");
   await a.getByText("Sitzung in Raum B wirklich beenden?").waitFor({ timeout: STEP_MS });
+  await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Abbrechen", null, { timeout: STEP_MS }).catch(() => {});
   equal(await focusedLabel(a), "Abbrechen", "the question opens with focus on 'Abbrechen'");
   await a.keyboard.press("Escape");
   await a.waitForFunction(() => document.activeElement?.getAttribute("aria-label") === "Sitzung in Raum B beenden", null, { timeout: STEP_MS });

@@ -65,8 +65,8 @@ export class BoardActions {
   constructor(
     private readonly api: Actions,
     private readonly board: () => Board | undefined,
-    /** Redraw every room (their controls changed). */
-    private readonly redraw: () => void,
+    /** Redraw every room (their controls changed), then focus the control `focus`. */
+    private readonly redraw: (focus?: string) => void,
   ) {
     byId<HTMLFormElement>("search-form").addEventListener("submit", (e) => {
       e.preventDefault();
@@ -339,8 +339,7 @@ export class BoardActions {
       row.append(
         button(t("room.end"), t("room.end.label", { room: room.name }), `end:${room.id}`, () => {
           this.confirming.add(room.id);
-          this.redraw();
-          requestAnimationFrame(() => requestAnimationFrame(() => refocus(`end-no:${room.id}`)));
+          this.redraw(`end-no:${room.id}`);
         }, "small secondary"),
       );
     }
@@ -349,8 +348,7 @@ export class BoardActions {
 
   private cancelEnd(roomId: string): void {
     this.confirming.delete(roomId);
-    this.redraw();
-    requestAnimationFrame(() => requestAnimationFrame(() => refocus(`end:${roomId}`)));
+    this.redraw(`end:${roomId}`);
   }
 
   // ---- start a session ------------------------------------------------------------------

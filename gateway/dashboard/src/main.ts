@@ -32,7 +32,10 @@ const auth = new Auth(createGrpcWebTransport({ baseUrl }), () => sessionEnded())
 const authedTransport = createGrpcWebTransport({ baseUrl, interceptors: [auth.interceptor] });
 
 const rooms = new RoomsView();
-const actions = new BoardActions(new Actions(authedTransport), () => board, () => draw(true));
+const actions = new BoardActions(new Actions(authedTransport), () => board, (focus) => {
+  rooms.focusNext = focus;
+  draw(true);
+});
 rooms.controls = (room) => actions.roomControls(room);
 const announcer = new Announcer();
 let live: Live | undefined;

@@ -122,6 +122,8 @@ function roomElement(room: Room, highlight: string | undefined, controls: RoomCo
 export class RoomsView {
   private readonly nodes = new Map<string, { version: number; node: HTMLElement }>();
   controls: RoomControls | undefined;
+  /** After the next render, focus the control with this `data-focus` key. */
+  focusNext: string | undefined;
 
   render(board: Board, all: boolean, highlight?: string): void {
     const list = byId("rooms");
@@ -148,9 +150,9 @@ export class RoomsView {
     while (list.children.length > ordered.length) list.lastElementChild?.remove();
     message.hidden = board.rooms.size > 0;
     if (board.rooms.size === 0) message.textContent = t("board.empty");
-    if (focusKey && !list.contains(document.activeElement)) {
-      list.querySelector<HTMLElement>(`[data-focus="${CSS.escape(focusKey)}"]`)?.focus();
-    }
+    const next = this.focusNext ?? (focusKey && !list.contains(document.activeElement) ? focusKey : undefined);
+    this.focusNext = undefined;
+    if (next) list.querySelector<HTMLElement>(`[data-focus="${CSS.escape(next)}"]`)?.focus();
   }
 
   clear(): void {
