@@ -56,6 +56,14 @@ ensure_cc() {
   fi
 }
 
+# The openssl CLI: tests/it/platform/db_tls.rs makes the self-signed CA and server
+# certificate of its TLS-enabled private cluster with it.
+ensure_openssl() {
+  if ! command -v openssl >/dev/null 2>&1; then
+    apt_install openssl
+  fi
+}
+
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     echo "==> cargo install cargo-nextest"
