@@ -253,7 +253,7 @@ impl Feed {
         let (sender, _) = watch::channel(Arc::new(Vec::new()));
         let sender = Arc::new(sender);
         let feed = Self { sender: sender.clone() };
-        let live = hub.subscribe();
+        let live = hub.subscribe_internal();
         let shutdown = hub.shutdown().clone();
         tokio::spawn(async move {
             tokio::select! {

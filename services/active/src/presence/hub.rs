@@ -73,6 +73,8 @@ struct Shared {
     latest: RwLock<Latest>,
     ready: watch::Receiver<bool>,
     shutdown: ShutdownToken,
+    /// Receivers of the process itself (the alert feed), not counted as watchers.
+    internal: std::sync::atomic::AtomicUsize,
 }
 
 /// A handle on the process's hub (cheap to clone).
@@ -86,12 +88,23 @@ impl Hub {
     pub fn start(pool: DbPool, settings: PresenceSettings, shutdown: ShutdownToken) -> Self {
         let (sender, _) = broadcast::channel(settings.channel_capacity.max(1));
         let (ready_tx, ready) = watch::channel(false);
-        let shared = Arc::new(Shared { pool, settings, sender, latest: RwLock::default(), ready, shutdown });
+        let shared = Arc::new(Shared {
+            pool,
+            settings,
+            sender,
+            latest: RwLock::default(),
+            ready,
+            shutdown,
+            internal: Default::default(),
+        });
         tokio::spawn(run(shared.clone(), ready_tx));
         tokio::spawn(purge_loop(shared.clone()));
         let watched = Arc::downgrade(&shared);
         phoenix_common::metrics::sampled_gauge(phoenix_common::metrics::PRESENCE_WATCHERS, &[], move || {
-            watched.upgrade().map(|s| s.sender.receiver_count() as f64)
+            watched.upgrade().map(|s| {
+                let internal = std::sync::atomic::AtomicUsize::load(&s.internal, std::sync::atomic::Ordering::Relaxed);
+                s.sender.receiver_count().saturating_sub(internal) as f64
+            })
         });
         Self { shared }
     }
@@ -108,6 +121,13 @@ impl Hub {
 
     /// A receiver of every batch broadcast from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.shared.sender.subscribe()
+    }
+
+    /// [`Hub::subscribe`] for the process's own consumers (the alert feed): kept for the
+    /// hub's life and not counted in `phoenix_presence_watchers`.
+    pub fn subscribe_internal(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.shared.internal.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.shared.sender.subscribe()
     }
 
