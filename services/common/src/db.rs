@@ -101,10 +101,12 @@ impl SessionTimeouts {
         Self { statement: Duration::ZERO, lock: Duration::ZERO, ..self }
     }
 
-    /// The `SET` statements (milliseconds; 0 = off).
+    /// The `SET` statements (milliseconds; 0 = off), and `jit = off`: Phoenix's statements are
+    /// short OLTP queries, and a stale row estimate (a freshly filled visits partition) made
+    /// PostgreSQL JIT-compile the board's query for ~860 ms (docs/database.md "Partitioning").
     pub fn set_sql(&self) -> String {
         format!(
-            "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}",
+            "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {}; SET jit = off",
             self.statement.as_millis(),
             self.lock.as_millis(),
             self.idle_in_transaction.as_millis()

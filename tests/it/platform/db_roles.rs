@@ -224,7 +224,17 @@ async fn who(pool: &phoenix_common::db::DbPool) -> Who {
 async fn every_served_domain_works_as_its_own_role() {
     let app = TestApp::spawn_with(&Domain::ALL, |c| c.db_roles = true).await;
     for domain in Domain::ALL {
-        assert_eq!(who(&app.context.pool_for(domain)).await.current, db_roles::role(domain), "{domain}");
+        let pool = app.context.pool_for(domain);
+        assert_eq!(who(&pool).await.current, db_roles::role(domain), "{domain}");
+        // The session settings come with the role: no JIT for OLTP statements.
+        #[derive(QueryableByName)]
+        struct Jit {
+            #[diesel(sql_type = Text)]
+            jit: String,
+        }
+        let mut conn = pool.get().await.expect("connection");
+        let jit: Jit = diesel::sql_query("SELECT current_setting('jit') AS jit").get_result(&mut *conn).await.unwrap();
+        assert_eq!(jit.jit, "off", "{domain}");
     }
 }
 
