@@ -19,6 +19,12 @@ impl Page {
         self.0.get(&(name.to_owned(), labels)).copied().unwrap_or(0.0)
     }
 
+    /// Whether a sample of `name` with exactly `labels` exists (whatever its value).
+    pub fn has(&self, name: &str, labels: &[(&str, &str)]) -> bool {
+        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        self.0.contains_key(&(name.to_owned(), labels))
+    }
+
     /// The sum of every sample of `name` whose labels include `having`.
     pub fn sum(&self, name: &str, having: &[(&str, &str)]) -> f64 {
         self.0
@@ -46,6 +52,7 @@ pub async fn scrape(addr: SocketAddr) -> Page {
         .expect("utf-8 page");
     let (head, body) = raw.split_once("\r\n\r\n").expect("headers and body");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
     Page(body.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(parse_line).collect())
 }
 

@@ -8,7 +8,6 @@
 //! a difference between two scrapes or a gauge this test controls, so other metrics of the
 //! process do not matter.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -27,7 +26,7 @@ use phoenix_tests::TestApp;
 use phoenix_tests::grpc::assert_code;
 use phoenix_tests::reader::ReaderStack;
 use phoenix_tests::school;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use phoenix_tests::scrape::{Page, scrape};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -41,55 +40,6 @@ async fn endpoint() -> (SocketAddr, ShutdownToken) {
     let addr = m::start(&config, false, shutdown.clone()).await.expect("metrics endpoint").expect("not off");
     assert!(m::is_installed(), "the recorder is Phoenix's");
     (addr, shutdown)
-}
-
-/// One scrape, parsed: (name, labels) → value.
-#[derive(Debug)]
-struct Page(BTreeMap<(String, BTreeMap<String, String>), f64>);
-
-impl Page {
-    /// The sample of `name` with exactly `labels`; 0 when it does not exist (yet).
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        self.0.get(&(name.to_owned(), labels)).copied().unwrap_or(0.0)
-    }
-}
-
-/// `GET /metrics` over a fresh HTTP/1.1 connection.
-async fn scrape(addr: SocketAddr) -> Page {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect to /metrics");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: metrics.test\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("request");
-    let mut raw = String::new();
-    tokio::time::timeout(WAIT, stream.read_to_string(&mut raw)).await.expect("answered").expect("utf-8 page");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("headers and body");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
-    Page(body.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()).map(parse_line).collect())
-}
-
-/// `name{k="v",…} value` (label values here never hold `"` or `,`).
-fn parse_line(line: &str) -> ((String, BTreeMap<String, String>), f64) {
-    let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("sample line {line:?}"));
-    let value: f64 = value.parse().unwrap_or_else(|_| panic!("value of {line:?}"));
-    let (name, labels) = match series.split_once('{') {
-        Some((name, rest)) => {
-            let labels = rest
-                .trim_end_matches('}')
-                .split(',')
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap_or_else(|| panic!("label in {line:?}"));
-                    (k.to_owned(), v.trim_matches('"').to_owned())
-                })
-                .collect();
-            (name.to_owned(), labels)
-        }
-        None => (series.to_owned(), BTreeMap::new()),
-    };
-    ((name, labels), value)
 }
 
 fn delta(before: &Page, after: &Page, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -244,7 +194,7 @@ async fn the_db_stats_job_publishes_the_database_figures_as_gauges() {
     assert_eq!(page.get(m::DB_SERVER_CONNECTIONS, &[("kind", "max")]), f64::from(expected.max_connections));
     assert!(page.get(m::DB_SIZE, &[]) > 0.0);
     for s in &expected.schemas {
-        assert!(page.0.contains_key(&key(m::DB_SCHEMA_SIZE, &[("schema", &s.schema)])), "schema {}", s.schema);
+        assert!(page.has(m::DB_SCHEMA_SIZE, &[("schema", &s.schema)]), "schema {}", s.schema);
     }
     for domain in Domain::ALL {
         assert!(page.get(m::DB_SCHEMA_SIZE, &[("schema", domain.name())]) > 0.0, "{domain} has tables");
@@ -252,11 +202,11 @@ async fn the_db_stats_job_publishes_the_database_figures_as_gauges() {
     // Every table of `active` has its tuple gauges; the index list is the catalog's.
     for t in &expected.tables {
         let live = [("schema", t.schema.as_str()), ("table", t.table.as_str()), ("state", "live")];
-        assert!(page.0.contains_key(&key(m::DB_TABLE_TUPLES, &live)), "{}.{} live tuples", t.schema, t.table);
+        assert!(page.has(m::DB_TABLE_TUPLES, &live), "{}.{} live tuples", t.schema, t.table);
     }
     assert!(expected.tables.iter().any(|t| t.table == "visits"), "active.visits is detailed");
     for i in &expected.indexes {
-        assert!(page.0.contains_key(&key(m::DB_INDEX_SCANS, &[("schema", &i.schema), ("index", &i.index)])));
+        assert!(page.has(m::DB_INDEX_SCANS, &[("schema", &i.schema), ("index", &i.index)]));
     }
     assert_eq!(page.get(m::DB_UNUSED_INDEXES, &[]), expected.indexes.iter().filter(|i| i.unused()).count() as f64);
     // A session of the config pool (its login: `usename` is the session user), held idle across
@@ -264,8 +214,4 @@ async fn the_db_stats_job_publishes_the_database_figures_as_gauges() {
     assert!(page.get(m::DB_CONNECTIONS, &[("role", &role), ("state", "idle")]) >= 1.0, "{role}: {page:?}");
     drop(held);
     app.stop().await;
-}
-
-fn key(name: &str, labels: &[(&str, &str)]) -> (String, BTreeMap<String, String>) {
-    (name.to_owned(), labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
 }
