@@ -16,23 +16,9 @@ import { userMessage } from "./errors";
 import { Presence } from "./gen/phoenix/users/v1/users_pb";
 import { type Key, t } from "./i18n";
 import { type Caps, NO_CAPS, mayClaim, mayEnd } from "./perms";
-import { byId } from "./view";
+import { byId, el } from "./view";
 
 type Vars = Record<string, string | number>;
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (name === "class") node.className = value;
-    else node.setAttribute(name, value);
-  }
-  node.append(...children);
-  return node;
-}
 
 function button(label: string, aria: string, focusKey: string, onClick: () => void, cls = "small"): HTMLButtonElement {
   const b = el("button", { type: "button", class: cls, "aria-label": aria, "data-focus": focusKey }, label);

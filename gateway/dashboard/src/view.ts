@@ -5,7 +5,8 @@ import type { Announcement, Board, Counts, Room } from "./board";
 import { sortedPupils, sortedRooms } from "./board";
 import { type Key, formatDate, formatNumber, formatTime, lang, pupils, t } from "./i18n";
 
-function el<K extends keyof HTMLElementTagNameMap>(
+/** An element with attributes (`class` sets className) and children. */
+export function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
   attrs: Record<string, string> = {},
   ...children: (Node | string)[]
