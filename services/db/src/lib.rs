@@ -38,16 +38,24 @@ pub struct MigrationState {
     pub applied: bool,
 }
 
-/// Runs `command` against `database_url` and returns the state of every migration after it.
+/// Runs `command` against `database_url` (plain TCP) and returns the state of every migration
+/// after it. `phoenix migrate` connects with `phoenix_common::db::establish` (TLS from the URL's
+/// `sslmode`) and calls [`migrate_on`].
+pub async fn migrate(database_url: &str, command: MigrationCommand) -> anyhow::Result<Vec<MigrationState>> {
+    use diesel_async::AsyncConnection as _;
+    let conn = AsyncPgConnection::establish(database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+    migrate_on(conn, command).await
+}
+
+/// [`migrate`] on a connection the caller established.
 ///
 /// diesel's migration harness is synchronous; it runs on a blocking thread over an
 /// `AsyncConnectionWrapper`, so no libpq is needed.
-pub async fn migrate(database_url: &str, command: MigrationCommand) -> anyhow::Result<Vec<MigrationState>> {
-    let url = database_url.to_owned();
+pub async fn migrate_on(conn: AsyncPgConnection, command: MigrationCommand) -> anyhow::Result<Vec<MigrationState>> {
     tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<MigrationState>> {
-        use diesel::Connection as _;
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-            .map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::from(conn);
         match command {
             MigrationCommand::Up => {
                 run(conn.run_pending_migrations(MIGRATIONS).map(|_| ()))?;

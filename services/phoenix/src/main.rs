@@ -477,7 +477,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 MigrateAction::Down { steps, .. } => MigrationCommand::Down(steps),
                 MigrateAction::Status => MigrationCommand::Status,
             };
-            for m in phoenix_db::migrate(url, command).await? {
+            // Over TLS when the URL's sslmode asks for it (docs/database.md).
+            let conn = db::establish(url).await.map_err(|e| anyhow::anyhow!("cannot connect to the database: {e}"))?;
+            for m in phoenix_db::migrate_on(conn, command).await? {
                 println!("[{}] {}", if m.applied { "x" } else { " " }, m.name);
             }
         }

@@ -159,6 +159,12 @@ async fn sslmode_require_and_verify_full_are_honoured_and_a_wrong_ca_is_refused(
 
     let no_root = connect(&format!("{base}?sslmode=verify-full")).await.expect_err("verify-full needs sslrootcert");
     assert!(format!("{no_root:#}").contains("sslrootcert"), "{no_root:#}");
+
+    // `phoenix migrate` over verify-full: every migration applied through the TLS connection.
+    let url = format!("{base}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let conn = db::establish(&url).await.expect("a TLS connection for the migrations");
+    let states = phoenix_db::migrate_on(conn, phoenix_db::MigrationCommand::Up).await.expect("migrate over TLS");
+    assert!(!states.is_empty() && states.iter().all(|m| m.applied), "every migration applied over TLS");
 }
 
 #[tokio::test]
