@@ -81,16 +81,23 @@ async fn dashboard_page_works_in_chromium() {
     assert!(stdout.lines().any(|l| l == "PASS page check"), "{stdout}");
 }
 
-#[tokio::test]
-async fn dashboard_shows_a_scanned_pupil_live() {
-    let Some(chromium) = chromium() else { return };
-    let db = TestDb::new().await;
+/// The whole system as `phoenix dev` runs it, on `db` and the test broker, in a fresh data
+/// directory (removed by the caller after `stop`).
+async fn dev_stack(db: &TestDb) -> (DevStack, PathBuf) {
     let data_dir = std::env::temp_dir().join(format!("phoenix-dashboard-test-{}", uuid::Uuid::new_v4().simple()));
     let mut config = test_config(db.url());
     config.mqtt_url = Some(phoenix_tests::mqtt_url());
     let stack = DevStack::start(DevOptions { config, data_dir: data_dir.clone(), demo: false, port_fallback: false })
         .await
         .expect("the dev stack starts");
+    (stack, data_dir)
+}
+
+#[tokio::test]
+async fn dashboard_shows_a_scanned_pupil_live() {
+    let Some(chromium) = chromium() else { return };
+    let db = TestDb::new().await;
+    let (stack, data_dir) = dev_stack(&db).await;
     let admin = stack.admin.clone().expect("admin credentials");
 
     // A room with a reader and a running session, and a pupil with a card ("Kind0 T.").
@@ -280,12 +287,7 @@ async fn acting_school(stack: &DevStack, school: &School, admin_token: &str) -> 
 async fn dashboard_board_acts_across_browsers() {
     let Some(chromium) = chromium() else { return };
     let db = TestDb::new().await;
-    let data_dir = std::env::temp_dir().join(format!("phoenix-dashboard-test-{}", uuid::Uuid::new_v4().simple()));
-    let mut config = test_config(db.url());
-    config.mqtt_url = Some(phoenix_tests::mqtt_url());
-    let stack = DevStack::start(DevOptions { config, data_dir: data_dir.clone(), demo: false, port_fallback: false })
-        .await
-        .expect("the dev stack starts");
+    let (stack, data_dir) = dev_stack(&db).await;
     let admin = stack.admin.clone().expect("admin credentials");
     let school = School::create(&mut db.conn().await, 3).await;
     let addr = |domain: Domain| stack.services.iter().find(|(d, _)| *d == domain).expect("domain runs").1;

@@ -113,6 +113,28 @@ struct Level {
     errors: u64,
 }
 
+impl Level {
+    /// The level of `tasks`, each returning its latencies and its error count, timed from
+    /// `started`.
+    async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<(Histogram<u64>, u64)>>,
+        started: Instant,
+    ) -> anyhow::Result<Level> {
+        let mut level = Level::default();
+        for t in tasks {
+            let (h, errors) = t.await?;
+            level.scans += h.len();
+            level.errors += errors;
+            match &mut level.latency {
+                Some(total) => total.add(&h)?,
+                None => level.latency = Some(h),
+            }
+        }
+        level.elapsed = started.elapsed();
+        Ok(level)
+    }
+}
+
 fn print_level(label: &str, n: usize, level: &Level) {
     let Some(h) = &level.latency else { return };
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
@@ -162,18 +184,7 @@ async fn mqtt_level(broker: &str, prefix: &str, readers: usize, scans: usize, pu
             (h, errors)
         }));
     }
-    let mut level = Level::default();
-    for t in tasks {
-        let (h, errors) = t.await?;
-        level.scans += h.len();
-        level.errors += errors;
-        match &mut level.latency {
-            Some(total) => total.add(&h)?,
-            None => level.latency = Some(h),
-        }
-    }
-    level.elapsed = started.elapsed();
-    Ok(level)
+    Level::gather(tasks, started).await
 }
 
 async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: usize) -> anyhow::Result<Level> {
@@ -216,18 +227,7 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
             (h, errors)
         }));
     }
-    let mut level = Level::default();
-    for t in tasks {
-        let (h, errors) = t.await?;
-        level.scans += h.len();
-        level.errors += errors;
-        match &mut level.latency {
-            Some(total) => total.add(&h)?,
-            None => level.latency = Some(h),
-        }
-    }
-    level.elapsed = started.elapsed();
-    Ok(level)
+    Level::gather(tasks, started).await
 }
 
 /// The bare SQL of the check-in transaction: what `ProcessScan` sends for a scan at a room
@@ -491,18 +491,7 @@ async fn bare_level(url: &str, concurrency: usize, scans: usize, pupils: usize) 
             (h, errors)
         }));
     }
-    let mut level = Level::default();
-    for t in tasks {
-        let (h, errors) = t.await?;
-        level.scans += h.len();
-        level.errors += errors;
-        match &mut level.latency {
-            Some(total) => total.add(&h)?,
-            None => level.latency = Some(h),
-        }
-    }
-    level.elapsed = started.elapsed();
-    Ok(level)
+    Level::gather(tasks, started).await
 }
 
 fn rate(level: &Level) -> f64 {
