@@ -130,6 +130,43 @@ async fn a_burst_larger_than_every_buffer_arrives_complete_and_in_order() {
 }
 
 #[tokio::test]
+async fn a_commit_behind_an_open_transaction_arrives_when_that_one_commits_and_after_it() {
+    let Setup { app, mut active, school: s, .. } = setup(2).await;
+    // No safety poll during the test: only notifications (and the hub's quick retry) move it.
+    let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
+    settings.poll = Duration::from_secs(3600);
+    let (addr, shutdown) = custom_server(&app, settings).await;
+    let mut client = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
+    let (_, token) = admin_token(&app).await;
+    let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    let mut stream =
+        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    // An older transaction writes an event and stays open while a scan commits after it: the
+    // scan's event is above the horizon until the older one ends.
+    let mut early = app.db.conn().await;
+    diesel::sql_query("BEGIN").execute(&mut early).await.expect("begin");
+    events::record(&mut early, PresenceChange::session(ChangeKind::SupervisorsChanged, session, s.rooms[0]))
+        .await
+        .expect("event in the open transaction");
+    scan(&mut active, &s.readers[0], &s.pupils[0].tag).await;
+    diesel::sql_query("COMMIT").execute(&mut early).await.expect("commit");
+    let events = next_events(&mut stream, 2).await;
+    let room = Some(s.rooms[0]);
+    assert_eq!(
+        shape(&events),
+        [(Kind::SupervisorsChanged, None, room), (Kind::CheckedIn, Some(s.pupils[0].id), room)],
+        "the older transaction's event first, then the scan's, each once"
+    );
+    scan(&mut active, &s.readers[0], &s.pupils[1].tag).await;
+    assert_eq!(
+        shape([&next_event(&mut stream).await]),
+        [(Kind::CheckedIn, Some(s.pupils[1].id), room)],
+        "nothing else in between"
+    );
+    shutdown.cancel();
+}
+
+#[tokio::test]
 async fn the_hub_reconnects_its_listen_connection_and_loses_nothing() {
     let Setup { app, mut active, mut presence, school: s } = setup(2).await;
     school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;

@@ -1,5 +1,7 @@
 //! Presence domain → proto, with redaction per caller.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, Utc};
 use phoenix_common::time::to_timestamp;
 use phoenix_proto::active::v1 as pb;
@@ -105,20 +107,51 @@ fn kind(k: ChangeKind) -> pb::PresenceEventKind {
     }
 }
 
+/// What one caller may see of an event: the school or the family view, the pupil or not, the
+/// room tile as "mine" or not ([`event`]'s per-caller decisions). Callers who see an event the
+/// same way get the same message, so a batch converts each event once per redaction
+/// ([`Converted`]), not once per watcher.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redaction {
+    school: bool,
+    pupil: bool,
+    mine: bool,
+}
+
+impl Redaction {
+    /// How many redactions there are.
+    const ALL: usize = 8;
+
+    /// How the caller of `access` sees `e`.
+    pub fn of(e: &Resolved, access: &Access) -> Self {
+        let school = access.view() == View::School;
+        let pupil = e
+            .student
+            .as_ref()
+            .is_some_and(|p| access.sees_student(p.student_id, p.group_id, e.session_id, [e.room_id, e.from_room_id]));
+        let mine = school && e.tile.as_ref().is_some_and(|t| access.mine(t.session_id, t.education_group_id));
+        Self { school, pupil, mine }
+    }
+
+    fn index(self) -> usize {
+        usize::from(self.school) | usize::from(self.pupil) << 1 | usize::from(self.mine) << 2
+    }
+}
+
 /// `e` as the caller of `access` may see it, carrying `cursor` (the stream position after it).
 /// The family view gets no counts (neither school-wide nor of rooms: they would count other
 /// pupils) and no room tiles (supervisors' names).
 pub fn event(e: &Resolved, access: &Access, latest: Option<&Counts>, cursor: &Cursor) -> pb::PresenceEvent {
-    let school = access.view() == View::School;
-    let student = e
-        .student
-        .as_ref()
-        .filter(|p| access.sees_student(p.student_id, p.group_id, e.session_id, [e.room_id, e.from_room_id]))
-        .map(|p| pb::PresencePupil {
-            student_id: p.student_id,
-            display_name: p.display_name.clone(),
-            since: p.since.map(to_timestamp),
-        });
+    redacted(e, Redaction::of(e, access), latest, cursor)
+}
+
+fn redacted(e: &Resolved, r: Redaction, latest: Option<&Counts>, cursor: &Cursor) -> pb::PresenceEvent {
+    let school = r.school;
+    let student = e.student.as_ref().filter(|_| r.pupil).map(|p| pb::PresencePupil {
+        student_id: p.student_id,
+        display_name: p.display_name.clone(),
+        since: p.since.map(to_timestamp),
+    });
     pb::PresenceEvent {
         cursor: cursor.encode(),
         kind: kind(e.kind) as i32,
@@ -133,11 +166,31 @@ pub fn event(e: &Resolved, access: &Access, latest: Option<&Counts>, cursor: &Cu
         from_room_pupil_count: e.from_room_student_count.filter(|_| school),
         from_room_name: e.from_room_name.clone(),
         // Without pupils (documented): the stream's own pupil events keep a board current.
-        room: e.tile.as_ref().filter(|_| school).map(|t| pb::RoomPresence {
-            pupils_redacted: false,
-            ..room(t, &[], access.mine(t.session_id, t.education_group_id))
-        }),
+        room: e
+            .tile
+            .as_ref()
+            .filter(|_| school)
+            .map(|t| pb::RoomPresence { pupils_redacted: false, ..room(t, &[], r.mine) }),
         alerts: Vec::new(),
+    }
+}
+
+/// The events of one hub batch, each converted on first use once per [`Redaction`] with the
+/// batch's counts and the event's own position as its cursor — the message of every watcher
+/// whose cursor no longer holds a board snapshot — and then shared by those watchers.
+#[derive(Debug, Clone, Default)]
+pub struct Converted {
+    /// Per event and redaction (allocated by the first watcher; boxed, so a slot no watcher
+    /// needs stays small).
+    slots: OnceLock<Box<[OnceLock<Box<pb::PresenceEvent>>]>>,
+}
+
+impl Converted {
+    /// Event `i` of `events` (the batch's) as `r` shows it, with the batch's `counts`.
+    pub fn get(&self, events: &[Resolved], i: usize, r: Redaction, counts: Option<&Counts>) -> &pb::PresenceEvent {
+        let slots = self.slots.get_or_init(|| (0..events.len() * Redaction::ALL).map(|_| OnceLock::new()).collect());
+        slots[i * Redaction::ALL + r.index()]
+            .get_or_init(|| Box::new(redacted(&events[i], r, counts, &Cursor::after(events[i].position))))
     }
 }
 

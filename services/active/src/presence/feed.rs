@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel_async::AsyncPgConnection;
+use phoenix_common::db::{self, DbPool};
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::display_name;
@@ -92,6 +93,19 @@ pub const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
 /// Reads (and resolves) the next page after `cursor` in one REPEATABLE READ, read-only
 /// transaction: the rows, the horizon they are below and their names share one snapshot.
 pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: ReadOptions) -> Result<Page> {
+    read_page_counting(conn, None, cursor, options).await
+}
+
+/// [`read_page`], with the school-wide counts (the page's costliest query) read from `counts`
+/// at the same time as the names instead of after them. That statement starts after the
+/// page's rows were read, so its snapshot is newer than the page's and includes every event
+/// of the page (counts are "at least as new as the event").
+pub async fn read_page_counting(
+    conn: &mut AsyncPgConnection,
+    counts: Option<&DbPool>,
+    cursor: &Cursor,
+    options: ReadOptions,
+) -> Result<Page> {
     let cursor = cursor.clone();
     conn.build_transaction()
         .repeatable_read()
@@ -116,8 +130,20 @@ pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: R
             };
             let ids = rows.iter().map(|r| r.id).collect();
             let (events, counts) = if options.resolve && !rows.is_empty() {
-                let events = resolve(conn, &rows).await?;
-                let counts = repo::counts(conn, business_date_in(Utc::now(), options.timezone)).await?;
+                let today = business_date_in(Utc::now(), options.timezone);
+                let (events, counts) = match counts {
+                    Some(pool) => {
+                        let counts = async {
+                            let mut c = db::conn(pool).await?;
+                            Ok::<_, Error>(repo::counts(&mut c, today).await?)
+                        };
+                        futures::try_join!(resolve(conn, &rows), counts)?
+                    }
+                    None => {
+                        let events = resolve(conn, &rows).await?;
+                        (events, repo::counts(conn, today).await?)
+                    }
+                };
                 (events, Some(counts))
             } else {
                 (Vec::new(), None)

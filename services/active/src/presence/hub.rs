@@ -27,7 +27,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures::{FutureExt as _, StreamExt as _};
 use phoenix_common::db::DbPool;
 use phoenix_common::server::ShutdownToken;
@@ -37,6 +37,7 @@ use tokio::time::Instant;
 
 use super::PresenceSettings;
 use super::board::Supervision;
+use super::convert::Converted;
 use super::cursor::{Cursor, Position};
 use super::feed::{self, ReadOptions, Resolved};
 use super::repo::{self, Counts};
@@ -57,6 +58,8 @@ pub struct Batch {
     pub counts: Option<Counts>,
     /// Set when the page started, ended or re-staffed sessions: who supervises what now.
     pub supervision: Option<Arc<Supervision>>,
+    /// The events as watchers send them, converted once per redaction.
+    pub converted: Converted,
 }
 
 #[derive(Debug, Default)]
@@ -230,7 +233,7 @@ impl Reader {
         diesel::sql_query(format!("LISTEN {PRESENCE_CHANNEL}")).execute(&mut conn).await?;
         // Whatever committed while (re)connecting: LISTEN is in place, so anything later
         // notifies.
-        self.catch_up().await?;
+        self.catch_up(&mut conn).await?;
 
         let mut poll = tokio::time::interval(settings.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -276,7 +279,7 @@ impl Reader {
                 Wake::Notified => retry = RETRY_MIN,
                 Wake::Retry => retry = (retry * 2).min(RETRY_MAX),
             }
-            match self.catch_up().await {
+            match self.catch_up(&mut conn).await {
                 Ok(read) => {
                     let give_up = settings.poll * 2;
                     pending.retain(|id, since| !read.contains(id) && since.elapsed() < give_up);
@@ -284,14 +287,17 @@ impl Reader {
                         retry = RETRY_MIN;
                     }
                 }
-                // A pool or query failure: the LISTEN connection is fine; the next tick retries.
+                // A query failure; the next tick retries (and its ping finds a broken connection).
                 Err(e) => tracing::warn!(error = %e, "presence hub: reading the event log failed"),
             }
         }
     }
 
     /// Reads, resolves and broadcasts every page below the horizon; returns the ids read.
-    async fn catch_up(&mut self) -> anyhow::Result<HashSet<i64>> {
+    /// The pages are read on the hub's own connection `conn` (no pool checkout and its
+    /// validity query per page; notifications wait in it meanwhile), the counts of a page
+    /// on a pool connection at the same time as its names.
+    async fn catch_up(&mut self, conn: &mut AsyncPgConnection) -> anyhow::Result<HashSet<i64>> {
         let mut read = HashSet::new();
         loop {
             // Whether anyone watches, checked before and after the read: a watcher that
@@ -299,10 +305,9 @@ impl Reader {
             // as high as this page's, so skipping the broadcast (and the resolving) of an
             // unwatched page loses nothing (see the module docs).
             let watched = self.watched();
-            let page = {
-                let mut conn = self.shared.pool.get().await?;
-                feed::read_page(&mut conn, &Cursor::after(self.position), self.options(watched)).await?
-            };
+            let options = self.options(watched);
+            let page =
+                feed::read_page_counting(conn, Some(&self.shared.pool), &Cursor::after(self.position), options).await?;
             if !watched && self.watched() {
                 continue; // someone subscribed during the read: read it again, resolved
             }
@@ -319,7 +324,13 @@ impl Reader {
             if page.upto > self.position {
                 self.position = page.upto;
                 if watched {
-                    let batch = Batch { events: page.events, upto: page.upto, counts: page.counts, supervision };
+                    let batch = Batch {
+                        events: page.events,
+                        upto: page.upto,
+                        counts: page.counts,
+                        supervision,
+                        converted: Converted::default(),
+                    };
                     // No receiver left is fine: the next watcher reads its backlog.
                     let _ = self.shared.sender.send(Arc::new(batch));
                 }

@@ -32,7 +32,7 @@ use tonic::Status;
 use super::PresenceSettings;
 use super::alerts::{self, Feed};
 use super::board::{Access, View};
-use super::convert;
+use super::convert::{self, Converted, Redaction};
 use super::cursor::{Cursor, Position};
 use super::feed::{self, Page, ReadOptions, Resolved};
 use super::hub::{Batch, Hub, PAGE};
@@ -236,23 +236,33 @@ impl Watcher {
     }
 
     async fn deliver_page(&mut self, page: Page) -> Result<(), End> {
-        self.deliver(&page.events, page.upto, page.counts).await
+        self.deliver(&page.events, page.upto, page.counts, None).await
     }
 
     async fn deliver_batch(&mut self, batch: &Batch) -> Result<(), End> {
         if let Some(s) = &batch.supervision {
             self.access.set_supervision(s);
         }
-        self.deliver(&batch.events, batch.upto, batch.counts).await
+        self.deliver(&batch.events, batch.upto, batch.counts, Some(&batch.converted)).await
     }
 
     /// Sends the events the cursor does not cover, in order, then moves the cursor to
-    /// `upto` (everything up to it has been read).
-    async fn deliver(&mut self, events: &[Resolved], upto: Position, counts: Option<Counts>) -> Result<(), End> {
+    /// `upto` (everything up to it has been read). With `converted` (a hub batch's), an
+    /// event is taken from there when this watcher's message is the shared one: its cursor
+    /// holds no board snapshot (so it is the event's own position) and the counts are the
+    /// batch's.
+    async fn deliver(
+        &mut self,
+        events: &[Resolved],
+        upto: Position,
+        counts: Option<Counts>,
+        converted: Option<&Converted>,
+    ) -> Result<(), End> {
         if counts.is_some() {
             self.counts = counts;
         }
-        for e in events {
+        let converted = converted.filter(|_| counts.is_some());
+        for (i, e) in events.iter().enumerate() {
             if self.cursor.covers(e.position) {
                 continue;
             }
@@ -260,7 +270,12 @@ impl Watcher {
             if !self.access.admits(e.student.as_ref().map(|p| p.student_id)) {
                 continue;
             }
-            let event = convert::event(e, &self.access, self.counts.as_ref(), &self.cursor);
+            let event = match converted {
+                Some(shared) if self.cursor.snapshot.is_none() => {
+                    shared.get(events, i, Redaction::of(e, &self.access), counts.as_ref()).clone()
+                }
+                _ => convert::event(e, &self.access, self.counts.as_ref(), &self.cursor),
+            };
             self.send(event).await?;
         }
         self.cursor.advance_to(upto);
