@@ -1,14 +1,15 @@
 //! Diesel queries of the active slice. Writes touch `active.*` only; `iot.devices`,
 //! `users.*`, `facilities.rooms` and `activities.activities` are read (and the pupil's
-//! `users.students` row is row-locked, never written). No proto types here.
+//! `users.students` row is row-locked, never written). A scan is one call of the database
+//! function `active.process_scan` ([`process_scan`]). No proto types here.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Date, Double, Nullable, Timestamptz};
+use diesel::sql_types::{Date, Interval, Nullable, Text, Time, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use phoenix_db::schema::active::{attendance, group_supervisors, groups, scan_receipts, visits};
-use phoenix_db::schema::{activities, education, facilities, iot, users};
+use phoenix_db::schema::active::{attendance, group_supervisors, groups, visits};
+use phoenix_db::schema::{activities, education, facilities, users};
 
 diesel::define_sql_function! {
     #[sql_name = "GREATEST"]
@@ -256,197 +257,55 @@ pub async fn open_visit_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> Que
 // ---------------------------------------------------------------------------------------------
 // Scans
 
-/// The reader as a scan needs it.
-#[derive(Debug, Clone, Queryable)]
-pub struct ScanDevice {
-    pub id: i64,
-    pub status: String,
-    pub kind: String,
-    pub room_id: Option<i64>,
+diesel::define_sql_function! {
+    /// One scan, every step of it (migration `2026-12-12-000001_active_process_scan`).
+    #[sql_name = "active.process_scan"]
+    fn process_scan_call(
+        device: Text,
+        scan_id: Text,
+        tag: Nullable<Text>,
+        scanned_at: Timestamptz,
+        now: Timestamptz,
+        max_age: Interval,
+        max_ahead: Interval,
+        time_zone: Text,
+        daily_checkout: Time,
+    ) -> Nullable<Jsonb>;
 }
 
-pub async fn scan_device(conn: &mut AsyncPgConnection, device_id: &str) -> QueryResult<Option<ScanDevice>> {
-    iot::devices::table
-        .filter(iot::devices::device_id.eq(device_id))
-        .select((iot::devices::id, iot::devices::status, iot::devices::kind, iot::devices::room_id))
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// Claims `(device, scan_id)`: inserts a placeholder receipt (completed by
-/// [`finish_receipt`] in the same transaction) and returns its id, or `None` when the scan
-/// was processed before. A concurrent claim of the same scan waits on the unique index until
-/// the first transaction ends, then sees its row: exactly one of them applies the scan.
-pub async fn claim_receipt(conn: &mut AsyncPgConnection, device: i64, scan_id: &str) -> QueryResult<Option<i64>> {
-    diesel::insert_into(scan_receipts::table)
-        .values((
-            scan_receipts::device_id.eq(device),
-            scan_receipts::scan_id.eq(scan_id),
-            scan_receipts::outcome.eq("rejected"),
-            scan_receipts::code.eq("internal"),
-            scan_receipts::result.eq(serde_json::json!({})),
-        ))
-        .on_conflict((scan_receipts::device_id, scan_receipts::scan_id))
-        .do_nothing()
-        .returning(scan_receipts::id)
-        .get_result(conn)
-        .await
-        .optional()
-}
-
-/// The stored Result of an already processed scan.
-pub async fn stored_result(
-    conn: &mut AsyncPgConnection,
-    device: i64,
-    scan_id: &str,
-) -> QueryResult<Option<serde_json::Value>> {
-    scan_receipts::table
-        .filter(scan_receipts::device_id.eq(device))
-        .filter(scan_receipts::scan_id.eq(scan_id))
-        .select(scan_receipts::result)
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// What a processed scan records.
+/// One scan as `active.process_scan` takes it.
 #[derive(Debug, Clone)]
-pub struct ReceiptOutcome<'a> {
-    pub student_id: Option<i64>,
+pub struct ScanCall<'a> {
+    pub device_id: &'a str,
+    pub scan_id: &'a str,
+    /// The normalised tag; `None` when the scanned one is no valid tag (`unknown_tag`).
+    pub tag: Option<String>,
     pub scanned_at: DateTime<Utc>,
-    pub outcome: &'a str,
-    pub code: &'a str,
-    pub result: serde_json::Value,
+    pub now: DateTime<Utc>,
+    pub max_age: chrono::TimeDelta,
+    pub max_ahead: chrono::TimeDelta,
+    /// IANA name of the school's time zone.
+    pub timezone: &'a str,
+    pub daily_checkout_time: NaiveTime,
 }
 
-pub async fn finish_receipt(conn: &mut AsyncPgConnection, id: i64, r: ReceiptOutcome<'_>) -> QueryResult<()> {
-    diesel::update(scan_receipts::table.find(id))
-        .set((
-            scan_receipts::student_id.eq(r.student_id),
-            scan_receipts::scanned_at.eq(Some(r.scanned_at)),
-            scan_receipts::outcome.eq(r.outcome),
-            scan_receipts::code.eq(r.code),
-            scan_receipts::result.eq(r.result),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-/// The holder of a card: `(card active, student id, first name, last name)`; the last three
-/// are `None` when nobody or no pupil holds it.
-pub type CardHolder = (bool, Option<i64>, Option<String>, Option<String>);
-
-pub async fn card_holder(conn: &mut AsyncPgConnection, tag: &str) -> QueryResult<Option<CardHolder>> {
-    users::rfid_cards::table
-        .left_join(users::persons::table.on(users::persons::tag_id.eq(users::rfid_cards::id.nullable())))
-        .left_join(users::students::table.on(users::students::person_id.nullable().eq(users::persons::id.nullable())))
-        .filter(users::rfid_cards::id.eq(tag))
-        .select((
-            users::rfid_cards::active,
-            users::students::id.nullable(),
-            users::persons::first_name.nullable(),
-            users::persons::last_name.nullable(),
-        ))
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// Serialises every scan of one pupil (two readers at once): a row lock on the pupil,
-/// `FOR NO KEY UPDATE` so that foreign-key checks of unrelated inserts are not blocked.
-pub async fn lock_student(conn: &mut AsyncPgConnection, student: i64) -> QueryResult<()> {
-    users::students::table
-        .find(student)
-        .select(users::students::id)
-        .for_no_key_update()
-        .first::<i64>(conn)
-        .await
-        .map(drop)
-}
-
-/// What orders a scan against the pupil's other presence changes (docs/faults.md "Ordering
-/// and clock skew").
-#[derive(Debug, Clone, Copy)]
-pub struct ScanOrder {
-    /// The reader's device row.
-    pub device: i64,
-    /// The reader's own clock, compared with the reader's own earlier scans.
-    pub scanned_at: DateTime<Utc>,
-    /// `scanned_at` corrected for the reader's learnt clock error, compared with the scans of
-    /// other readers and with manual changes.
-    pub ordered_at: DateTime<Utc>,
-}
-
-#[derive(QueryableByName)]
-struct Newer {
-    #[diesel(sql_type = Bool)]
-    newer: bool,
-}
-
-/// Whether a later presence change than `order` already changed this pupil's state: an
-/// applied scan of the same reader with a later `scanned_at`, an applied scan of another
-/// reader ordered later (`result.ordered_at`, written when it differs from `scanned_at`), or
-/// a manual change after `order.ordered_at` — a pupil event (visits.rs, attendance.rs) that
-/// is not a scan's own: a scan's event and receipt share their transaction's `now()`.
-/// A receipt ordered (or scanned) after `t` was received after `t − MAX_CLOCK_AHEAD` (its
-/// order time is at most its receive time, or an accepted `scanned_at`, at most that far
-/// ahead of it), which bounds the receipts read.
-pub async fn newer_state_change(conn: &mut AsyncPgConnection, student: i64, order: ScanOrder) -> QueryResult<bool> {
-    let row: Newer = diesel::sql_query(
-        "SELECT EXISTS ( \
-             SELECT 1 FROM active.scan_receipts r \
-             WHERE r.student_id = $1 AND r.outcome <> 'rejected' \
-               AND r.received_at > least($3, $4) - make_interval(secs => $5) \
-               AND CASE WHEN r.device_id = $2 THEN r.scanned_at > $3 \
-                        ELSE coalesce((r.result ->> 'ordered_at')::timestamptz, r.scanned_at) > $4 END \
-         ) OR EXISTS ( \
-             SELECT 1 FROM active.presence_events p \
-             WHERE p.student_id = $1 AND p.occurred_at > $4 \
-               AND p.kind IN ('checked_in', 'checked_out', 'transferred', 'gone_home', 'arrived') \
-               AND NOT EXISTS (SELECT 1 FROM active.scan_receipts s \
-                               WHERE s.student_id = p.student_id AND s.received_at = p.occurred_at \
-                                 AND s.outcome <> 'rejected') \
-         ) AS newer",
-    )
-    .bind::<BigInt, _>(student)
-    .bind::<BigInt, _>(order.device)
-    .bind::<Timestamptz, _>(order.scanned_at)
-    .bind::<Timestamptz, _>(order.ordered_at)
-    .bind::<Double, _>(crate::scan::MAX_CLOCK_AHEAD.as_secs_f64())
+/// Processes one scan inside the caller's transaction and returns its Result as the JSON
+/// `ScanResult` reads; `None` when the receipt of a claimed scan is missing. One round trip:
+/// the statement is prepared once per connection.
+pub async fn process_scan(conn: &mut AsyncPgConnection, call: ScanCall<'_>) -> QueryResult<Option<serde_json::Value>> {
+    diesel::select(process_scan_call(
+        call.device_id,
+        call.scan_id,
+        call.tag,
+        call.scanned_at,
+        call.now,
+        call.max_age,
+        call.max_ahead,
+        call.timezone,
+        call.daily_checkout_time,
+    ))
     .get_result(conn)
-    .await?;
-    Ok(row.newer)
-}
-
-#[derive(QueryableByName)]
-struct ClockLag {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    min_lag_ms: Option<i64>,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    first_received: Option<DateTime<Utc>>,
-}
-
-/// A reader's clock as its receipts received since `since` show it (scans rejected as stale
-/// left out): the smallest `received_at − scanned_at` in milliseconds and the first
-/// `received_at`; `None` without such receipts.
-pub async fn clock_lag(
-    conn: &mut AsyncPgConnection,
-    device: i64,
-    since: DateTime<Utc>,
-) -> QueryResult<Option<(i64, DateTime<Utc>)>> {
-    let row: ClockLag = diesel::sql_query(
-        "SELECT (extract(epoch FROM min(received_at - scanned_at)) * 1000)::bigint AS min_lag_ms, \
-                min(received_at) AS first_received \
-         FROM active.scan_receipts \
-         WHERE device_id = $1 AND received_at >= $2 AND scanned_at IS NOT NULL AND code <> 'stale_scan'",
-    )
-    .bind::<BigInt, _>(device)
-    .bind::<Timestamptz, _>(since)
-    .get_result(conn)
-    .await?;
-    Ok(row.min_lag_ms.zip(row.first_received))
+    .await
 }
 
 /// `(name, capacity)` of a room.
@@ -554,91 +413,6 @@ pub async fn attendance_of(
         .filter(attendance::student_id.eq(student))
         .filter(attendance::date.eq(date))
         .select((attendance::id, attendance::check_out_time))
-        .first(conn)
-        .await
-        .optional()
-}
-
-/// Opens the day's attendance (arrival), or re-opens a checked-out one (a re-check-in the
-/// same day clears the check-out columns, data-model.md `active.attendance`).
-pub async fn open_attendance(
-    conn: &mut AsyncPgConnection,
-    student: i64,
-    date: NaiveDate,
-    at: DateTime<Utc>,
-    device: i64,
-) -> QueryResult<()> {
-    match attendance_of(conn, student, date).await? {
-        None => diesel::insert_into(attendance::table)
-            .values((
-                attendance::student_id.eq(student),
-                attendance::date.eq(date),
-                attendance::check_in_time.eq(at),
-                attendance::check_in_device_id.eq(Some(device)),
-            ))
-            .on_conflict((attendance::student_id, attendance::date))
-            .do_nothing()
-            .execute(conn)
-            .await
-            .map(drop),
-        Some(row) if row.check_out_time.is_some() => diesel::update(attendance::table.find(row.id))
-            .set((
-                attendance::check_out_time.eq(None::<DateTime<Utc>>),
-                attendance::checked_out_by.eq(None::<i64>),
-                attendance::check_out_device_id.eq(None::<i64>),
-                attendance::check_out_destination.eq(None::<String>),
-                attendance::closed_by_system.eq(false),
-            ))
-            .execute(conn)
-            .await
-            .map(drop),
-        Some(_) => Ok(()),
-    }
-}
-
-/// Closes the day's attendance: the pupil went home.
-pub async fn close_attendance(
-    conn: &mut AsyncPgConnection,
-    id: i64,
-    at: DateTime<Utc>,
-    device: i64,
-) -> QueryResult<()> {
-    diesel::update(attendance::table.find(id))
-        .set((
-            attendance::check_out_time.eq(greatest_ts(attendance::check_in_time, at).nullable()),
-            attendance::check_out_device_id.eq(Some(device)),
-            attendance::check_out_destination.eq(Some("zuhause")),
-            attendance::closed_by_system.eq(false),
-        ))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
-/// The pupil's pickup time on `date`: that day's exception when there is one (a NULL time
-/// there means no pickup that day), else the weekly schedule for the weekday (Mon–Fri).
-pub async fn pickup_time_on(
-    conn: &mut AsyncPgConnection,
-    student: i64,
-    date: NaiveDate,
-) -> QueryResult<Option<chrono::NaiveTime>> {
-    use chrono::Datelike as _;
-    use phoenix_db::schema::schedule::{student_pickup_exceptions as ex, student_pickup_schedules as weekly};
-    let exception: Option<Option<chrono::NaiveTime>> = ex::table
-        .filter(ex::student_id.eq(student))
-        .filter(ex::exception_date.eq(date))
-        .select(ex::pickup_time)
-        .first(conn)
-        .await
-        .optional()?;
-    if let Some(time) = exception {
-        return Ok(time);
-    }
-    let weekday = date.weekday().number_from_monday() as i16;
-    weekly::table
-        .filter(weekly::student_id.eq(student))
-        .filter(weekly::weekday.eq(weekday))
-        .select(weekly::pickup_time)
         .first(conn)
         .await
         .optional()

@@ -175,3 +175,64 @@ async fn a_burst_of_replays_is_not_taken_for_a_wrong_clock() {
     let replayed = scan(c, &readers[0], "a-3", &tag, t + Duration::minutes(25)).await;
     assert_eq!(outcome(&replayed), (pb::ScanOutcome::Rejected, "superseded"));
 }
+
+/// The order time a scan's receipt stored (`result.ordered_at`): only when it differs from
+/// `scanned_at`.
+async fn ordered_at(env: &ActiveSchool, scan_id: &str) -> Option<DateTime<Utc>> {
+    use diesel::sql_types::{Nullable, Timestamptz};
+    use diesel_async::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Nullable<Timestamptz>)]
+        at: Option<DateTime<Utc>>,
+    }
+    let mut conn = env.conn().await;
+    let row: Row = diesel::sql_query(format!(
+        "SELECT (result ->> 'ordered_at')::timestamptz AS at FROM active.scan_receipts WHERE scan_id = '{scan_id}'"
+    ))
+    .get_result(&mut conn)
+    .await
+    .expect("the receipt");
+    row.at
+}
+
+#[tokio::test]
+async fn a_reader_four_minutes_ahead_is_ordered_when_its_scan_was_received() {
+    let mut env = ActiveSchool::new(1, 1).await;
+    let rooms = env.school.rooms.clone();
+    env.session(rooms[0]).await;
+    let (p, tag) = (env.pupil(0), env.school.pupils[0].tag.clone());
+    let readers = env.school.readers.clone();
+    scanned_all_morning(&env, &readers[0], -Duration::minutes(4)).await;
+
+    let sent = Utc::now();
+    let r = scan(&mut env.client, &readers[0], "ahead-1", &tag, sent + Duration::minutes(4)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::CheckedIn, "ok"), "within the five minutes ahead a scan may be");
+    let at = ordered_at(&env, "ahead-1").await.expect("an order time of its own");
+    let received = Utc::now();
+    assert!(at >= sent - Duration::seconds(2) && at <= received, "never later than it was received: {at}");
+    let (room, entry) = last_entry(&env, p).await;
+    assert_eq!(room, rooms[0]);
+    // The order time or the session's start, whichever is later: not four minutes ahead.
+    assert!(entry >= at && entry <= received, "the visit starts when the scan came: {entry}");
+}
+
+#[tokio::test]
+async fn a_clock_error_within_two_minutes_is_taken_as_it_is() {
+    let mut env = ActiveSchool::new(1, 1).await;
+    let rooms = env.school.rooms.clone();
+    env.session(rooms[0]).await;
+    let tag = env.school.pupils[0].tag.clone();
+    let readers = env.school.readers.clone();
+    scanned_all_morning(&env, &readers[0], Duration::seconds(90)).await;
+    scanned_all_morning(&env, &readers[1], Duration::minutes(3)).await;
+
+    let r = scan(&mut env.client, &readers[0], "slight-1", &tag, Utc::now() - Duration::seconds(90)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::CheckedIn, "ok"));
+    assert_eq!(ordered_at(&env, "slight-1").await, None, "90 s: ordered by its scanned_at");
+    // Beyond the bound the same reader clock error is corrected.
+    env.session(rooms[1]).await;
+    let r = scan(&mut env.client, &readers[1], "off-1", &tag, Utc::now() - Duration::minutes(3)).await;
+    assert_eq!(outcome(&r), (pb::ScanOutcome::Transferred, "ok"), "3 min behind, corrected: after the check-in");
+    assert!(ordered_at(&env, "off-1").await.is_some());
+}

@@ -563,3 +563,148 @@ async fn a_reader_over_its_rate_limit_gets_rate_limited_and_nothing_is_stored() 
     let again = a.send(&limited[0], WAIT).await.expect("result").expect_result().clone();
     assert_eq!((oc(&again), again.duplicate), ((Outcome::CheckedIn, Code::Ok), false));
 }
+
+/// The Result a reader receives for `tag` scanned at `at`, as published (byte for byte).
+async fn raw(reader: &mut SimReader, scan_id: &str, tag: &str, at: DateTime<Utc>) -> String {
+    let scan = reader.sign(scan_id, tag, at);
+    reader.send(&scan, WAIT).await.expect("a result").raw
+}
+
+#[tokio::test]
+async fn every_result_text_and_display_name_is_the_contracts_byte_for_byte() {
+    // The Result is built by the database function active.process_scan: its German messages,
+    // its optional fields and the display names (trimmed of Unicode white space, the initial
+    // upper-cased by the full Unicode mapping, as phoenix_reader_protocol::display_name does).
+    let mut stack = ReaderStack::spawn(0).await;
+    let s = stack.school.clone();
+    let mut conn = stack.app.db.conn().await;
+    let names = [
+        ("Jörg", "ßmith", "Jörg SS."),
+        (" Anna Lena ", "östermann", "Anna Lena Ö."),
+        ("Émile\u{a0}", "\u{2003}zola", "Émile Z."),
+    ];
+    let mut pupils = Vec::new();
+    for (i, (first, last, shown)) in names.iter().enumerate() {
+        assert_eq!(phoenix_reader_protocol::display_name(first, last), *shown, "the reader protocol's rule");
+        let tag = phoenix_tests::fixtures::tag(100 + i);
+        let id = phoenix_tests::fixtures::student(&mut conn, first, last, &tag).await;
+        pupils.push((id, tag, *shown));
+    }
+    let one_place = phoenix_tests::fixtures::activity(&mut conn, "Einzelstunde", 1).await;
+    diesel::update(phoenix_db::schema::facilities::rooms::table.find(s.rooms[3]))
+        .set(phoenix_db::schema::facilities::rooms::capacity.eq(Some(0)))
+        .execute(&mut conn)
+        .await
+        .expect("close room D");
+    for room in [s.rooms[0], s.rooms[1], s.rooms[3]] {
+        school::start_session(&mut stack.active, room, s.activity, s.staff).await;
+    }
+    school::start_session(&mut stack.active, s.rooms[2], one_place, s.staff).await;
+    let (mut a, mut b) = (stack.reader(&s.readers[0]).await, stack.reader(&s.readers[1]).await);
+    let (mut c, mut d) = (stack.reader(&s.readers[2]).await, stack.reader(&s.readers[3]).await);
+    let mut gate = stack.reader(&s.gate).await;
+    let t = Utc::now() - chrono::Duration::minutes(10);
+    let at = |secs: i64| t + chrono::Duration::seconds(secs);
+    let student = |i: usize| format!(r#""student":{{"id":{},"display_name":"{}"}}"#, pupils[i].0, pupils[i].2);
+    let room = |i: usize, name: &str| format!(r#""room":{{"id":{},"name":"{name}"}}"#, s.rooms[i]);
+    let ok = |id: &str, outcome: &str, message: &str, extra: String| {
+        format!(
+            r#"{{"scan_id":"{id}","outcome":"{outcome}","code":"ok","message":"{message}",{extra}"duplicate":false}}"#
+        )
+    };
+    let (p, q) = (&pupils[0].1, &pupils[1].1);
+
+    let got = raw(&mut gate, "t-1", p, at(0)).await;
+    assert_eq!(got, ok("t-1", "checked_in", "Willkommen!", format!("{},", student(0))));
+    let got = raw(&mut a, "t-2", p, at(1)).await;
+    let checked_in = ok("t-2", "checked_in", "Eingecheckt: Raum A", format!("{},{},", student(0), room(0, "Raum A")));
+    assert_eq!(got, checked_in);
+    let got = raw(&mut b, "t-3", p, at(2)).await;
+    assert_eq!(got, ok("t-3", "transferred", "Gewechselt: Raum B", format!("{},{},", student(0), room(1, "Raum B"))));
+    let got = raw(&mut b, "t-4", p, at(3)).await;
+    assert_eq!(got, ok("t-4", "checked_out", "Ausgecheckt: Raum B", format!("{},{},", student(0), room(1, "Raum B"))));
+    let got = raw(&mut a, "t-2", p, at(1)).await;
+    assert_eq!(got, checked_in.replace(r#""duplicate":false"#, r#""duplicate":true"#), "a repeat: the stored Result");
+    let got = raw(&mut a, "t-5", p, at(2)).await;
+    assert_eq!(
+        got,
+        format!(
+            r#"{{"scan_id":"t-5","outcome":"rejected","code":"superseded","message":"Bereits aktualisiert",{},"duplicate":false}}"#,
+            student(0)
+        ),
+        "older than the pupil's last change: the pupil, no room"
+    );
+    let got = raw(&mut gate, "t-6", p, at(4)).await;
+    assert_eq!(got, ok("t-6", "checked_out", "Auf Wiedersehen!", format!("{},", student(0))));
+
+    let got = raw(&mut c, "t-7", q, at(5)).await;
+    assert_eq!(got, ok("t-7", "checked_in", "Eingecheckt: Raum C", format!("{},{},", student(1), room(2, "Raum C"))));
+    let rejected = |id: &str, message: &str, i: usize, extra: String| {
+        format!(
+            r#"{{"scan_id":"{id}","outcome":"rejected","code":"room_full","message":"{message}",{},{extra},"duplicate":false}}"#,
+            student(i)
+        )
+    };
+    let got = raw(&mut c, "t-8", &pupils[2].1, at(6)).await;
+    assert_eq!(got, rejected("t-8", "Aktivität ist voll", 2, room(2, "Raum C")), "the activity's one place is taken");
+    let got = raw(&mut d, "t-9", &pupils[2].1, at(7)).await;
+    assert_eq!(got, rejected("t-9", "Raum ist voll", 2, room(3, "Raum D")), "capacity 0: the room is closed");
+    assert_eq!(visit_count(&mut conn, pupils[2].0).await, 0, "nothing written for the refusals");
+    let receipts: Vec<String> = active::scan_receipts::table
+        .order(active::scan_receipts::id)
+        .select(active::scan_receipts::code)
+        .load(&mut conn)
+        .await
+        .expect("receipts");
+    assert_eq!(receipts, ["ok", "ok", "ok", "ok", "superseded", "ok", "ok", "room_full", "room_full"], "one per scan");
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_entrance_lets_a_collected_pupil_go_from_fifteen_minutes_before_the_pickup_time() {
+    use chrono::{Datelike as _, NaiveTime, TimeZone as _};
+    use phoenix_active::scan::{self, MAX_CLOCK_AHEAD, ScanCommand, ScanSettings};
+    use phoenix_db::schema::schedule::student_pickup_schedules as weekly;
+    let db = phoenix_tests::TestDb::new().await;
+    let mut conn = db.conn().await;
+    let s = school::School::create(&mut conn, 3).await;
+    let tz = chrono_tz::Europe::Berlin;
+    let time = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("time");
+    let settings = ScanSettings {
+        max_age: Duration::from_secs(5 * 24 * 3600),
+        max_ahead: MAX_CLOCK_AHEAD,
+        timezone: tz,
+        daily_checkout_time: time(15, 0),
+    };
+    // The latest Monday–Friday at least a day ago: its scans are replays within the window.
+    let mut day = phoenix_common::time::business_date_in(Utc::now(), tz) - chrono::Duration::days(1);
+    while day.weekday().number_from_monday() > 5 {
+        day -= chrono::Duration::days(1);
+    }
+    let local = |h, m| tz.from_local_datetime(&day.and_time(time(h, m))).single().expect("local time").to_utc();
+    let weekday = day.weekday().number_from_monday() as i16;
+    let [at_two, at_five] = [&s.pupils[0], &s.pupils[1]];
+    diesel::insert_into(weekly::table)
+        .values(vec![
+            (weekly::student_id.eq(at_two.id), weekly::weekday.eq(weekday), weekly::pickup_time.eq(time(14, 0))),
+            (weekly::student_id.eq(at_five.id), weekly::weekday.eq(weekday), weekly::pickup_time.eq(time(17, 0))),
+        ])
+        .execute(&mut conn)
+        .await
+        .expect("weekly pickups");
+    let mut n = 0;
+    let mut at_gate = async |tag: &str, at: DateTime<Utc>| {
+        n += 1;
+        let cmd = ScanCommand { device_id: s.gate.clone(), scan_id: format!("g-{n}"), tag: tag.into(), scanned_at: at };
+        let r = scan::process(&mut conn, settings, cmd, Utc::now()).await.expect("scan");
+        format!("{}/{}", r.outcome.as_str(), r.code.as_str())
+    };
+    for p in &s.pupils {
+        assert_eq!(at_gate(&p.tag, local(8, 0)).await, "checked_in/ok");
+    }
+    assert_eq!(at_gate(&at_two.tag, local(13, 44)).await, "rejected/pickup_not_allowed", "16 minutes early");
+    assert_eq!(at_gate(&at_two.tag, local(13, 45)).await, "checked_out/ok", "15 minutes early");
+    assert_eq!(at_gate(&at_five.tag, local(14, 59)).await, "rejected/pickup_not_allowed");
+    assert_eq!(at_gate(&at_five.tag, local(15, 0)).await, "checked_out/ok", "from the daily check-out time, always");
+    assert_eq!(at_gate(&s.pupils[2].tag, local(10, 0)).await, "checked_out/ok", "no pickup rule: free to go");
+}

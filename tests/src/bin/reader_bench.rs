@@ -4,15 +4,19 @@
 //! fresh database, starts the iot and active services and the MQTT bridge in-process on a
 //! real broker (`MQTT_URL`, else the embedded one), then drives N simulated readers (default
 //! 1, 16, 64), each sending scans one after the other (publish → Result received). Prints
-//! scans/s and end-to-end latency p50/p95/p99 of three paths at each concurrency:
+//! scans/s and end-to-end latency p50/p95/p99 of four paths at each concurrency:
 //!
 //! 1. the pipeline: signed MQTT publish → broker → gateway bridge → `ProcessScan` → Result;
 //! 2. the same `ProcessScan` transaction called directly (`phoenix_active::scan::process`);
-//! 3. the ceiling: the bare SQL of that transaction — the same statements, prepared, run
-//!    directly over tokio-postgres with no ORM, gRPC or MQTT ([`bare`]) — on as many
-//!    connections as the pipeline's pool allows (`BENCH_POOL`),
+//! 3. the ceiling issue #17 defines: the bare SQL of the check-in transaction as separate
+//!    statements — BEGIN, ~17 prepared statements, COMMIT, the way `ProcessScan` sent them
+//!    before it became one function call — run directly over tokio-postgres with no ORM, gRPC
+//!    or MQTT ([`bare`]) — on as many connections as the pipeline's pool allows (`BENCH_POOL`);
+//! 4. the bare function call: `SELECT active.process_scan(…)` prepared over tokio-postgres,
+//!    what one scan costs the database now ([`bare_call`]),
 //!
-//! and the ratios pipeline / bare and direct / bare (issue #17: ≥ 1.0× at 16 readers).
+//! and the ratios pipeline / bare, direct / bare and call / bare (issue #17: pipeline ≥ 1.0×
+//! at 16 readers).
 //!
 //! The broker (`BENCH_BROKER`): `secured` (default) is the embedded broker as `phoenix dev`
 //! and `phoenix gateway` run it, rumqttd behind the credential and ACL proxy; `open` is
@@ -230,10 +234,11 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
     Level::gather(tasks, started).await
 }
 
-/// The bare SQL of the check-in transaction: what `ProcessScan` sends for a scan at a room
-/// reader (services/active/src/scan.rs and repo.rs), statement for statement, as prepared
-/// statements over tokio-postgres. Only the branches the bench's scans take are written
-/// out (check-in, transfer, check-out, capacity); their Result is stored like the real one.
+/// The bare SQL of the check-in transaction as separate statements: what `ProcessScan` sent
+/// for a scan at a room reader before it became one call of `active.process_scan`, statement
+/// for statement, as prepared statements over tokio-postgres. Only the branches the bench's
+/// scans take are written out (check-in, transfer, check-out, capacity); their Result is
+/// stored like the real one.
 mod bare {
     use std::time::{Duration, SystemTime};
 
@@ -449,7 +454,7 @@ mod bare {
     }
 }
 
-/// `scan::MAX_CLOCK_AHEAD` in seconds (the bare form binds it like `repo::newer_state_change`).
+/// `scan::MAX_CLOCK_AHEAD` in seconds (the bound of the order check's receipts).
 const MAX_CLOCK_AHEAD_SECS: f64 = phoenix_active::scan::MAX_CLOCK_AHEAD.as_secs_f64();
 
 async fn bare_level(url: &str, concurrency: usize, scans: usize, pupils: usize) -> anyhow::Result<Level> {
@@ -483,6 +488,100 @@ async fn bare_level(url: &str, concurrency: usize, scans: usize, pupils: usize) 
                     Err(e) => {
                         if errors == 0 {
                             eprintln!("bare SQL scan failed: {e:#}");
+                        }
+                        errors += 1;
+                    }
+                }
+            }
+            (h, errors)
+        }));
+    }
+    Level::gather(tasks, started).await
+}
+
+/// The scan as the service sends it now: one prepared `SELECT active.process_scan(…)` over
+/// tokio-postgres, with the settings the direct path uses; only the Result's code comes back.
+mod bare_call {
+    use std::time::{Duration, SystemTime};
+
+    use tokio_postgres::types::Type;
+    use tokio_postgres::{Client, Statement};
+
+    pub async fn prepare(c: &Client) -> Result<Statement, tokio_postgres::Error> {
+        c.prepare_typed(
+            "SELECT active.process_scan($1, $2, $3, $4, $5, make_interval(secs => $6), make_interval(secs => $7), \
+             $8, $9::text::time) ->> 'code'",
+            &[
+                Type::TEXT,
+                Type::TEXT,
+                Type::TEXT,
+                Type::TIMESTAMPTZ,
+                Type::TIMESTAMPTZ,
+                Type::FLOAT8,
+                Type::FLOAT8,
+                Type::TEXT,
+                Type::TEXT,
+            ],
+        )
+        .await
+    }
+
+    /// One scan of `tag` at reader `device`: the statement is its own transaction.
+    pub async fn scan(client: &Client, call: &Statement, device: &str, scan_id: &str, tag: &str) -> anyhow::Result<()> {
+        let now = SystemTime::now();
+        let max_age = Duration::from_secs(24 * 3600).as_secs_f64();
+        let row = client
+            .query_one(
+                call,
+                &[
+                    &device,
+                    &scan_id,
+                    &tag,
+                    &now,
+                    &now,
+                    &max_age,
+                    &crate::MAX_CLOCK_AHEAD_SECS,
+                    &"Europe/Berlin",
+                    &"00:00",
+                ],
+            )
+            .await?;
+        let code: Option<String> = row.get(0);
+        let code = code.unwrap_or_else(|| "none".into());
+        anyhow::ensure!(code == "ok" || code == "room_full", "bare call: {code}");
+        Ok(())
+    }
+}
+
+async fn call_level(url: &str, concurrency: usize, scans: usize, pupils: usize) -> anyhow::Result<Level> {
+    let per_task = (scans / concurrency).max(1);
+    let run = next_level();
+    let mut clients = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let call = bare_call::prepare(&client).await?;
+        clients.push((client, call));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (client, call)) in clients.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
+            let mut rng = Xorshift(0x2545_F491_4F6C_DD1D ^ ((i as u64 + 1) * 0x7777_4444_2222));
+            let mut errors = 0;
+            for k in 0..per_task {
+                let pupil = (rng.next() as usize) % pupils;
+                let t0 = Instant::now();
+                let device = format!("bench-{i}");
+                let scan_id = format!("call-{run}-{i}-{k}");
+                match bare_call::scan(&client, &call, &device, &scan_id, &tag(pupil)).await {
+                    Ok(()) => {
+                        let _ = h.record(t0.elapsed().as_micros() as u64);
+                    }
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("bare function call failed: {e:#}");
                         }
                         errors += 1;
                     }
@@ -597,6 +696,7 @@ async fn main() -> anyhow::Result<()> {
     // Warm-up (connections, caches, plans).
     let _ = mqtt_level(&broker, &config.mqtt_prefix, 1, 20, pupils).await?;
     let _ = bare_level(db.url(), 1, 20, pupils).await?;
+    let _ = call_level(db.url(), 1, 20, pupils).await?;
     let mut ratios = Vec::new();
     for &n in &readers {
         let mqtt = mqtt_level(&broker, &config.mqtt_prefix, n, scans, pupils).await?;
@@ -606,12 +706,17 @@ async fn main() -> anyhow::Result<()> {
         // The ceiling uses as many connections as the pipeline's pool has.
         let bare = bare_level(db.url(), n.min(pool_size as usize), scans, pupils).await?;
         print_level("bare SQL tx (ceiling)", n, &bare);
-        ratios.push((n, rate(&mqtt) / rate(&bare), rate(&direct) / rate(&bare)));
+        let call = call_level(db.url(), n.min(pool_size as usize), scans, pupils).await?;
+        print_level("bare process_scan() call", n, &call);
+        ratios.push((n, rate(&mqtt) / rate(&bare), rate(&direct) / rate(&bare), rate(&call) / rate(&bare)));
     }
     println!();
-    println!("{:<28} {:>4} {:>16} {:>16}", "ratio to the ceiling", "N", "pipeline / bare", "direct / bare");
-    for (n, pipeline, direct) in ratios {
-        println!("{:<28} {n:>4} {pipeline:>15.2}× {direct:>15.2}×", "");
+    println!(
+        "{:<28} {:>4} {:>16} {:>16} {:>16}",
+        "ratio to the ceiling", "N", "pipeline / bare", "direct / bare", "call / bare"
+    );
+    for (n, pipeline, direct, call) in ratios {
+        println!("{:<28} {n:>4} {pipeline:>15.2}× {direct:>15.2}× {call:>15.2}×", "");
     }
     println!("targets (issue #17): pipeline ≥ 1.0× at 16 readers with p99 ≤ 20 ms; one reader p50 ≤ 5 ms");
     let stats = bridge.stats();
