@@ -258,6 +258,8 @@ pub async fn open_visit_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> Que
 // Scans
 
 diesel::define_sql_function! {
+    // The function's signature: one argument per input of the scan.
+    #[allow(clippy::too_many_arguments)]
     /// One scan, every step of it (migration `2026-12-12-000001_active_process_scan`).
     #[sql_name = "active.process_scan"]
     fn process_scan_call(
