@@ -20,10 +20,15 @@ pub struct Asset {
 
 include!(concat!(env!("OUT_DIR"), "/dashboard_assets.rs"));
 
-/// The embedded file at `path` (`/` is `index.html`).
+/// The pages Phoenix's mail links to (`services/auth/src/outbox/templates.rs`
+/// `Kind::path`): the dashboard opens them itself, so each is `index.html`.
+pub const PAGES: [&str; 3] = ["/reset-password", "/invitation", "/guardian-invitation"];
+
+/// The embedded file at `path` (`/` and the [`PAGES`] are `index.html`).
 pub fn find(path: &str) -> Option<&'static Asset> {
     let path = match path.trim_start_matches('/') {
         "" => "index.html",
+        _ if PAGES.contains(&path) => "index.html",
         p => p,
     };
     FILES.iter().find(|a| a.path == path)
@@ -124,6 +129,16 @@ mod tests {
         assert!(find("/index.html").is_some());
         assert!(find("/../Cargo.toml").is_none());
         assert!(find("/nope.js").is_none());
+    }
+
+    #[test]
+    fn the_mails_pages_are_the_dashboard() {
+        for page in PAGES {
+            assert_eq!(find(page).map(|a| a.path), Some("index.html"), "{page}");
+        }
+        // Exact paths only: with a trailing slash the page's relative asset names would miss.
+        assert!(find("/invitation/").is_none());
+        assert!(find("/reset-password/x").is_none());
     }
 
     #[test]

@@ -56,6 +56,8 @@ export interface Room {
 export interface Board {
   rooms: Map<string, Room>;
   counts: Counts;
+  /** The family view (a guardian's): their own children only, no school-wide counts. */
+  family: boolean;
   /** Business date of the counts, YYYY-MM-DD. */
   date: string;
   asOf: Date | undefined;
@@ -127,7 +129,8 @@ export function boardFrom(res: GetPresenceBoardResponse): Board {
     const room = roomFrom(r);
     rooms.set(room.id, room);
   }
-  return { rooms, counts: countsFrom(res.counts), date: res.date, asOf: date(res.asOf), cursor: res.cursor };
+  const family = res.counts === undefined;
+  return { rooms, counts: countsFrom(res.counts), family, date: res.date, asOf: date(res.asOf), cursor: res.cursor };
 }
 
 /** Rooms in display order: the caller's own first, then by name. */

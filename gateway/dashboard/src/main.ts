@@ -8,6 +8,7 @@
 import "./style.css";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { AccountPages, accountLink } from "./account";
 import { BoardActions } from "./act";
 import { Actions } from "./actions";
 import { Auth } from "./auth";
@@ -15,7 +16,7 @@ import type { Board } from "./board";
 import { retryAfterSeconds } from "./errors";
 import { type Key, LANGS, type Lang, initialLang, setLang, t } from "./i18n";
 import { Live } from "./live";
-import { Announcer, RoomsView, byId, renderAsOf, renderCounts, setStatus } from "./view";
+import { Announcer, RoomsView, byId, relabel, renderAsOf, renderCounts, say, setStatus } from "./view";
 
 const LANG_KEY = "phoenix.dashboard.lang";
 
@@ -60,8 +61,7 @@ function applyLang(next: Lang): void {
   setStatus(status);
   if (board) draw(true);
   actions.relabel();
-  const error = byId("login-error");
-  if (error.dataset.key) error.textContent = t(error.dataset.key as Key, JSON.parse(error.dataset.vars ?? "{}"));
+  relabel();
 }
 
 for (const button of document.querySelectorAll<HTMLButtonElement>("button[data-lang]")) {
@@ -80,20 +80,15 @@ for (const button of document.querySelectorAll<HTMLButtonElement>("button[data-l
 // ---- login ----------------------------------------------------------------------------
 
 function showError(key: Key | undefined, vars: Record<string, string | number> = {}): void {
-  const error = byId("login-error");
-  if (key) {
-    error.dataset.key = key;
-    error.dataset.vars = JSON.stringify(vars);
-    error.textContent = t(key, vars);
-  } else {
-    delete error.dataset.key;
-    error.textContent = "";
-  }
+  say(byId("login-error"), key, vars);
 }
 
-function showLogin(message?: Key, focus = true): void {
+function showLogin(message?: Key, focus = true, done?: Key): void {
   byId("board").hidden = true;
+  byId("forgot").hidden = true;
+  byId("account").hidden = true;
   byId("login").hidden = false;
+  say(byId("login-done"), done);
   byId("logout").hidden = true;
   byId("status").hidden = true;
   showError(message);
@@ -104,7 +99,7 @@ function showLogin(message?: Key, focus = true): void {
 }
 
 function showBoard(): void {
-  byId("login").hidden = true;
+  for (const id of ["login", "forgot", "account"]) byId(id).hidden = true;
   byId("board").hidden = false;
   byId("logout").hidden = false;
   byId("status").hidden = false;
@@ -132,6 +127,7 @@ form.addEventListener("submit", async (event) => {
   form.setAttribute("aria-busy", "true");
   submit.textContent = t("login.busy");
   showError(undefined);
+  say(byId("login-done"), undefined);
   try {
     await auth.login(email.value.trim(), password.value);
     password.value = "";
@@ -173,7 +169,7 @@ function draw(all: boolean): void {
   frame = requestAnimationFrame(() => {
     frame = 0;
     if (!board) return;
-    renderCounts(board.counts);
+    renderCounts(board.counts, board.family);
     renderAsOf(board);
     rooms.render(board, fullRender, highlight);
     fullRender = false;
@@ -229,5 +225,25 @@ function stopBoard(): void {
   byId("as-of").textContent = "";
 }
 
+// ---- account pages (links from Phoenix's mail, forgot password) ------------------------
+
+const account = new AccountPages(createGrpcWebTransport({ baseUrl }), {
+  async signIn(email, password) {
+    await auth.login(email, password);
+    startBoard();
+  },
+  showLogin(done, email) {
+    if (email !== undefined) byId<HTMLInputElement>("email").value = email;
+    showLogin(undefined, true, done);
+  },
+});
+
 applyLang(initialLang(storedLang(), navigator.languages?.length ? navigator.languages : [navigator.language]));
-showLogin(undefined, false);
+const link = accountLink(window.location.pathname, window.location.search);
+if (link) {
+  // The token is in memory now; out of the address bar and the history with it.
+  history.replaceState(null, "", "/");
+  void account.open(link);
+} else {
+  showLogin(undefined, false);
+}

@@ -26,6 +26,29 @@ export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
   return node as T;
 }
 
+/**
+ * Sets `node`'s text to label `key` (with its placeholders) and remembers both, so that
+ * [`relabel`] shows it in the new language after a switch; no key empties the node.
+ */
+export function say(node: HTMLElement, key?: Key, vars: Record<string, string | number> = {}): void {
+  if (key) {
+    node.dataset.key = key;
+    node.dataset.vars = JSON.stringify(vars);
+    node.textContent = t(key, vars);
+  } else {
+    delete node.dataset.key;
+    delete node.dataset.vars;
+    node.textContent = "";
+  }
+}
+
+/** Re-translates every text set by [`say`]. */
+export function relabel(): void {
+  for (const node of document.querySelectorAll<HTMLElement>("[data-key]")) {
+    node.textContent = t(node.dataset.key as Key, JSON.parse(node.dataset.vars ?? "{}"));
+  }
+}
+
 const COUNT_KEYS: [keyof Counts, Key][] = [
   ["inRoom", "counts.inRoom"],
   ["inTransit", "counts.inTransit"],
@@ -35,8 +58,10 @@ const COUNT_KEYS: [keyof Counts, Key][] = [
   ["total", "counts.total"],
 ];
 
-export function renderCounts(counts: Counts): void {
+/** The counts bar; hidden in the family view, which has no school-wide counts. */
+export function renderCounts(counts: Counts, family = false): void {
   const list = byId("counts");
+  if (list.parentElement) list.parentElement.hidden = family;
   list.replaceChildren(
     ...COUNT_KEYS.map(([field, key]) =>
       el(
@@ -150,7 +175,7 @@ export class RoomsView {
     });
     while (list.children.length > ordered.length) list.lastElementChild?.remove();
     message.hidden = board.rooms.size > 0;
-    if (board.rooms.size === 0) message.textContent = t("board.empty");
+    if (board.rooms.size === 0) message.textContent = t(board.family ? "board.family.empty" : "board.empty");
     const next = this.focusNext ?? (focusKey && !list.contains(document.activeElement) ? focusKey : undefined);
     this.focusNext = undefined;
     if (next) list.querySelector<HTMLElement>(`[data-focus="${CSS.escape(next)}"]`)?.focus();

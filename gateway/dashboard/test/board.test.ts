@@ -194,3 +194,9 @@ test("German unless the browser prefers English or the user chose a language", (
   assert.equal(initialLang("en", ["de-DE"]), "en");
   assert.equal(initialLang("xx", ["fr", "en-US"]), "en");
 });
+
+test("a board without school-wide counts is the family view (a guardian's)", () => {
+  assert.equal(board().family, false, "staff get counts");
+  const family = boardFrom(create(GetPresenceBoardResponseSchema, { cursor: "c0", date: "2026-03-03", rooms: [] }));
+  assert.equal(family.family, true);
+});

@@ -13,6 +13,11 @@
 //!   RPCs, and each action appears on the other's board through WatchPresence
 //!   (tests/browser/actions.mjs lists the steps).
 //!
+//! - [`dashboard_completes_the_links_of_the_mail`]: the same stack delivering its mail to a
+//!   real SMTP server (aiosmtpd); a parent accepts the invitation from the mail's link, the
+//!   link is spent after, "forgot password" sends a reset mail whose link sets a new password
+//!   (tests/browser/account.mjs lists the steps).
+//!
 //! Without chromium these tests say so loudly and pass, except under CI (`CI` set), where
 //! they fail: CI must run them.
 
@@ -21,6 +26,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use phoenix::dev::{DevOptions, DevStack};
+use phoenix_common::config::{Config, Secret};
 use phoenix_common::domain::Domain;
 use phoenix_gateway::sim::SimReader;
 use phoenix_proto::active::v1 as active_pb;
@@ -28,6 +34,7 @@ use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
 use phoenix_proto::auth::v1 as auth_pb;
 use phoenix_proto::auth::v1::account_service_client::AccountServiceClient;
 use phoenix_proto::auth::v1::auth_service_client::AuthServiceClient;
+use phoenix_proto::auth::v1::invitation_service_client::InvitationServiceClient;
 use phoenix_proto::education::v1 as edu_pb;
 use phoenix_proto::education::v1::education_service_client::EducationServiceClient;
 use phoenix_proto::users::v1 as users_pb;
@@ -37,6 +44,7 @@ use phoenix_tests::TestDb;
 use phoenix_tests::app::{TEST_DEVICE_KEY_SECRET, connect, test_config};
 use phoenix_tests::auth::{PASSWORD, bearer};
 use phoenix_tests::school::School;
+use phoenix_tests::smtp::SmtpServer;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 
 /// Chromium for playwright-core: `CHROMIUM_PATH`, else Debian's. `None` outside CI when it is
@@ -82,48 +90,63 @@ async fn dashboard_page_works_in_chromium() {
 }
 
 /// The whole system as `phoenix dev` runs it, on `db` and the test broker, in a fresh data
-/// directory (removed by the caller after `stop`).
-async fn dev_stack(db: &TestDb) -> (DevStack, PathBuf) {
+/// directory (removed by the caller after `stop`); `configure` adjusts the test config.
+async fn dev_stack(db: &TestDb, configure: impl FnOnce(&mut Config)) -> (DevStack, PathBuf) {
     let data_dir = std::env::temp_dir().join(format!("phoenix-dashboard-test-{}", uuid::Uuid::new_v4().simple()));
     let mut config = test_config(db.url());
     config.mqtt_url = Some(phoenix_tests::mqtt_url());
+    configure(&mut config);
     let stack = DevStack::start(DevOptions { config, data_dir: data_dir.clone(), demo: false, port_fallback: false })
         .await
         .expect("the dev stack starts");
     (stack, data_dir)
 }
 
-#[tokio::test]
-async fn dashboard_shows_a_scanned_pupil_live() {
-    let Some(chromium) = chromium() else { return };
-    let db = TestDb::new().await;
-    let (stack, data_dir) = dev_stack(&db).await;
-    let admin = stack.admin.clone().expect("admin credentials");
+/// Where `domain` listens in `stack`.
+fn addr(stack: &DevStack, domain: Domain) -> std::net::SocketAddr {
+    stack.services.iter().find(|(d, _)| *d == domain).expect("domain runs").1
+}
 
-    // A room with a reader and a running session, and a pupil with a card ("Kind0 T.").
-    let mut conn = db.conn().await;
-    let school = School::create(&mut conn, 1).await;
-    let addr = |domain: Domain| stack.services.iter().find(|(d, _)| *d == domain).expect("domain runs").1;
-    let mut auth = AuthServiceClient::new(connect(addr(Domain::Auth)).await);
-    let token = auth
-        .login(auth_pb::LoginRequest { email: admin.email.clone(), password: admin.password.clone() })
+/// The dev stack's admin, signed in: their access token.
+async fn admin_token(stack: &DevStack) -> String {
+    let admin = stack.admin.clone().expect("admin credentials");
+    let mut auth = AuthServiceClient::new(connect(addr(stack, Domain::Auth)).await);
+    auth.login(auth_pb::LoginRequest { email: admin.email, password: admin.password })
         .await
         .expect("admin login")
         .into_inner()
         .tokens
         .expect("tokens")
-        .access_token;
-    let mut active = ActiveServiceClient::new(connect(addr(Domain::Active)).await);
+        .access_token
+}
+
+/// Starts a session in the school's Raum A (supervised by its staff member) and connects
+/// the room's reader.
+async fn open_room_a(stack: &DevStack, school: &School, token: &str) -> SimReader {
+    let mut active = ActiveServiceClient::new(connect(addr(stack, Domain::Active)).await);
     let start = active_pb::StartSessionRequest {
         room_id: school.rooms[0],
         activity_id: Some(school.activity),
         supervisor_staff_ids: vec![school.staff],
         ..Default::default()
     };
-    active.start_session(bearer(start, &token)).await.expect("start the session in Raum A");
+    active.start_session(bearer(start, token)).await.expect("start the session in Raum A");
     let device = &school.readers[0];
     let key = derive_device_key(TEST_DEVICE_KEY_SECRET.as_bytes(), device, 1);
-    let mut reader = SimReader::connect(&stack.mqtt_url, &stack.mqtt_prefix, device, &key).await.expect("reader");
+    SimReader::connect(&stack.mqtt_url, &stack.mqtt_prefix, device, &key).await.expect("reader")
+}
+
+#[tokio::test]
+async fn dashboard_shows_a_scanned_pupil_live() {
+    let Some(chromium) = chromium() else { return };
+    let db = TestDb::new().await;
+    let (stack, data_dir) = dev_stack(&db, |_| {}).await;
+    let admin = stack.admin.clone().expect("admin credentials");
+
+    // A room with a reader and a running session, and a pupil with a card ("Kind0 T.").
+    let mut conn = db.conn().await;
+    let school = School::create(&mut conn, 1).await;
+    let mut reader = open_room_a(&stack, &school, &admin_token(&stack).await).await;
 
     // The page: signs in and waits for the live board.
     let mut child = node("dashboard.mjs")
@@ -197,7 +220,7 @@ async fn dashboard_shows_a_scanned_pupil_live() {
 /// Kind0 and Kind1 (Kind2 has no group); sessions run in Raum A and Raum B (Erika) and in
 /// Raum C, which nobody supervises any more (Erika left it). Returns Tina's login email.
 async fn acting_school(stack: &DevStack, school: &School, admin_token: &str) -> String {
-    let addr = |domain: Domain| stack.services.iter().find(|(d, _)| *d == domain).expect("domain runs").1;
+    let addr = |domain: Domain| addr(stack, domain);
     let mut users = UsersServiceClient::new(connect(addr(Domain::Users)).await);
     let mut education = EducationServiceClient::new(connect(addr(Domain::Education)).await);
     let mut accounts = AccountServiceClient::new(connect(addr(Domain::Auth)).await);
@@ -287,19 +310,10 @@ async fn acting_school(stack: &DevStack, school: &School, admin_token: &str) -> 
 async fn dashboard_board_acts_across_browsers() {
     let Some(chromium) = chromium() else { return };
     let db = TestDb::new().await;
-    let (stack, data_dir) = dev_stack(&db).await;
+    let (stack, data_dir) = dev_stack(&db, |_| {}).await;
     let admin = stack.admin.clone().expect("admin credentials");
     let school = School::create(&mut db.conn().await, 3).await;
-    let addr = |domain: Domain| stack.services.iter().find(|(d, _)| *d == domain).expect("domain runs").1;
-    let mut auth = AuthServiceClient::new(connect(addr(Domain::Auth)).await);
-    let token = auth
-        .login(auth_pb::LoginRequest { email: admin.email.clone(), password: admin.password.clone() })
-        .await
-        .expect("admin login")
-        .into_inner()
-        .tokens
-        .expect("tokens")
-        .access_token;
+    let token = admin_token(&stack).await;
     let teacher_email = acting_school(&stack, &school, &token).await;
 
     let child = node("actions.mjs")
@@ -329,6 +343,127 @@ async fn dashboard_board_acts_across_browsers() {
         Some(false),
         "Kind0 gone home"
     );
+    stack.stop().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
+/// The host the test stack writes into its mail's links; the test points them at the gateway.
+const MAIL_HOST: &str = "http://phoenix.mail.test";
+
+#[tokio::test]
+async fn dashboard_completes_the_links_of_the_mail() {
+    let Some(chromium) = chromium() else { return };
+    let Some(smtp) = SmtpServer::start() else { return };
+    let db = TestDb::new().await;
+    let (stack, data_dir) = dev_stack(&db, |c| {
+        c.smtp_url = Some(Secret::new(smtp.url()));
+        c.mail_from = Some("Phoenix <phoenix@school.example>".into());
+        c.public_url = Some(MAIL_HOST.into());
+        c.jobs_enabled = true; // outbox_delivery sends the mail
+    })
+    .await;
+    let token = admin_token(&stack).await;
+    let mut auth = AuthServiceClient::new(connect(addr(&stack, Domain::Auth)).await);
+    let login = |email: &str, password: &str| auth_pb::LoginRequest { email: email.into(), password: password.into() };
+
+    // Kind0 and Kind1 are in Raum A; Kind0's guardian has an email and no account yet.
+    let mut conn = db.conn().await;
+    let school = School::create(&mut conn, 2).await;
+    let mut reader = open_room_a(&stack, &school, &token).await;
+    for (i, pupil) in school.pupils.iter().enumerate() {
+        let id = format!("account-{i}");
+        reader.publish(&reader.sign(&id, &pupil.tag, chrono::Utc::now())).await.expect("publish a scan");
+        let result = reader.result_for(&id, Duration::from_secs(20)).await.expect("a Result");
+        assert_eq!(result.expect_result().outcome, Outcome::CheckedIn, "{}", result.raw);
+    }
+    reader.disconnect().await;
+    let guardian = phoenix_tests::fixtures::guardian_of(&mut conn, school.pupils[0].id, "Petra", "Muster", true).await;
+    let parent = "petra@example.org"; // fixtures::guardian_of's address
+    // The office invites the guardian.
+    let mut invitations = InvitationServiceClient::new(connect(addr(&stack, Domain::Auth)).await);
+    let invite = auth_pb::CreateGuardianInvitationRequest { guardian_id: guardian };
+    invitations.create_guardian_invitation(bearer(invite, &token)).await.expect("invite the guardian");
+    let gateway = format!("http://{}", stack.gateway);
+    let mail_link = |n: usize| {
+        let smtp = &smtp;
+        let gateway = gateway.clone();
+        async move {
+            let mail = smtp.wait_for(n, Duration::from_secs(30)).await;
+            assert_eq!(mail.len(), n, "mail {n} arrived: {mail:?}");
+            let last = &mail[n - 1];
+            assert_eq!(last.rcpt_tos, vec![parent.to_owned()], "sent to the parent");
+            let link = last.link().unwrap_or_else(|| panic!("a link in {}", last.text));
+            assert!(link.starts_with(MAIL_HOST), "{link}");
+            link.replacen(MAIL_HOST, &gateway, 1)
+        }
+    };
+    let invite_link = mail_link(1).await;
+    assert!(invite_link.contains("/guardian-invitation?token="), "{invite_link}");
+
+    let (first, new) = ("Erste-Wahl-1", "Neu-und-Besser-2");
+    let mut child = node("account.mjs")
+        .env("CHROMIUM_PATH", chromium)
+        .env("PHOENIX_URL", format!("{gateway}/"))
+        .env("INVITE_LINK", &invite_link)
+        .env("PHOENIX_EMAIL", parent)
+        .env("FIRST_PASSWORD", first)
+        .env("NEW_PASSWORD", new)
+        .env("EXPECT_ROOM", "Raum A")
+        .env("EXPECT_PUPIL", "Kind0 T.")
+        .env("OTHER_PUPIL", "Kind1 T.")
+        .spawn()
+        .expect("run node (install nodejs)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    let requested = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = stdout.next_line().await.expect("read stdout") {
+            let done = line == "RESET REQUESTED";
+            seen.push(line);
+            if done {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !requested {
+        let _ = child.start_kill();
+        let out = child.wait_with_output().await.expect("output");
+        panic!("account.mjs stopped early:\n{}\n{}", seen.join("\n"), String::from_utf8_lossy(&out.stderr));
+    }
+    // The parent's account exists now, linked to the guardian record.
+    let linked = phoenix_tests::school::count(
+        &mut conn,
+        &format!("SELECT count(*) AS n FROM users.guardians WHERE id = {guardian} AND account_id IS NOT NULL"),
+    )
+    .await;
+    assert_eq!(linked, 1, "the accepted invitation linked an account to the guardian");
+
+    let reset_link = mail_link(2).await;
+    assert!(reset_link.contains("/reset-password?token="), "{reset_link}");
+    stdin.write_all(format!("{reset_link}\n").as_bytes()).await.expect("send the reset link");
+    stdin.flush().await.expect("flush");
+    let rest = tokio::time::timeout(Duration::from_secs(90), async {
+        let mut lines = Vec::new();
+        while let Some(line) = stdout.next_line().await.expect("read stdout") {
+            lines.push(line);
+        }
+        lines
+    })
+    .await
+    .expect("account.mjs finishes within 90 s");
+    drop(stdin);
+    let output = child.wait_with_output().await.expect("node exits");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    seen.extend(rest);
+    assert!(output.status.success(), "account.mjs failed ({}):\n{}\n{stderr}", output.status, seen.join("\n"));
+    assert!(seen.iter().any(|l| l.starts_with("PASS ")), "{}\n{stderr}", seen.join("\n"));
+
+    // What the page did is what the service holds: the new password only.
+    assert!(auth.login(login(parent, first)).await.is_err(), "the first password no longer works");
+    auth.login(login(parent, new)).await.expect("the new password signs in");
     stack.stop().await.expect("clean shutdown");
     let _ = std::fs::remove_dir_all(data_dir);
 }
