@@ -454,7 +454,7 @@ async fn scan_and_board_queries_use_indexes_and_date_bounded_ones_prune_to_a_mon
 
     // The scan: the pupil's open visit (repo::open_visit) and the session's head count
     // (repo::count_open_visits); the board: running rooms with their counts
-    // (presence::repo::running_rooms) and the pupils in rooms (visible_students).
+    // (presence::repo::running_rooms) and the pupils in rooms (room_students).
     let open_visit = format!(
         "SELECT v.id, v.active_group_id, v.entry_time, g.room_id FROM active.visits v \
          JOIN active.groups g ON g.id = v.active_group_id WHERE v.student_id = {student} AND v.exit_time IS NULL"

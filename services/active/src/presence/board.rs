@@ -1,6 +1,7 @@
 //! `GetPresenceBoard`: one consistent snapshot of the running rooms, the pupils the caller
-//! may see, and the school-wide counts — and who may see which pupil ([`Access`]), shared
-//! with the live stream. A caller without `groups:read` (a guardian) gets the
+//! may see, and the school-wide counts (the school view from the process's cached school
+//! board, [`super::board_cache`]) — and who may see which pupil ([`Access`]), shared with the
+//! live stream. A caller without `groups:read` (a guardian) gets the
 //! [`View::Family`]: only the rooms their own children are in, only those children, no
 //! supervisors and no counts of other pupils (docs/presence.md "Guardians").
 
@@ -10,11 +11,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel_async::AsyncPgConnection;
 use phoenix_common::access::{self, Caller, StudentAccess};
 use phoenix_common::authz::AuthContext;
+use phoenix_common::db::{self, DbPool};
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::display_name;
 
-use super::alerts::{self, Alert, Rules};
+use super::alerts::{Alert, Rules};
+use super::board_cache::{BoardCache, Call};
 use super::cursor::Cursor;
 use super::repo::{self, Counts};
 
@@ -170,6 +173,17 @@ pub struct BoardStudent {
     pub since: DateTime<Utc>,
 }
 
+impl BoardStudent {
+    /// The pupil of `row`, with their display name (first name + last initial).
+    pub fn of(row: &repo::RoomStudentRow) -> Self {
+        Self {
+            student_id: row.student_id,
+            display_name: display_name(&row.first_name, &row.last_name),
+            since: row.entry_time,
+        }
+    }
+}
+
 /// One room as a caller sees it.
 #[derive(Debug, Clone)]
 pub struct BoardRoom {
@@ -215,52 +229,43 @@ pub async fn tiles(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> Re
         .collect())
 }
 
-/// The board for `caller`: every read in one REPEATABLE READ, read-only transaction, so
-/// rooms, pupils, counts and the cursor describe one instant (see [`super::cursor`]).
+/// The board for `caller`. One REPEATABLE READ, read-only transaction reads the snapshot and
+/// the caller's access; the family view is read in it too (uncached: it is small), the school
+/// view is the process's cached school board when that snapshot still shows it, else the
+/// board rebuilt once for every caller waiting ([`BoardCache`]). Either way rooms, pupils,
+/// counts, alerts and the cursor describe one snapshot, taken after the call started (see
+/// [`super::cursor`]).
 pub async fn load(
-    conn: &mut AsyncPgConnection,
+    pool: &DbPool,
+    cache: &BoardCache,
     caller: Caller,
     view: View,
     tz: chrono_tz::Tz,
     rules: &Rules,
 ) -> Result<Board> {
-    conn.build_transaction()
+    let started = tokio::time::Instant::now();
+    let mut conn = db::conn(pool).await?;
+    let first = conn
+        .build_transaction()
         .repeatable_read()
         .read_only()
         .run::<_, Error, _>(async move |conn| {
             let (snapshot, as_of) = repo::snapshot(conn).await?;
             let date = business_date_in(as_of, tz);
             let access = Access::load(conn, caller, view, date).await?;
-            if let Some(children) = &access.children {
-                let rooms = family_rooms(conn, children).await?;
-                let (cursor, alerts) = (Cursor::from_snapshot(snapshot), Vec::new());
-                return Ok(Board { rooms, counts: None, cursor, as_of, date, alerts });
-            }
-            let tiles = tiles(conn, None).await?;
-            let supervised: Vec<i64> = access.supervised.iter().map(|(s, _)| *s).collect();
-            let mut students: HashMap<i64, Vec<BoardStudent>> = HashMap::new();
-            for p in repo::visible_students(conn, access.caller.is_admin, &access.my_groups, &supervised).await? {
-                students.entry(p.session_id).or_default().push(BoardStudent {
-                    student_id: p.student_id,
-                    display_name: display_name(&p.first_name, &p.last_name),
-                    since: p.entry_time,
-                });
-            }
-            let counts = repo::counts(conn, date).await?;
-            let mut rooms: Vec<BoardRoom> = tiles
-                .into_iter()
-                .map(|tile| BoardRoom {
-                    students: students.remove(&tile.session_id).unwrap_or_default(),
-                    mine: access.mine(tile.session_id, tile.education_group_id),
-                    tile,
-                })
-                .collect();
-            // Mine first; the query already ordered by room name (a stable sort keeps it).
-            rooms.sort_by_key(|r| !r.mine);
-            let alerts = alerts::visible(&alerts::school(conn, as_of, rules).await?, &access);
-            Ok(Board { rooms, counts: Some(counts), cursor: Cursor::from_snapshot(snapshot), as_of, date, alerts })
+            let Some(children) = &access.children else {
+                return Ok(Err(Call { started, snapshot, as_of, date, access }));
+            };
+            let rooms = family_rooms(conn, children).await?;
+            let (cursor, alerts) = (Cursor::from_snapshot(snapshot), Vec::new());
+            Ok(Ok(Board { rooms, counts: None, cursor, as_of, date, alerts }))
         })
-        .await
+        .await?;
+    drop(conn);
+    match first {
+        Ok(family) => Ok(family),
+        Err(call) => cache.board(pool, call, tz, rules).await,
+    }
 }
 
 /// The family view's rooms: those with an open visit of one of `children`, each with those
@@ -270,12 +275,8 @@ async fn family_rooms(conn: &mut AsyncPgConnection, children: &[i64]) -> Result<
         return Ok(Vec::new());
     }
     let mut students: HashMap<i64, Vec<BoardStudent>> = HashMap::new();
-    for p in repo::students_in_rooms(conn, children).await? {
-        students.entry(p.session_id).or_default().push(BoardStudent {
-            student_id: p.student_id,
-            display_name: display_name(&p.first_name, &p.last_name),
-            since: p.entry_time,
-        });
+    for p in repo::room_students(conn, Some(children)).await? {
+        students.entry(p.session_id).or_default().push(BoardStudent::of(&p));
     }
     if students.is_empty() {
         return Ok(Vec::new());

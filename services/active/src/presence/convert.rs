@@ -7,7 +7,7 @@ use phoenix_common::time::to_timestamp;
 use phoenix_proto::active::v1 as pb;
 
 use super::alerts::{Alert, AlertKind};
-use super::board::{Access, Board, BoardStudent, RoomTile, View};
+use super::board::{Access, Board, BoardRoom, BoardStudent, View};
 use super::cursor::Cursor;
 use super::feed::Resolved;
 use super::repo::Counts;
@@ -24,40 +24,38 @@ pub fn counts(c: &Counts) -> pb::PresenceCounts {
     }
 }
 
-fn student(p: &BoardStudent) -> pb::PresencePupil {
-    pb::PresencePupil {
-        student_id: p.student_id,
-        display_name: p.display_name.clone(),
-        since: Some(to_timestamp(p.since)),
-    }
+fn student(p: BoardStudent) -> pb::PresencePupil {
+    pb::PresencePupil { student_id: p.student_id, display_name: p.display_name, since: Some(to_timestamp(p.since)) }
 }
 
 /// A tile with the pupils the caller may see; `pupils_redacted` when that is not all.
-fn room(tile: &RoomTile, students: &[BoardStudent], mine: bool) -> pb::RoomPresence {
+fn room(r: BoardRoom) -> pb::RoomPresence {
+    let BoardRoom { tile, students, mine } = r;
     pb::RoomPresence {
         room_id: tile.room_id,
-        room_name: tile.room_name.clone(),
+        room_name: tile.room_name,
         session_id: tile.session_id,
         activity_id: tile.activity_id,
-        activity_name: tile.activity_name.clone(),
+        activity_name: tile.activity_name,
         education_group_id: tile.education_group_id,
-        education_group_name: tile.education_group_name.clone(),
+        education_group_name: tile.education_group_name,
         supervisors: tile
             .supervisors
-            .iter()
-            .map(|(id, name)| pb::PresenceSupervisor { staff_id: *id, display_name: name.clone() })
+            .into_iter()
+            .map(|(id, name)| pb::PresenceSupervisor { staff_id: id, display_name: name })
             .collect(),
         pupil_count: tile.student_count,
         capacity: tile.capacity,
-        pupils: students.iter().map(student).collect(),
         pupils_redacted: (students.len() as i64) < tile.student_count,
+        pupils: students.into_iter().map(student).collect(),
         mine,
     }
 }
 
+/// The board's response; it takes the board (its names move into the message).
 pub fn board(b: Board) -> pb::GetPresenceBoardResponse {
     pb::GetPresenceBoardResponse {
-        rooms: b.rooms.iter().map(|r| room(&r.tile, &r.students, r.mine)).collect(),
+        rooms: b.rooms.into_iter().map(room).collect(),
         counts: b.counts.as_ref().map(counts),
         cursor: b.cursor.encode(),
         as_of: Some(to_timestamp(b.as_of)),
@@ -166,11 +164,10 @@ fn redacted(e: &Resolved, r: Redaction, latest: Option<&Counts>, cursor: &Cursor
         from_room_pupil_count: e.from_room_student_count.filter(|_| school),
         from_room_name: e.from_room_name.clone(),
         // Without pupils (documented): the stream's own pupil events keep a board current.
-        room: e
-            .tile
-            .as_ref()
-            .filter(|_| school)
-            .map(|t| pb::RoomPresence { pupils_redacted: false, ..room(t, &[], r.mine) }),
+        room: e.tile.as_ref().filter(|_| school).map(|t| pb::RoomPresence {
+            pupils_redacted: false,
+            ..room(BoardRoom { tile: t.clone(), students: Vec::new(), mine: r.mine })
+        }),
         alerts: Vec::new(),
     }
 }

@@ -6,6 +6,7 @@
 //! | [`service`] | [`PresenceApi`], its [`METHODS`] and the tonic impl: the handlers |
 //! | [`alerts`] | not arrived, long in transit, past pickup: one query, per-caller filtering, the process's feed |
 //! | [`board`] | `GetPresenceBoard` in one REPEATABLE READ snapshot, and [`board::Access`] (who sees which pupil) |
+//! | [`board_cache`] | the process's school-wide board, served while no transaction ended since its snapshot |
 //! | [`cursor`] | stream positions and the opaque cursors (board snapshot vs event position) |
 //! | [`feed`] | reading the event log in pages below the horizon, resolving a page once |
 //! | [`hub`] | one per process: LISTEN + safety poll, broadcast to watchers, purge |
@@ -23,6 +24,7 @@
 
 pub mod alerts;
 pub mod board;
+pub mod board_cache;
 pub mod convert;
 pub mod cursor;
 pub mod feed;

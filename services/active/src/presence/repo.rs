@@ -242,13 +242,15 @@ pub async fn supervisors(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>)
     .await
 }
 
-/// A pupil with an open visit in a running session.
+/// A pupil with an open visit in a running session, with their group (who may see them).
 #[derive(Debug, Clone, QueryableByName)]
-pub struct VisibleStudentRow {
+pub struct RoomStudentRow {
     #[diesel(sql_type = BigInt)]
     pub session_id: i64,
     #[diesel(sql_type = BigInt)]
     pub student_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub group_id: Option<i64>,
     #[diesel(sql_type = Text)]
     pub first_name: String,
     #[diesel(sql_type = Text)]
@@ -257,44 +259,21 @@ pub struct VisibleStudentRow {
     pub entry_time: DateTime<Utc>,
 }
 
-/// Pupils in rooms that a caller may see in full: all (`everyone`), those of `groups`, and
-/// everyone in `sessions` (the caller's supervised sessions). The filter runs in SQL so a
-/// teacher's board does not ship the whole school.
-pub async fn visible_students(
-    conn: &mut AsyncPgConnection,
-    everyone: bool,
-    groups: &[i64],
-    sessions: &[i64],
-) -> QueryResult<Vec<VisibleStudentRow>> {
+/// The pupils with an open visit in a running session, by session then name: all of them
+/// (`None`: the school-wide board, filtered per caller in memory) or only `students` (a
+/// guardian's children).
+pub async fn room_students(conn: &mut AsyncPgConnection, students: Option<&[i64]>) -> QueryResult<Vec<RoomStudentRow>> {
     diesel::sql_query(
-        "SELECT v.active_group_id AS session_id, st.id AS student_id, p.first_name, p.last_name, v.entry_time \
+        "SELECT v.active_group_id AS session_id, st.id AS student_id, st.group_id, p.first_name, p.last_name, \
+                v.entry_time \
          FROM active.visits v \
          JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL \
          JOIN users.students st ON st.id = v.student_id \
          JOIN users.persons p ON p.id = st.person_id \
-         WHERE v.exit_time IS NULL \
-           AND ($1 OR st.group_id = ANY($2) OR v.active_group_id = ANY($3)) \
+         WHERE v.exit_time IS NULL AND ($1::bigint[] IS NULL OR v.student_id = ANY($1)) \
          ORDER BY v.active_group_id, p.first_name, p.last_name, st.id",
     )
-    .bind::<Bool, _>(everyone)
-    .bind::<Array<BigInt>, _>(groups.to_vec())
-    .bind::<Array<BigInt>, _>(sessions.to_vec())
-    .load(conn)
-    .await
-}
-
-/// The open visits in running sessions of `students` only (a guardian's children).
-pub async fn students_in_rooms(conn: &mut AsyncPgConnection, students: &[i64]) -> QueryResult<Vec<VisibleStudentRow>> {
-    diesel::sql_query(
-        "SELECT v.active_group_id AS session_id, st.id AS student_id, p.first_name, p.last_name, v.entry_time \
-         FROM active.visits v \
-         JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL \
-         JOIN users.students st ON st.id = v.student_id \
-         JOIN users.persons p ON p.id = st.person_id \
-         WHERE v.exit_time IS NULL AND v.student_id = ANY($1) \
-         ORDER BY v.active_group_id, p.first_name, p.last_name, st.id",
-    )
-    .bind::<Array<BigInt>, _>(students.to_vec())
+    .bind::<Nullable<Array<BigInt>>, _>(students.map(<[i64]>::to_vec))
     .load(conn)
     .await
 }

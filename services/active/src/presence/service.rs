@@ -1,16 +1,17 @@
 //! `phoenix.active.v1.PresenceService`: [`PresenceApi`], [`METHODS`] and the tonic trait
 //! impl, whose methods are the handlers: the caller → validate → the board snapshot
-//! ([`super::board`]) or a stream ([`super::watch`]) → convert. Who sees which pupil is
-//! [`super::board::Access`] (the school view with `groups:read`, else the family view),
-//! applied inside both; how many streams a caller may hold and what their reads may take of
-//! the pool is [`super::limits`].
+//! ([`super::board`]; the school view cached per process, [`super::board_cache`]) or a
+//! stream ([`super::watch`]) → convert. Who sees which pupil is [`super::board::Access`]
+//! (the school view with `groups:read`, else the family view), applied inside both; how
+//! many streams a caller may hold and what their reads may take of the pool is
+//! [`super::limits`].
 
 use std::sync::Arc;
 
 use phoenix_common::Reply;
 use phoenix_common::authz::{AuthContext, MethodTable, Requirement, TokenVerifier};
 use phoenix_common::caller::Caller;
-use phoenix_common::db::{self, DbPool};
+use phoenix_common::db::DbPool;
 use phoenix_common::server::ShutdownToken;
 use phoenix_common::{Error, Result};
 use phoenix_proto::active::v1 as pb;
@@ -18,6 +19,7 @@ use phoenix_proto::active::v1::presence_service_server::{PresenceService, Presen
 use tonic::{Request, Response};
 
 use super::board::View;
+use super::board_cache::BoardCache;
 use super::limits::Limits;
 use super::{Hub, PresenceSettings, alerts, board, convert, cursor::Cursor, watch};
 
@@ -38,6 +40,7 @@ pub struct PresenceApi {
     verifier: Arc<TokenVerifier>,
     limits: Arc<Limits>,
     alerts: alerts::Feed,
+    boards: Arc<BoardCache>,
 }
 
 impl std::fmt::Debug for PresenceApi {
@@ -59,7 +62,7 @@ impl PresenceApi {
         let hub = Hub::start(pool.clone(), settings.clone(), shutdown);
         let limits = Limits::new(&settings);
         let alerts = alerts::Feed::start(pool.clone(), settings.clone(), &hub, limits.clone());
-        Self { pool, settings, hub, verifier, limits, alerts }
+        Self { pool, settings, hub, verifier, limits, alerts, boards: Arc::default() }
     }
 }
 
@@ -83,9 +86,8 @@ impl PresenceService for PresenceApi {
     ) -> Reply<pb::GetPresenceBoardResponse> {
         let caller = Caller::of(&request, &self.pool).await?;
         let view = View::of(AuthContext::of(&request)?);
-        let mut conn = db::conn(&self.pool).await?;
         let rules = alerts::Rules::of_presence(&self.settings);
-        let board = board::load(&mut conn, caller, view, self.settings.timezone, &rules).await?;
+        let board = board::load(&self.pool, &self.boards, caller, view, self.settings.timezone, &rules).await?;
         Ok(Response::new(convert::board(board)))
     }
 
