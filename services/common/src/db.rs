@@ -11,7 +11,9 @@ pub use tls::{TlsMode, TlsUrl, establish};
 
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::bb8;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection as _, RecyclingMethod,
+};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection as _};
 
 /// The pool every service shares.
@@ -153,6 +155,25 @@ async fn build_pool(url: &str, options: PoolOptions, setup: String) -> anyhow::R
             Ok(conn)
         })
     });
+    // A checked-out connection is checked without a round trip (diesel-async's default
+    // sends `SELECT 1` first: one more round trip on every RPC): refused when its socket is
+    // closed (a restarted or failed-over server, a terminated session) or its transaction
+    // state broken. A connection that dies unseen fails its first statement as Unavailable,
+    // and the pool drops it.
+    config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+        let broken = conn.is_broken();
+        Box::pin(async move {
+            if broken {
+                let closed = "the pooled connection is closed".to_owned();
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    Box::new(closed),
+                ))
+            } else {
+                Ok(())
+            }
+        })
+    }));
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     let pool = bb8::Pool::builder()
         .max_size(options.max_size)
