@@ -426,7 +426,7 @@ async fn read_packet(
 async fn connection(client: TcpStream, upstream: SocketAddr, auth: &BrokerAuth) -> anyhow::Result<()> {
     client.set_nodelay(true)?;
     let (mut client_rx, mut client_tx) = client.into_split();
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = BytesMut::with_capacity(1024);
     let first = tokio::time::timeout(CONNECT_TIMEOUT, read_packet(&mut client_rx, &mut buf)).await??;
     let Some((frame, Packet::Connect(connect))) = first else { anyhow::bail!("first packet is not CONNECT") };
     let checked = auth.authenticate(&connect).await;
@@ -512,11 +512,15 @@ async fn relay(
 /// floor of issue #17. `TCP_QUICKACK` on our side of the loopback connection, re-armed after
 /// every read (the kernel drops it again), answers each segment at once, so Nagle never
 /// holds a packet back.
+///
+/// The buffer is small: what rumqttd sends a reader is a CONNACK, acknowledgements and
+/// Results of a few hundred bytes, and a larger packet just takes more reads. With 1,000
+/// readers connected it is memory every one of them holds (the gateway's RSS, issue #17).
 async fn copy_acking_at_once(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
 ) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; COPY_BUFFER_BYTES];
     loop {
         quickack(from.as_ref());
         let n = from.read(&mut buf).await?;
@@ -526,6 +530,9 @@ async fn copy_acking_at_once(
         to.write_all(&buf[..n]).await?;
     }
 }
+
+/// [`copy_acking_at_once`]'s buffer per connection.
+const COPY_BUFFER_BYTES: usize = 2 * 1024;
 
 #[cfg(target_os = "linux")]
 fn quickack(stream: &TcpStream) {
