@@ -45,7 +45,7 @@ use phoenix_tests::app::{TEST_DEVICE_KEY_SECRET, connect, test_config};
 use phoenix_tests::auth::{PASSWORD, bearer};
 use phoenix_tests::school::School;
 use phoenix_tests::smtp::SmtpServer;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 
 /// Chromium for playwright-core: `CHROMIUM_PATH`, else Debian's. `None` outside CI when it is
 /// missing (the caller returns early); under CI a missing browser fails the test.
@@ -58,35 +58,106 @@ fn chromium() -> Option<PathBuf> {
     )
 }
 
-/// `node tests/browser/<script>` from the workspace root, with its stdio piped.
-fn node(script: &str) -> tokio::process::Command {
-    let root = phoenix_tests::workspace_root();
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core").exists(),
-        "tests/browser/node_modules is missing: run `(cd tests/browser && npm ci)` (scripts/test does)"
-    );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.current_dir(root)
-        .arg(format!("tests/browser/{script}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
+/// `node tests/browser/<name>` from the workspace root with `env` set and its stdio piped:
+/// lines to its stdin, its stdout read line by line, and all it printed shown when it fails.
+struct Script {
+    name: &'static str,
+    child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl Script {
+    fn start<'a>(name: &'static str, env: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        let root = phoenix_tests::workspace_root();
+        assert!(
+            root.join("tests/browser/node_modules/playwright-core").exists(),
+            "tests/browser/node_modules is missing: run `(cd tests/browser && npm ci)` (scripts/test does)"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .current_dir(root)
+            .arg(format!("tests/browser/{name}"))
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run node (install nodejs)");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        Self { name, child, stdin, stdout, seen: Vec::new() }
+    }
+
+    /// Reads its stdout until the line `marker`; if that does not come `within`, ends the
+    /// script and panics with all it printed.
+    async fn until(&mut self, marker: &str, within: Duration) {
+        let (stdout, seen) = (&mut self.stdout, &mut self.seen);
+        let found = tokio::time::timeout(within, async {
+            while let Some(line) = stdout.next_line().await.expect("read stdout") {
+                let done = line == marker;
+                seen.push(line);
+                if done {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if !found {
+            let _ = self.child.start_kill();
+            while let Ok(Some(line)) = self.stdout.next_line().await {
+                self.seen.push(line);
+            }
+            let mut stderr = String::new();
+            if let Some(mut e) = self.child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr).await;
+            }
+            panic!("{} stopped before {marker:?}:\n{}\n{stderr}", self.name, self.seen.join("\n"));
+        }
+    }
+
+    /// Writes `line` to its stdin.
+    async fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(format!("{line}\n").as_bytes()).await.expect("write to the script");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// Closes its stdin and reads the rest `within`; asserts it exited successfully after
+    /// printing a `PASS …` line. Returns every line it printed.
+    async fn passes(mut self, within: Duration) -> Vec<String> {
+        drop(self.stdin.take());
+        let (stdout, seen) = (&mut self.stdout, &mut self.seen);
+        let finished = tokio::time::timeout(within, async {
+            while let Some(line) = stdout.next_line().await.expect("read stdout") {
+                seen.push(line);
+            }
+        })
+        .await;
+        let name = self.name;
+        if finished.is_err() {
+            let _ = self.child.start_kill();
+        }
+        let output = self.child.wait_with_output().await.expect("node exits");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines = self.seen.join("\n");
+        assert!(finished.is_ok(), "{name} did not finish within {within:?}:\n{lines}\n{stderr}");
+        assert!(output.status.success(), "{name} failed ({}):\n{lines}\n{stderr}", output.status);
+        assert!(self.seen.iter().any(|l| l.starts_with("PASS ")), "{name} printed no PASS line:\n{lines}\n{stderr}");
+        self.seen
+    }
 }
 
 #[tokio::test]
 async fn dashboard_page_works_in_chromium() {
     let Some(chromium) = chromium() else { return };
-    let child = node("page-check.mjs").env("CHROMIUM_PATH", chromium).spawn().expect("run node (install nodejs)");
-    let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the page check finishes within 120 s")
-        .expect("page check output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "page check failed ({}):\n{stdout}\n{stderr}", output.status);
-    assert!(stdout.lines().any(|l| l == "PASS page check"), "{stdout}");
+    let lines = Script::start("page-check.mjs", [("CHROMIUM_PATH", chromium.display().to_string())])
+        .passes(Duration::from_secs(120))
+        .await;
+    assert!(lines.iter().any(|l| l == "PASS page check"), "{}", lines.join("\n"));
 }
 
 /// The whole system as `phoenix dev` runs it, on `db` and the test broker, in a fresh data
@@ -149,66 +220,30 @@ async fn dashboard_shows_a_scanned_pupil_live() {
     let mut reader = open_room_a(&stack, &school, &admin_token(&stack).await).await;
 
     // The page: signs in and waits for the live board.
-    let mut child = node("dashboard.mjs")
-        .env("CHROMIUM_PATH", chromium)
-        .env("PHOENIX_URL", format!("http://{}/", stack.gateway))
-        .env("PHOENIX_EMAIL", &admin.email)
-        .env("PHOENIX_PASSWORD", &admin.password)
-        .env("EXPECT_ROOM", "Raum A")
-        .env("EXPECT_PUPIL", "Kind0 T.")
-        .env("EXPECT_WITHIN_MS", "2000")
-        .spawn()
-        .expect("run node (install nodejs)");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut seen = Vec::new();
-    let ready = tokio::time::timeout(Duration::from_secs(90), async {
-        while let Some(line) = stdout.next_line().await.expect("read stdout") {
-            let done = line == "READY";
-            seen.push(line);
-            if done {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if !ready {
-        let _ = child.start_kill();
-        let out = child.wait_with_output().await.expect("output");
-        panic!(
-            "the page did not get ready:\n{}\n{}\n{}",
-            seen.join("\n"),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let mut page = Script::start(
+        "dashboard.mjs",
+        [
+            ("CHROMIUM_PATH", chromium.display().to_string()),
+            ("PHOENIX_URL", format!("http://{}/", stack.gateway)),
+            ("PHOENIX_EMAIL", admin.email.clone()),
+            ("PHOENIX_PASSWORD", admin.password.clone()),
+            ("EXPECT_ROOM", "Raum A".into()),
+            ("EXPECT_PUPIL", "Kind0 T.".into()),
+            ("EXPECT_WITHIN_MS", "2000".into()),
+        ],
+    );
+    page.until("READY", Duration::from_secs(90)).await;
 
     // A signed scan over MQTT; the page has 2 s from here.
     let pupil = &school.pupils[0];
     let scan = reader.sign("dashboard-1", &pupil.tag, chrono::Utc::now());
     reader.publish(&scan).await.expect("publish the scan");
-    stdin.write_all(b"published\n").await.expect("tell the page");
-    stdin.flush().await.expect("flush");
+    page.send("published").await;
     let result = reader.result_for("dashboard-1", Duration::from_secs(20)).await.expect("a Result");
     let r = result.expect_result();
     assert_eq!((r.outcome, r.code), (Outcome::CheckedIn, Code::Ok), "{}", result.raw);
 
-    let rest = tokio::time::timeout(Duration::from_secs(60), async {
-        let mut lines = Vec::new();
-        while let Some(line) = stdout.next_line().await.expect("read stdout") {
-            lines.push(line);
-        }
-        lines
-    })
-    .await
-    .expect("the page finishes within 60 s");
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("node exits");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "dashboard.mjs failed ({}):\n{}\n{stderr}", output.status, rest.join("\n"));
-    assert!(rest.iter().any(|l| l.starts_with("PASS ")), "{}\n{stderr}", rest.join("\n"));
+    page.passes(Duration::from_secs(60)).await;
 
     reader.disconnect().await;
     stack.stop().await.expect("clean shutdown");
@@ -316,24 +351,20 @@ async fn dashboard_board_acts_across_browsers() {
     let token = admin_token(&stack).await;
     let teacher_email = acting_school(&stack, &school, &token).await;
 
-    let child = node("actions.mjs")
-        .env("CHROMIUM_PATH", chromium)
-        .env("PHOENIX_URL", format!("http://{}/", stack.gateway))
-        .env("ADMIN_EMAIL", &admin.email)
-        .env("ADMIN_PASSWORD", &admin.password)
-        .env("TEACHER_EMAIL", &teacher_email)
-        .env("TEACHER_PASSWORD", PASSWORD)
-        .spawn()
-        .expect("run node (install nodejs)");
-    let output = tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
-        .await
-        .expect("actions.mjs finishes within 150 s")
-        .expect("actions.mjs output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "actions.mjs failed ({}):\n{stdout}\n{stderr}", output.status);
-    assert!(stdout.lines().any(|l| l.starts_with("PASS ")), "{stdout}\n{stderr}");
-    eprintln!("{stdout}"); // the steps, shown with --no-capture
+    let steps = Script::start(
+        "actions.mjs",
+        [
+            ("CHROMIUM_PATH", chromium.display().to_string()),
+            ("PHOENIX_URL", format!("http://{}/", stack.gateway)),
+            ("ADMIN_EMAIL", admin.email.clone()),
+            ("ADMIN_PASSWORD", admin.password.clone()),
+            ("TEACHER_EMAIL", teacher_email.clone()),
+            ("TEACHER_PASSWORD", PASSWORD.into()),
+        ],
+    )
+    .passes(Duration::from_secs(150))
+    .await;
+    eprintln!("{}", steps.join("\n")); // the steps, shown with --no-capture
 
     // What the browsers did is what the database holds.
     let mut conn = db.conn().await;
@@ -401,38 +432,21 @@ async fn dashboard_completes_the_links_of_the_mail() {
     assert!(invite_link.contains("/guardian-invitation?token="), "{invite_link}");
 
     let (first, new) = ("Erste-Wahl-1", "Neu-und-Besser-2");
-    let mut child = node("account.mjs")
-        .env("CHROMIUM_PATH", chromium)
-        .env("PHOENIX_URL", format!("{gateway}/"))
-        .env("INVITE_LINK", &invite_link)
-        .env("PHOENIX_EMAIL", parent)
-        .env("FIRST_PASSWORD", first)
-        .env("NEW_PASSWORD", new)
-        .env("EXPECT_ROOM", "Raum A")
-        .env("EXPECT_PUPIL", "Kind0 T.")
-        .env("OTHER_PUPIL", "Kind1 T.")
-        .spawn()
-        .expect("run node (install nodejs)");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut seen = Vec::new();
-    let requested = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = stdout.next_line().await.expect("read stdout") {
-            let done = line == "RESET REQUESTED";
-            seen.push(line);
-            if done {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    if !requested {
-        let _ = child.start_kill();
-        let out = child.wait_with_output().await.expect("output");
-        panic!("account.mjs stopped early:\n{}\n{}", seen.join("\n"), String::from_utf8_lossy(&out.stderr));
-    }
+    let mut page = Script::start(
+        "account.mjs",
+        [
+            ("CHROMIUM_PATH", chromium.display().to_string()),
+            ("PHOENIX_URL", format!("{gateway}/")),
+            ("INVITE_LINK", invite_link.clone()),
+            ("PHOENIX_EMAIL", parent.into()),
+            ("FIRST_PASSWORD", first.into()),
+            ("NEW_PASSWORD", new.into()),
+            ("EXPECT_ROOM", "Raum A".into()),
+            ("EXPECT_PUPIL", "Kind0 T.".into()),
+            ("OTHER_PUPIL", "Kind1 T.".into()),
+        ],
+    );
+    page.until("RESET REQUESTED", Duration::from_secs(120)).await;
     // The parent's account exists now, linked to the guardian record.
     let linked = phoenix_tests::school::count(
         &mut conn,
@@ -443,23 +457,8 @@ async fn dashboard_completes_the_links_of_the_mail() {
 
     let reset_link = mail_link(2).await;
     assert!(reset_link.contains("/reset-password?token="), "{reset_link}");
-    stdin.write_all(format!("{reset_link}\n").as_bytes()).await.expect("send the reset link");
-    stdin.flush().await.expect("flush");
-    let rest = tokio::time::timeout(Duration::from_secs(90), async {
-        let mut lines = Vec::new();
-        while let Some(line) = stdout.next_line().await.expect("read stdout") {
-            lines.push(line);
-        }
-        lines
-    })
-    .await
-    .expect("account.mjs finishes within 90 s");
-    drop(stdin);
-    let output = child.wait_with_output().await.expect("node exits");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    seen.extend(rest);
-    assert!(output.status.success(), "account.mjs failed ({}):\n{}\n{stderr}", output.status, seen.join("\n"));
-    assert!(seen.iter().any(|l| l.starts_with("PASS ")), "{}\n{stderr}", seen.join("\n"));
+    page.send(&reset_link).await;
+    page.passes(Duration::from_secs(90)).await;
 
     // What the page did is what the service holds: the new password only.
     assert!(auth.login(login(parent, first)).await.is_err(), "the first password no longer works");
