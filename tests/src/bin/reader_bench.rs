@@ -458,45 +458,18 @@ mod bare {
 const MAX_CLOCK_AHEAD_SECS: f64 = phoenix_active::scan::MAX_CLOCK_AHEAD.as_secs_f64();
 
 async fn bare_level(url: &str, concurrency: usize, scans: usize, pupils: usize) -> anyhow::Result<Level> {
-    let per_task = (scans / concurrency).max(1);
-    let run = next_level();
     let date = phoenix_common::time::business_date_in(Utc::now(), chrono_tz::Europe::Berlin).to_string();
     let mut clients = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
         tokio::spawn(connection);
         let statements = bare::prepare(&client).await?;
-        clients.push((client, statements));
+        clients.push((client, statements, date.clone()));
     }
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, (mut client, statements)) in clients.into_iter().enumerate() {
-        let date = date.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
-            let mut rng = Xorshift(0xA076_1D64_78BD_642F ^ ((i as u64 + 1) * 0x5555_3333_1111));
-            let mut errors = 0;
-            for k in 0..per_task {
-                let pupil = (rng.next() as usize) % pupils;
-                let t0 = Instant::now();
-                let device = format!("bench-{i}");
-                let scan_id = format!("bare-{run}-{i}-{k}");
-                match bare::scan(&mut client, &statements, &device, &scan_id, &tag(pupil), &date).await {
-                    Ok(()) => {
-                        let _ = h.record(t0.elapsed().as_micros() as u64);
-                    }
-                    Err(e) => {
-                        if errors == 0 {
-                            eprintln!("bare SQL scan failed: {e:#}");
-                        }
-                        errors += 1;
-                    }
-                }
-            }
-            (h, errors)
-        }));
-    }
-    Level::gather(tasks, started).await
+    let scan: ScanFn<(tokio_postgres::Client, bare::Statements, String)> = |(client, statements, date), scan| {
+        Box::pin(async move { bare::scan(client, statements, &scan.device, &scan.id, &scan.tag, date).await })
+    };
+    timed_level(clients, (scans / concurrency).max(1), pupils, (0xA076_1D64_78BD_642F, "bare SQL scan"), scan).await
 }
 
 /// The scan as the service sends it now: one prepared `SELECT active.process_scan(…)` over
@@ -554,8 +527,6 @@ mod bare_call {
 }
 
 async fn call_level(url: &str, concurrency: usize, scans: usize, pupils: usize) -> anyhow::Result<Level> {
-    let per_task = (scans / concurrency).max(1);
-    let run = next_level();
     let mut clients = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
@@ -563,25 +534,52 @@ async fn call_level(url: &str, concurrency: usize, scans: usize, pupils: usize) 
         let call = bare_call::prepare(&client).await?;
         clients.push((client, call));
     }
+    let scan: ScanFn<(tokio_postgres::Client, tokio_postgres::Statement)> = |(client, call), scan| {
+        Box::pin(async move { bare_call::scan(client, call, &scan.device, &scan.id, &scan.tag).await })
+    };
+    timed_level(clients, (scans / concurrency).max(1), pupils, (0x2545_F491_4F6C_DD1D, "bare function call"), scan)
+        .await
+}
+
+/// One scan of [`timed_level`]: the task's reader, a scan id of its own, a pupil's tag.
+struct BareScan {
+    device: String,
+    id: String,
+    tag: String,
+}
+
+/// How [`timed_level`] sends one scan on a task's connection.
+type ScanFn<C> = for<'a> fn(&'a mut C, BareScan) -> futures::future::BoxFuture<'a, anyhow::Result<()>>;
+
+/// Every one of `clients` at once, each a task sending `per_task` scans one after the other
+/// (`bench-<task>` as the reader, a pupil drawn per task from `seed`), each timed; the first
+/// failure of a task is printed as `what` failed.
+async fn timed_level<C: Send + 'static>(
+    clients: Vec<C>,
+    per_task: usize,
+    pupils: usize,
+    (seed, what): (u64, &'static str),
+    scan: ScanFn<C>,
+) -> anyhow::Result<Level> {
+    let run = next_level();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (i, (client, call)) in clients.into_iter().enumerate() {
+    for (i, mut client) in clients.into_iter().enumerate() {
         tasks.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
-            let mut rng = Xorshift(0x2545_F491_4F6C_DD1D ^ ((i as u64 + 1) * 0x7777_4444_2222));
+            let mut rng = Xorshift(seed ^ ((i as u64 + 1) * 0x5555_3333_1111));
             let mut errors = 0;
             for k in 0..per_task {
                 let pupil = (rng.next() as usize) % pupils;
+                let one = BareScan { device: format!("bench-{i}"), id: format!("bare-{run}-{i}-{k}"), tag: tag(pupil) };
                 let t0 = Instant::now();
-                let device = format!("bench-{i}");
-                let scan_id = format!("call-{run}-{i}-{k}");
-                match bare_call::scan(&client, &call, &device, &scan_id, &tag(pupil)).await {
+                match scan(&mut client, one).await {
                     Ok(()) => {
                         let _ = h.record(t0.elapsed().as_micros() as u64);
                     }
                     Err(e) => {
                         if errors == 0 {
-                            eprintln!("bare function call failed: {e:#}");
+                            eprintln!("{what} failed: {e:#}");
                         }
                         errors += 1;
                     }
