@@ -4,7 +4,8 @@
 //! protocol's 5 s); every scan must end with exactly one effect: one Result each (a re-sent
 //! one may come back `duplicate`), one visit and one receipt per distinct scan. Also the
 //! session bounds of pooled connections: an idle transaction is ended, a lock wait and a long
-//! statement are canceled, and each answers `Unavailable` (retryable), never `Internal`.
+//! statement are canceled, and each answers `Unavailable` (retryable), never `Internal`; a
+//! connection the server ended while idle in the pool is not handed out.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -237,6 +238,42 @@ async fn a_transaction_idle_past_the_bound_is_ended_and_the_pool_serves_the_next
     // The pool (one connection) discards the dead one and serves the next request.
     let mut conn = db::conn(&pool).await.expect("a fresh connection");
     diesel::sql_query("SELECT 1").execute(&mut conn).await.expect("the next request succeeds");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Backend {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+async fn backend_pid(conn: &mut diesel_async::AsyncPgConnection) -> i32 {
+    diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result::<Backend>(conn).await.expect("backend pid").pid
+}
+
+// The pool checks a connection on checkout without a query (services/common/src/db.rs): one
+// whose session the server ended while it sat idle in the pool must not be handed out.
+#[tokio::test]
+async fn a_pooled_connection_the_server_ended_while_idle_is_not_handed_out() {
+    let db = TestDb::new().await;
+    let pool = bounded_pool(&db, SessionTimeouts::default()).await;
+    let ended = backend_pid(&mut db::conn(&pool).await.expect("conn")).await;
+    let mut admin = db.conn().await;
+    diesel::sql_query(format!("SELECT pg_terminate_backend({ended})")).execute(&mut admin).await.expect("terminate");
+    let gone = Instant::now();
+    loop {
+        let n =
+            school::count(&mut admin, &format!("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = {ended}")).await;
+        if n == 0 {
+            break;
+        }
+        assert!(gone.elapsed() < Duration::from_secs(10), "backend {ended} still there");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The client's connection task reads the server's goodbye as soon as it arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut conn = db::conn(&pool).await.expect("a connection");
+    let now = backend_pid(&mut conn).await;
+    assert_ne!(now, ended, "a new session, not the ended one");
 }
 
 #[tokio::test]
