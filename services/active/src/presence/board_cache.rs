@@ -2,9 +2,9 @@
 //! cache"). `GetPresenceBoard` in the school view is served from one school-wide [`School`]
 //! — every running room with its supervisors, every pupil in a room with their group, the
 //! counts, and every alert the business day can still raise from this data — read in one
-//! REPEATABLE READ snapshot and filtered per caller in memory ([`School::board_for`]: the
-//! rule the board's SQL filter applied before the cache, then "mine" first, then the alerts the
-//! caller may see).
+//! REPEATABLE READ snapshot and filtered per caller in memory ([`School::board_for`]:
+//! [`Access::sees_student`], the stream's rule, then "mine" first, then the alerts the caller
+//! may see).
 //!
 //! **Exact, never stale.** Every call first reads its own snapshot (the caller's access in the
 //! same read-only transaction). The cached board is served for it only when no transaction
@@ -188,19 +188,17 @@ impl School {
 
     /// What `access` sees of this board at `as_of`, with `cursor`.
     pub fn board_for(&self, access: &Access, cursor: Cursor, as_of: DateTime<Utc>) -> Board {
-        let supervised: Vec<i64> = access.supervised.iter().map(|(s, _)| *s).collect();
-        // Who sees a pupil in full: an admin, their group's teachers today, the room's supervisors.
-        let sees = |session: i64, group: Option<i64>| {
-            access.caller.is_admin
-                || group.is_some_and(|g| access.my_groups.contains(&g))
-                || supervised.contains(&session)
+        // Who sees a pupil in full: the stream's rule (an admin, their group's teachers today,
+        // the supervisors of their session or room).
+        let sees = |tile: &RoomTile, s: &RoomStudent| {
+            access.sees_student(s.student.student_id, s.group_id, Some(tile.session_id), [Some(tile.room_id), None])
         };
         let mut rooms: Vec<BoardRoom> = self
             .tiles
             .iter()
             .map(|tile| BoardRoom {
                 students: self.students.get(&tile.session_id).map_or_else(Vec::new, |students| {
-                    students.iter().filter(|s| sees(tile.session_id, s.group_id)).map(|s| s.student.clone()).collect()
+                    students.iter().filter(|s| sees(tile, s)).map(|s| s.student.clone()).collect()
                 }),
                 mine: access.mine(tile.session_id, tile.education_group_id),
                 tile: tile.clone(),
