@@ -82,6 +82,60 @@ async fn an_idle_stream_gets_heartbeats_whose_cursor_resumes_exactly() {
 }
 
 #[tokio::test]
+async fn each_event_carries_the_counts_after_it_and_a_change_without_an_event_follows_with_the_recount() {
+    let Setup { app, mut active, school: s, .. } = setup(4).await;
+    let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
+    settings.heartbeat = Duration::from_millis(100);
+    let (addr, shutdown) = custom_server(&app, settings).await;
+    let mut client = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
+    let (_, token) = admin_token(&app).await;
+    let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    let mut stream =
+        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    for pupil in &s.pupils[..3] {
+        scan(&mut active, &s.readers[0], &pupil.tag).await;
+    }
+    active.end_session(pb::EndSessionRequest { id: session }).await.expect("end");
+
+    let counts = |e: &pb::PresenceEvent| {
+        let c = e.counts.expect("counts");
+        (c.in_room, c.in_transit, c.absent, c.sick, c.total)
+    };
+    // After each change: each check-in moves one pupil, ending the session everyone in its room.
+    let after = [(1, 0, 3, 0, 4), (2, 0, 2, 0, 4), (3, 0, 1, 0, 4), (0, 3, 1, 0, 4)];
+    let events = next_events(&mut stream, 4).await;
+    let seen: Vec<_> = events.iter().map(counts).collect();
+    // Events read in one page share its counts: those after the page's last change, never older.
+    let mut at = 0;
+    for (i, c) in seen.iter().enumerate() {
+        at = (at.max(i)..after.len())
+            .find(|&j| after[j] == *c)
+            .unwrap_or_else(|| panic!("event {i} carries {c:?}, not the counts after it or a later change: {seen:?}"));
+    }
+    assert_eq!(seen.last(), after.last(), "the last event's counts are the final ones");
+
+    // Changes that write no presence event: a sick flag, a pupil deactivated.
+    let mut conn = app.db.conn().await;
+    for sql in [
+        format!("UPDATE users.students SET sick = true, sick_since = now() WHERE id = {}", s.pupils[3].id),
+        format!("UPDATE users.students SET deactivated_at = now() WHERE id = {}", s.pupils[0].id),
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).await.expect("change without an event");
+    }
+    let recounted = async {
+        loop {
+            let m = next_message(&mut stream).await;
+            if m.kind() == Kind::Heartbeat && m.counts.is_some_and(|c| c.sick == 1 && c.total == 3) {
+                return m;
+            }
+        }
+    };
+    let beat = tokio::time::timeout(WAIT, recounted).await.expect("a heartbeat with the recount within the guard time");
+    assert_eq!(counts(&beat), (0, 2, 0, 1, 3), "the recount has both changes");
+    shutdown.cancel();
+}
+
+#[tokio::test]
 async fn a_burst_larger_than_every_buffer_arrives_complete_and_in_order() {
     let Setup { app, mut active, school: s, .. } = setup(1).await;
     let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);

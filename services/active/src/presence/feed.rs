@@ -3,16 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use diesel_async::AsyncPgConnection;
-use phoenix_common::db::{self, DbPool};
 use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::display_name;
 
 use super::board::{self, RoomTile, Supervision};
 use super::cursor::{Cursor, Position};
-use super::repo::{self, Counts, EventRow};
+use super::repo::{self, Counts, EventRow, PupilState, Pupils};
 use crate::events::ChangeKind;
 
 /// A pupil as an event shows them to callers with full access.
@@ -55,12 +54,25 @@ fn is_session_kind(kind: ChangeKind) -> bool {
     matches!(kind, ChangeKind::SessionStarted | ChangeKind::SessionEnded | ChangeKind::SupervisorsChanged)
 }
 
+/// Where the counts of a page come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Counting {
+    /// The school-wide counts, counted in the page's snapshot when it is resolved (a watcher's
+    /// backlog).
+    Query,
+    /// The states on `date` of the pupils the page's events changed, or of every pupil
+    /// (`all`), for the hub's [`Tally`](super::tally::Tally); read whether or not the page
+    /// is resolved.
+    States { date: NaiveDate, all: bool },
+}
+
 /// What to do besides reading rows.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     pub limit: i64,
     /// Resolve names, rooms and counts (skipped by the hub while nobody watches).
     pub resolve: bool,
+    pub counting: Counting,
     /// Reload who supervises what when the page has session events (the hub).
     pub supervision: bool,
     /// Fail with CURSOR_EXPIRED when the log was purged past the cursor, and reject cursors
@@ -80,32 +92,33 @@ pub struct Page {
     pub full: bool,
     /// Ids of the events read (also when not resolved).
     pub ids: Vec<i64>,
-    /// School-wide counts (when resolved and the page has events).
+    /// School-wide counts ([`Counting::Query`], when resolved and the page has events).
     pub counts: Option<Counts>,
+    /// Pupils' states ([`Counting::States`]).
+    pub states: Option<States>,
     /// Who supervises what (when asked and the page changed sessions).
     pub supervision: Option<Supervision>,
     pub sessions_changed: bool,
+}
+
+/// The pupils' states a page read for the hub's tally.
+#[derive(Debug, Clone, Default)]
+pub struct States {
+    pub date: NaiveDate,
+    /// Every active pupil's; otherwise those of `asked` and of the page's ended sessions.
+    pub all: bool,
+    /// The pupils the page's events name: one without a state is no longer active.
+    pub asked: Vec<i64>,
+    pub states: Vec<(i64, PupilState)>,
 }
 
 /// The reason of an expired cursor.
 pub const CURSOR_EXPIRED: &str = "CURSOR_EXPIRED";
 
 /// Reads (and resolves) the next page after `cursor` in one REPEATABLE READ, read-only
-/// transaction: the rows, the horizon they are below and their names share one snapshot.
+/// transaction: the rows, the horizon they are below, their names and the counts or states
+/// share one snapshot.
 pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: ReadOptions) -> Result<Page> {
-    read_page_counting(conn, None, cursor, options).await
-}
-
-/// [`read_page`], with the school-wide counts (the page's costliest query) read from `counts`
-/// at the same time as the names instead of after them. That statement starts after the
-/// page's rows were read, so its snapshot is newer than the page's and includes every event
-/// of the page (counts are "at least as new as the event").
-pub async fn read_page_counting(
-    conn: &mut AsyncPgConnection,
-    counts: Option<&DbPool>,
-    cursor: &Cursor,
-    options: ReadOptions,
-) -> Result<Page> {
     let cursor = cursor.clone();
     conn.build_transaction()
         .repeatable_read()
@@ -128,29 +141,42 @@ pub async fn read_page_counting(
             } else {
                 None
             };
+            let states = match options.counting {
+                Counting::States { date, all } => Some(read_states(conn, &rows, date, all).await?),
+                Counting::Query => None,
+            };
             let ids = rows.iter().map(|r| r.id).collect();
             let (events, counts) = if options.resolve && !rows.is_empty() {
-                let today = business_date_in(Utc::now(), options.timezone);
-                let (events, counts) = match counts {
-                    Some(pool) => {
-                        let counts = async {
-                            let mut c = db::conn(pool).await?;
-                            Ok::<_, Error>(repo::counts(&mut c, today).await?)
-                        };
-                        futures::try_join!(resolve(conn, &rows), counts)?
-                    }
-                    None => {
-                        let events = resolve(conn, &rows).await?;
-                        (events, repo::counts(conn, today).await?)
-                    }
+                let events = resolve(conn, &rows).await?;
+                let counts = match options.counting {
+                    Counting::Query => Some(repo::counts(conn, business_date_in(Utc::now(), options.timezone)).await?),
+                    Counting::States { .. } => None,
                 };
-                (events, Some(counts))
+                (events, counts)
             } else {
                 (Vec::new(), None)
             };
-            Ok(Page { events, upto, full, ids, counts, supervision, sessions_changed })
+            Ok(Page { events, upto, full, ids, counts, states, supervision, sessions_changed })
         })
         .await
+}
+
+/// The states on `date` of every pupil (`all`), or of the pupils `rows` name and of every
+/// pupil with a visit in a session `rows` ended (ending a session closes its visits).
+async fn read_states(conn: &mut AsyncPgConnection, rows: &[EventRow], date: NaiveDate, all: bool) -> Result<States> {
+    if all {
+        let states = repo::pupil_states(conn, date, Pupils::All).await?;
+        return Ok(States { date, all, asked: Vec::new(), states });
+    }
+    let asked = unique(rows.iter().filter_map(|r| r.student_id));
+    let ended =
+        unique(rows.iter().filter(|r| r.kind == ChangeKind::SessionEnded.as_str()).filter_map(|r| r.session_id));
+    let states = if asked.is_empty() && ended.is_empty() {
+        Vec::new()
+    } else {
+        repo::pupil_states(conn, date, Pupils::Of { students: &asked, sessions: &ended }).await?
+    };
+    Ok(States { date, all, asked, states })
 }
 
 async fn check_cursor(conn: &mut AsyncPgConnection, cursor: &Cursor) -> Result<()> {

@@ -10,9 +10,10 @@
 //!   so nothing is missed.
 //! - A notified event that is not below the horizon yet (an older transaction is still
 //!   running) is retried quickly (2 ms doubling to 100 ms) instead of waiting for the poll.
-//! - Each page is resolved once (names, rooms, counts; who supervises what when sessions
-//!   changed) and broadcast as a [`Batch`] to the process's watchers, which only redact.
-//!   While nobody watches, pages are not resolved.
+//! - Each page is resolved once (names, rooms; who supervises what when sessions changed)
+//!   and broadcast as a [`Batch`] to the process's watchers, which only redact. While nobody
+//!   watches, pages are not resolved. The school-wide counts come from the hub's [`Tally`],
+//!   which each page moves by the states of its own pupils (see [`super::tally`]).
 //! - The log is purged every [`PresenceSettings::purge_every`] of events older than the
 //!   retention ([`PresenceSettings::retention`], 48 h), by one replica at a time (advisory
 //!   lock), recording the purged position so old cursors are answered CURSOR_EXPIRED.
@@ -39,8 +40,9 @@ use super::PresenceSettings;
 use super::board::Supervision;
 use super::convert::Converted;
 use super::cursor::{Cursor, Position};
-use super::feed::{self, ReadOptions, Resolved};
+use super::feed::{self, Counting, ReadOptions, Resolved};
 use super::repo::{self, Counts};
+use super::tally::Tally;
 use crate::events::PRESENCE_CHANNEL;
 
 /// Events per page read from the log.
@@ -154,6 +156,7 @@ impl Hub {
 struct Reader {
     shared: Arc<Shared>,
     position: Position,
+    tally: Tally,
 }
 
 async fn run(shared: Arc<Shared>, ready: watch::Sender<bool>) {
@@ -171,9 +174,12 @@ async fn run(shared: Arc<Shared>, ready: watch::Sender<bool>) {
             }
         }
     };
-    let mut reader = Reader { shared: shared.clone(), position };
-    if let Err(e) = reader.refresh_latest().await {
-        tracing::warn!(error = %e, "presence hub: initial counts failed; they follow with the first change");
+    let mut reader = Reader { shared: shared.clone(), position, tally: Tally::default() };
+    if let Err(e) = reader.recount().await {
+        tracing::warn!(error = %e, "presence hub: initial counts failed; they follow with the first page");
+    }
+    if let Err(e) = reader.refresh_supervision().await {
+        tracing::warn!(error = %e, "presence hub: reading who supervises what failed; it follows with the first change");
     }
     let _ = ready.send(true);
     tracing::info!(tx = position.tx, "presence hub started");
@@ -211,10 +217,11 @@ async fn start_position(shared: &Shared) -> anyhow::Result<Position> {
 }
 
 impl Reader {
-    fn options(&self, resolve: bool) -> ReadOptions {
+    fn options(&self, resolve: bool, counting: Counting) -> ReadOptions {
         ReadOptions {
             limit: PAGE,
             resolve,
+            counting,
             supervision: true,
             check_cursor: false,
             timezone: self.shared.settings.timezone,
@@ -271,8 +278,8 @@ impl Reader {
                         .map_err(|_| anyhow::anyhow!("LISTEN connection ping timed out"))??;
                 }
                 Wake::Refresh => {
-                    if let Err(e) = self.refresh_latest().await {
-                        tracing::warn!(error = %e, "presence hub: refreshing counts and supervision failed");
+                    if let Err(e) = self.refresh_supervision().await {
+                        tracing::warn!(error = %e, "presence hub: refreshing who supervises what failed");
                     }
                 }
                 // Fresh commits: retry soon; the same ones still waiting: back off.
@@ -295,8 +302,9 @@ impl Reader {
 
     /// Reads, resolves and broadcasts every page below the horizon; returns the ids read.
     /// The pages are read on the hub's own connection `conn` (no pool checkout and its
-    /// validity query per page; notifications wait in it meanwhile), the counts of a page
-    /// on a pool connection at the same time as its names.
+    /// validity query per page; notifications wait in it meanwhile). Each page moves the
+    /// [`Tally`] by the states of the pupils its events changed, and counts every pupil again
+    /// when the tally asks for it.
     async fn catch_up(&mut self, conn: &mut AsyncPgConnection) -> anyhow::Result<HashSet<i64>> {
         let mut read = HashSet::new();
         loop {
@@ -305,29 +313,35 @@ impl Reader {
             // as high as this page's, so skipping the broadcast (and the resolving) of an
             // unwatched page loses nothing (see the module docs).
             let watched = self.watched();
-            let options = self.options(watched);
-            let page =
-                feed::read_page_counting(conn, Some(&self.shared.pool), &Cursor::after(self.position), options).await?;
+            let now = Instant::now();
+            let date = business_date_in(Utc::now(), self.shared.settings.timezone);
+            let all = self.tally.needs_recount(date, watched, now);
+            let options = self.options(watched, Counting::States { date, all });
+            let page = feed::read_page(conn, &Cursor::after(self.position), options).await?;
+            match page.states {
+                Some(s) if s.all => self.tally.recount(s.date, s.states, now),
+                Some(s) => self.tally.update(&s.asked, &s.states),
+                None => self.tally.invalidate(),
+            }
             if !watched && self.watched() {
                 continue; // someone subscribed during the read: read it again, resolved
             }
             read.extend(page.ids.iter().copied());
             let supervision = page.supervision.map(Arc::new);
+            let counts = self.tally.counts();
             if let Ok(mut latest) = self.shared.latest.write() {
                 if let Some(s) = &supervision {
                     latest.supervision = s.clone();
                 }
-                if let Some(c) = page.counts {
-                    latest.counts = c;
-                }
+                latest.counts = counts;
             }
             if page.upto > self.position {
                 self.position = page.upto;
                 if watched {
                     let batch = Batch {
+                        counts: (!page.events.is_empty()).then_some(counts),
                         events: page.events,
                         upto: page.upto,
-                        counts: page.counts,
                         supervision,
                         converted: Converted::default(),
                     };
@@ -341,17 +355,27 @@ impl Reader {
         }
     }
 
-    /// Reloads the counts (sick flags and the date change without events) and who
-    /// supervises what (in case a change came without an event).
-    async fn refresh_latest(&self) -> anyhow::Result<()> {
+    /// Counts every pupil again (on a pool connection: the hub's position is below this
+    /// snapshot's horizon, so every change this snapshot lacks comes in a later page).
+    async fn recount(&mut self) -> anyhow::Result<()> {
         let mut conn = self.shared.pool.get().await?;
-        let counts = repo::counts(&mut conn, business_date_in(Utc::now(), self.shared.settings.timezone)).await?;
-        let supervision = Supervision::from_rows(&repo::supervision(&mut conn, None).await?);
+        let date = business_date_in(Utc::now(), self.shared.settings.timezone);
+        let states = repo::pupil_states(&mut conn, date, repo::Pupils::All).await?;
+        self.tally.recount(date, states, Instant::now());
         if let Ok(mut latest) = self.shared.latest.write() {
-            latest.counts = counts;
-            if *latest.supervision != supervision {
-                latest.supervision = Arc::new(supervision);
-            }
+            latest.counts = self.tally.counts();
+        }
+        Ok(())
+    }
+
+    /// Reloads who supervises what (in case a change came without an event).
+    async fn refresh_supervision(&self) -> anyhow::Result<()> {
+        let mut conn = self.shared.pool.get().await?;
+        let supervision = Supervision::from_rows(&repo::supervision(&mut conn, None).await?);
+        if let Ok(mut latest) = self.shared.latest.write()
+            && *latest.supervision != supervision
+        {
+            latest.supervision = Arc::new(supervision);
         }
         Ok(())
     }

@@ -10,6 +10,7 @@
 //! | [`cursor`] | stream positions and the opaque cursors (board snapshot vs event position) |
 //! | [`feed`] | reading the event log in pages below the horizon, resolving a page once |
 //! | [`hub`] | one per process: LISTEN + safety poll, broadcast to watchers, purge |
+//! | [`tally`] | the hub's school-wide counts, kept per pupil and moved by each page's pupils |
 //! | [`watch`] | one `WatchPresence` stream: backlog, live batches, redaction, heartbeats, the end of the caller's access |
 //! | [`limits`] | stream slots per account and the bound on stream reads holding pool connections |
 //! | [`repo`] | the set-based SQL (a few queries per board or page, never per room or pupil) |
@@ -32,6 +33,7 @@ pub mod hub;
 pub mod limits;
 pub mod repo;
 pub mod service;
+pub mod tally;
 pub mod watch;
 
 use std::time::Duration;

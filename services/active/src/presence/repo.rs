@@ -5,7 +5,7 @@
 //! api.md allows; nothing outside `active` is written.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use diesel::sql_types::{Array, BigInt, Bool, Date, Int4, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Date, Int4, Nullable, SmallInt, Text, Timestamptz};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
@@ -296,27 +296,127 @@ pub struct Counts {
     pub total: i64,
 }
 
+/// A pupil's state as one code (the order of [`PupilState`]): a room wins over sick, sick over
+/// the day's attendance (`a`, of business date `$1`). `o` is the pupil's open visit in a
+/// running session. The one definition behind [`counts`] and [`pupil_states`], so the counts and
+/// the hub's tally of them cannot disagree.
+const PUPIL_STATE: &str = "CASE WHEN o.student_id IS NOT NULL THEN 0::int2 WHEN s.sick THEN 1::int2 \
+     WHEN a.check_out_time IS NOT NULL THEN 2::int2 WHEN a.id IS NOT NULL THEN 3::int2 ELSE 4::int2 END";
+
+/// The open visits in running sessions (`o` of [`PUPIL_STATE`]).
+const OPEN_VISITS: &str = "SELECT v.student_id FROM active.visits v \
+     JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL WHERE v.exit_time IS NULL";
+
+/// Every active pupil's state: hash joins over the three tables.
+fn every_pupil_state() -> String {
+    format!(
+        "SELECT s.id, {PUPIL_STATE} AS state FROM users.students s \
+         LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
+         LEFT JOIN ({OPEN_VISITS}) o ON o.student_id = s.id \
+         WHERE s.deactivated_at IS NULL"
+    )
+}
+
+/// The states [`PUPIL_STATE`] codes, in the order of their codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PupilState {
+    InRoom,
+    Sick,
+    GoneHome,
+    InTransit,
+    Absent,
+}
+
+impl PupilState {
+    fn of(code: i16) -> Option<Self> {
+        Some(match code {
+            0 => Self::InRoom,
+            1 => Self::Sick,
+            2 => Self::GoneHome,
+            3 => Self::InTransit,
+            4 => Self::Absent,
+            _ => return None,
+        })
+    }
+}
+
+impl Counts {
+    /// Counts one more (`by` = 1) or one fewer (`by` = -1) pupil in `state`.
+    pub fn add(&mut self, state: PupilState, by: i64) {
+        let n = match state {
+            PupilState::InRoom => &mut self.in_room,
+            PupilState::Sick => &mut self.sick,
+            PupilState::GoneHome => &mut self.gone_home,
+            PupilState::InTransit => &mut self.in_transit,
+            PupilState::Absent => &mut self.absent,
+        };
+        *n += by;
+        self.total += by;
+    }
+}
+
 /// The counts for business date `today`.
 pub async fn counts(conn: &mut AsyncPgConnection, today: NaiveDate) -> QueryResult<Counts> {
-    diesel::sql_query(
-        "SELECT count(*) FILTER (WHERE o.student_id IS NOT NULL) AS in_room, \
-                count(*) FILTER (WHERE o.student_id IS NULL AND NOT s.sick \
-                                   AND a.id IS NOT NULL AND a.check_out_time IS NULL) AS in_transit, \
-                count(*) FILTER (WHERE o.student_id IS NULL AND NOT s.sick AND a.id IS NULL) AS absent, \
-                count(*) FILTER (WHERE o.student_id IS NULL AND NOT s.sick \
-                                   AND a.check_out_time IS NOT NULL) AS gone_home, \
-                count(*) FILTER (WHERE o.student_id IS NULL AND s.sick) AS sick, \
-                count(*) AS total \
-         FROM users.students s \
-         LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
-         LEFT JOIN (SELECT v.student_id FROM active.visits v \
-                    JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL \
-                    WHERE v.exit_time IS NULL) o ON o.student_id = s.id \
-         WHERE s.deactivated_at IS NULL",
-    )
+    diesel::sql_query(format!(
+        "SELECT count(*) FILTER (WHERE state = 0) AS in_room, count(*) FILTER (WHERE state = 1) AS sick, \
+                count(*) FILTER (WHERE state = 2) AS gone_home, count(*) FILTER (WHERE state = 3) AS in_transit, \
+                count(*) FILTER (WHERE state = 4) AS absent, count(*) AS total \
+         FROM ({}) p",
+        every_pupil_state()
+    ))
     .bind::<Date, _>(today)
     .get_result(conn)
     .await
+}
+
+#[derive(QueryableByName)]
+struct PupilStateRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = SmallInt)]
+    state: i16,
+}
+
+/// Which pupils' states [`pupil_states`] reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Pupils<'a> {
+    All,
+    /// The pupils named, and every pupil with a visit in one of the sessions.
+    Of {
+        students: &'a [i64],
+        sessions: &'a [i64],
+    },
+}
+
+/// The state of each active pupil of `pupils` on business date `today` (a deactivated or
+/// erased pupil has none).
+pub async fn pupil_states(
+    conn: &mut AsyncPgConnection,
+    today: NaiveDate,
+    pupils: Pupils<'_>,
+) -> QueryResult<Vec<(i64, PupilState)>> {
+    let rows: Vec<PupilStateRow> = match pupils {
+        Pupils::All => diesel::sql_query(every_pupil_state()).bind::<Date, _>(today).load(conn).await?,
+        // A few pupils: looked up one by one (the array in an init plan, the open visit
+        // LATERAL), never the hash joins over every pupil the planner picks from ~50 ids on.
+        Pupils::Of { students, sessions } => {
+            diesel::sql_query(format!(
+                "SELECT s.id, {PUPIL_STATE} AS state FROM users.students s \
+                 LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
+                 LEFT JOIN LATERAL ({OPEN_VISITS} AND v.student_id = s.id LIMIT 1) o ON true \
+                 WHERE s.deactivated_at IS NULL AND s.id = ANY(ARRAY( \
+                     SELECT unnest($2::int8[]) \
+                     UNION SELECT v.student_id FROM active.visits v WHERE v.active_group_id = ANY($3)))"
+            ))
+            .bind::<Date, _>(today)
+            .bind::<Array<BigInt>, _>(students.to_vec())
+            .bind::<Array<BigInt>, _>(sessions.to_vec())
+            .load(conn)
+            .await?
+        }
+    };
+    // The CASE yields 0..=4 only.
+    Ok(rows.into_iter().filter_map(|r| Some((r.id, PupilState::of(r.state)?))).collect())
 }
 
 /// Who supervises which running session: `(staff, session, room)`.

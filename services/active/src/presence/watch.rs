@@ -34,7 +34,7 @@ use super::alerts::{self, Feed};
 use super::board::{Access, View};
 use super::convert::{self, Converted, Redaction};
 use super::cursor::{Cursor, Position};
-use super::feed::{self, Page, ReadOptions, Resolved};
+use super::feed::{self, Counting, Page, ReadOptions, Resolved};
 use super::hub::{Batch, Hub, PAGE};
 use super::limits::{Limits, Slot};
 use super::repo::{self, Counts};
@@ -122,7 +122,14 @@ pub async fn open(
 }
 
 fn backlog_options(settings: &PresenceSettings) -> ReadOptions {
-    ReadOptions { limit: PAGE, resolve: true, supervision: false, check_cursor: true, timezone: settings.timezone }
+    ReadOptions {
+        limit: PAGE,
+        resolve: true,
+        counting: Counting::Query,
+        supervision: false,
+        check_cursor: true,
+        timezone: settings.timezone,
+    }
 }
 
 struct Watcher {
