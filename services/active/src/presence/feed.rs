@@ -61,9 +61,10 @@ pub enum Counting {
     /// backlog).
     Query,
     /// The states on `date` of the pupils the page's events changed, or of every pupil
-    /// (`all`), for the hub's [`Tally`](super::tally::Tally); read whether or not the page
-    /// is resolved.
+    /// (`all`), for the hub's [`Tally`](super::tally::Tally).
     States { date: NaiveDate, all: bool },
+    /// No counts (the hub's pages while nobody watches).
+    None,
 }
 
 /// What to do besides reading rows.
@@ -143,14 +144,14 @@ pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: R
             };
             let states = match options.counting {
                 Counting::States { date, all } => Some(read_states(conn, &rows, date, all).await?),
-                Counting::Query => None,
+                Counting::Query | Counting::None => None,
             };
             let ids = rows.iter().map(|r| r.id).collect();
             let (events, counts) = if options.resolve && !rows.is_empty() {
                 let events = resolve(conn, &rows).await?;
                 let counts = match options.counting {
                     Counting::Query => Some(repo::counts(conn, business_date_in(Utc::now(), options.timezone)).await?),
-                    Counting::States { .. } => None,
+                    Counting::States { .. } | Counting::None => None,
                 };
                 (events, counts)
             } else {

@@ -313,14 +313,20 @@ impl Reader {
             // as high as this page's, so skipping the broadcast (and the resolving) of an
             // unwatched page loses nothing (see the module docs).
             let watched = self.watched();
+            // While nobody watches, the tally is left behind and counted again for the
+            // first page someone watches.
             let now = Instant::now();
             let date = business_date_in(Utc::now(), self.shared.settings.timezone);
-            let all = self.tally.needs_recount(date, watched, now);
-            let options = self.options(watched, Counting::States { date, all });
-            let page = feed::read_page(conn, &Cursor::after(self.position), options).await?;
+            let counting = if watched {
+                Counting::States { date, all: self.tally.needs_recount(date, now) }
+            } else {
+                Counting::None
+            };
+            let page = feed::read_page(conn, &Cursor::after(self.position), self.options(watched, counting)).await?;
             match page.states {
                 Some(s) if s.all => self.tally.recount(s.date, s.states, now),
                 Some(s) => self.tally.update(&s.asked, &s.states),
+                None if page.ids.is_empty() => {}
                 None => self.tally.invalidate(),
             }
             if !watched && self.watched() {
@@ -333,7 +339,9 @@ impl Reader {
                 if let Some(s) = &supervision {
                     latest.supervision = s.clone();
                 }
-                latest.counts = counts;
+                if watched {
+                    latest.counts = counts;
+                }
             }
             if page.upto > self.position {
                 self.position = page.upto;

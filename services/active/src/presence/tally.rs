@@ -13,8 +13,9 @@
 //!
 //! Changes without an event (a sick flag, a pupil added, deactivated or erased, an attendance
 //! correction) reach it with the next recount of every pupil: one every [`RECOUNT_EVERY`]
-//! while someone watches, at once when the business date changes, and after a page was read
-//! without its states.
+//! while someone watches, and at once when the business date changes. While nobody watches
+//! the hub reads no states (nobody needs the counts) and the first page watched again
+//! recounts.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -43,10 +44,10 @@ impl Tally {
         self.counts
     }
 
-    /// Whether the next page must read every pupil's state: the tally is not of `today`, or
-    /// (when `watched`) its last recount is [`RECOUNT_EVERY`] old.
-    pub fn needs_recount(&self, today: NaiveDate, watched: bool, now: Instant) -> bool {
-        self.date != Some(today) || (watched && self.recounted.is_none_or(|at| now - at >= RECOUNT_EVERY))
+    /// Whether the next page must read every pupil's state: the tally is not of `today`
+    /// (or was left behind), or its last recount is [`RECOUNT_EVERY`] old.
+    pub fn needs_recount(&self, today: NaiveDate, now: Instant) -> bool {
+        self.date != Some(today) || self.recounted.is_none_or(|at| now - at >= RECOUNT_EVERY)
     }
 
     /// Replaces every state by `states`, of every active pupil on `date`.
@@ -77,7 +78,7 @@ impl Tally {
         }
     }
 
-    /// A page's changes were not applied: the next page recounts.
+    /// A page's changes were not applied (nobody watched): the next page recounts.
     pub fn invalidate(&mut self) {
         self.date = None;
     }
@@ -121,16 +122,16 @@ mod tests {
     }
 
     #[test]
-    fn a_recount_is_needed_for_another_day_after_a_missed_page_and_while_watched_every_interval() {
+    fn a_recount_is_needed_for_another_day_after_a_missed_page_and_every_interval() {
         let now = Instant::now();
         let mut t = Tally::default();
-        assert!(t.needs_recount(day(), false, now), "never counted");
+        assert!(t.needs_recount(day(), now), "never counted");
         t.recount(day(), vec![], now);
-        assert!(!t.needs_recount(day(), true, now));
-        assert!(t.needs_recount(day().succ_opt().expect("date"), false, now), "the date changed");
-        assert!(!t.needs_recount(day(), false, now + RECOUNT_EVERY * 10), "nobody watches");
-        assert!(t.needs_recount(day(), true, now + RECOUNT_EVERY), "watched and due");
+        assert!(!t.needs_recount(day(), now));
+        assert!(t.needs_recount(day().succ_opt().expect("date"), now), "the date changed");
+        assert!(!t.needs_recount(day(), now + RECOUNT_EVERY / 2));
+        assert!(t.needs_recount(day(), now + RECOUNT_EVERY), "due");
         t.invalidate();
-        assert!(t.needs_recount(day(), false, now));
+        assert!(t.needs_recount(day(), now), "a page was missed");
     }
 }
