@@ -34,6 +34,7 @@ use phoenix_common::db::DbPool;
 use phoenix_common::server::ShutdownToken;
 use phoenix_common::time::business_date_in;
 use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::PresenceSettings;
@@ -251,6 +252,9 @@ impl Reader {
         // Notified events not read yet, and the quick retry for them.
         let mut pending: HashMap<i64, Instant> = HashMap::new();
         let mut retry = RETRY_MIN;
+        // The tally's recount on the side (a pool connection), while pages go on.
+        let mut recount: Option<JoinHandle<anyhow::Result<Recounted>>> = None;
+        self.tally.abandon_recount(); // one the previous connection left in flight
         loop {
             let wake = {
                 let mut notices = std::pin::pin!(conn.notifications_stream());
@@ -261,6 +265,15 @@ impl Reader {
                     _ = poll.tick() => Wake::Poll,
                     _ = refresh.tick() => Wake::Refresh,
                     _ = tokio::time::sleep_until(retry_at), if !pending.is_empty() => Wake::Retry,
+                    r = async {
+                        match recount.as_mut() {
+                            Some(task) => task.await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        recount = None;
+                        Wake::Recounted(r.map_err(anyhow::Error::from).and_then(|r| r))
+                    }
                 };
                 if matches!(wake, Wake::Notified) {
                     // A burst of commits: take every notification already here, one read.
@@ -282,6 +295,7 @@ impl Reader {
                         tracing::warn!(error = %e, "presence hub: refreshing who supervises what failed");
                     }
                 }
+                Wake::Recounted(r) => self.finish_recount(&mut conn, r).await,
                 // Fresh commits: retry soon; the same ones still waiting: back off.
                 Wake::Notified => retry = RETRY_MIN,
                 Wake::Retry => retry = (retry * 2).min(RETRY_MAX),
@@ -296,6 +310,9 @@ impl Reader {
                 }
                 // A query failure; the next tick retries (and its ping finds a broken connection).
                 Err(e) => tracing::warn!(error = %e, "presence hub: reading the event log failed"),
+            }
+            if recount.is_none() && self.watched() && self.tally.recount_due(Instant::now()) {
+                recount = Some(self.begin_recount());
             }
         }
     }
@@ -317,11 +334,8 @@ impl Reader {
             // first page someone watches.
             let now = Instant::now();
             let date = business_date_in(Utc::now(), self.shared.settings.timezone);
-            let counting = if watched {
-                Counting::States { date, all: self.tally.needs_recount(date, now) }
-            } else {
-                Counting::None
-            };
+            let counting =
+                if watched { Counting::States { date, all: !self.tally.is_of(date) } } else { Counting::None };
             let page = feed::read_page(conn, &Cursor::after(self.position), self.options(watched, counting)).await?;
             match page.states {
                 Some(s) if s.all => self.tally.recount(s.date, s.states, now),
@@ -376,6 +390,47 @@ impl Reader {
         Ok(())
     }
 
+    /// Starts a recount of every pupil on a pool connection (see [`super::tally`]).
+    fn begin_recount(&mut self) -> JoinHandle<anyhow::Result<Recounted>> {
+        let flight = self.tally.begin_recount();
+        let began = Instant::now();
+        let date = business_date_in(Utc::now(), self.shared.settings.timezone);
+        let pool = self.shared.pool.clone();
+        tokio::spawn(async move {
+            let mut conn = pool.get().await?;
+            let states = repo::pupil_states(&mut conn, date, repo::Pupils::All).await?;
+            Ok(Recounted { flight, date, began, states })
+        })
+    }
+
+    /// Takes a recount on the side into the tally, and reads the pupils that pages updated
+    /// meanwhile once more, on the hub's connection.
+    async fn finish_recount(&mut self, conn: &mut AsyncPgConnection, recounted: anyhow::Result<Recounted>) {
+        let Recounted { flight, date, began, states } = match recounted {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence hub: recounting every pupil failed; the next interval retries");
+                self.tally.abandon_recount();
+                return;
+            }
+        };
+        let again = self.tally.finish_recount(flight, date, states, began);
+        if !again.is_empty() {
+            let pupils = repo::Pupils::Of { students: &again, sessions: &[] };
+            match repo::pupil_states(conn, date, pupils).await {
+                Ok(states) => self.tally.update(&again, &states),
+                Err(e) => {
+                    tracing::warn!(error = %e, "presence hub: reading pupils after a recount failed; the next page recounts");
+                    self.tally.invalidate();
+                    return;
+                }
+            }
+        }
+        if let Ok(mut latest) = self.shared.latest.write() {
+            latest.counts = self.tally.counts();
+        }
+    }
+
     /// Reloads who supervises what (in case a change came without an event).
     async fn refresh_supervision(&self) -> anyhow::Result<()> {
         let mut conn = self.shared.pool.get().await?;
@@ -395,6 +450,15 @@ enum Wake {
     Poll,
     Refresh,
     Retry,
+    Recounted(anyhow::Result<Recounted>),
+}
+
+/// A recount on the side, as [`Tally::finish_recount`] takes it.
+struct Recounted {
+    flight: u64,
+    date: chrono::NaiveDate,
+    began: Instant,
+    states: Vec<(i64, repo::PupilState)>,
 }
 
 /// Records a notification's event id as pending.
