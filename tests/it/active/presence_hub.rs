@@ -55,12 +55,9 @@ async fn an_idle_stream_gets_heartbeats_whose_cursor_resumes_exactly() {
     let Setup { app, mut active, school: s, .. } = setup(1).await;
     let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
     settings.heartbeat = Duration::from_millis(100);
-    let (addr, shutdown) = custom_server(&app, settings).await;
-    let mut client = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
-    let (_, token) = admin_token(&app).await;
+    let Admin { mut client, token, shutdown } = Admin::on_custom_server(&app, settings).await;
     school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
-    let mut stream =
-        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    let mut stream = watch_from_now(&mut client, &token).await;
     let beat = next_message(&mut stream).await;
     assert_eq!(beat.kind(), Kind::Heartbeat);
     assert!(beat.pupil.is_none() && beat.room_id.is_none() && !beat.cursor.is_empty());
@@ -86,12 +83,9 @@ async fn each_event_carries_the_counts_after_it_and_a_change_without_an_event_fo
     let Setup { app, mut active, school: s, .. } = setup(4).await;
     let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
     settings.heartbeat = Duration::from_millis(100);
-    let (addr, shutdown) = custom_server(&app, settings).await;
-    let mut client = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
-    let (_, token) = admin_token(&app).await;
+    let Admin { mut client, token, shutdown } = Admin::on_custom_server(&app, settings).await;
     let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
-    let mut stream =
-        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    let mut stream = watch_from_now(&mut client, &token).await;
     for pupil in &s.pupils[..3] {
         scan(&mut active, &s.readers[0], &pupil.tag).await;
     }
@@ -153,8 +147,7 @@ async fn a_burst_larger_than_every_buffer_arrives_complete_and_in_order() {
     let mut client = PresenceServiceClient::new(channel);
     let (_, token) = admin_token(&app).await;
     let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
-    let mut stream =
-        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    let mut stream = watch_from_now(&mut client, &token).await;
     // 6,000 events in 12 transactions (each a full page), then 100 single ones.
     let mut conn = app.db.conn().await;
     for _ in 0..12 {
@@ -189,12 +182,9 @@ async fn a_commit_behind_an_open_transaction_arrives_when_that_one_commits_and_a
     // No safety poll during the test: only notifications (and the hub's quick retry) move it.
     let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
     settings.poll = Duration::from_secs(3600);
-    let (addr, shutdown) = custom_server(&app, settings).await;
-    let mut client = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
-    let (_, token) = admin_token(&app).await;
+    let Admin { mut client, token, shutdown } = Admin::on_custom_server(&app, settings).await;
     let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
-    let mut stream =
-        client.watch_presence(bearer(pb::WatchPresenceRequest::default(), &token)).await.expect("watch").into_inner();
+    let mut stream = watch_from_now(&mut client, &token).await;
     // An older transaction writes an event and stays open while a scan commits after it: the
     // scan's event is above the horizon until the older one ends.
     let mut early = app.db.conn().await;
@@ -296,4 +286,28 @@ async fn shutdown_ends_open_streams_so_the_server_drains() {
         Ok(None) => {} // the connection closed cleanly after the status
         Ok(Some(_)) => unreachable!(),
     }
+}
+
+/// An admin's client and token on a presence server of our own with `settings`.
+struct Admin {
+    client: PresenceServiceClient<tonic::transport::Channel>,
+    token: String,
+    shutdown: phoenix_common::server::ShutdownToken,
+}
+
+impl Admin {
+    async fn on_custom_server(app: &phoenix_tests::TestApp, settings: PresenceSettings) -> Self {
+        let (addr, shutdown) = custom_server(app, settings).await;
+        let client = PresenceServiceClient::new(phoenix_tests::app::connect(addr).await);
+        let (_, token) = admin_token(app).await;
+        Self { client, token, shutdown }
+    }
+}
+
+/// A stream of every change from now on (no cursor).
+async fn watch_from_now(
+    client: &mut PresenceServiceClient<tonic::transport::Channel>,
+    token: &str,
+) -> tonic::codec::Streaming<pb::WatchPresenceResponse> {
+    client.watch_presence(bearer(pb::WatchPresenceRequest::default(), token)).await.expect("watch").into_inner()
 }
