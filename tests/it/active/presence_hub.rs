@@ -130,6 +130,47 @@ async fn each_event_carries_the_counts_after_it_and_a_change_without_an_event_fo
 }
 
 #[tokio::test]
+async fn an_event_read_while_a_later_commit_is_visible_carries_counts_no_snapshot_lacks() {
+    let Setup { app, mut active, school: s, .. } = setup(4).await;
+    let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);
+    settings.poll = Duration::from_secs(3600); // only notifications and the quick retry move the hub
+    let Admin { mut client, token, shutdown } = Admin::on_custom_server(&app, settings).await;
+    let session = school::start_session(&mut active, s.rooms[0], s.activity, s.staff).await;
+    let mut stream = watch_from_now(&mut client, &token).await;
+    for pupil in &s.pupils[..2] {
+        scan(&mut active, &s.readers[0], &pupil.tag).await;
+    }
+    assert_eq!(next_events(&mut stream, 2).await.len(), 2);
+    // Two transactions with ids hold the horizon: `early` below the third check-in, `late`
+    // between it and the session's end. When `early` commits, the hub reads the check-in's
+    // page in a snapshot that already sees the session ended, whose event is still above
+    // the horizon (behind `late`).
+    let in_transaction = async || {
+        let mut conn = app.db.conn().await;
+        diesel::sql_query("BEGIN").execute(&mut conn).await.expect("begin");
+        diesel::sql_query("SELECT pg_current_xact_id()").execute(&mut conn).await.expect("a transaction id");
+        conn
+    };
+    let mut early = in_transaction().await;
+    scan(&mut active, &s.readers[0], &s.pupils[2].tag).await;
+    let mut late = in_transaction().await;
+    active.end_session(pb::EndSessionRequest { id: session }).await.expect("end");
+    diesel::sql_query("COMMIT").execute(&mut early).await.expect("commit early");
+    let checked_in = next_event(&mut stream).await;
+    assert_eq!(checked_in.kind(), Kind::CheckedIn);
+    let c = checked_in.counts.expect("counts");
+    let seen = (c.in_room, c.in_transit, c.absent, c.sick, c.total);
+    // After the check-in (3 in the room), or after the session's end its page's snapshot
+    // holds (3 in transit); never one pupil already out and two still in.
+    assert!([(3, 0, 1, 0, 4), (0, 3, 1, 0, 4)].contains(&seen), "the check-in carries {seen:?}");
+    diesel::sql_query("COMMIT").execute(&mut late).await.expect("commit late");
+    let ended = next_event(&mut stream).await;
+    assert_eq!(ended.kind(), Kind::SessionEnded);
+    assert_eq!(ended.counts.map(|c| (c.in_room, c.in_transit, c.absent)), Some((0, 3, 1)));
+    shutdown.cancel();
+}
+
+#[tokio::test]
 async fn a_burst_larger_than_every_buffer_arrives_complete_and_in_order() {
     let Setup { app, mut active, school: s, .. } = setup(1).await;
     let mut settings = PresenceSettings::new(chrono_tz::Europe::Berlin);

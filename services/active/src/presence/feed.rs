@@ -106,9 +106,10 @@ pub struct Page {
 #[derive(Debug, Clone, Default)]
 pub struct States {
     pub date: NaiveDate,
-    /// Every active pupil's; otherwise those of `asked` and of the page's ended sessions.
+    /// Every active pupil's; otherwise those of `asked` and of the ended sessions.
     pub all: bool,
-    /// The pupils the page's events name: one without a state is no longer active.
+    /// The pupils read by name (the page's events' and those of later events the snapshot
+    /// holds): one without a state is no longer active.
     pub asked: Vec<i64>,
     pub states: Vec<(i64, PupilState)>,
 }
@@ -143,7 +144,7 @@ pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: R
                 None
             };
             let states = match options.counting {
-                Counting::States { date, all } => Some(read_states(conn, &rows, date, all).await?),
+                Counting::States { date, all } => Some(read_states(conn, &rows, date, all, upto).await?),
                 Counting::Query | Counting::None => None,
             };
             let ids = rows.iter().map(|r| r.id).collect();
@@ -162,22 +163,74 @@ pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: R
         .await
 }
 
-/// The states on `date` of every pupil (`all`), or of the pupils `rows` name and of every
-/// pupil with a visit in a session `rows` ended (ending a session closes its visits).
-async fn read_states(conn: &mut AsyncPgConnection, rows: &[EventRow], date: NaiveDate, all: bool) -> Result<States> {
+/// Above this many pupils to read, a page reads every pupil's state instead (the lookups one
+/// by one cost more than the hash joins over every pupil from there on).
+const LOOKUPS_UP_TO: usize = 1_000;
+
+/// The states on `date` of every pupil (`all`), or of the pupils `rows` name, of every pupil
+/// with a visit in a session `rows` ended (ending a session closes its visits), and of the
+/// pupils of the events after `upto` the snapshot already holds ([`states_after`]).
+async fn read_states(
+    conn: &mut AsyncPgConnection,
+    rows: &[EventRow],
+    date: NaiveDate,
+    all: bool,
+    upto: Position,
+) -> Result<States> {
     if all {
-        let states = repo::pupil_states(conn, date, Pupils::All).await?;
-        return Ok(States { date, all, asked: Vec::new(), states });
+        return every_state(conn, date).await;
     }
-    let asked = unique(rows.iter().filter_map(|r| r.student_id));
-    let ended =
-        unique(rows.iter().filter(|r| r.kind == ChangeKind::SessionEnded.as_str()).filter_map(|r| r.session_id));
+    let students = rows.iter().filter_map(|r| r.student_id);
+    let ended = rows.iter().filter(|r| r.kind == ChangeKind::SessionEnded.as_str()).filter_map(|r| r.session_id);
+    states_after(conn, date, students.collect(), ended.collect(), upto).await
+}
+
+/// The states on `date` of `students`, of every pupil with a visit in a session of `ended`,
+/// and of the pupils of every event after `after` this snapshot sees. The last part keeps the
+/// tally one snapshot's states: a snapshot may hold commits whose events are not read yet
+/// (above the horizon, behind an older running transaction, or past the page's limit), and a
+/// pupil read here may already be in the state such a commit left (the session ended) while
+/// the others of that commit would still be counted in the state before it.
+async fn states_after(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+    mut students: Vec<i64>,
+    mut ended: Vec<i64>,
+    after: Position,
+) -> Result<States> {
+    let (later_students, later_ended) = repo::changed_after(conn, after).await?;
+    students.extend(later_students);
+    ended.extend(later_ended);
+    let (asked, ended) = (unique(students.into_iter()), unique(ended.into_iter()));
+    if asked.len() > LOOKUPS_UP_TO {
+        return every_state(conn, date).await;
+    }
     let states = if asked.is_empty() && ended.is_empty() {
         Vec::new()
     } else {
         repo::pupil_states(conn, date, Pupils::Of { students: &asked, sessions: &ended }).await?
     };
-    Ok(States { date, all, asked, states })
+    Ok(States { date, all: false, asked, states })
+}
+
+async fn every_state(conn: &mut AsyncPgConnection, date: NaiveDate) -> Result<States> {
+    let states = repo::pupil_states(conn, date, Pupils::All).await?;
+    Ok(States { date, all: true, asked: Vec::new(), states })
+}
+
+/// The states on `date` of `students` and of the pupils of every event after `after`, in one
+/// REPEATABLE READ snapshot (the hub's pupils to read again after a recount on the side).
+pub async fn read_states_after(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+    students: Vec<i64>,
+    after: Position,
+) -> Result<States> {
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run::<_, Error, _>(async move |conn| states_after(conn, date, students, Vec::new(), after).await)
+        .await
 }
 
 async fn check_cursor(conn: &mut AsyncPgConnection, cursor: &Cursor) -> Result<()> {

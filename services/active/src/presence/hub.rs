@@ -416,9 +416,10 @@ impl Reader {
         };
         let again = self.tally.finish_recount(flight, date, states, began);
         if !again.is_empty() {
-            let pupils = repo::Pupils::Of { students: &again, sessions: &[] };
-            match repo::pupil_states(conn, date, pupils).await {
-                Ok(states) => self.tally.update(&again, &states),
+            // In one snapshot with every pupil of later events it holds (see feed::states_after).
+            match feed::read_states_after(conn, date, again, self.position).await {
+                Ok(s) if s.all => self.tally.recount(s.date, s.states, Instant::now()),
+                Ok(s) => self.tally.update(&s.asked, &s.states),
                 Err(e) => {
                     tracing::warn!(error = %e, "presence hub: reading pupils after a recount failed; the next page recounts");
                     self.tally.invalidate();

@@ -102,6 +102,30 @@ pub async fn events_after(
     Ok((rows, horizon.horizon))
 }
 
+/// The pupils and the ended sessions of every event after `after` that this snapshot sees:
+/// commits it holds whose events a page has not read yet (above its horizon, behind an older
+/// running transaction, or past its limit).
+pub async fn changed_after(conn: &mut AsyncPgConnection, after: Position) -> QueryResult<(Vec<i64>, Vec<i64>)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Array<BigInt>)]
+        students: Vec<i64>,
+        #[diesel(sql_type = Array<BigInt>)]
+        sessions: Vec<i64>,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT coalesce(array_agg(DISTINCT student_id) FILTER (WHERE student_id IS NOT NULL), '{}') AS students, \
+                coalesce(array_agg(DISTINCT session_id) \
+                    FILTER (WHERE kind = 'session_ended' AND session_id IS NOT NULL), '{}') AS sessions \
+         FROM active.presence_events WHERE (tx_id, id) > ($1, $2)",
+    )
+    .bind::<BigInt, _>(after.tx)
+    .bind::<BigInt, _>(after.id)
+    .get_result(conn)
+    .await?;
+    Ok((row.students, row.sessions))
+}
+
 /// The last purged position (`(0, 0)` before the first purge).
 pub async fn purged_up_to(conn: &mut AsyncPgConnection) -> QueryResult<Position> {
     #[derive(QueryableByName)]

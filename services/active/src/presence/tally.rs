@@ -9,7 +9,11 @@
 //! Why that is exact for every change with an event: a change and its presence event commit in
 //! one transaction, so the snapshot of the page that reads the event holds the change, and a
 //! later change of the same pupil comes with a later event that reads the pupil again. The
-//! tally is therefore at least as new as every event it has been given.
+//! tally is therefore at least as new as every event it has been given. A page's snapshot
+//! may also hold commits whose events it does not read yet (above its horizon, behind an older
+//! running transaction, or past its limit); the pupils of those events are read in the same
+//! snapshot too, so the counts are always those of one snapshot, never some pupils after a
+//! change and the rest of the same change before it.
 //!
 //! Changes without an event (a sick flag, a pupil added, deactivated or erased, an attendance
 //! correction) reach it with the next recount of every pupil: one every [`RECOUNT_EVERY`]
