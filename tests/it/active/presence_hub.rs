@@ -93,10 +93,12 @@ async fn each_event_carries_the_counts_after_it_and_a_change_without_an_event_fo
 
     let counts = |e: &pb::PresenceEvent| {
         let c = e.counts.expect("counts");
-        (c.in_room, c.in_transit, c.absent, c.sick, c.total)
+        (c.in_room, c.in_transit, c.absent, c.sick, c.total, e.room_pupil_count)
     };
-    // After each change: each check-in moves one pupil, ending the session everyone in its room.
-    let after = [(1, 0, 3, 0, 4), (2, 0, 2, 0, 4), (3, 0, 1, 0, 4), (0, 3, 1, 0, 4)];
+    // After each change (and the room's pupils): each check-in moves one pupil, ending the
+    // session everyone in its room.
+    let after =
+        [(1, 0, 3, 0, 4, Some(1)), (2, 0, 2, 0, 4, Some(2)), (3, 0, 1, 0, 4, Some(3)), (0, 3, 1, 0, 4, Some(0))];
     let events = next_events(&mut stream, 4).await;
     let seen: Vec<_> = events.iter().map(counts).collect();
     // Events read in one page share its counts: those after the page's last change, never older.
@@ -125,7 +127,7 @@ async fn each_event_carries_the_counts_after_it_and_a_change_without_an_event_fo
         }
     };
     let beat = tokio::time::timeout(WAIT, recounted).await.expect("a heartbeat with the recount within the guard time");
-    assert_eq!(counts(&beat), (0, 2, 0, 1, 3), "the recount has both changes");
+    assert_eq!(counts(&beat), (0, 2, 0, 1, 3, None), "the recount has both changes");
     shutdown.cancel();
 }
 
@@ -163,6 +165,7 @@ async fn an_event_read_while_a_later_commit_is_visible_carries_counts_no_snapsho
     // After the check-in (3 in the room), or after the session's end its page's snapshot
     // holds (3 in transit); never one pupil already out and two still in.
     assert!([(3, 0, 1, 0, 4), (0, 3, 1, 0, 4)].contains(&seen), "the check-in carries {seen:?}");
+    assert_eq!(checked_in.room_pupil_count, Some(c.in_room), "the room's pupils from the same snapshot");
     diesel::sql_query("COMMIT").execute(&mut late).await.expect("commit late");
     let ended = next_event(&mut stream).await;
     assert_eq!(ended.kind(), Kind::SessionEnded);

@@ -35,6 +35,8 @@ pub struct Resolved {
     pub session_id: Option<i64>,
     pub room_id: Option<i64>,
     pub room_name: String,
+    /// Pupils in the room's running session (0 without one); `None` for an unknown room.
+    /// On the hub's pages ([`Counting::States`]) set by the hub from its tally.
     pub room_student_count: Option<i64>,
     pub from_room_id: Option<i64>,
     pub from_room_name: String,
@@ -149,7 +151,8 @@ pub async fn read_page(conn: &mut AsyncPgConnection, cursor: &Cursor, options: R
             };
             let ids = rows.iter().map(|r| r.id).collect();
             let (events, counts) = if options.resolve && !rows.is_empty() {
-                let events = resolve(conn, &rows).await?;
+                let count_rooms = !matches!(options.counting, Counting::States { .. });
+                let events = resolve(conn, &rows, count_rooms).await?;
                 let counts = match options.counting {
                     Counting::Query => Some(repo::counts(conn, business_date_in(Utc::now(), options.timezone)).await?),
                     Counting::States { .. } | Counting::None => None,
@@ -250,7 +253,7 @@ async fn check_cursor(conn: &mut AsyncPgConnection, cursor: &Cursor) -> Result<(
 
 /// Names, visit starts, room names and counts, and session tiles for `rows`: at most four
 /// queries for the whole page.
-async fn resolve(conn: &mut AsyncPgConnection, rows: &[EventRow]) -> Result<Vec<Resolved>> {
+async fn resolve(conn: &mut AsyncPgConnection, rows: &[EventRow], count_rooms: bool) -> Result<Vec<Resolved>> {
     let students: Vec<i64> = unique(rows.iter().filter_map(|r| r.student_id));
     let names: HashMap<i64, repo::StudentRow> = if students.is_empty() {
         HashMap::new()
@@ -270,10 +273,14 @@ async fn resolve(conn: &mut AsyncPgConnection, rows: &[EventRow]) -> Result<Vec<
             .collect()
     };
     let room_ids: Vec<i64> = unique(rows.iter().flat_map(|r| [r.room_id, r.from_room_id]).flatten());
+    // Without `count_rooms` the names only: the hub counts from its tally (0 stands in).
     let rooms: HashMap<i64, repo::RoomCountRow> = if room_ids.is_empty() {
         HashMap::new()
-    } else {
+    } else if count_rooms {
         repo::room_counts(conn, &room_ids).await?.into_iter().map(|r| (r.id, r)).collect()
+    } else {
+        let names = repo::room_names(conn, &room_ids).await?;
+        names.into_iter().map(|r| (r.id, repo::RoomCountRow { id: r.id, name: r.name, student_count: 0 })).collect()
     };
     let tile_sessions: Vec<i64> = unique(
         rows.iter()

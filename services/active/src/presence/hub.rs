@@ -347,6 +347,17 @@ impl Reader {
                 continue; // someone subscribed during the read: read it again, resolved
             }
             read.extend(page.ids.iter().copied());
+            let mut events = page.events;
+            for e in &mut events {
+                // The rooms' pupils as the tally holds them after this page.
+                for (room, count) in
+                    [(e.room_id, &mut e.room_student_count), (e.from_room_id, &mut e.from_room_student_count)]
+                {
+                    if let (Some(room), Some(count)) = (room, count.as_mut()) {
+                        *count = self.tally.in_room(room);
+                    }
+                }
+            }
             let supervision = page.supervision.map(Arc::new);
             let counts = self.tally.counts();
             if let Ok(mut latest) = self.shared.latest.write() {
@@ -361,8 +372,8 @@ impl Reader {
                 self.position = page.upto;
                 if watched {
                     let batch = Batch {
-                        counts: (!page.events.is_empty()).then_some(counts),
-                        events: page.events,
+                        counts: (!events.is_empty()).then_some(counts),
+                        events,
                         upto: page.upto,
                         supervision,
                         converted: Converted::default(),

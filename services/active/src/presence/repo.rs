@@ -327,14 +327,14 @@ pub struct Counts {
 const PUPIL_STATE: &str = "CASE WHEN o.student_id IS NOT NULL THEN 0::int2 WHEN s.sick THEN 1::int2 \
      WHEN a.check_out_time IS NOT NULL THEN 2::int2 WHEN a.id IS NOT NULL THEN 3::int2 ELSE 4::int2 END";
 
-/// The open visits in running sessions (`o` of [`PUPIL_STATE`]).
-const OPEN_VISITS: &str = "SELECT v.student_id FROM active.visits v \
+/// The open visits in running sessions, with the session's room (`o` of [`PUPIL_STATE`]).
+const OPEN_VISITS: &str = "SELECT v.student_id, g.room_id FROM active.visits v \
      JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL WHERE v.exit_time IS NULL";
 
 /// Every active pupil's state: hash joins over the three tables.
 fn every_pupil_state() -> String {
     format!(
-        "SELECT s.id, {PUPIL_STATE} AS state FROM users.students s \
+        "SELECT s.id, {PUPIL_STATE} AS state, o.room_id FROM users.students s \
          LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
          LEFT JOIN ({OPEN_VISITS}) o ON o.student_id = s.id \
          WHERE s.deactivated_at IS NULL"
@@ -344,7 +344,8 @@ fn every_pupil_state() -> String {
 /// The states [`PUPIL_STATE`] codes, in the order of their codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PupilState {
-    InRoom,
+    /// In the running session of this room.
+    InRoom(i64),
     Sick,
     GoneHome,
     InTransit,
@@ -352,9 +353,9 @@ pub enum PupilState {
 }
 
 impl PupilState {
-    fn of(code: i16) -> Option<Self> {
+    fn of(code: i16, room: Option<i64>) -> Option<Self> {
         Some(match code {
-            0 => Self::InRoom,
+            0 => Self::InRoom(room?),
             1 => Self::Sick,
             2 => Self::GoneHome,
             3 => Self::InTransit,
@@ -368,7 +369,7 @@ impl Counts {
     /// Counts one more (`by` = 1) or one fewer (`by` = -1) pupil in `state`.
     pub fn add(&mut self, state: PupilState, by: i64) {
         let n = match state {
-            PupilState::InRoom => &mut self.in_room,
+            PupilState::InRoom(_) => &mut self.in_room,
             PupilState::Sick => &mut self.sick,
             PupilState::GoneHome => &mut self.gone_home,
             PupilState::InTransit => &mut self.in_transit,
@@ -399,6 +400,8 @@ struct PupilStateRow {
     id: i64,
     #[diesel(sql_type = SmallInt)]
     state: i16,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    room_id: Option<i64>,
 }
 
 /// Which pupils' states [`pupil_states`] reads.
@@ -425,7 +428,7 @@ pub async fn pupil_states(
         // LATERAL), never the hash joins over every pupil the planner picks from ~50 ids on.
         Pupils::Of { students, sessions } => {
             diesel::sql_query(format!(
-                "SELECT s.id, {PUPIL_STATE} AS state FROM users.students s \
+                "SELECT s.id, {PUPIL_STATE} AS state, o.room_id FROM users.students s \
                  LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
                  LEFT JOIN LATERAL ({OPEN_VISITS} AND v.student_id = s.id LIMIT 1) o ON true \
                  WHERE s.deactivated_at IS NULL AND s.id = ANY(ARRAY( \
@@ -439,8 +442,8 @@ pub async fn pupil_states(
             .await?
         }
     };
-    // The CASE yields 0..=4 only.
-    Ok(rows.into_iter().filter_map(|r| Some((r.id, PupilState::of(r.state)?))).collect())
+    // The CASE yields 0..=4 only, and 0 with the open visit's room.
+    Ok(rows.into_iter().filter_map(|r| Some((r.id, PupilState::of(r.state, r.room_id)?))).collect())
 }
 
 /// Who supervises which running session: `(staff, session, room)`.
@@ -557,4 +560,21 @@ pub async fn room_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResu
     .bind::<Array<BigInt>, _>(ids.to_vec())
     .load(conn)
     .await
+}
+
+/// A room's name.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct RoomNameRow {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+}
+
+/// The names of rooms `ids` (the hub takes their pupil counts from its tally).
+pub async fn room_names(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<RoomNameRow>> {
+    diesel::sql_query("SELECT r.id, r.name FROM facilities.rooms r WHERE r.id = ANY($1)")
+        .bind::<Array<BigInt>, _>(ids.to_vec())
+        .load(conn)
+        .await
 }

@@ -4,7 +4,8 @@
 //! every page waited for it. The tally holds each active pupil's state; a page reads the
 //! states of only the pupils its events changed (the pupils named, and for an ended session
 //! every pupil with a visit in it) in the page's own snapshot, and the counts move by the
-//! difference.
+//! difference. A pupil in a room is held with the room, so the pupils of each room (the
+//! events' room counts) come from the tally too, not from a count per page.
 //!
 //! Why that is exact for every change with an event: a change and its presence event commit in
 //! one transaction, so the snapshot of the page that reads the event holds the change, and a
@@ -44,6 +45,8 @@ pub struct Tally {
     recounted: Option<Instant>,
     states: HashMap<i64, PupilState>,
     counts: Counts,
+    /// Pupils in each room's running session (rooms with none are absent).
+    rooms: HashMap<i64, i64>,
     /// The recount in flight: its number and the pupils updated since it began.
     flight: Option<(u64, HashSet<i64>)>,
     flights: u64,
@@ -53,6 +56,23 @@ impl Tally {
     /// The counts of every state.
     pub fn counts(&self) -> Counts {
         self.counts
+    }
+
+    /// The pupils in `room`'s running session (0 without one).
+    pub fn in_room(&self, room: i64) -> i64 {
+        self.rooms.get(&room).copied().unwrap_or(0)
+    }
+
+    /// Counts one more (`by` = 1) or one fewer (`by` = -1) pupil in `state`.
+    fn count(&mut self, state: PupilState, by: i64) {
+        self.counts.add(state, by);
+        if let PupilState::InRoom(room) = state {
+            let n = self.rooms.entry(room).or_default();
+            *n += by;
+            if *n == 0 {
+                self.rooms.remove(&room);
+            }
+        }
     }
 
     /// Whether the tally holds `today`'s states (not when the date changed or a page was
@@ -108,8 +128,9 @@ impl Tally {
     pub fn recount(&mut self, date: NaiveDate, states: Vec<(i64, PupilState)>, now: Instant) {
         self.flight = None;
         self.counts = Counts::default();
+        self.rooms.clear();
         for (_, state) in &states {
-            self.counts.add(*state, 1);
+            self.count(*state, 1);
         }
         self.states = states.into_iter().collect();
         self.date = Some(date);
@@ -124,14 +145,14 @@ impl Tally {
         }
         for &(id, state) in states {
             if let Some(old) = self.states.insert(id, state) {
-                self.counts.add(old, -1);
+                self.count(old, -1);
             }
-            self.counts.add(state, 1);
+            self.count(state, 1);
         }
         let found: HashSet<i64> = states.iter().map(|(id, _)| *id).collect();
         for id in asked.iter().filter(|id| !found.contains(id)) {
             if let Some(old) = self.states.remove(id) {
-                self.counts.add(old, -1);
+                self.count(old, -1);
             }
         }
     }
@@ -159,22 +180,33 @@ mod tests {
 
     #[test]
     fn a_recount_counts_each_state() {
-        let t = tally(&[(1, InRoom), (2, InRoom), (3, Sick), (4, Absent), (5, GoneHome), (6, InTransit)]);
+        let t = tally(&[(1, InRoom(7)), (2, InRoom(7)), (3, Sick), (4, Absent), (5, GoneHome), (6, InTransit)]);
         assert_eq!(t.counts(), Counts { in_room: 2, in_transit: 1, absent: 1, gone_home: 1, sick: 1, total: 6 });
     }
 
     #[test]
     fn an_update_moves_a_pupil_between_states_and_adds_new_ones() {
-        let mut t = tally(&[(1, Absent), (2, InRoom)]);
-        t.update(&[1, 3], &[(1, InRoom), (3, InTransit)]);
+        let mut t = tally(&[(1, Absent), (2, InRoom(7))]);
+        t.update(&[1, 3], &[(1, InRoom(7)), (3, InTransit)]);
         assert_eq!(t.counts(), Counts { in_room: 2, in_transit: 1, total: 3, ..Counts::default() });
-        t.update(&[2], &[(2, InRoom)]);
+        t.update(&[2], &[(2, InRoom(7))]);
         assert_eq!(t.counts(), Counts { in_room: 2, in_transit: 1, total: 3, ..Counts::default() }, "unchanged");
+        assert_eq!(t.in_room(7), 2);
+    }
+
+    #[test]
+    fn the_rooms_count_their_pupils_as_they_move() {
+        let mut t = tally(&[(1, InRoom(7)), (2, InRoom(7)), (3, Absent)]);
+        t.update(&[1, 3], &[(1, InRoom(8)), (3, InRoom(8))]);
+        assert_eq!((t.in_room(7), t.in_room(8)), (1, 2), "a transfer moves one pupil, a check-in adds one");
+        t.update(&[2], &[(2, InTransit)]);
+        assert_eq!((t.in_room(7), t.in_room(9)), (0, 0), "an empty room and a room never seen count 0");
+        assert_eq!(t.counts().in_room, 2);
     }
 
     #[test]
     fn an_asked_pupil_without_a_state_leaves_the_counts() {
-        let mut t = tally(&[(1, InRoom), (2, Sick)]);
+        let mut t = tally(&[(1, InRoom(7)), (2, Sick)]);
         t.update(&[1, 9], &[]);
         assert_eq!(t.counts(), Counts { sick: 1, total: 1, ..Counts::default() });
     }
@@ -206,12 +238,12 @@ mod tests {
         let now = Instant::now();
         let mut t = tally(&[(1, Absent), (2, Absent), (3, Absent)]);
         let flight = t.begin_recount();
-        t.update(&[1], &[(1, InRoom)]); // a page during the flight, maybe newer than the recount
+        t.update(&[1], &[(1, InRoom(7))]); // a page during the flight, maybe newer than the recount
         // The recount's snapshot: 1 not yet in the room, 3 marked sick (no event).
         let again = t.finish_recount(flight, day(), vec![(1, Absent), (2, Absent), (3, Sick)], now);
         assert_eq!(again, [1], "read once more");
         assert_eq!(t.counts(), Counts { absent: 2, sick: 1, total: 3, ..Counts::default() });
-        t.update(&again, &[(1, InRoom)]);
+        t.update(&again, &[(1, InRoom(7))]);
         assert_eq!(t.counts(), Counts { in_room: 1, absent: 1, sick: 1, total: 3, ..Counts::default() });
         assert!(!t.recount_due(now + RECOUNT_EVERY / 2), "the interval starts when the recount began");
     }
@@ -219,14 +251,14 @@ mod tests {
     #[test]
     fn an_overtaken_recount_changes_nothing() {
         let now = Instant::now();
-        let mut t = tally(&[(1, InRoom)]);
+        let mut t = tally(&[(1, InRoom(7))]);
         let old = t.begin_recount();
         t.recount(day(), vec![(1, GoneHome)], now); // a page recounted itself meanwhile
-        assert!(t.finish_recount(old, day(), vec![(1, InRoom)], now).is_empty());
+        assert!(t.finish_recount(old, day(), vec![(1, InRoom(7))], now).is_empty());
         assert_eq!(t.counts(), Counts { gone_home: 1, total: 1, ..Counts::default() });
         let flight = t.begin_recount();
         t.invalidate(); // a page missed
-        assert!(t.finish_recount(flight, day(), vec![(1, InRoom)], now).is_empty());
+        assert!(t.finish_recount(flight, day(), vec![(1, InRoom(7))], now).is_empty());
         assert!(!t.is_of(day()), "still left behind: the next page recounts");
     }
 }
