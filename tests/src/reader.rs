@@ -207,6 +207,11 @@ impl Mosquitto {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref()?.id()
+    }
+
     /// Kills the broker (sessions and queued messages are lost: no persistence).
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

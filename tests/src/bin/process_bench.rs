@@ -1,14 +1,18 @@
 //! `process-bench`: the two issue #17 figures that need a process of their own (not a test).
 //!
 //! 1. **Gateway memory** (target: RSS < 64 MiB with 1,000 readers). The real `phoenix gateway`
-//!    binary runs as a child process — embedded broker (rumqttd behind the credential and ACL
-//!    proxy), the browser-facing server, `/metrics` and the MQTT bridge, as deployed — against
-//!    auth, iot and active served in-process here on a test database. The readers are
-//!    registered (`iot.devices`, key version 1) and connected from this process, each with its
-//!    own login, MQTT session and result subscription, and each sends one signed scan and
-//!    waits for its Result, so the bridge's per-reader state exists. The child's
+//!    binary runs as a child process — the browser-facing server, `/metrics` and the MQTT
+//!    bridge — against auth, iot and active served in-process here on a test database. The
+//!    readers are registered (`iot.devices`, key version 1) and connected from this process,
+//!    each with its own login, MQTT session and result subscription, and each sends one
+//!    signed scan and waits for its Result, so the bridge's per-reader state exists. The child's
 //!    `/proc/<pid>/status` (`VmRSS`, `RssAnon`, `VmHWM`) is read with no readers, after the
 //!    first `BENCH_FIRST` are connected and have scanned, and after all `BENCH_READERS`.
+//!    Twice when `mosquitto` is installed: with the embedded broker (rumqttd behind the
+//!    credential and ACL proxy, in the gateway's process: `phoenix gateway` alone, as
+//!    `phoenix dev` runs it), then with the readers on a Mosquitto child and the gateway's
+//!    bridge as its client (`MQTT_URL`, as deploy/kubernetes runs it; the broker's own
+//!    footprint is printed beside it).
 //! 2. **`phoenix dev` start-up** (target: < 5 s). `phoenix dev --data-dir <empty temp dir>`
 //!    (private PostgreSQL cluster, migrations, demo school, every domain, gateway, broker,
 //!    bridge) until its summary is printed and every domain and the gateway answer health
@@ -42,6 +46,7 @@ use phoenix_gateway::sim::SimReader;
 use phoenix_proto::active::v1::active_service_client::ActiveServiceClient;
 use phoenix_reader_protocol::derive_device_key;
 use phoenix_tests::app::TEST_DEVICE_KEY_SECRET;
+use phoenix_tests::reader::Mosquitto;
 use phoenix_tests::school::{self, School};
 use phoenix_tests::{TestApp, fixtures};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -190,12 +195,17 @@ struct Gateway {
 
 impl Gateway {
     /// Starts `phoenix gateway` for `app` (its database, topics and services) with the
-    /// gateway's service credential `secret`, and waits until its bridge is connected.
-    async fn start(phoenix: &Path, app: &TestApp, secret: &str) -> anyhow::Result<Self> {
+    /// gateway's service credential `secret` and its embedded broker, or the broker at
+    /// `mqtt_url`, and waits until its bridge is connected.
+    async fn start(phoenix: &Path, app: &TestApp, secret: &str, mqtt_url: Option<&str>) -> anyhow::Result<Self> {
         // `phoenix gateway` does not print its metrics address: give it a free port.
         let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let url = |domain: Domain| format!("http://{}", app.addr(domain));
-        let mut child = phoenix_command(phoenix)
+        let mut command = phoenix_command(phoenix);
+        if let Some(url) = mqtt_url {
+            command.env("MQTT_URL", url);
+        }
+        let mut child = command
             .arg("gateway")
             .env("DATABASE_URL", app.db.url())
             .env("PHOENIX_DB_ROLES", if app.config.db_roles { "on" } else { "off" })
@@ -251,11 +261,17 @@ async fn connect_readers(url: &str, prefix: &str, devices: &[String]) -> anyhow:
 }
 
 /// Each reader scans the pupil of the same index once and waits for its Result (re-sending
-/// like firmware); returns the count of each outcome.
-async fn scan_once(readers: &mut [SimReader], pupils: &[school::Pupil]) -> anyhow::Result<BTreeMap<String, usize>> {
+/// like firmware); returns the count of each outcome. `run` makes the scan ids of each run
+/// new ones.
+async fn scan_once(
+    readers: &mut [SimReader],
+    pupils: &[school::Pupil],
+    run: &str,
+) -> anyhow::Result<BTreeMap<String, usize>> {
     let results: Vec<_> = futures::stream::iter(readers.iter_mut().zip(pupils))
         .map(|(reader, pupil)| async move {
-            let scan = reader.sign(&format!("mem-{}", reader.device_id()), &pupil.tag, Utc::now());
+            let id = format!("mem-{run}-{}", reader.device_id());
+            let scan = reader.sign(&id, &pupil.tag, Utc::now());
             reader.send(&scan, Duration::from_secs(120)).await
         })
         .buffer_unordered(SCAN_AT_ONCE)
@@ -310,17 +326,41 @@ async fn gateway_memory(phoenix: &Path, total: usize, first: usize) -> anyhow::R
         school.rooms.len(),
         seeding.elapsed().as_secs_f64()
     );
-    let mut gateway = Gateway::start(phoenix, &app, &secret).await?;
-    let measured = measure_gateway(&gateway, &app.config.mqtt_prefix, &devices, &school.pupils, first).await;
-    let stopped = stop_child(&mut gateway.child, "TERM", Duration::from_secs(30)).await;
+    let mosquitto = match Mosquitto::binary() {
+        Some(binary) => Some(Mosquitto::start(binary).await),
+        None => {
+            println!("no `mosquitto` installed: only the embedded broker is measured");
+            None
+        }
+    };
+    let brokers = [None].into_iter().chain(mosquitto.as_ref().map(Some));
+    let mut result = Ok(());
+    for broker in brokers {
+        println!();
+        let mut gateway = Gateway::start(phoenix, &app, &secret, broker.map(Mosquitto::url).as_deref()).await?;
+        let run = match broker {
+            Some(m) => Run { name: "mosquitto", shape: "readers on Mosquitto, as deployed", broker_pid: m.pid() },
+            None => Run { name: "embedded", shape: "embedded broker", broker_pid: None },
+        };
+        let measured = measure_gateway(&gateway, &run, &app.config.mqtt_prefix, &devices, &school.pupils, first).await;
+        let stopped = stop_child(&mut gateway.child, "TERM", Duration::from_secs(30)).await;
+        result = result.and(measured).and(stopped.map(drop));
+    }
     app.stop().await;
-    measured?;
-    stopped?;
-    Ok(())
+    result
+}
+
+/// One memory run: its name (in scan ids), the broker's shape, and the pid of a broker of its
+/// own (a Mosquitto child).
+struct Run {
+    name: &'static str,
+    shape: &'static str,
+    broker_pid: Option<u32>,
 }
 
 async fn measure_gateway(
     gateway: &Gateway,
+    run: &Run,
     prefix: &str,
     devices: &[String],
     pupils: &[school::Pupil],
@@ -328,8 +368,8 @@ async fn measure_gateway(
 ) -> anyhow::Result<()> {
     let total = devices.len();
     println!(
-        "child: `phoenix gateway` (pid {}; embedded broker {}, metrics {}), RUST_LOG=warn",
-        gateway.pid, gateway.mqtt_url, gateway.metrics
+        "child: `phoenix gateway` (pid {}; {}: {}, metrics {}), RUST_LOG=warn",
+        gateway.pid, run.shape, gateway.mqtt_url, gateway.metrics
     );
     println!();
     println!(
@@ -348,14 +388,14 @@ async fn measure_gateway(
     let mut readers = connect_readers(&gateway.mqtt_url, prefix, &devices[..first]).await?;
     settle().await;
     print_footprint("connected", first, &Footprint::of(gateway.pid)?);
-    let mut outcomes = scan_once(&mut readers, &pupils[..first]).await?;
+    let mut outcomes = scan_once(&mut readers, &pupils[..first], run.name).await?;
     settle().await;
     let at_first = Footprint::of(gateway.pid)?;
     print_footprint("each scanned once (Result received)", first, &at_first);
     readers.extend(connect_readers(&gateway.mqtt_url, prefix, &devices[first..]).await?);
     settle().await;
     print_footprint("connected", total, &Footprint::of(gateway.pid)?);
-    for (outcome, n) in scan_once(&mut readers[first..], &pupils[first..total]).await? {
+    for (outcome, n) in scan_once(&mut readers[first..], &pupils[first..total], run.name).await? {
         *outcomes.entry(outcome).or_default() += n;
     }
     settle().await;
@@ -370,10 +410,20 @@ async fn measure_gateway(
     }
     let rss = mib(at_total.rss_kib);
     println!(
-        "gateway VmRSS with {total} readers: {rss:.1} MiB — target < {RSS_TARGET_MIB:.0} MiB — ratio {:.2}× (VmHWM {:.1} MiB)",
+        "gateway VmRSS with {total} readers ({}): {rss:.1} MiB — target < {RSS_TARGET_MIB:.0} MiB — ratio {:.2}× (VmHWM {:.1} MiB)",
+        run.shape,
         rss / RSS_TARGET_MIB,
         mib(at_total.hwm_kib)
     );
+    if let Some(pid) = run.broker_pid {
+        let broker = Footprint::of(pid)?;
+        println!(
+            "the broker beside it (mosquitto, pid {pid}): VmRSS {:.1} MiB (VmHWM {:.1} MiB); gateway and broker {:.1} MiB",
+            mib(broker.rss_kib),
+            mib(broker.hwm_kib),
+            rss + mib(broker.rss_kib)
+        );
+    }
     let hold = env_num("BENCH_HOLD_SECS", 0);
     if hold > 0 {
         println!("holding the readers and pid {} for {hold} s (e.g. /proc/{0}/smaps)", gateway.pid);
