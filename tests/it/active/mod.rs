@@ -6,6 +6,7 @@ mod active;
 mod alerts;
 mod attendance;
 mod broker_acl;
+mod clock_evidence;
 mod combined;
 mod combined_access;
 mod corrections;

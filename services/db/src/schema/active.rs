@@ -144,6 +144,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    active.reader_clock_evidence (id) {
+        id -> Int8,
+        device_id -> Int8,
+        received_at -> Timestamptz,
+        lag_seconds -> Float8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     active.presence_log_purge (id) {
         id -> Int2,
         tx_id -> Int8,

@@ -40,6 +40,7 @@ diesel::joinable!(activities::enrollments -> users::students (student_id));
 diesel::joinable!(iot::devices -> facilities::rooms (room_id));
 diesel::joinable!(iot::devices -> users::persons (registered_by_id));
 diesel::joinable!(active::scan_receipts -> iot::devices (device_id));
+diesel::joinable!(active::reader_clock_evidence -> iot::devices (device_id));
 diesel::joinable!(active::scan_receipts -> users::students (student_id));
 diesel::joinable!(active::groups -> facilities::rooms (room_id));
 diesel::joinable!(active::combined_groups -> facilities::rooms (room_id));
@@ -63,6 +64,7 @@ use self::active::{
     attendance as active_attendance, combined_groups as active_combined_groups,
     group_mappings as active_group_mappings, group_supervisors as active_group_supervisors, groups as active_groups,
     presence_events as active_presence_events, presence_log_purge as active_presence_log_purge,
+    reader_clock_evidence as active_reader_clock_evidence,
     scan_receipts as active_scan_receipts, scheduled_checkouts as active_scheduled_checkouts, visits as active_visits,
 };
 use self::activities::{
@@ -140,6 +142,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     activities_enrollments,
     active_presence_events,
     active_presence_log_purge,
+    active_reader_clock_evidence,
     active_scan_receipts,
     active_groups,
     active_visits,
