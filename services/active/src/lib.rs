@@ -7,7 +7,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`service`] | [`ActiveApi`], [`METHODS`] and the tonic impl: the handlers |
-//! | [`scan`] | `ProcessScan` in one transaction |
+//! | [`scan`] | `ProcessScan` in one transaction; [`scan::batch`] commits the scans that queue up together (group commit) |
 //! | [`jobs`] | the scheduled jobs: session end, abandoned sweep, attendance close |
 //! | [`events`] | the presence event log behind `WatchPresence`, and [`PRESENCE_CHANNEL`] |
 //! | [`presence`] | `phoenix.active.v1.PresenceService`: the board and `WatchPresence` |
@@ -63,6 +63,7 @@ use phoenix_common::domain::Domain;
 use phoenix_common::server::{AddServersFuture, DomainContext, DomainServers, ServiceRoutes};
 use phoenix_common::settings::LiveSettings;
 use phoenix_proto::active::v1::active_service_server::ActiveServiceServer;
+use scan::batch::ScanCommitter;
 
 /// Presence settings in the school's time zone, alert thresholds read live from `settings`
 /// (the defaults otherwise).
@@ -89,8 +90,15 @@ pub const SERVERS: DomainServers = DomainServers {
 fn add_servers<'a>(routes: &'a mut ServiceRoutes, ctx: &'a DomainContext) -> AddServersFuture<'a> {
     Box::pin(async move {
         let settings = LiveSettings::of(ctx);
-        let active =
-            ActiveServiceServer::new(ActiveApi::new(ctx.pool.clone(), settings.clone()).with_reads(ctx.read.clone()));
+        let scans = ScanCommitter::start(
+            ctx.pool.clone(),
+            settings.clone(),
+            ctx.config.scan_committers,
+            ctx.config.scan_batch_max,
+        );
+        let active = ActiveServiceServer::new(
+            ActiveApi::new(ctx.pool.clone(), settings.clone(), scans).with_reads(ctx.read.clone()),
+        );
         routes.add_service(Authorized::new(active, METHODS, ctx.verifier.clone())?);
         let presence = presence::server(
             ctx.pool.clone(),

@@ -6,7 +6,7 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Date, Interval, Nullable, Text, Time, Timestamptz};
+use diesel::sql_types::{Array, Date, Interval, Nullable, Text, Time, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use phoenix_db::schema::active::{attendance, group_supervisors, groups, visits};
 use phoenix_db::schema::{activities, education, facilities, users};
@@ -299,6 +299,59 @@ pub async fn process_scan(conn: &mut AsyncPgConnection, call: ScanCall<'_>) -> Q
         call.device_id,
         call.scan_id,
         call.tag,
+        call.scanned_at,
+        call.now,
+        call.max_age,
+        call.max_ahead,
+        call.timezone,
+        call.daily_checkout_time,
+    ))
+    .get_result(conn)
+    .await
+}
+
+diesel::define_sql_function! {
+    #[allow(clippy::too_many_arguments)]
+    /// Several scans in one transaction, in order (migration `2026-12-13-000002_active_process_scans`).
+    #[sql_name = "active.process_scans"]
+    fn process_scans_call(
+        devices: Array<Text>,
+        scan_ids: Array<Text>,
+        tags: Array<Nullable<Text>>,
+        scanned_at: Array<Timestamptz>,
+        now: Timestamptz,
+        max_age: Interval,
+        max_ahead: Interval,
+        time_zone: Text,
+        daily_checkout: Time,
+    ) -> Array<Nullable<Jsonb>>;
+}
+
+/// Scans as `active.process_scans` takes them: one element per scan, the settings and `now`
+/// shared.
+#[derive(Debug, Clone)]
+pub struct ScansCall<'a> {
+    pub device_ids: Vec<&'a str>,
+    pub scan_ids: Vec<&'a str>,
+    pub tags: Vec<Option<String>>,
+    pub scanned_at: Vec<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    pub max_age: chrono::TimeDelta,
+    pub max_ahead: chrono::TimeDelta,
+    pub timezone: &'a str,
+    pub daily_checkout_time: NaiveTime,
+}
+
+/// Processes the scans inside the caller's transaction, in order, and returns their Results
+/// in that order (as [`process_scan`]'s). One round trip for the batch.
+pub async fn process_scans(
+    conn: &mut AsyncPgConnection,
+    call: ScansCall<'_>,
+) -> QueryResult<Vec<Option<serde_json::Value>>> {
+    diesel::select(process_scans_call(
+        call.device_ids,
+        call.scan_ids,
+        call.tags,
         call.scanned_at,
         call.now,
         call.max_age,

@@ -15,7 +15,7 @@ use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::active_service_server::ActiveService;
 use tonic::{Request, Response};
 
-use crate::scan::{self, ScanSettings};
+use crate::scan::batch::ScanCommitter;
 use crate::{analytics, attendance, combined, convert, scope, sessions, student, supervisors, validate, visits};
 
 /// The permission each RPC needs (`resource:action`, from the seed migration), for the shared
@@ -61,6 +61,8 @@ pub struct ActiveApi {
     read: ReadPool,
     /// Read live: a change through `ConfigService` applies to the next request.
     settings: LiveSettings,
+    /// `ProcessScan`'s group commit.
+    scans: ScanCommitter,
 }
 
 impl std::fmt::Debug for ActiveApi {
@@ -70,9 +72,10 @@ impl std::fmt::Debug for ActiveApi {
 }
 
 impl ActiveApi {
-    /// A service on `pool`, reading the school settings live from `settings`.
-    pub fn new(pool: DbPool, settings: LiveSettings) -> Self {
-        Self { read: ReadPool::primary(pool.clone()), pool, settings }
+    /// A service on `pool`, reading the school settings live from `settings`, committing
+    /// scans through `scans`.
+    pub fn new(pool: DbPool, settings: LiveSettings, scans: ScanCommitter) -> Self {
+        Self { read: ReadPool::primary(pool.clone()), pool, settings, scans }
     }
 
     /// The list and analytics RPCs read from `read` ([`ReadPool`]).
@@ -148,8 +151,7 @@ impl ActiveService for ActiveApi {
     async fn process_scan(&self, request: Request<pb::ProcessScanRequest>) -> Reply<pb::ProcessScanResponse> {
         let cmd = validate::process_scan(request.into_inner())?;
         let (device, scan_id) = (cmd.device_id.clone(), cmd.scan_id.clone());
-        let mut conn = db::conn(&self.pool).await?;
-        let result = scan::process(&mut conn, ScanSettings::live(&self.settings), cmd, Utc::now()).await?;
+        let result = self.scans.process(cmd).await?;
         tracing::debug!(
             %device, %scan_id, outcome = result.outcome.as_str(), code = result.code.as_str(),
             duplicate = result.duplicate, "scan processed"

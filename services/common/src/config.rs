@@ -210,6 +210,12 @@ config! {
     scan_max_age: Duration = "PHOENIX_SCAN_MAX_AGE", "24h",
         "first default of the live setting `scan.max_age_minutes`: oldest accepted reader scan (`scanned_at`), e.g. 24h, 90m, 3600s",
         |v| v.required(duration(Duration::from_secs(60), Duration::from_secs(30 * 86_400)));
+    scan_committers: usize = "PHOENIX_SCAN_COMMITTERS", "2",
+        "transactions the active service commits reader scans in at once; the scans that queue meanwhile commit together in the next (group commit, docs/performance.md); about the database's cores (1–64)",
+        |v| v.required(num(1, 64));
+    scan_batch_max: usize = "PHOENIX_SCAN_BATCH_MAX", "16",
+        "most reader scans one of those transactions applies (1 = every scan its own transaction, no group commit; 1–64)",
+        |v| v.required(num(1, 64));
     timezone: chrono_tz::Tz = "PHOENIX_TIMEZONE", "Europe/Berlin",
         "the school's time zone, for every domain's business dates and daily job times (the setting `system.time_zone` shows it, locked)",
         |v| v.required(parsed("expected an IANA time zone such as Europe/Berlin"));

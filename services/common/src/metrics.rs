@@ -43,6 +43,13 @@ pub const SCANS: &str = "phoenix_scans_total";
 /// Scans left without a Result after a transient failure outlasted the retry budget (the
 /// reader re-sends them).
 pub const SCANS_UNANSWERED: &str = "phoenix_scans_unanswered_total";
+/// Transactions the active service committed reader scans in, by `kind` (`single`: one
+/// scan, `batch`: several together, `one_by_one`: a batch that failed, its scans then
+/// applied one transaction each).
+pub const SCAN_COMMITS: &str = "phoenix_scan_commits_total";
+/// Reader scans those transactions applied, by the same `kind`: over `phoenix_scan_commits_total`,
+/// the scans per commit.
+pub const SCAN_COMMITTED: &str = "phoenix_scan_committed_total";
 /// Time from a scan's arrival at the gateway to its Result queued for publishing.
 pub const SCAN_ROUNDTRIP: &str = "phoenix_scan_roundtrip_seconds";
 /// Messages queued in the bridge and not yet taken up, across readers.
@@ -235,6 +242,12 @@ pub fn scan_answered(outcome: &'static str, code: &'static str, duplicate: bool,
     histogram!(SCAN_ROUNDTRIP).record(roundtrip.as_secs_f64());
 }
 
+/// Records one commit of `scans` reader scans (`kind`: `single`, `batch`, `one_by_one`).
+pub fn scans_committed(kind: &'static str, scans: usize) {
+    counter!(SCAN_COMMITS, "kind" => kind).increment(1);
+    counter!(SCAN_COMMITTED, "kind" => kind).increment(scans as u64);
+}
+
 /// Records a scan left unanswered for the reader to re-send.
 pub fn scan_unanswered() {
     counter!(SCANS_UNANSWERED).increment(1);
@@ -407,6 +420,8 @@ fn describe() {
     describe_counter!(GATEWAY_FORWARDED, "calls the gateway forwarded, by domain and result (forwarded, unavailable)");
     describe_counter!(SCANS, "scans answered with a Result, by outcome, code and duplicate");
     describe_counter!(SCANS_UNANSWERED, "scans left without a Result after the retry budget (the reader re-sends)");
+    describe_counter!(SCAN_COMMITS, "transactions the active service committed reader scans in, by kind");
+    describe_counter!(SCAN_COMMITTED, "reader scans those transactions applied, by kind");
     describe_histogram!(SCAN_ROUNDTRIP, Unit::Seconds, "time from a scan's arrival at the gateway to its Result");
     describe_gauge!(BRIDGE_QUEUE_DEPTH, "messages queued in the bridge, not yet taken up");
     describe_counter!(BRIDGE_OVERFLOW, "messages dropped because a reader's queue or the bridge was full");

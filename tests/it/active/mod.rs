@@ -10,6 +10,7 @@ mod clock_evidence;
 mod combined;
 mod combined_access;
 mod corrections;
+mod group_commit;
 mod jobs;
 mod mqtt_faults;
 mod ordering;

@@ -23,6 +23,12 @@
 //!
 //! Every outcome, rejections included, is stored in the receipt and re-sent on repeats. What
 //! stays here is what the database need not do: the tag's normalisation and the settings.
+//!
+//! [`process`] applies one scan in its own transaction, [`process_batch`] several in one
+//! (`active.process_scans`); `ProcessScan` goes through [`batch::ScanCommitter`], which
+//! batches the scans that queue up while a commit runs (group commit).
+
+pub mod batch;
 
 use std::time::Duration;
 
@@ -109,6 +115,38 @@ pub async fn process(
             })
         })
         .await?;
+    read_result(result)
+}
+
+/// Applies `cmds` in one transaction, in order, each exactly as [`process`] would right after
+/// the one before it, and returns their Results in that order. Any failure rolls the whole
+/// batch back (there is no savepoint per scan): the caller then applies each on its own.
+pub async fn process_batch(
+    conn: &mut AsyncPgConnection,
+    settings: ScanSettings,
+    cmds: &[ScanCommand],
+    now: DateTime<Utc>,
+) -> Result<Vec<ScanResult>> {
+    let call = repo::ScansCall {
+        device_ids: cmds.iter().map(|c| c.device_id.as_str()).collect(),
+        scan_ids: cmds.iter().map(|c| c.scan_id.as_str()).collect(),
+        tags: cmds.iter().map(|c| normalize_tag(&c.tag)).collect(),
+        scanned_at: cmds.iter().map(|c| c.scanned_at).collect(),
+        now,
+        max_age: chrono::Duration::from_std(settings.max_age).map_err(anyhow::Error::from)?,
+        max_ahead: chrono::Duration::from_std(settings.max_ahead).map_err(anyhow::Error::from)?,
+        timezone: settings.timezone.name(),
+        daily_checkout_time: settings.daily_checkout_time,
+    };
+    let results = conn.transaction::<_, Error, _>(async move |c| Ok(repo::process_scans(c, call).await?)).await?;
+    if results.len() != cmds.len() {
+        return Err(anyhow::anyhow!("{} results for {} scans", results.len(), cmds.len()).into());
+    }
+    results.into_iter().map(read_result).collect()
+}
+
+/// A Result as `active.process_scan` returned it; `None` is a claimed scan without receipt.
+fn read_result(result: Option<serde_json::Value>) -> Result<ScanResult> {
     let result = result.ok_or_else(|| anyhow::anyhow!("receipt of a claimed scan is missing"))?;
     Ok(serde_json::from_value(result).map_err(|e| anyhow::anyhow!("scan result is unreadable: {e}"))?)
 }
