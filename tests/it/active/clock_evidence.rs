@@ -103,7 +103,10 @@ async fn evidence_rows(conn: &mut AsyncPgConnection, device: i64) -> i64 {
 
 async fn two_readers(conn: &mut AsyncPgConnection) -> (i64, i64) {
     let room = fixtures::room(conn, "Werkraum", None).await;
-    (fixtures::device(conn, "clock-a", "room", Some(room)).await, fixtures::device(conn, "clock-b", "entrance", None).await)
+    (
+        fixtures::device(conn, "clock-a", "room", Some(room)).await,
+        fixtures::device(conn, "clock-b", "entrance", None).await,
+    )
 }
 
 #[tokio::test]

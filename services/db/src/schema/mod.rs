@@ -64,8 +64,8 @@ use self::active::{
     attendance as active_attendance, combined_groups as active_combined_groups,
     group_mappings as active_group_mappings, group_supervisors as active_group_supervisors, groups as active_groups,
     presence_events as active_presence_events, presence_log_purge as active_presence_log_purge,
-    reader_clock_evidence as active_reader_clock_evidence,
-    scan_receipts as active_scan_receipts, scheduled_checkouts as active_scheduled_checkouts, visits as active_visits,
+    reader_clock_evidence as active_reader_clock_evidence, scan_receipts as active_scan_receipts,
+    scheduled_checkouts as active_scheduled_checkouts, visits as active_visits,
 };
 use self::activities::{
     activities as activities_activities, categories as activities_categories, enrollments as activities_enrollments,
