@@ -774,6 +774,9 @@ async fn main() -> anyhow::Result<()> {
 
     let mut config = test_config(db.url());
     config.db_pool_size = pool_size;
+    // ProcessScan's group commit, as PHOENIX_SCAN_COMMITTERS / PHOENIX_SCAN_BATCH_MAX (1: off).
+    config.scan_committers = env_num("BENCH_COMMITTERS", config.scan_committers);
+    config.scan_batch_max = env_num("BENCH_BATCH_MAX", config.scan_batch_max);
     let shutdown = ShutdownToken::new();
     let ctx = ServiceContext::new(pool.clone(), config.clone());
     let running = services::start(&[Domain::Active], &ctx, config.listen_host, 0, false, &shutdown).await?;

@@ -14,9 +14,15 @@
 //!    or MQTT ([`bare`]) — on as many connections as the pipeline's pool allows (`BENCH_POOL`);
 //! 4. the bare function call: `SELECT active.process_scan(…)` prepared over tokio-postgres,
 //!    what one scan costs the database now ([`bare_call`]),
+//! 5. `ProcessScan`'s group commit without transport: the same scans through a
+//!    [`ScanCommitter`] (`PHOENIX_SCAN_COMMITTERS` transactions at a time, the scans queued
+//!    meanwhile in the next),
+//! 6. the database's ceiling for batched scans: `SELECT active.process_scans(…)` of N / 2
+//!    scans (at most 16) on two connections (`PHOENIX_SCAN_COMMITTERS`), one batch after the
+//!    other in BEGIN/COMMIT,
 //!
-//! and the ratios pipeline / bare, direct / bare and call / bare (issue #17: pipeline ≥ 1.0×
-//! at 16 readers).
+//! and the ratios pipeline / bare, pipeline / batch and call / bare (issue #17: pipeline ≥ 1.0×
+//! the bare transaction at 16 readers).
 //!
 //! The broker (`BENCH_BROKER`): `secured` (default) is the embedded broker as `phoenix dev`
 //! and `phoenix gateway` run it, rumqttd behind the credential and ACL proxy; `open` is
@@ -35,10 +41,12 @@ use chrono::Utc;
 use diesel_async::RunQueryDsl;
 use hdrhistogram::Histogram;
 use phoenix::services::{self, ServiceContext};
+use phoenix_active::scan::batch::ScanCommitter;
 use phoenix_active::scan::{ScanCommand, ScanSettings};
 use phoenix_common::db::{self, DbPool, PoolOptions};
 use phoenix_common::domain::Domain;
 use phoenix_common::server::ShutdownToken;
+use phoenix_common::settings::LiveSettings;
 use phoenix_gateway::auth::StaticToken;
 use phoenix_gateway::bridge::{self, BridgeConfig, BridgeDeps};
 use phoenix_gateway::broker::EmbeddedBroker;
@@ -226,6 +234,46 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
                         let _ = h.record(t0.elapsed().as_micros() as u64);
                     }
                     None => errors += 1,
+                }
+            }
+            (h, errors)
+        }));
+    }
+    Level::gather(tasks, started).await
+}
+
+/// `concurrency` tasks sending scans one after the other through a [`ScanCommitter`] on
+/// `pool`, as `ProcessScan` does (group commit), without gRPC or MQTT.
+async fn committer_level(
+    committer: &ScanCommitter,
+    concurrency: usize,
+    scans: usize,
+    pupils: usize,
+) -> anyhow::Result<Level> {
+    let per_task = (scans / concurrency).max(1);
+    let run = next_level();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..concurrency {
+        let committer = committer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
+            let mut rng = Xorshift(0x8F1B_BCDC_BFA5_3E0B ^ ((i as u64 + 1) * 0x1234_5678_9ABC));
+            let mut errors = 0;
+            for k in 0..per_task {
+                let pupil = (rng.next() as usize) % pupils;
+                let cmd = ScanCommand {
+                    device_id: format!("bench-{i}"),
+                    scan_id: format!("committer-{run}-{i}-{k}"),
+                    tag: tag(pupil),
+                    scanned_at: Utc::now(),
+                };
+                let t0 = Instant::now();
+                match committer.process(cmd).await {
+                    Ok(_) => {
+                        let _ = h.record(t0.elapsed().as_micros() as u64);
+                    }
+                    Err(_) => errors += 1,
                 }
             }
             (h, errors)
@@ -499,6 +547,56 @@ mod bare_call {
         .await
     }
 
+    pub async fn prepare_batch(c: &Client) -> Result<Statement, tokio_postgres::Error> {
+        c.prepare_typed(
+            "SELECT ARRAY(SELECT r ->> 'code' FROM unnest(active.process_scans($1, $2, $3, $4, $5, \
+             make_interval(secs => $6), make_interval(secs => $7), $8, $9::text::time)) r)",
+            &[
+                Type::TEXT_ARRAY,
+                Type::TEXT_ARRAY,
+                Type::TEXT_ARRAY,
+                Type::TIMESTAMPTZ_ARRAY,
+                Type::TIMESTAMPTZ,
+                Type::FLOAT8,
+                Type::FLOAT8,
+                Type::TEXT,
+                Type::TEXT,
+            ],
+        )
+        .await
+    }
+
+    /// `scans` in one transaction, one call, as the group commit sends them.
+    pub async fn scan_batch(client: &Client, call: &Statement, scans: &[super::BareScan]) -> anyhow::Result<()> {
+        let now = SystemTime::now();
+        let max_age = Duration::from_secs(24 * 3600).as_secs_f64();
+        let devices: Vec<&str> = scans.iter().map(|s| s.device.as_str()).collect();
+        let ids: Vec<&str> = scans.iter().map(|s| s.id.as_str()).collect();
+        let tags: Vec<&str> = scans.iter().map(|s| s.tag.as_str()).collect();
+        let at: Vec<SystemTime> = vec![now; scans.len()];
+        client.batch_execute("BEGIN").await?;
+        let row = client
+            .query_one(
+                call,
+                &[&devices, &ids, &tags, &at, &now, &max_age, &crate::MAX_CLOCK_AHEAD_SECS, &"Europe/Berlin", &"00:00"],
+            )
+            .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                client.batch_execute("ROLLBACK").await?;
+                return Err(e.into());
+            }
+        };
+        client.batch_execute("COMMIT").await?;
+        let codes: Vec<Option<String>> = row.get(0);
+        for code in codes {
+            let code = code.unwrap_or_else(|| "none".into());
+            anyhow::ensure!(code == "ok" || code == "room_full", "bare batch call: {code}");
+        }
+        Ok(())
+    }
+
     /// One scan of `tag` at reader `device`: the statement is its own transaction.
     pub async fn scan(client: &Client, call: &Statement, device: &str, scan_id: &str, tag: &str) -> anyhow::Result<()> {
         let now = SystemTime::now();
@@ -539,6 +637,62 @@ async fn call_level(url: &str, concurrency: usize, scans: usize, pupils: usize) 
     };
     timed_level(clients, (scans / concurrency).max(1), pupils, (0x2545_F491_4F6C_DD1D, "bare function call"), scan)
         .await
+}
+
+/// `readers` scans in flight as the group commit would run them with `committers`
+/// transactions: `min(readers, committers)` connections, each sending one
+/// `SELECT active.process_scans(…)` of `readers / connections` scans (at most `max_batch`) in
+/// BEGIN/COMMIT after the other, every scan of a batch timed as the batch. The database's own
+/// ceiling for batched scans.
+async fn batch_call_level(
+    url: &str,
+    readers: usize,
+    (committers, max_batch): (usize, usize),
+    scans: usize,
+    pupils: usize,
+) -> anyhow::Result<Level> {
+    let connections = readers.min(committers).max(1);
+    let size = readers.div_ceil(connections).min(max_batch);
+    let batches = (scans / (connections * size)).max(1);
+    let run = next_level();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..connections {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let call = bare_call::prepare_batch(&client).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
+            let mut rng = Xorshift(0x94D0_49BB_1331_11EB ^ ((i as u64 + 1) * 0x0F0F_1E1E_2D2D));
+            let mut errors = 0;
+            for k in 0..batches {
+                let scans: Vec<BareScan> = (0..size)
+                    .map(|j| BareScan {
+                        device: format!("bench-{}", i * size + j),
+                        id: format!("batch-{run}-{i}-{k}-{j}"),
+                        tag: tag((rng.next() as usize) % pupils),
+                    })
+                    .collect();
+                let t0 = Instant::now();
+                match bare_call::scan_batch(&client, &call, &scans).await {
+                    Ok(()) => {
+                        let us = t0.elapsed().as_micros() as u64;
+                        for _ in 0..size {
+                            let _ = h.record(us);
+                        }
+                    }
+                    Err(e) => {
+                        if errors == 0 {
+                            eprintln!("bare batch call failed: {e:#}");
+                        }
+                        errors += size as u64;
+                    }
+                }
+            }
+            (h, errors)
+        }));
+    }
+    Level::gather(tasks, started).await
 }
 
 /// One scan of [`timed_level`]: the task's reader, a scan id of its own, a pupil's tag.
@@ -631,6 +785,8 @@ async fn main() -> anyhow::Result<()> {
 
     let mut config = test_config(db.url());
     config.db_pool_size = pool_size;
+    config.scan_committers = env_num("BENCH_COMMITTERS", config.scan_committers);
+    config.scan_batch_max = env_num("BENCH_BATCH_MAX", config.scan_batch_max);
     let shutdown = ShutdownToken::new();
     let ctx = ServiceContext::new(pool.clone(), config.clone());
     let running =
@@ -695,26 +851,39 @@ async fn main() -> anyhow::Result<()> {
     let _ = mqtt_level(&broker, &config.mqtt_prefix, 1, 20, pupils).await?;
     let _ = bare_level(db.url(), 1, 20, pupils).await?;
     let _ = call_level(db.url(), 1, 20, pupils).await?;
+    let committer = ScanCommitter::start(
+        pool.clone(),
+        LiveSettings::defaults_only(&config),
+        config.scan_committers,
+        config.scan_batch_max,
+    );
+    let _ = committer_level(&committer, 1, 20, pupils).await?;
+    let _ = batch_call_level(db.url(), 2, (2, 16), 20, pupils).await?;
     let mut ratios = Vec::new();
     for &n in &readers {
         let mqtt = mqtt_level(&broker, &config.mqtt_prefix, n, scans, pupils).await?;
         print_level("MQTT → gateway → ProcessScan", n, &mqtt);
         let direct = direct_level(&pool, n, scans, pupils).await?;
         print_level("ProcessScan tx, direct", n, &direct);
+        let committed = committer_level(&committer, n, scans, pupils).await?;
+        print_level("ScanCommitter, direct", n, &committed);
         // The ceiling uses as many connections as the pipeline's pool has.
         let bare = bare_level(db.url(), n.min(pool_size as usize), scans, pupils).await?;
         print_level("bare SQL tx (ceiling)", n, &bare);
         let call = call_level(db.url(), n.min(pool_size as usize), scans, pupils).await?;
         print_level("bare process_scan() call", n, &call);
-        ratios.push((n, rate(&mqtt) / rate(&bare), rate(&direct) / rate(&bare), rate(&call) / rate(&bare)));
+        let batched =
+            batch_call_level(db.url(), n, (config.scan_committers, config.scan_batch_max), scans, pupils).await?;
+        print_level("bare process_scans() batch", n, &batched);
+        ratios.push((n, rate(&mqtt) / rate(&bare), rate(&mqtt) / rate(&batched), rate(&call) / rate(&bare)));
     }
     println!();
     println!(
         "{:<28} {:>4} {:>16} {:>16} {:>16}",
-        "ratio to the ceiling", "N", "pipeline / bare", "direct / bare", "call / bare"
+        "ratio to the ceiling", "N", "pipeline / bare", "pipeline / batch", "call / bare"
     );
-    for (n, pipeline, direct, call) in ratios {
-        println!("{:<28} {n:>4} {pipeline:>15.2}× {direct:>15.2}× {call:>15.2}×", "");
+    for (n, pipeline, batch, call) in ratios {
+        println!("{:<28} {n:>4} {pipeline:>15.2}× {batch:>15.2}× {call:>15.2}×", "");
     }
     println!("targets (issue #17): pipeline ≥ 1.0× at 16 readers with p99 ≤ 20 ms; one reader p50 ≤ 5 ms");
     let stats = bridge.stats();
