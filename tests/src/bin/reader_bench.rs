@@ -199,6 +199,8 @@ async fn mqtt_level(broker: &str, prefix: &str, readers: usize, scans: usize, pu
     Level::gather(tasks, started).await
 }
 
+/// `concurrency` tasks calling `phoenix_active::scan::process` (one transaction per scan) on
+/// connections of `pool`.
 async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: usize) -> anyhow::Result<Level> {
     let settings = ScanSettings {
         max_age: Duration::from_secs(24 * 3600),
@@ -206,40 +208,17 @@ async fn direct_level(pool: &DbPool, concurrency: usize, scans: usize, pupils: u
         timezone: chrono_tz::Europe::Berlin,
         daily_checkout_time: chrono::NaiveTime::MIN,
     };
-    let per_task = (scans / concurrency).max(1);
-    let run = next_level();
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..concurrency {
+    let pool = pool.clone();
+    service_level(concurrency, scans, pupils, (0xD1B5_4A32_D192_ED03, "direct"), move |cmd| {
         let pool = pool.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
-            let mut rng = Xorshift(0xD1B5_4A32_D192_ED03 ^ ((i as u64 + 1) * 0x9876_5432_1FED));
-            let mut errors = 0;
-            for k in 0..per_task {
-                let pupil = (rng.next() as usize) % pupils;
-                let cmd = ScanCommand {
-                    device_id: format!("bench-{i}"),
-                    scan_id: format!("direct-{run}-{i}-{k}"),
-                    tag: tag(pupil),
-                    scanned_at: Utc::now(),
-                };
-                let t0 = Instant::now();
-                let result = match pool.get().await {
-                    Ok(mut conn) => phoenix_active::scan::process(&mut conn, settings, cmd, Utc::now()).await.ok(),
-                    Err(_) => None,
-                };
-                match result {
-                    Some(_) => {
-                        let _ = h.record(t0.elapsed().as_micros() as u64);
-                    }
-                    None => errors += 1,
-                }
+        async move {
+            match pool.get().await {
+                Ok(mut conn) => phoenix_active::scan::process(&mut conn, settings, cmd, Utc::now()).await.is_ok(),
+                Err(_) => false,
             }
-            (h, errors)
-        }));
-    }
-    Level::gather(tasks, started).await
+        }
+    })
+    .await
 }
 
 /// `concurrency` tasks sending scans one after the other through a [`ScanCommitter`] on
@@ -250,30 +229,51 @@ async fn committer_level(
     scans: usize,
     pupils: usize,
 ) -> anyhow::Result<Level> {
+    let committer = committer.clone();
+    service_level(concurrency, scans, pupils, (0x8F1B_BCDC_BFA5_3E0B, "committer"), move |cmd| {
+        let committer = committer.clone();
+        async move { committer.process(cmd).await.is_ok() }
+    })
+    .await
+}
+
+/// `concurrency` tasks, each sending its share of `scans` one after the other as
+/// [`ScanCommand`]s of reader `bench-<task>` (ids `<prefix>-…`, a pupil drawn per task from
+/// `seed`) through `apply`, which says whether the scan got a Result; each timed.
+async fn service_level<F, Fut>(
+    concurrency: usize,
+    scans: usize,
+    pupils: usize,
+    (seed, prefix): (u64, &'static str),
+    apply: F,
+) -> anyhow::Result<Level>
+where
+    F: Fn(ScanCommand) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let per_task = (scans / concurrency).max(1);
     let run = next_level();
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..concurrency {
-        let committer = committer.clone();
+        let apply = apply.clone();
         tasks.push(tokio::spawn(async move {
             let mut h = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("histogram bounds");
-            let mut rng = Xorshift(0x8F1B_BCDC_BFA5_3E0B ^ ((i as u64 + 1) * 0x1234_5678_9ABC));
+            let mut rng = Xorshift(seed ^ ((i as u64 + 1) * 0x9876_5432_1FED));
             let mut errors = 0;
             for k in 0..per_task {
                 let pupil = (rng.next() as usize) % pupils;
                 let cmd = ScanCommand {
                     device_id: format!("bench-{i}"),
-                    scan_id: format!("committer-{run}-{i}-{k}"),
+                    scan_id: format!("{prefix}-{run}-{i}-{k}"),
                     tag: tag(pupil),
                     scanned_at: Utc::now(),
                 };
                 let t0 = Instant::now();
-                match committer.process(cmd).await {
-                    Ok(_) => {
-                        let _ = h.record(t0.elapsed().as_micros() as u64);
-                    }
-                    Err(_) => errors += 1,
+                if apply(cmd).await {
+                    let _ = h.record(t0.elapsed().as_micros() as u64);
+                } else {
+                    errors += 1;
                 }
             }
             (h, errors)
