@@ -118,33 +118,33 @@ async fn commit_loop(pool: DbPool, settings: LiveSettings, jobs: Arc<Mutex<mpsc:
 /// Commits `batch` and answers each of its scans.
 async fn commit(pool: &DbPool, settings: ScanSettings, batch: Vec<Job>) {
     let now = Utc::now();
-    if batch.len() > 1 {
-        let cmds: Vec<ScanCommand> = batch.iter().map(|j| j.cmd.clone()).collect();
+    let (cmds, replies): (Vec<ScanCommand>, Vec<_>) = batch.into_iter().map(|j| (j.cmd, j.reply)).unzip();
+    if cmds.len() > 1 {
         let applied = match db::conn(pool).await {
             Ok(mut conn) => super::process_batch(&mut conn, settings, &cmds, now).await,
             Err(e) => Err(e),
         };
         match applied {
             Ok(results) => {
-                phoenix_common::metrics::scans_committed("batch", batch.len());
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(Ok(result));
+                phoenix_common::metrics::scans_committed("batch", cmds.len());
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(Ok(result));
                 }
                 return;
             }
             Err(e) => {
-                tracing::warn!(scans = batch.len(), error = %e, "scan batch failed; applying its scans one by one");
-                phoenix_common::metrics::scans_committed("one_by_one", batch.len());
+                tracing::warn!(scans = cmds.len(), error = %e, "scan batch failed; applying its scans one by one");
+                phoenix_common::metrics::scans_committed("one_by_one", cmds.len());
             }
         }
     } else {
         phoenix_common::metrics::scans_committed("single", 1);
     }
-    for job in batch {
+    for (cmd, reply) in cmds.into_iter().zip(replies) {
         let result = match db::conn(pool).await {
-            Ok(mut conn) => super::process(&mut conn, settings, job.cmd, now).await,
+            Ok(mut conn) => super::process(&mut conn, settings, cmd, now).await,
             Err(e) => Err(e),
         };
-        let _ = job.reply.send(result);
+        let _ = reply.send(result);
     }
 }
