@@ -4,6 +4,9 @@
 //! that fails inside a batch fails alone: the batch is rolled back and the others are applied
 //! one transaction each, nothing of the failing one written.
 //!
+//! Copies of one scan in two transactions at once apply once: the second waits for the
+//! first's commit and is answered from its receipt.
+//!
 //! The committer under test is a second one on the test's database (one committer task); a
 //! test transaction holding a pupil's row lock keeps its first batch from committing until
 //! the scans behind it have queued.
@@ -48,15 +51,20 @@ async fn blocked_first(
 ) -> tokio::task::JoinHandle<phoenix_common::Result<ScanResult>> {
     let c = committer.clone();
     let answer = tokio::spawn(async move { c.process(cmd).await });
+    lock_waiters(env, 1).await;
+    answer
+}
+
+/// Returns once `n` sessions of the test's database wait on a lock.
+async fn lock_waiters(env: &ActiveSchool, n: i64) {
     let mut conn = env.conn().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let waiting =
         "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    while count(&mut conn, waiting).await == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "the committer never waited for the pupil's lock");
+    while count(&mut conn, waiting).await < n {
+        assert!(tokio::time::Instant::now() < deadline, "{n} sessions never waited on a lock");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    answer
 }
 
 /// Sends `scans` to `committer` in this order, each queued before the next is sent; the
@@ -185,4 +193,33 @@ async fn a_scan_that_fails_in_a_batch_fails_alone_and_the_others_are_applied() {
     }
     let applied = ["pupil-0", "pupil-1", "pupil-3", "pupil-4"];
     assert_eq!(transactions(&mut conn, &applied).await, 4, "after the failed batch, one transaction each");
+}
+
+#[tokio::test]
+async fn copies_of_one_scan_in_two_transactions_at_once_apply_once() {
+    let mut env = ActiveSchool::new(2, 0).await;
+    let rooms = env.school.rooms.clone();
+    env.session(rooms[0]).await;
+    let a = env.school.readers[0].clone();
+    let tag = env.school.pupils[0].tag.clone();
+    let (one, two) = (committer(&env).await, committer(&env).await);
+
+    let mut lock = hold_pupil(&env, env.pupil(0)).await;
+    let first = blocked_first(&env, &one, scan(&a, "twice", &tag)).await;
+    // The copy, in the other committer's transaction, waits for the first copy's.
+    let copy = scan(&a, "twice", &tag);
+    let second = tokio::spawn(async move { two.process(copy).await });
+    lock_waiters(&env, 2).await;
+    lock.batch_execute("COMMIT").await.expect("release the pupil");
+
+    let first = first.await.expect("task").expect("the first copy");
+    let second = second.await.expect("task").expect("the second copy");
+    assert_eq!((first.outcome, first.code, first.duplicate), (Outcome::CheckedIn, Code::Ok, false));
+    assert!(second.duplicate, "the second copy is answered from the first one's receipt: {second:?}");
+    assert_eq!(ScanResult { duplicate: false, ..second }, first, "the same Result");
+    let mut conn = env.conn().await;
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM active.scan_receipts").await, 1, "one receipt");
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM active.visits").await, 1, "one visit");
+    let events = count(&mut conn, "SELECT count(*) AS n FROM active.presence_events WHERE kind = 'checked_in'").await;
+    assert_eq!(events, 1, "one presence event");
 }

@@ -282,11 +282,11 @@ where
     Level::gather(tasks, started).await
 }
 
-/// The bare SQL of the check-in transaction as separate statements: what `ProcessScan` sent
-/// for a scan at a room reader before it became one call of `active.process_scan`, statement
-/// for statement, as prepared statements over tokio-postgres. Only the branches the bench's
-/// scans take are written out (check-in, transfer, check-out, capacity); their Result is
-/// stored like the real one.
+/// The bare SQL of the check-in transaction as separate statements: the statements of
+/// `active.process_scan` for a scan at a room reader (migration
+/// 2026-12-14-000001_active_scan_write_once), one round trip each, as prepared statements over
+/// tokio-postgres. Only the branches the bench's scans take are written out (check-in,
+/// transfer, check-out, capacity); their Result is stored like the real one.
 mod bare {
     use std::time::{Duration, SystemTime};
 
@@ -297,9 +297,11 @@ mod bare {
     pub struct Statements {
         device: Statement,
         claim: Statement,
+        stored: Statement,
         card: Statement,
         lock_student: Statement,
         clock_lag: Statement,
+        first_received: Statement,
         newer: Statement,
         room: Statement,
         session: Statement,
@@ -320,10 +322,13 @@ mod bare {
         Ok(Statements {
             device: c.prepare("SELECT id, status, kind, room_id FROM iot.devices WHERE device_id = $1 LIMIT 1").await?,
             claim: c
-                .prepare(
-                    "INSERT INTO active.scan_receipts (device_id, scan_id, outcome, code, result) \
-                     VALUES ($1, $2, 'rejected', 'internal', '{}') ON CONFLICT (device_id, scan_id) DO NOTHING RETURNING id",
+                .prepare_typed(
+                    "SELECT pg_advisory_xact_lock(1346917202, hashtext($1::text || ' ' || $2))::text",
+                    &[Type::INT8, Type::TEXT],
                 )
+                .await?,
+            stored: c
+                .prepare("SELECT result FROM active.scan_receipts WHERE device_id = $1 AND scan_id = $2 LIMIT 1")
                 .await?,
             card: c
                 .prepare(
@@ -335,9 +340,14 @@ mod bare {
             lock_student: c.prepare("SELECT id FROM users.students WHERE id = $1 LIMIT 1 FOR NO KEY UPDATE").await?,
             clock_lag: c
                 .prepare(
-                    "SELECT (extract(epoch FROM min(received_at - scanned_at)) * 1000)::bigint, min(received_at) \
-                     FROM active.scan_receipts \
-                     WHERE device_id = $1 AND received_at >= $2 AND scanned_at IS NOT NULL AND code <> 'stale_scan'",
+                    "SELECT min(lag_seconds) FROM active.reader_clock_evidence WHERE device_id = $1 AND received_at >= $2",
+                )
+                .await?,
+            first_received: c
+                .prepare(
+                    "SELECT received_at FROM active.scan_receipts \
+                     WHERE device_id = $1 AND received_at >= $2 AND scanned_at IS NOT NULL AND code <> 'stale_scan' \
+                     ORDER BY received_at LIMIT 1",
                 )
                 .await?,
             // Typed like diesel binds them (untyped, `least($3, $4)` would be text).
@@ -401,8 +411,8 @@ mod bare {
                 .await?,
             finish: c
                 .prepare(
-                    "UPDATE active.scan_receipts SET student_id = $2, scanned_at = $3, outcome = $4, code = $5, \
-                     result = $6::text::jsonb WHERE id = $1",
+                    "INSERT INTO active.scan_receipts (device_id, scan_id, student_id, scanned_at, outcome, code, result) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb)",
                 )
                 .await?,
             event: c
@@ -429,12 +439,14 @@ mod bare {
         let tx = client.transaction().await?;
         let dev = tx.query_one(&s.device, &[&device]).await?;
         let (device_id, room_id): (i64, Option<i64>) = (dev.get(0), dev.get(3));
-        let receipt: i64 = tx.query_one(&s.claim, &[&device_id, &scan_id]).await?.get(0);
+        tx.query_one(&s.claim, &[&device_id, &scan_id]).await?;
+        anyhow::ensure!(tx.query_opt(&s.stored, &[&device_id, &scan_id]).await?.is_none(), "bare scan repeated");
         let card = tx.query_one(&s.card, &[&tag]).await?;
         let (student, first, last): (i64, String, String) = (card.get(1), card.get(2), card.get(3));
         tx.query_one(&s.lock_student, &[&student]).await?;
         let since = now - Duration::from_secs(24 * 3600);
         tx.query_one(&s.clock_lag, &[&device_id, &since]).await?;
+        tx.query_opt(&s.first_received, &[&device_id, &since]).await?;
         let ahead = crate::MAX_CLOCK_AHEAD_SECS;
         let newer: bool =
             tx.query_one(&s.newer, &[&student, &device_id, &scanned_at, &scanned_at, &ahead]).await?.get(0);
@@ -488,8 +500,8 @@ mod bare {
             duplicate: false,
         };
         let json = serde_json::to_string(&result)?;
-        tx.execute(&s.finish, &[&receipt, &Some(student), &Some(scanned_at), &outcome.as_str(), &code.as_str(), &json])
-            .await?;
+        let (outcome, code) = (outcome.as_str(), code.as_str());
+        tx.execute(&s.finish, &[&device_id, &scan_id, &student, &scanned_at, &outcome, &code, &json]).await?;
         if let Some(kind) = kind {
             let event: i64 = tx
                 .query_one(&s.event, &[&kind, &Some(student), &Some(session_id), &Some(room_id), &from_room])
