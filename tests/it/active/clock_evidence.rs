@@ -3,7 +3,8 @@
 //! the same smallest `received_at − scanned_at` as all of the reader's receipts — receipts
 //! inserted in order or out of it, finished by an UPDATE as a scan does, rejected `stale_scan`
 //! or not, of two readers side by side — and the migration fills it from the receipts already
-//! stored.
+//! stored. A scan's reads of receipts stay few however many receipts other readers hold
+//! (migration 2026-12-14-000002).
 
 use diesel::QueryableByName;
 use diesel::sql_types::BigInt;
@@ -47,7 +48,7 @@ async fn receipts_in_order(conn: &mut AsyncPgConnection, device: i64, offset: i6
 
 /// Receipts written the other ways: 12 received between older ones, inserted after them,
 /// and 8 claimed first (no `scanned_at`) and finished by an UPDATE, as `active.process_scan`
-/// does.
+/// did before migration 2026-12-14-000001 (the trigger covers any writer).
 async fn receipts_out_of_order_and_finished(conn: &mut AsyncPgConnection, device: i64) {
     exec(
         conn,
@@ -191,4 +192,46 @@ async fn the_migration_fills_the_evidence_from_the_receipts_already_stored() {
         assert!(minima > 0);
         assert_eq!(evidence_rows(&mut conn, device).await, minima, "reader {device}: the suffix minima, no more");
     }
+}
+
+#[tokio::test]
+async fn a_scan_reads_few_receipts_however_many_another_reader_holds() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let (busy, quiet) = two_readers(&mut conn).await;
+    fixtures::student(&mut conn, "Mila", "Sommer", "04A1B2C3D4E5F6").await;
+    exec(
+        &mut conn,
+        &format!(
+            "INSERT INTO active.scan_receipts (device_id, scan_id, scanned_at, outcome, code, result, received_at) \
+             SELECT {busy}, 'busy-' || k, t - interval '1 second', 'rejected', 'unknown_tag', '{{}}', t \
+             FROM (SELECT k, now() - interval '2 hours' + k * interval '2 seconds' AS t \
+                   FROM generate_series(1, 3000) k) s"
+        ),
+    )
+    .await;
+    exec(&mut conn, "ANALYZE active.scan_receipts").await;
+    assert_eq!(evidence_rows(&mut conn, quiet).await, 0);
+    // One connection: PL/pgSQL switches to its generic plans after five calls.
+    for k in 0..8 {
+        exec(&mut conn, "BEGIN").await;
+        exec(
+            &mut conn,
+            &format!(
+                "SELECT active.process_scan('clock-b', 'probe-{k}', '04A1B2C3D4E5F6', now(), now(), \
+                 interval '24 hours', interval '5 minutes', 'UTC', '23:59')"
+            ),
+        )
+        .await;
+        let read = number(
+            &mut conn,
+            "SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::int8 AS n \
+             FROM pg_stat_xact_user_tables WHERE relid = 'active.scan_receipts'::regclass",
+        )
+        .await;
+        exec(&mut conn, "COMMIT").await;
+        assert!(read < 100, "scan {k} of the quiet reader read {read} receipts; the busy reader holds 3,000");
+    }
+    let written = format!("SELECT count(*) AS n FROM active.scan_receipts WHERE device_id = {quiet}");
+    assert_eq!(number(&mut conn, &written).await, 8, "every probe was a scan of its own");
 }

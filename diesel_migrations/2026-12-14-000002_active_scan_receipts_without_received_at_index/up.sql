@@ -1,0 +1,16 @@
+-- The order step's first receipt of a reader's scan window by the reader's own index (issue
+-- 17, docs/performance.md "Fewer writes per scan").
+--
+-- active.process_scan reads the reader's first receipt of the window (`device_id = $1 AND
+-- received_at >= $2 ORDER BY received_at LIMIT 1`). PL/pgSQL runs it as a generic plan, which
+-- cannot tell a busy reader from a quiet one, and it chose idx_active_scan_receipts_received_at
+-- (the order of the LIMIT) filtering on the reader: for a reader whose receipts are few, it
+-- walked every other reader's receipts of the window. reader-bench at 16 readers after its
+-- 1-reader level (12,000 receipts of one reader): 12.6 ms a scan, the largest statement by
+-- far, where idx_active_scan_receipts_device_id_received_at answers in 0.07 ms. In a school
+-- the entrance readers take most scans, so every room reader's scan paid for theirs.
+--
+-- The index goes; nothing else used it: the retention purge compares `received_at` with a
+-- per-pupil bound (a join), which no index on `received_at` serves, and every other read of
+-- receipts is by reader or by pupil. One index fewer on every receipt written, too.
+DROP INDEX active.idx_active_scan_receipts_received_at;
