@@ -210,8 +210,8 @@ config! {
     scan_max_age: Duration = "PHOENIX_SCAN_MAX_AGE", "24h",
         "first default of the live setting `scan.max_age_minutes`: oldest accepted reader scan (`scanned_at`), e.g. 24h, 90m, 3600s",
         |v| v.required(duration(Duration::from_secs(60), Duration::from_secs(30 * 86_400)));
-    scan_committers: usize = "PHOENIX_SCAN_COMMITTERS", "2",
-        "transactions the active service commits reader scans in at once; the scans that queue meanwhile commit together in the next (group commit, docs/performance.md); about the database's cores (1–64)",
+    scan_committers: usize = "PHOENIX_SCAN_COMMITTERS", "1",
+        "transactions the active service commits reader scans in at once; the scans that queue meanwhile commit together in the next (group commit, docs/performance.md); more than one overlaps the transactions, which raises peak throughput but makes the live board wait for the older one (1–64)",
         |v| v.required(num(1, 64));
     scan_batch_max: usize = "PHOENIX_SCAN_BATCH_MAX", "16",
         "most reader scans one of those transactions applies (1 = every scan its own transaction, no group commit; 1–64)",

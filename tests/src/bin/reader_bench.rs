@@ -17,8 +17,8 @@
 //! 5. `ProcessScan`'s group commit without transport: the same scans through a
 //!    [`ScanCommitter`] (`PHOENIX_SCAN_COMMITTERS` transactions at a time, the scans queued
 //!    meanwhile in the next),
-//! 6. the database's ceiling for batched scans: `SELECT active.process_scans(…)` of N / 2
-//!    scans (at most 16) on two connections (`PHOENIX_SCAN_COMMITTERS`), one batch after the
+//! 6. the database's ceiling for batched scans: `SELECT active.process_scans(…)` of N / C
+//!    scans (at most 16) on C connections (C = `PHOENIX_SCAN_COMMITTERS`), one batch after the
 //!    other in BEGIN/COMMIT,
 //!
 //! and the ratios pipeline / bare, pipeline / batch and call / bare (issue #17: pipeline ≥ 1.0×
