@@ -25,8 +25,8 @@
 //! the presence log is read below the oldest running transaction, so while two batches
 //! overlap, the events of the one that commits first wait for the other's commit before any
 //! watcher sees them (presence-bench, 500 watchers at 200 scans/s: p50 13–19 ms with one
-//! committer, 28–36 ms with two), and the reader pipeline at 16 readers lost ~5 % with one
-//! (docs/performance.md "One committer"). Two batches hold their pupils' and sessions'
+//! committer, 28–36 ms with two), while the reader pipeline at 16 readers stayed within the
+//! run-to-run noise (docs/performance.md "One committer"). Two batches hold their pupils' and sessions'
 //! locks until they commit; two that lock the same two pupils in opposite orders deadlock,
 //! PostgreSQL ends one after `deadlock_timeout` (1 s) and its scans are applied one by one — a
 //! slow answer, never a wrong one. The live settings and `now` are read when a batch starts.

@@ -3,8 +3,9 @@
 //! writes the steps out and says why they live there: one round trip per scan instead of ~20,
 //! issue 17).
 //!
-//! 1. Idempotency: claim the receipt `(device, scan_id)`; a repeat returns the stored Result
-//!    with `duplicate = true` and changes nothing.
+//! 1. Idempotency: claim `(device, scan_id)` (a transaction advisory lock; the receipt is
+//!    written with the Result, migration `2026-12-14-000001`); a repeat returns the stored
+//!    Result with `duplicate = true` and changes nothing.
 //! 2. Device unknown → `unknown_device` (no receipt: it needs a device row); not active →
 //!    `device_inactive`.
 //! 3. Freshness window → `stale_scan`.
@@ -145,8 +146,9 @@ pub async fn process_batch(
     results.into_iter().map(read_result).collect()
 }
 
-/// A Result as `active.process_scan` returned it; `None` is a claimed scan without receipt.
+/// A Result as `active.process_scan` returned it; `None` (which the function never returns:
+/// every path ends in a Result) is a broken invariant, answered as internal.
 fn read_result(result: Option<serde_json::Value>) -> Result<ScanResult> {
-    let result = result.ok_or_else(|| anyhow::anyhow!("receipt of a claimed scan is missing"))?;
+    let result = result.ok_or_else(|| anyhow::anyhow!("active.process_scan returned no Result"))?;
     Ok(serde_json::from_value(result).map_err(|e| anyhow::anyhow!("scan result is unreadable: {e}"))?)
 }
