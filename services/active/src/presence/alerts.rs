@@ -229,13 +229,15 @@ pub async fn school(conn: &mut AsyncPgConnection, now: DateTime<Utc>, rules: &Ru
         .collect())
 }
 
-/// The alerts `access` may see: about pupils it has full access to (their group is the
-/// caller's, or the caller supervises the room of the alert); none in the family view.
+/// Whether `access` may see `alert`: about a pupil it has full access to (their group is the
+/// caller's, or the caller supervises the room of the alert); never in the family view.
+pub fn sees(access: &Access, alert: &Alert) -> bool {
+    access.view() == View::School && access.sees_student(alert.student_id, alert.group_id, None, [alert.room_id, None])
+}
+
+/// The alerts `access` may see ([`sees`]).
 pub fn visible(alerts: &[Alert], access: &Access) -> Vec<Alert> {
-    if access.view() == View::Family {
-        return Vec::new();
-    }
-    alerts.iter().filter(|a| access.sees_student(a.student_id, a.group_id, None, [a.room_id, None])).cloned().collect()
+    alerts.iter().filter(|a| sees(access, a)).cloned().collect()
 }
 
 /// The school's alerts, shared by the streams of one process that asked for them.

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel_async::AsyncPgConnection;
 use phoenix_common::access::{self, Caller, StudentAccess};
@@ -16,8 +17,9 @@ use phoenix_common::time::business_date_in;
 use phoenix_common::{Error, Result};
 use phoenix_reader_protocol::display_name;
 
-use super::alerts::{Alert, Rules};
+use super::alerts::Rules;
 use super::board_cache::{BoardCache, Call};
+use super::convert;
 use super::cursor::Cursor;
 use super::repo::{self, Counts};
 
@@ -195,14 +197,16 @@ pub struct BoardRoom {
 /// The board of one caller.
 #[derive(Debug, Clone)]
 pub struct Board {
-    pub rooms: Vec<BoardRoom>,
+    /// Each room an encoded `RoomPresence` (`convert::encoded_room`), the caller's first.
+    pub rooms: Vec<Bytes>,
     /// School-wide counts; `None` in the family view.
     pub counts: Option<Counts>,
     pub cursor: Cursor,
     pub as_of: DateTime<Utc>,
     pub date: NaiveDate,
-    /// The alerts the caller may see at `as_of` (none in the family view).
-    pub alerts: Vec<Alert>,
+    /// The alerts the caller may see at `as_of`, each an encoded `Alert` (none in the family
+    /// view).
+    pub alerts: Vec<Bytes>,
 }
 
 /// Tiles of running sessions (all, or those of `sessions`), by room name: two queries.
@@ -256,7 +260,7 @@ pub async fn load(
             let Some(children) = &access.children else {
                 return Ok(Err(Call { started, snapshot, as_of, date, access }));
             };
-            let rooms = family_rooms(conn, children).await?;
+            let rooms = family_rooms(conn, children).await?.iter().map(convert::family_room).collect();
             let (cursor, alerts) = (Cursor::from_snapshot(snapshot), Vec::new());
             Ok(Ok(Board { rooms, counts: None, cursor, as_of, date, alerts }))
         })

@@ -30,8 +30,9 @@
 //! of calls after a change costs one or two rebuilds, not one each. Memory: one entry.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
+use bytes::Bytes;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use diesel_async::AsyncPgConnection;
@@ -41,7 +42,8 @@ use phoenix_common::{Error, Result};
 use tokio::time::Instant;
 
 use super::alerts::{self, Alert, AlertKind, Rules};
-use super::board::{self, Access, Board, BoardRoom, BoardStudent, RoomTile};
+use super::board::{self, Access, Board, BoardStudent, RoomTile};
+use super::convert;
 use super::cursor::{Cursor, Snapshot};
 use super::repo::{self, Counts};
 use crate::calendar;
@@ -126,11 +128,14 @@ pub struct School {
     alert_date: NaiveDate,
     alerts_until: DateTime<Utc>,
     tiles: Vec<RoomTile>,
+    /// Per tile, the room encoded as every caller who sees it alike gets it (encoded on first
+    /// use, [`Encoded`]).
+    encoded: Vec<Encoded>,
     /// Pupils per session, in the board's order.
     students: HashMap<i64, Vec<RoomStudent>>,
     counts: Counts,
     /// Every alert raised by `alerts_until` with this data.
-    alerts: Vec<Alert>,
+    alerts: Vec<CachedAlert>,
     /// When its snapshot was about to be read.
     taken: Instant,
 }
@@ -150,7 +155,8 @@ impl School {
         let alert_date = business_date_in(as_of, rules.timezone);
         let end_of_day = last_instant(alert_date, rules.timezone).filter(|t| *t >= as_of).unwrap_or(as_of);
         let alerts_until = end_of_day.min(as_of + ALERT_HORIZON);
-        let alerts = alerts::school(conn, alerts_until, rules).await?;
+        let alerts =
+            alerts::school(conn, alerts_until, rules).await?.into_iter().map(|a| CachedAlert::new(a, rules)).collect();
         Ok(Self {
             snapshot,
             as_of,
@@ -158,6 +164,7 @@ impl School {
             rules: *rules,
             alert_date,
             alerts_until,
+            encoded: tiles.iter().map(|_| Encoded::default()).collect(),
             tiles,
             students,
             counts,
@@ -193,23 +200,70 @@ impl School {
         let sees = |tile: &RoomTile, s: &RoomStudent| {
             access.sees_student(s.student.student_id, s.group_id, Some(tile.session_id), [Some(tile.room_id), None])
         };
-        let mut rooms: Vec<BoardRoom> = self
+        let mut rooms: Vec<(bool, Bytes)> = self
             .tiles
             .iter()
-            .map(|tile| BoardRoom {
-                students: self.students.get(&tile.session_id).map_or_else(Vec::new, |students| {
-                    students.iter().filter(|s| sees(tile, s)).map(|s| s.student.clone()).collect()
-                }),
-                mine: access.mine(tile.session_id, tile.education_group_id),
-                tile: tile.clone(),
+            .zip(&self.encoded)
+            .map(|(tile, encoded)| {
+                let students = self.students.get(&tile.session_id).map_or(&[][..], Vec::as_slice);
+                let mine = access.mine(tile.session_id, tile.education_group_id);
+                let seen = students.iter().filter(|s| sees(tile, s)).count();
+                let room = if seen == students.len() {
+                    encoded.all[usize::from(mine)]
+                        .get_or_init(|| convert::encoded_room(tile, students.iter().map(|s| &s.student), mine))
+                        .clone()
+                } else if seen == 0 {
+                    encoded.none[usize::from(mine)]
+                        .get_or_init(|| convert::encoded_room(tile, std::iter::empty(), mine))
+                        .clone()
+                } else {
+                    let visible: Vec<&BoardStudent> =
+                        students.iter().filter(|s| sees(tile, s)).map(|s| &s.student).collect();
+                    convert::encoded_room(tile, visible.into_iter(), mine)
+                };
+                (mine, room)
             })
             .collect();
         // Mine first; the tiles are ordered by room name (a stable sort keeps it).
-        rooms.sort_by_key(|r| !r.mine);
-        let raised: Vec<Alert> = self.alerts.iter().filter(|a| raised_at(a, &self.rules) <= as_of).cloned().collect();
-        let alerts = alerts::visible(&raised, access);
-        Board { rooms, counts: Some(self.counts), cursor, as_of, date: self.date, alerts }
+        rooms.sort_by_key(|(mine, _)| !mine);
+        let alerts = self
+            .alerts
+            .iter()
+            .filter(|a| a.raised_at <= as_of && alerts::sees(access, &a.alert))
+            .map(|a| a.encoded.get_or_init(|| convert::encoded_alert(&a.alert)).clone())
+            .collect();
+        Board {
+            rooms: rooms.into_iter().map(|(_, room)| room).collect(),
+            counts: Some(self.counts),
+            cursor,
+            as_of,
+            date: self.date,
+            alerts,
+        }
     }
+}
+
+/// An alert of the entry, with the instant it is raised and its encoding (on first use).
+#[derive(Debug)]
+struct CachedAlert {
+    alert: Alert,
+    raised_at: DateTime<Utc>,
+    encoded: OnceLock<Bytes>,
+}
+
+impl CachedAlert {
+    fn new(alert: Alert, rules: &Rules) -> Self {
+        Self { raised_at: raised_at(&alert, rules), alert, encoded: OnceLock::new() }
+    }
+}
+
+/// One tile's encoded room for the callers who see all its pupils, or none, by `mine` (index
+/// 0: not theirs, 1: theirs). A room of which the caller sees only some pupils is encoded
+/// per call.
+#[derive(Debug, Default)]
+struct Encoded {
+    all: [OnceLock<Bytes>; 2],
+    none: [OnceLock<Bytes>; 2],
 }
 
 /// Whether `later` sees exactly the transactions `earlier` saw as ended: no transaction
@@ -244,6 +298,8 @@ fn last_instant(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
 mod tests {
     use super::*;
     use phoenix_common::access::Caller;
+    use phoenix_proto::active::v1 as pb;
+    use prost::Message as _;
 
     fn snap(xmin: i64, xmax: i64, xip: &[i64]) -> Snapshot {
         Snapshot { xmin, xmax, xip: xip.to_vec() }
@@ -322,16 +378,20 @@ mod tests {
             rules,
             alert_date: business_date_in(t, rules.timezone),
             alerts_until: t + chrono::Duration::hours(1),
-            tiles: vec![tile(1, 100, None), tile(2, 200, Some(3))],
+            tiles: vec![tile(1, 100, None), RoomTile { student_count: 1, ..tile(2, 200, Some(3)) }],
+            encoded: vec![Encoded::default(), Encoded::default()],
             students: HashMap::from([(1, vec![pupil(11, Some(3)), pupil(12, Some(4))]), (2, vec![pupil(21, None)])]),
             counts: Counts::default(),
-            alerts: vec![transit],
+            alerts: vec![CachedAlert::new(transit, &rules)],
             taken: Instant::now(),
         };
         let ids = |b: &Board| -> Vec<(i64, Vec<i64>, bool)> {
             b.rooms
                 .iter()
-                .map(|r| (r.tile.session_id, r.students.iter().map(|s| s.student_id).collect(), r.mine))
+                .map(|r| {
+                    let r = pb::RoomPresence::decode(r.as_ref()).expect("an encoded room");
+                    (r.session_id, r.pupils.iter().map(|s| s.student_id).collect(), r.mine)
+                })
                 .collect()
         };
         let at = |minutes: i64| t + chrono::Duration::minutes(minutes);
@@ -344,6 +404,12 @@ mod tests {
         let teacher = Access { caller: Caller::staff(1), my_groups: vec![3], supervised: vec![], children: None };
         let mine = school.board_for(&teacher, cursor(), at(15));
         assert_eq!(ids(&mine), [(2, vec![], true), (1, vec![11], false)], "their group's session first");
+        let redacted = |b: &Board| -> Vec<bool> {
+            b.rooms.iter().map(|r| pb::RoomPresence::decode(r.as_ref()).expect("a room").pupils_redacted).collect()
+        };
+        assert_eq!(redacted(&mine), [true, true], "a room shown with some or none of its pupils says so");
+        assert_eq!(redacted(&all), [false, false]);
+        assert_eq!(school.board_for(&admin, cursor(), at(15)).rooms, all.rooms, "the same encoded rooms again");
         assert_eq!(mine.alerts.len(), 1);
         let supervisor =
             Access { caller: Caller::staff(2), my_groups: vec![], supervised: vec![(2, 200)], children: None };

@@ -2,12 +2,15 @@
 
 use std::sync::OnceLock;
 
+use bytes::{BufMut, Bytes};
 use chrono::{DateTime, Utc};
 use phoenix_common::time::to_timestamp;
 use phoenix_proto::active::v1 as pb;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic_prost::ProstCodec;
 
 use super::alerts::{Alert, AlertKind};
-use super::board::{Access, Board, BoardRoom, BoardStudent, View};
+use super::board::{Access, Board, BoardRoom, BoardStudent, RoomTile, View};
 use super::cursor::Cursor;
 use super::feed::Resolved;
 use super::repo::Counts;
@@ -24,43 +27,162 @@ pub fn counts(c: &Counts) -> pb::PresenceCounts {
     }
 }
 
-fn student(p: BoardStudent) -> pb::PresencePupil {
-    pb::PresencePupil { student_id: p.student_id, display_name: p.display_name, since: Some(to_timestamp(p.since)) }
+fn student(p: &BoardStudent) -> pb::PresencePupil {
+    pb::PresencePupil {
+        student_id: p.student_id,
+        display_name: p.display_name.clone(),
+        since: Some(to_timestamp(p.since)),
+    }
 }
 
-/// A tile with the pupils the caller may see; `pupils_redacted` when that is not all.
-fn room(r: BoardRoom) -> pb::RoomPresence {
-    let BoardRoom { tile, students, mine } = r;
+/// A tile with `students`, the pupils of it the caller may see; `pupils_redacted` when that
+/// is not all.
+fn room<'a>(
+    tile: &RoomTile,
+    students: impl ExactSizeIterator<Item = &'a BoardStudent>,
+    mine: bool,
+) -> pb::RoomPresence {
     pb::RoomPresence {
         room_id: tile.room_id,
-        room_name: tile.room_name,
+        room_name: tile.room_name.clone(),
         session_id: tile.session_id,
         activity_id: tile.activity_id,
-        activity_name: tile.activity_name,
+        activity_name: tile.activity_name.clone(),
         education_group_id: tile.education_group_id,
-        education_group_name: tile.education_group_name,
+        education_group_name: tile.education_group_name.clone(),
         supervisors: tile
             .supervisors
-            .into_iter()
-            .map(|(id, name)| pb::PresenceSupervisor { staff_id: id, display_name: name })
+            .iter()
+            .map(|(id, name)| pb::PresenceSupervisor { staff_id: *id, display_name: name.clone() })
             .collect(),
         pupil_count: tile.student_count,
         capacity: tile.capacity,
         pupils_redacted: (students.len() as i64) < tile.student_count,
-        pupils: students.into_iter().map(student).collect(),
+        pupils: students.map(student).collect(),
         mine,
     }
 }
 
-/// The board's response; it takes the board (its names move into the message).
-pub fn board(b: Board) -> pb::GetPresenceBoardResponse {
-    pb::GetPresenceBoardResponse {
-        rooms: b.rooms.into_iter().map(room).collect(),
-        counts: b.counts.as_ref().map(counts),
-        cursor: b.cursor.encode(),
-        as_of: Some(to_timestamp(b.as_of)),
-        date: b.date.format("%Y-%m-%d").to_string(),
-        alerts: b.alerts.iter().map(alert).collect(),
+/// [`room`], encoded: one element of the board's `rooms`.
+pub fn encoded_room<'a>(
+    tile: &RoomTile,
+    students: impl ExactSizeIterator<Item = &'a BoardStudent>,
+    mine: bool,
+) -> Bytes {
+    Bytes::from(prost::Message::encode_to_vec(&room(tile, students, mine)))
+}
+
+/// The family view's room (its tile counts only the caller's children).
+pub fn family_room(r: &BoardRoom) -> Bytes {
+    encoded_room(&r.tile, r.students.iter(), r.mine)
+}
+
+/// [`alert`], encoded: one element of the board's `alerts`.
+pub fn encoded_alert(a: &Alert) -> Bytes {
+    Bytes::from(prost::Message::encode_to_vec(&alert(a)))
+}
+
+/// The board's response.
+pub fn board(b: Board) -> BoardReply {
+    BoardReply {
+        rooms: b.rooms,
+        rest: pb::GetPresenceBoardResponse {
+            rooms: Vec::new(),
+            counts: b.counts.as_ref().map(counts),
+            cursor: b.cursor.encode(),
+            as_of: Some(to_timestamp(b.as_of)),
+            date: b.date.format("%Y-%m-%d").to_string(),
+            alerts: Vec::new(),
+        },
+        alerts: b.alerts,
+    }
+}
+
+/// `GetPresenceBoardResponse` with its rooms and alerts already encoded: the school board's
+/// are encoded once per cache entry and shared by every caller who sees them alike
+/// (`board_cache`), so a call copies bytes instead of building and encoding thousands of
+/// pupils. Written by [`BoardCodec`]; on the wire it is the message itself, byte for byte (a
+/// repeated message field is a run of length-delimited records; prost writes the fields in
+/// tag order, rooms 1 first and alerts 6 last, and so does this).
+#[derive(Debug, Clone, Default)]
+pub struct BoardReply {
+    /// Each an encoded `RoomPresence`, in the board's order (field 1).
+    rooms: Vec<Bytes>,
+    /// Fields 2–5 (its `rooms` and `alerts` empty).
+    rest: pb::GetPresenceBoardResponse,
+    /// Each an encoded `Alert` (field 6).
+    alerts: Vec<Bytes>,
+}
+
+impl BoardReply {
+    /// The keys of fields 1 (`rooms`) and 6 (`alerts`), length-delimited (wire type 2).
+    const ROOMS_KEY: u8 = 1 << 3 | 2;
+    const ALERTS_KEY: u8 = 6 << 3 | 2;
+
+    fn records_len(records: &[Bytes]) -> usize {
+        records.iter().map(|r| 1 + prost::length_delimiter_len(r.len()) + r.len()).sum()
+    }
+
+    fn put_records(key: u8, records: &[Bytes], buf: &mut impl BufMut) -> Result<(), prost::EncodeError> {
+        for record in records {
+            buf.put_u8(key);
+            prost::encode_length_delimiter(record.len(), buf)?;
+            buf.put_slice(record);
+        }
+        Ok(())
+    }
+
+    /// The message's length on the wire.
+    pub fn encoded_len(&self) -> usize {
+        Self::records_len(&self.rooms) + prost::Message::encoded_len(&self.rest) + Self::records_len(&self.alerts)
+    }
+
+    /// Writes the message (`buf` must have room for [`Self::encoded_len`]).
+    pub fn encode(&self, buf: &mut impl BufMut) -> Result<(), prost::EncodeError> {
+        Self::put_records(Self::ROOMS_KEY, &self.rooms, buf)?;
+        prost::Message::encode(&self.rest, buf)?;
+        Self::put_records(Self::ALERTS_KEY, &self.alerts, buf)
+    }
+
+    /// The message decoded (for a caller of the generated server, and tests).
+    pub fn decode(&self) -> anyhow::Result<pb::GetPresenceBoardResponse> {
+        let mut bytes = Vec::with_capacity(self.encoded_len());
+        self.encode(&mut bytes)?;
+        Ok(prost::Message::decode(bytes.as_slice())?)
+    }
+}
+
+/// The codec of `GetPresenceBoard` in [`super::service::PresenceServer`]: requests decoded by
+/// prost, responses written from a [`BoardReply`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoardCodec;
+
+/// [`BoardCodec`]'s encoder.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoardEncoder;
+
+impl Encoder for BoardEncoder {
+    type Item = BoardReply;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: BoardReply, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        buf.reserve(item.encoded_len());
+        item.encode(buf).map_err(|e| tonic::Status::internal(format!("encoding the board: {e}")))
+    }
+}
+
+impl Codec for BoardCodec {
+    type Encode = BoardReply;
+    type Decode = pb::GetPresenceBoardRequest;
+    type Encoder = BoardEncoder;
+    type Decoder = <ProstCodec<(), pb::GetPresenceBoardRequest> as Codec>::Decoder;
+
+    fn encoder(&mut self) -> BoardEncoder {
+        BoardEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstCodec::<(), pb::GetPresenceBoardRequest>::default().decoder()
     }
 }
 
@@ -164,10 +286,11 @@ fn redacted(e: &Resolved, r: Redaction, latest: Option<&Counts>, cursor: &Cursor
         from_room_pupil_count: e.from_room_student_count.filter(|_| school),
         from_room_name: e.from_room_name.clone(),
         // Without pupils (documented): the stream's own pupil events keep a board current.
-        room: e.tile.as_ref().filter(|_| school).map(|t| pb::RoomPresence {
-            pupils_redacted: false,
-            ..room(BoardRoom { tile: t.clone(), students: Vec::new(), mine: r.mine })
-        }),
+        room: e
+            .tile
+            .as_ref()
+            .filter(|_| school)
+            .map(|t| pb::RoomPresence { pupils_redacted: false, ..room(t, std::iter::empty(), r.mine) }),
         alerts: Vec::new(),
     }
 }
@@ -199,5 +322,52 @@ pub fn heartbeat(cursor: &Cursor, latest: Option<&Counts>, now: DateTime<Utc>) -
         occurred_at: Some(to_timestamp(now)),
         counts: latest.map(counts),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn a_board_reply_is_the_message_byte_for_byte() {
+        let pupil = |id: i64| pb::PresencePupil {
+            student_id: id,
+            display_name: format!("Kind{id} K."),
+            since: Some(prost_types::Timestamp { seconds: 1_800_000_000 + id, nanos: 0 }),
+        };
+        // A room longer than 127 bytes (a two-byte length), a small one, an empty one.
+        let rooms = vec![
+            pb::RoomPresence {
+                room_id: 1,
+                room_name: "Raum 1".into(),
+                pupils: (1..40).map(pupil).collect(),
+                ..Default::default()
+            },
+            pb::RoomPresence { room_id: 2, pupils_redacted: true, pupil_count: 3, mine: true, ..Default::default() },
+            pb::RoomPresence::default(),
+        ];
+        let message = pb::GetPresenceBoardResponse {
+            rooms,
+            counts: Some(pb::PresenceCounts { in_room: 40, total: 100, ..Default::default() }),
+            cursor: "c1".into(),
+            as_of: Some(prost_types::Timestamp { seconds: 1_800_000_000, nanos: 5 }),
+            date: "2026-12-04".into(),
+            alerts: vec![
+                pb::Alert { student_id: 7, display_name: "Kind7 K.".into(), ..Default::default() },
+                pb::Alert { student_id: 8, room_id: Some(2), ..Default::default() },
+            ],
+        };
+        let reply = BoardReply {
+            rooms: message.rooms.iter().map(|r| Bytes::from(r.encode_to_vec())).collect(),
+            rest: pb::GetPresenceBoardResponse { rooms: Vec::new(), alerts: Vec::new(), ..message.clone() },
+            alerts: message.alerts.iter().map(|a| Bytes::from(a.encode_to_vec())).collect(),
+        };
+        let mut wire = Vec::new();
+        reply.encode(&mut wire).expect("a Vec has room");
+        assert_eq!(wire.len(), reply.encoded_len());
+        assert_eq!(wire, message.encode_to_vec(), "prost writes the fields in tag order too");
+        assert_eq!(reply.decode().expect("decodes"), message);
     }
 }

@@ -6,7 +6,9 @@
 //! many streams a caller may hold and what their reads may take of the pool is
 //! [`super::limits`].
 
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use phoenix_common::Reply;
 use phoenix_common::authz::{AuthContext, MethodTable, Requirement, TokenVerifier};
@@ -16,18 +18,24 @@ use phoenix_common::server::ShutdownToken;
 use phoenix_common::{Error, Result};
 use phoenix_proto::active::v1 as pb;
 use phoenix_proto::active::v1::presence_service_server::{PresenceService, PresenceServiceServer};
-use tonic::{Request, Response};
+use tonic::body::Body;
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::server::{NamedService, UnaryService};
+use tonic::{Request, Response, Status};
 
 use super::board::View;
 use super::board_cache::BoardCache;
 use super::limits::Limits;
 use super::{Hub, PresenceSettings, alerts, board, convert, cursor::Cursor, watch};
 
+/// The path of `GetPresenceBoard` ([`PresenceServer`] answers it).
+const GET_PRESENCE_BOARD: &str = "/phoenix.active.v1.PresenceService/GetPresenceBoard";
+
 /// The permission each presence RPC needs (both read the same data), checked by
 /// `Authorized` before the handler runs. `presence:read` is held by staff and guardians;
 /// what it shows depends on `groups:read` ([`View`]).
 pub const METHODS: MethodTable = &[
-    ("/phoenix.active.v1.PresenceService/GetPresenceBoard", Requirement::Permission("presence:read")),
+    (GET_PRESENCE_BOARD, Requirement::Permission("presence:read")),
     ("/phoenix.active.v1.PresenceService/WatchPresence", Requirement::Permission("presence:read")),
 ];
 
@@ -78,17 +86,27 @@ fn cursor(text: &str) -> Result<Option<Cursor>> {
     Ok(Some(cursor))
 }
 
-#[tonic::async_trait]
-impl PresenceService for PresenceApi {
-    async fn get_presence_board(
-        &self,
-        request: Request<pb::GetPresenceBoardRequest>,
-    ) -> Reply<pb::GetPresenceBoardResponse> {
+impl PresenceApi {
+    /// `GetPresenceBoard`: the caller's board, its rooms encoded ([`convert::BoardReply`]).
+    async fn board(&self, request: Request<pb::GetPresenceBoardRequest>) -> Result<convert::BoardReply> {
         let caller = Caller::of(&request, &self.pool).await?;
         let view = View::of(AuthContext::of(&request)?);
         let rules = alerts::Rules::of_presence(&self.settings);
         let board = board::load(&self.pool, &self.boards, caller, view, self.settings.timezone, &rules).await?;
-        Ok(Response::new(convert::board(board)))
+        Ok(convert::board(board))
+    }
+}
+
+#[tonic::async_trait]
+impl PresenceService for PresenceApi {
+    /// The board as a message, for the generated server on its own; [`PresenceServer`] (what
+    /// [`server`] returns) writes it from the encoded rooms instead.
+    async fn get_presence_board(
+        &self,
+        request: Request<pb::GetPresenceBoardRequest>,
+    ) -> Reply<pb::GetPresenceBoardResponse> {
+        let board = self.board(request).await?.decode().map_err(Error::from)?;
+        Ok(Response::new(board))
     }
 
     type WatchPresenceStream = watch::WatchStream;
@@ -118,6 +136,50 @@ impl PresenceService for PresenceApi {
     }
 }
 
+/// The presence service's server: the generated one, except that `GetPresenceBoard` is
+/// answered through [`convert::BoardCodec`], copying the school board's rooms as encoded once
+/// per cache entry (the generated server would build and encode every pupil for every call).
+#[derive(Clone)]
+pub struct PresenceServer {
+    api: PresenceApi,
+    generated: PresenceServiceServer<PresenceApi>,
+}
+
+impl NamedService for PresenceServer {
+    const NAME: &'static str = <PresenceServiceServer<PresenceApi> as NamedService>::NAME;
+}
+
+/// `GetPresenceBoard` as the unary service [`tonic::server::Grpc`] runs.
+struct BoardCall(PresenceApi);
+
+impl UnaryService<pb::GetPresenceBoardRequest> for BoardCall {
+    type Response = convert::BoardReply;
+    type Future = BoxFuture<Response<convert::BoardReply>, Status>;
+
+    fn call(&mut self, request: Request<pb::GetPresenceBoardRequest>) -> Self::Future {
+        let api = self.0.clone();
+        Box::pin(async move { Ok(Response::new(api.board(request).await?)) })
+    }
+}
+
+impl Service<http::Request<Body>> for PresenceServer {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        if request.uri().path() != GET_PRESENCE_BOARD {
+            return self.generated.call(request);
+        }
+        let call = BoardCall(self.api.clone());
+        Box::pin(async move { Ok(tonic::server::Grpc::new(convert::BoardCodec).unary(call, request).await) })
+    }
+}
+
 /// The tonic server of the presence service (starts its hub); put it behind `Authorized`
 /// with the same `verifier`.
 pub fn server(
@@ -125,6 +187,7 @@ pub fn server(
     settings: PresenceSettings,
     shutdown: ShutdownToken,
     verifier: Arc<TokenVerifier>,
-) -> PresenceServiceServer<PresenceApi> {
-    PresenceServiceServer::new(PresenceApi::start(pool, settings, shutdown, verifier))
+) -> PresenceServer {
+    let api = PresenceApi::start(pool, settings, shutdown, verifier);
+    PresenceServer { generated: PresenceServiceServer::new(api.clone()), api }
 }
