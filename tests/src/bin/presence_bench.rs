@@ -8,11 +8,11 @@
 //! gRPC:
 //!
 //! 1. `GetPresenceBoard` latency p50/p95/p99 and calls/s, as an admin (every pupil) and as a
-//!    teacher who supervises one room (redacted board), sequential calls on a quiet database
-//!    (the process's cached school board serves them); then the admin's board when the cache
-//!    cannot serve it: with a commit before every call, and while one task calls
-//!    `ProcessScan` back to back; then the ceiling: the same content by bare SQL ([`bare`]),
-//!    and the ratio admin board / bare SQL.
+//!    teacher who supervises one room (redacted board), 1,000 sequential calls each on a quiet
+//!    database (the process's cached school board serves them); then, 200 calls each, the
+//!    admin's board when the cache cannot serve it: with a commit before every call, and while
+//!    one task calls `ProcessScan` back to back; then the ceiling: the same content by bare
+//!    SQL ([`bare`]), and the ratio admin board / bare SQL.
 //! 2. `WatchPresence` fan-out: N watchers (default 500: a tenth admins, the rest teachers,
 //!    over 25 HTTP/2 connections; at most `PresenceSettings::max_streams_per_account` (5)
 //!    streams per account, so one admin account per five admin watchers and enough teachers
@@ -25,7 +25,7 @@
 //! ```text
 //! cargo run --release -p phoenix-tests --bin presence-bench
 //! BENCH_PUPILS=10000 BENCH_ROOMS=200 BENCH_VISITS=5000 BENCH_WATCHERS=500 BENCH_SCANS=2000 \
-//!   BENCH_SCANNERS=8 BENCH_RATE=200 BENCH_PACED_SCANS=1000 BENCH_PACED_SCANNERS=8 BENCH_BOARD_CALLS=200 \
+//!   BENCH_SCANNERS=8 BENCH_RATE=200 BENCH_PACED_SCANS=1000 BENCH_PACED_SCANNERS=8 BENCH_BOARD_CALLS=200 BENCH_CACHED_BOARD_CALLS=1000 \
 //!   cargo run --release …
 //! ```
 
@@ -759,6 +759,8 @@ async fn main() -> anyhow::Result<()> {
     let scans = env_num("BENCH_SCANS", 2_000).min(sizes.pupils);
     let scanners = env_num("BENCH_SCANNERS", 8).max(1);
     let board_calls = env_num("BENCH_BOARD_CALLS", 200);
+    // The cache's hits are cheap: enough of them that the p99 is not the second-worst call.
+    let cached_board_calls = env_num("BENCH_CACHED_BOARD_CALLS", 1_000);
     let pool_size = env_num("BENCH_POOL", 20) as u32;
     anyhow::ensure!(sizes.visits + 2_700 <= sizes.pupils, "BENCH_VISITS + 2700 must not exceed BENCH_PUPILS");
 
@@ -836,7 +838,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let mut admin_rate = 0.0;
     for (label, token) in [("admin (every pupil)", &admin), ("teacher + supervisor (redacted)", &teachers[0])] {
-        let (h, elapsed, pupils, bytes) = board_latency(&mut client, token, board_calls).await?;
+        let (h, elapsed, pupils, bytes) = board_latency(&mut client, token, cached_board_calls).await?;
         row(label, &h, elapsed, pupils, bytes.to_string());
         if admin_rate == 0.0 {
             admin_rate = h.len() as f64 / elapsed.as_secs_f64().max(1e-9);
