@@ -2,6 +2,7 @@
 
 use std::sync::OnceLock;
 
+use anyhow::Context as _;
 use bytes::{BufMut, Bytes};
 use chrono::{DateTime, Utc};
 use phoenix_common::time::to_timestamp;
@@ -63,7 +64,7 @@ fn room<'a>(
     }
 }
 
-/// [`room`], encoded: one element of the board's `rooms`.
+/// `room`, encoded: one element of the board's `rooms`.
 pub fn encoded_room<'a>(
     tile: &RoomTile,
     students: impl ExactSizeIterator<Item = &'a BoardStudent>,
@@ -145,10 +146,10 @@ impl BoardReply {
     }
 
     /// The message decoded (for a caller of the generated server, and tests).
-    pub fn decode(&self) -> anyhow::Result<pb::GetPresenceBoardResponse> {
+    pub fn decode(&self) -> phoenix_common::Result<pb::GetPresenceBoardResponse> {
         let mut bytes = Vec::with_capacity(self.encoded_len());
-        self.encode(&mut bytes)?;
-        Ok(prost::Message::decode(bytes.as_slice())?)
+        self.encode(&mut bytes).context("encoding the board")?;
+        Ok(prost::Message::decode(bytes.as_slice()).context("decoding the board")?)
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`service`] | [`PresenceApi`], its [`METHODS`] and the tonic impl: the handlers |
+//! | [`service`] | [`PresenceApi`], its [`METHODS`] and the tonic impl: the handlers; [`service::PresenceServer`] in front of the generated server |
 //! | [`alerts`] | not arrived, long in transit, past pickup: one query, per-caller filtering, the process's feed |
 //! | [`board`] | `GetPresenceBoard` in one REPEATABLE READ snapshot, and [`board::Access`] (who sees which pupil) |
 //! | [`board_cache`] | the process's school-wide board, served while no transaction ended since its snapshot |
@@ -14,7 +14,7 @@
 //! | [`watch`] | one `WatchPresence` stream: backlog, live batches, redaction, heartbeats, the end of the caller's access |
 //! | [`limits`] | stream slots per account and the bound on stream reads holding pool connections |
 //! | [`repo`] | the set-based SQL (a few queries per board or page, never per room or pupil) |
-//! | [`convert`] | domain → proto with redaction |
+//! | [`convert`] | domain → proto with redaction; the board's reply from encoded rooms and alerts, and its codec |
 //!
 //! Retention: `active.presence_events` is a resume buffer, not history. The hub deletes
 //! events older than [`PresenceSettings::retention`] (48 h) every

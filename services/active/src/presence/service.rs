@@ -4,7 +4,9 @@
 //! stream ([`super::watch`]) → convert. Who sees which pupil is [`super::board::Access`]
 //! (the school view with `groups:read`, else the family view), applied inside both; how
 //! many streams a caller may hold and what their reads may take of the pool is
-//! [`super::limits`].
+//! [`super::limits`]. [`server`] returns [`PresenceServer`]: the generated server, with
+//! `GetPresenceBoard` written from the board's encoded rooms and alerts
+//! ([`convert::BoardCodec`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -87,7 +89,8 @@ fn cursor(text: &str) -> Result<Option<Cursor>> {
 }
 
 impl PresenceApi {
-    /// `GetPresenceBoard`: the caller's board, its rooms encoded ([`convert::BoardReply`]).
+    /// The handler of `GetPresenceBoard` (the caller, the board, convert), shared by the two
+    /// ways in: [`PresenceServer`]'s encoded answer and the generated trait's message.
     async fn board(&self, request: Request<pb::GetPresenceBoardRequest>) -> Result<convert::BoardReply> {
         let caller = Caller::of(&request, &self.pool).await?;
         let view = View::of(AuthContext::of(&request)?);
@@ -105,8 +108,7 @@ impl PresenceService for PresenceApi {
         &self,
         request: Request<pb::GetPresenceBoardRequest>,
     ) -> Reply<pb::GetPresenceBoardResponse> {
-        let board = self.board(request).await?.decode().map_err(Error::from)?;
-        Ok(Response::new(board))
+        Ok(Response::new(self.board(request).await?.decode()?))
     }
 
     type WatchPresenceStream = watch::WatchStream;
