@@ -27,11 +27,13 @@
 //! The broker (`BENCH_BROKER`): `secured` (default) is the embedded broker as `phoenix dev`
 //! and `phoenix gateway` run it, rumqttd behind the credential and ACL proxy; `open` is
 //! rumqttd alone (the test harness's); `MQTT_URL` set uses that broker (e.g. Mosquitto).
+//! `BENCH_COMMITTERS` / `BENCH_BATCH_MAX` override the group commit's settings, `BENCH_SHARDS`
+//! the gateway's messages worked on at once (`BridgeConfig::shards`, 8).
 //!
 //! ```text
 //! cargo run --release -p phoenix-tests --bin reader-bench
 //! BENCH_PUPILS=10000 BENCH_ROOMS=200 BENCH_READERS=1,16,64 BENCH_SCANS=2000 BENCH_POOL=20 \
-//!   BENCH_BROKER=secured cargo run --release …
+//!   BENCH_BROKER=secured BENCH_COMMITTERS=1 BENCH_SHARDS=8 cargo run --release …
 //! ```
 
 use std::sync::Arc;
@@ -823,6 +825,7 @@ async fn main() -> anyhow::Result<()> {
     let mut bridge_config = BridgeConfig::from_config(&config, &broker);
     // Simulated readers scan far faster than real ones: measure the pipeline, not the limit.
     bridge_config.reader_rate = (0, 1);
+    bridge_config.shards = env_num("BENCH_SHARDS", bridge_config.shards);
     let shards = bridge_config.shards;
     let bridge = bridge::start(
         bridge_config,
