@@ -207,19 +207,17 @@ impl School {
             .map(|(tile, encoded)| {
                 let students = self.students.get(&tile.session_id).map_or(&[][..], Vec::as_slice);
                 let mine = access.mine(tile.session_id, tile.education_group_id);
-                let seen = students.iter().filter(|s| sees(tile, s)).count();
-                let room = if seen == students.len() {
-                    encoded.all[usize::from(mine)]
-                        .get_or_init(|| convert::encoded_room(tile, students.iter().map(|s| &s.student), mine))
-                        .clone()
-                } else if seen == 0 {
-                    encoded.none[usize::from(mine)]
-                        .get_or_init(|| convert::encoded_room(tile, std::iter::empty(), mine))
-                        .clone()
-                } else {
-                    let visible: Vec<&BoardStudent> =
-                        students.iter().filter(|s| sees(tile, s)).map(|s| &s.student).collect();
-                    convert::encoded_room(tile, visible.into_iter(), mine)
+                let visible: Vec<&BoardStudent> =
+                    students.iter().filter(|s| sees(tile, s)).map(|s| &s.student).collect();
+                let shared = match visible.len() {
+                    n if n == students.len() => Some(&encoded.all[usize::from(mine)]),
+                    0 => Some(&encoded.none[usize::from(mine)]),
+                    _ => None,
+                };
+                let encode = || convert::encoded_room(tile, visible.iter().copied(), mine);
+                let room = match shared {
+                    Some(slot) => slot.get_or_init(encode).clone(),
+                    None => encode(),
                 };
                 (mine, room)
             })
