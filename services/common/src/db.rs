@@ -1,11 +1,13 @@
 //! The database pool: bb8 over diesel-async connections (tokio-postgres, no libpq), and the
 //! [`ReadPool`] that sends lag-tolerant reads to a read replica; TLS from the URL's `sslmode`
-//! ([`establish`]).
+//! ([`establish`]); hand-written SQL prepared once per connection ([`prepared`]).
 
 use std::time::Duration;
 
+mod prepared;
 mod replica;
 mod tls;
+pub use prepared::{Binds, Bound, Prepared, prepared};
 pub use replica::{ReadPool, ReadTarget};
 pub use tls::{TlsMode, TlsUrl, establish};
 

@@ -16,6 +16,7 @@ mod jobs;
 mod kubernetes;
 mod metrics;
 mod migrations;
+mod prepared;
 mod python_e2e;
 mod replica;
 mod replicas;
