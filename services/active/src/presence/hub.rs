@@ -238,6 +238,12 @@ impl Reader {
         let settings = self.shared.settings.clone();
         let mut conn = phoenix_common::db::listen_connection(&self.shared.pool).await?;
         diesel::sql_query(format!("SET application_name = '{APPLICATION_NAME}'")).execute(&mut conn).await?;
+        // The page reads are prepared once (repo.rs) and would still be planned again on
+        // every page: their generic plans are costed above the custom ones, so PostgreSQL
+        // keeps planning, which took a third of this connection's CPU under reader-bench. The
+        // generic plans are the same index lookups (docs/performance.md "Prepared once"); a
+        // statement added to the hub's pages needs its generic plan checked.
+        diesel::sql_query("SET plan_cache_mode = force_generic_plan").execute(&mut conn).await?;
         diesel::sql_query(format!("LISTEN {PRESENCE_CHANNEL}")).execute(&mut conn).await?;
         // Whatever committed while (re)connecting: LISTEN is in place, so anything later
         // notifies.

@@ -1,13 +1,17 @@
 //! Set-based reads of the presence board and the event log (a handful of queries whatever
-//! the school's size, never one per room or pupil), and the log's purge. No proto types.
+//! the school's size, never one per room or pupil), and the log's purge. No proto types. Each
+//! statement is prepared once per connection ([`prepared`]): the hub runs them for every page.
 //!
 //! Reads of other schemas (`users`, `facilities`, `activities`, `education`) are joins, as
 //! api.md allows; nothing outside `active` is written.
+
+use std::sync::LazyLock;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::sql_types::{Array, BigInt, Bool, Date, Int4, Nullable, SmallInt, Text, Timestamptz};
 use diesel::{OptionalExtension as _, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use phoenix_common::db::prepared;
 
 use super::cursor::{Cursor, Position, Snapshot};
 
@@ -27,7 +31,7 @@ struct SnapshotRow {
 /// The current statement's snapshot (the transaction's, under REPEATABLE READ) and `now()`.
 pub async fn snapshot(conn: &mut AsyncPgConnection) -> QueryResult<(Snapshot, DateTime<Utc>)> {
     let row: SnapshotRow =
-        diesel::sql_query("SELECT pg_current_snapshot()::text AS snapshot, now() AS now").get_result(conn).await?;
+        prepared("SELECT pg_current_snapshot()::text AS snapshot, now() AS now").get_result(conn).await?;
     let snapshot = Snapshot::parse(&row.snapshot).ok_or_else(|| {
         diesel::result::Error::DeserializationError(format!("unexpected pg_snapshot {:?}", row.snapshot).into())
     })?;
@@ -75,16 +79,15 @@ pub async fn events_after(
         #[diesel(sql_type = BigInt)]
         horizon: i64,
     }
-    let horizon: Horizon = diesel::sql_query("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon")
-        .get_result(conn)
-        .await?;
+    let horizon: Horizon =
+        prepared("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS horizon").get_result(conn).await?;
     let (xmax, xip) = match cursor.pending() {
         Some((xmax, xip)) => (Some(xmax), xip.to_vec()),
         None => (None, Vec::new()),
     };
     // Row comparison on the unique (tx_id, id) index; a snapshot cursor only misses the
     // transactions it did not see (running ones and those from xmax on).
-    let rows = diesel::sql_query(
+    let rows = prepared(
         "SELECT id, tx_id, occurred_at, kind, student_id, session_id, room_id, from_room_id \
          FROM active.presence_events \
          WHERE (tx_id, id) > ($1, $2) AND tx_id < $3 \
@@ -113,7 +116,7 @@ pub async fn changed_after(conn: &mut AsyncPgConnection, after: Position) -> Que
         #[diesel(sql_type = Array<BigInt>)]
         sessions: Vec<i64>,
     }
-    let row: Row = diesel::sql_query(
+    let row: Row = prepared(
         "SELECT coalesce(array_agg(DISTINCT student_id) FILTER (WHERE student_id IS NOT NULL), '{}') AS students, \
                 coalesce(array_agg(DISTINCT session_id) \
                     FILTER (WHERE kind = 'session_ended' AND session_id IS NOT NULL), '{}') AS sessions \
@@ -136,7 +139,7 @@ pub async fn purged_up_to(conn: &mut AsyncPgConnection) -> QueryResult<Position>
         event_id: i64,
     }
     let rows: Vec<Row> =
-        diesel::sql_query("SELECT tx_id, event_id FROM active.presence_log_purge WHERE id = 1").load(conn).await?;
+        prepared("SELECT tx_id, event_id FROM active.presence_log_purge WHERE id = 1").load(conn).await?;
     Ok(rows.into_iter().next().map_or(Position::new(0, 0), |r| Position::new(r.tx_id, r.event_id)))
 }
 
@@ -151,7 +154,7 @@ pub async fn purge_before(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>) -
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
-    let last: Option<Last> = diesel::sql_query(
+    let last: Option<Last> = prepared(
         "SELECT tx_id, id FROM active.presence_events \
          WHERE occurred_at < $1 AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
          ORDER BY tx_id DESC, id DESC LIMIT 1",
@@ -161,12 +164,12 @@ pub async fn purge_before(conn: &mut AsyncPgConnection, cutoff: DateTime<Utc>) -
     .await
     .optional()?;
     let Some(last) = last else { return Ok(0) };
-    let deleted = diesel::sql_query("DELETE FROM active.presence_events WHERE (tx_id, id) <= ($1, $2)")
+    let deleted = prepared("DELETE FROM active.presence_events WHERE (tx_id, id) <= ($1, $2)")
         .bind::<BigInt, _>(last.tx_id)
         .bind::<BigInt, _>(last.id)
         .execute(conn)
         .await?;
-    diesel::sql_query(
+    prepared(
         "UPDATE active.presence_log_purge SET tx_id = $1, event_id = $2, purged_at = now(), deleted = $3 \
          WHERE id = 1 AND (tx_id, event_id) < ($1, $2)",
     )
@@ -185,10 +188,9 @@ pub async fn try_purge_lock(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
         #[diesel(sql_type = Bool)]
         locked: bool,
     }
-    let row: Locked =
-        diesel::sql_query("SELECT pg_try_advisory_xact_lock(hashtext('phoenix.active.presence_purge')) AS locked")
-            .get_result(conn)
-            .await?;
+    let row: Locked = prepared("SELECT pg_try_advisory_xact_lock(hashtext('phoenix.active.presence_purge')) AS locked")
+        .get_result(conn)
+        .await?;
     Ok(row.locked)
 }
 
@@ -220,7 +222,7 @@ pub struct RoomRow {
 
 /// Running sessions (all, or those of `sessions`), with their rooms.
 pub async fn running_rooms(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> QueryResult<Vec<RoomRow>> {
-    diesel::sql_query(
+    prepared(
         "SELECT g.id AS session_id, g.room_id, r.name AS room_name, r.capacity, g.activity_id, \
                 a.name AS activity_name, g.education_group_id, eg.name AS education_group_name, \
                 (SELECT count(*) FROM active.visits v \
@@ -252,7 +254,7 @@ pub struct SupervisorRow {
 
 /// Current supervisors of running sessions (all, or those of `sessions`).
 pub async fn supervisors(conn: &mut AsyncPgConnection, sessions: Option<&[i64]>) -> QueryResult<Vec<SupervisorRow>> {
-    diesel::sql_query(
+    prepared(
         "SELECT gs.active_group_id AS session_id, gs.staff_id, p.first_name, p.last_name \
          FROM active.group_supervisors gs \
          JOIN active.groups g ON g.id = gs.active_group_id AND g.end_time IS NULL \
@@ -287,7 +289,7 @@ pub struct RoomStudentRow {
 /// (`None`: the school-wide board, filtered per caller in memory) or only `students` (a
 /// guardian's children).
 pub async fn room_students(conn: &mut AsyncPgConnection, students: Option<&[i64]>) -> QueryResult<Vec<RoomStudentRow>> {
-    diesel::sql_query(
+    prepared(
         "SELECT v.active_group_id AS session_id, st.id AS student_id, st.group_id, p.first_name, p.last_name, \
                 v.entry_time \
          FROM active.visits v \
@@ -332,14 +334,38 @@ const OPEN_VISITS: &str = "SELECT v.student_id, g.room_id FROM active.visits v \
      JOIN active.groups g ON g.id = v.active_group_id AND g.end_time IS NULL WHERE v.exit_time IS NULL";
 
 /// Every active pupil's state: hash joins over the three tables.
-fn every_pupil_state() -> String {
+static EVERY_PUPIL_STATE: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT s.id, {PUPIL_STATE} AS state, o.room_id FROM users.students s \
          LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
          LEFT JOIN ({OPEN_VISITS}) o ON o.student_id = s.id \
          WHERE s.deactivated_at IS NULL"
     )
-}
+});
+
+/// [`counts`]: the states of [`EVERY_PUPIL_STATE`] counted.
+static COUNTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT count(*) FILTER (WHERE state = 0) AS in_room, count(*) FILTER (WHERE state = 1) AS sick, \
+                count(*) FILTER (WHERE state = 2) AS gone_home, count(*) FILTER (WHERE state = 3) AS in_transit, \
+                count(*) FILTER (WHERE state = 4) AS absent, count(*) AS total \
+         FROM ({}) p",
+        *EVERY_PUPIL_STATE
+    )
+});
+
+/// A few pupils' states: looked up one by one (the array in an init plan, the open visit
+/// LATERAL), never the hash joins over every pupil the planner picks from ~50 ids on.
+static FEW_PUPIL_STATES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT s.id, {PUPIL_STATE} AS state, o.room_id FROM users.students s \
+         LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
+         LEFT JOIN LATERAL ({OPEN_VISITS} AND v.student_id = s.id LIMIT 1) o ON true \
+         WHERE s.deactivated_at IS NULL AND s.id = ANY(ARRAY( \
+             SELECT unnest($2::int8[]) \
+             UNION SELECT v.student_id FROM active.visits v WHERE v.active_group_id = ANY($3)))"
+    )
+});
 
 /// The states [`PUPIL_STATE`] codes, in the order of their codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -382,16 +408,7 @@ impl Counts {
 
 /// The counts for business date `today`.
 pub async fn counts(conn: &mut AsyncPgConnection, today: NaiveDate) -> QueryResult<Counts> {
-    diesel::sql_query(format!(
-        "SELECT count(*) FILTER (WHERE state = 0) AS in_room, count(*) FILTER (WHERE state = 1) AS sick, \
-                count(*) FILTER (WHERE state = 2) AS gone_home, count(*) FILTER (WHERE state = 3) AS in_transit, \
-                count(*) FILTER (WHERE state = 4) AS absent, count(*) AS total \
-         FROM ({}) p",
-        every_pupil_state()
-    ))
-    .bind::<Date, _>(today)
-    .get_result(conn)
-    .await
+    prepared(&COUNTS).bind::<Date, _>(today).get_result(conn).await
 }
 
 #[derive(QueryableByName)]
@@ -423,23 +440,14 @@ pub async fn pupil_states(
     pupils: Pupils<'_>,
 ) -> QueryResult<Vec<(i64, PupilState)>> {
     let rows: Vec<PupilStateRow> = match pupils {
-        Pupils::All => diesel::sql_query(every_pupil_state()).bind::<Date, _>(today).load(conn).await?,
-        // A few pupils: looked up one by one (the array in an init plan, the open visit
-        // LATERAL), never the hash joins over every pupil the planner picks from ~50 ids on.
+        Pupils::All => prepared(&EVERY_PUPIL_STATE).bind::<Date, _>(today).load(conn).await?,
         Pupils::Of { students, sessions } => {
-            diesel::sql_query(format!(
-                "SELECT s.id, {PUPIL_STATE} AS state, o.room_id FROM users.students s \
-                 LEFT JOIN active.attendance a ON a.student_id = s.id AND a.date = $1 \
-                 LEFT JOIN LATERAL ({OPEN_VISITS} AND v.student_id = s.id LIMIT 1) o ON true \
-                 WHERE s.deactivated_at IS NULL AND s.id = ANY(ARRAY( \
-                     SELECT unnest($2::int8[]) \
-                     UNION SELECT v.student_id FROM active.visits v WHERE v.active_group_id = ANY($3)))"
-            ))
-            .bind::<Date, _>(today)
-            .bind::<Array<BigInt>, _>(students.to_vec())
-            .bind::<Array<BigInt>, _>(sessions.to_vec())
-            .load(conn)
-            .await?
+            prepared(&FEW_PUPIL_STATES)
+                .bind::<Date, _>(today)
+                .bind::<Array<BigInt>, _>(students.to_vec())
+                .bind::<Array<BigInt>, _>(sessions.to_vec())
+                .load(conn)
+                .await?
         }
     };
     // The CASE yields 0..=4 only, and 0 with the open visit's room.
@@ -461,7 +469,7 @@ pub struct SupervisionRow {
 /// combined with one they supervise (data-model.md: supervisors of any session of a running
 /// combination see all of its sessions).
 pub async fn supervision(conn: &mut AsyncPgConnection, staff: Option<i64>) -> QueryResult<Vec<SupervisionRow>> {
-    diesel::sql_query(
+    prepared(
         "WITH direct AS ( \
              SELECT gs.staff_id, gs.active_group_id AS session_id \
              FROM active.group_supervisors gs \
@@ -502,7 +510,7 @@ pub struct StudentRow {
 }
 
 pub async fn students(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<StudentRow>> {
-    diesel::sql_query(
+    prepared(
         "SELECT st.id, p.first_name, p.last_name, st.group_id \
          FROM users.students st JOIN users.persons p ON p.id = st.person_id WHERE st.id = ANY($1)",
     )
@@ -527,7 +535,7 @@ pub async fn visit_starts(
     students: &[i64],
     sessions: &[i64],
 ) -> QueryResult<Vec<VisitStartRow>> {
-    diesel::sql_query(
+    prepared(
         "SELECT DISTINCT ON (student_id, active_group_id) student_id, active_group_id AS session_id, entry_time \
          FROM active.visits WHERE student_id = ANY($1) AND active_group_id = ANY($2) \
          ORDER BY student_id, active_group_id, entry_time DESC",
@@ -550,7 +558,7 @@ pub struct RoomCountRow {
 }
 
 pub async fn room_counts(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<RoomCountRow>> {
-    diesel::sql_query(
+    prepared(
         "SELECT r.id, r.name, \
                 (SELECT count(*) FROM active.groups g \
                  JOIN active.visits v ON v.active_group_id = g.id AND v.exit_time IS NULL \
@@ -573,7 +581,7 @@ pub struct RoomNameRow {
 
 /// The names of rooms `ids` (the hub takes their pupil counts from its tally).
 pub async fn room_names(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult<Vec<RoomNameRow>> {
-    diesel::sql_query("SELECT r.id, r.name FROM facilities.rooms r WHERE r.id = ANY($1)")
+    prepared("SELECT r.id, r.name FROM facilities.rooms r WHERE r.id = ANY($1)")
         .bind::<Array<BigInt>, _>(ids.to_vec())
         .load(conn)
         .await
